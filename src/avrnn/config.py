@@ -1,0 +1,193 @@
+"""Typed schemas of the Hydra configuration (conf/ holds the YAML groups that fill them).
+
+A typo in a key or a value of the wrong type fails when Hydra composes the config; `validate`
+then checks what types cannot express (allowed names, positive sizes, sensible combinations)
+and raises ConfigError with one line that names the key and the allowed values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import II, MISSING
+
+
+class ConfigError(ValueError):
+    """A configuration value or combination that cannot work; the message says what to use."""
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "adam"  # adam | rmsprop | sgd
+    lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adam
+    alpha: float = 0.99  # rmsprop smoothing
+    weight_decay: float = 0.0
+
+
+@dataclass
+class ModelConfig:
+    name: str = "avrnn"  # avrnn (adversarial, Algorithms 1-2) | vrnn (KL-only ELBO baseline)
+    frame_size: int = II("data.frame_size")
+    z_dim: int = 32
+    hidden_size: int = 256
+    x_features: int = 128
+    z_features: int = 128
+    mlp_hidden: int = 256
+    rnn: str = "gru"  # gru | lstm
+    emission: str = "gaussian"  # gaussian | bernoulli
+    std_floor: float = 1e-3
+    std_max: float = 100.0
+    # reconstruction phase (avrnn) or the whole negative ELBO (vrnn)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    # adversarial phase: omega (TR) and tau (PS)
+    adversarial_optimizer: OptimizerConfig = field(
+        default_factory=lambda: OptimizerConfig(name="rmsprop", lr=5e-5)
+    )
+    kl_warmup_iterations: int = 0  # vrnn: KL weight rises linearly from 0 to 1 over this many iterations
+    free_bits: float = 0.0  # vrnn: KL floor in nats per timestep, spread evenly over latent dims
+
+
+@dataclass
+class CriticConfig:
+    name: str = "wgan"  # wgan | wgan_gp | gan | none
+    lstm_size: int = 128
+    fc_size: int = 100
+    readout: str = "last"  # last | mean
+    n_critic: int = 1  # critic steps per iteration, each on its own batch
+    clip_value: Optional[float] = 0.01  # wgan weight clipping [-c, c]
+    gp_weight: float = 0.0  # wgan_gp gradient-penalty weight
+    optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(name="rmsprop", lr=5e-5))
+
+
+@dataclass
+class AblationConfig:
+    name: str = "none"  # none | posterior_only | hybrid
+    kl_weight: float = 1.0  # hybrid: weight of the KL term added to the reconstruction phase
+
+
+@dataclass
+class TrainingConfig:
+    max_iterations: Optional[int] = 600  # A-VRNN iterations (all phases); null: trainer limits only
+    iterations_per_epoch: int = 100  # iterations between validations
+    fresh_batch_per_phase: bool = True  # Algorithms 1-2 sample a new batch for every phase
+    grad_clip_norm: Optional[float] = 10.0  # per-phase gradient-norm clipping (null: off)
+
+
+@dataclass
+class SyntheticConfig:
+    train_speakers: int = 12
+    test_speakers: int = 4
+    utterances_per_speaker: int = 10
+    min_seconds: float = 1.0
+    max_seconds: float = 2.5
+    sample_rate: int = II("..sample_rate")
+    seed: int = 0
+
+
+@dataclass
+class DataConfig:
+    name: str = "synthetic"
+    root: str = MISSING
+    sample_rate: int = 16000
+    frame_size: int = 200  # samples per frame (200 = 12.5 ms at 16 kHz)
+    batch_size: int = 16
+    eval_batch_size: int = 16
+    crop_frames: Optional[int] = 40  # training crops of 40 frames = 0.5 s; null: whole utterances
+    val_fraction: float = 0.05
+    split_seed: int = 0
+    resample: bool = True
+    num_workers: int = 0
+    synthetic: Optional[SyntheticConfig] = None
+
+
+@dataclass
+class PathsConfig:
+    data_dir: str = "data"
+    log_dir: str = "logs"
+    output_dir: str = II("hydra:runtime.output_dir")
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    critic: CriticConfig = field(default_factory=CriticConfig)
+    ablation: AblationConfig = field(default_factory=AblationConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    trainer: dict[str, Any] = field(default_factory=dict)  # keyword arguments of pl.Trainer
+    seed: int = 1234
+    ckpt_path: Optional[str] = None
+
+
+def register_configs() -> None:
+    ConfigStore.instance().store(name="config_schema", node=Config)
+
+
+MODELS = ("avrnn", "vrnn")
+CRITICS = ("wgan", "wgan_gp", "gan", "none")
+ABLATIONS = ("none", "posterior_only", "hybrid")
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+UNSUPPORTED_TRAINER_KEYS = {
+    "gradient_clip_val": "use training.grad_clip_norm (per-phase clipping)",
+    "accumulate_grad_batches": "raise data.batch_size instead",
+}
+
+
+def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}={value!r} is not allowed; choose one of {', '.join(allowed)}")
+
+
+def _positive(key: str, value) -> None:
+    if value is None or value <= 0:
+        raise ConfigError(f"{key} must be positive, got {value}")
+
+
+def validate(cfg) -> None:
+    """Check names, sizes and combinations; raise ConfigError with a one-line fix."""
+    model, critic, ablation = cfg.model, cfg.critic, cfg.ablation
+    _choice("model.name", model.name, MODELS)
+    _choice("critic.name", critic.name, CRITICS)
+    _choice("ablation.name", ablation.name, ABLATIONS)
+    _choice("model.rnn", model.rnn, ("gru", "lstm"))
+    _choice("model.emission", model.emission, ("gaussian", "bernoulli"))
+    _choice("critic.readout", critic.readout, ("last", "mean"))
+    for key in ("optimizer", "adversarial_optimizer"):
+        _choice(f"model.{key}.name", model[key].name, OPTIMIZERS)
+        _positive(f"model.{key}.lr", model[key].lr)
+    _choice("critic.optimizer.name", critic.optimizer.name, OPTIMIZERS)
+    _positive("critic.optimizer.lr", critic.optimizer.lr)
+    for key in ("frame_size", "z_dim", "hidden_size", "x_features", "z_features", "mlp_hidden", "std_floor"):
+        _positive(f"model.{key}", model[key])
+    for key in ("lstm_size", "fc_size", "n_critic"):
+        _positive(f"critic.{key}", critic[key])
+    for key in ("batch_size", "eval_batch_size", "sample_rate"):
+        _positive(f"data.{key}", cfg.data[key])
+    _positive("training.iterations_per_epoch", cfg.training.iterations_per_epoch)
+    if cfg.training.max_iterations is not None:
+        _positive("training.max_iterations", cfg.training.max_iterations)
+    if model.name == "vrnn" and critic.name != "none":
+        raise ConfigError(f"model=vrnn is the KL-only ELBO baseline and has no critic, but critic={critic.name}; "
+                          "use critic=none, or model=avrnn for adversarial training")
+    if model.name == "vrnn" and ablation.name != "none":
+        raise ConfigError(f"ablation={ablation.name} changes the adversarial training of model=avrnn; "
+                          "use ablation=none with model=vrnn")
+    if model.name == "avrnn" and critic.name == "none":
+        raise ConfigError("model=avrnn needs a critic to train its prior (TR); choose critic=wgan, wgan_gp or gan, "
+                          "or use model=vrnn for the KL-only baseline")
+    if model.name == "avrnn" and (model.kl_warmup_iterations or model.free_bits):
+        raise ConfigError("model.kl_warmup_iterations and model.free_bits shape the KL term of model=vrnn; "
+                          "A-VRNN's KL is only logged (use ablation=hybrid to train on it)")
+    if critic.name == "wgan":
+        _positive("critic.clip_value (weight clipping of critic=wgan)", critic.clip_value)
+    if critic.name == "wgan_gp":
+        _positive("critic.gp_weight (gradient penalty of critic=wgan_gp)", critic.gp_weight)
+    for key, fix in UNSUPPORTED_TRAINER_KEYS.items():
+        value = cfg.trainer.get(key)
+        harmless = value is None if key == "gradient_clip_val" else value in (None, 1)
+        if not harmless:
+            raise ConfigError(f"trainer.{key}={value} is not supported with manual optimization; {fix}")

@@ -1,0 +1,1 @@
+"""Reading, framing and batching speech. Never imports avrnn.models."""

@@ -1,0 +1,50 @@
+"""Framing of waveforms into (T, frame_size) sequences and the normalisation statistics.
+
+The one place where samples become frames and back; training, evaluation and generation call it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Global waveform mean and std, computed on the training split only (plain floats so they
+    can be stored in checkpoints and JSON)."""
+
+    mean: float
+    std: float
+
+    @classmethod
+    def fit(cls, waveforms: list[np.ndarray]) -> "Normalization":
+        count = sum(len(w) for w in waveforms)
+        if count == 0:
+            raise ValueError("cannot compute normalisation statistics of an empty training split")
+        total = sum(float(np.sum(w, dtype=np.float64)) for w in waveforms)
+        mean = total / count
+        squares = sum(float(np.sum((w.astype(np.float64) - mean) ** 2)) for w in waveforms)
+        return cls(mean=mean, std=max((squares / count) ** 0.5, 1e-8))
+
+    def apply(self, waveform: np.ndarray) -> np.ndarray:
+        return ((waveform - self.mean) / self.std).astype(np.float32)
+
+    def undo(self, waveform):
+        return waveform * self.std + self.mean
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def frame_signal(waveform: np.ndarray, frame_size: int) -> torch.Tensor:
+    """Non-overlapping frames (T, frame_size); a last partial frame is dropped."""
+    steps = len(waveform) // frame_size
+    return torch.from_numpy(np.ascontiguousarray(waveform[: steps * frame_size])).view(steps, frame_size)
+
+
+def unframe(frames: torch.Tensor) -> torch.Tensor:
+    """Inverse of frame_signal: (..., T, frame_size) -> (..., T * frame_size)."""
+    return frames.reshape(*frames.shape[:-2], -1)

@@ -1,0 +1,164 @@
+"""The variational RNN (Chung et al. 2015) in the notation of the A-VRNN paper (Section IV).
+
+    phi_x, phi_z   data and latent encoders (MLPs)
+    f_theta        RNN cell:   h_t = f_theta(h_{t-1}, phi_x(x_t), phi_z(z_t))
+    TR_omega       transition: prior      p(z_t | h_{t-1})            (diagonal Gaussian)
+    PS_tau         proposal:   posterior  q(z_t | x_t, h_{t-1})       (diagonal Gaussian)
+    EM_phi         emission:   p(x_t | z_t, h_{t-1})                  (Gaussian or Bernoulli)
+
+Only what needs the recurrence runs inside the time loop (proposal, sampling, phi_z, f_theta);
+phi_x, the prior, the emission and all losses are computed for all timesteps at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.distributions import Bernoulli, Normal
+
+from avrnn.models.layers import GaussianHead, mlp
+from avrnn.models.losses import gaussian_kl
+
+RNN_CELLS = {"gru": nn.GRUCell, "lstm": nn.LSTMCell}
+EMISSIONS = ("gaussian", "bernoulli")
+
+
+@dataclass
+class VRNNOutput:
+    """Per-step terms of one teacher-forced pass; every per-step term is zero at padded steps."""
+
+    rec_log_lik: torch.Tensor  # (B, T)    log p(x_t | z_t, h_{t-1}), summed over the frame
+    kl: torch.Tensor  # (B, T, Z) KL(q(z_t | x_t, h_{t-1}) || p(z_t | h_{t-1})) per latent dim
+    z_post: torch.Tensor  # (B, T, Z) z_t ~ q, the samples that drive the recurrence
+    z_prior: torch.Tensor  # (B, T, Z) z_t ~ p(z_t | h_{t-1}) along the same h trajectory
+    posterior: Normal
+    prior: Normal
+    mask: torch.Tensor  # (B, T), 1 for real frames
+
+
+class VRNN(nn.Module):
+    """VRNN over framed sequences x of shape (B, T, frame_size) with a (B, T) mask."""
+
+    def __init__(
+        self,
+        frame_size: int,
+        z_dim: int = 32,
+        hidden_size: int = 256,
+        x_features: int = 128,
+        z_features: int = 128,
+        mlp_hidden: int = 256,
+        rnn: str = "gru",
+        emission: str = "gaussian",
+        std_floor: float = 1e-3,
+        std_max: float = 100.0,
+    ):
+        super().__init__()
+        if rnn not in RNN_CELLS:
+            raise ValueError(f"model.rnn must be one of {sorted(RNN_CELLS)}, got {rnn!r}")
+        if emission not in EMISSIONS:
+            raise ValueError(f"model.emission must be one of {list(EMISSIONS)}, got {emission!r}")
+        self.z_dim, self.hidden_size, self.rnn, self.emission_kind = z_dim, hidden_size, rnn, emission
+        self.phi_x = mlp(frame_size, mlp_hidden, x_features)
+        self.phi_z = mlp(z_dim, mlp_hidden, z_features)
+        self.f_theta = RNN_CELLS[rnn](x_features + z_features, hidden_size)
+        self.transition = nn.Sequential(
+            mlp(hidden_size, mlp_hidden, mlp_hidden), GaussianHead(mlp_hidden, z_dim, std_floor, std_max)
+        )
+        self.proposal = nn.Sequential(
+            mlp(x_features + hidden_size, mlp_hidden, mlp_hidden),
+            GaussianHead(mlp_hidden, z_dim, std_floor, std_max),
+        )
+        emission_head = (
+            GaussianHead(mlp_hidden, frame_size, std_floor, std_max)
+            if emission == "gaussian"
+            else nn.Linear(mlp_hidden, frame_size)
+        )
+        self.emission = nn.Sequential(mlp(z_features + hidden_size, mlp_hidden, mlp_hidden), emission_head)
+
+    # --- parameter groups, named as in Algorithms 1 and 2 -----------------------------------
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """theta: RNN cell, phi: emission, tau: proposal, omega: transition, encoders: phi_x, phi_z."""
+        return {
+            "theta": list(self.f_theta.parameters()),
+            "phi": list(self.emission.parameters()),
+            "tau": list(self.proposal.parameters()),
+            "omega": list(self.transition.parameters()),
+            "encoders": list(self.phi_x.parameters()) + list(self.phi_z.parameters()),
+        }
+
+    # --- the factorised pieces ---------------------------------------------------------------
+    def initial_state(self, batch: int, like: torch.Tensor):
+        h = like.new_zeros(batch, self.hidden_size)
+        return (h, torch.zeros_like(h)) if self.rnn == "lstm" else h
+
+    def hidden(self, state) -> torch.Tensor:
+        return state[0] if self.rnn == "lstm" else state
+
+    def recurrence(self, x_features: torch.Tensor, z_features: torch.Tensor, state):
+        """f_theta: h_t from h_{t-1}, phi_x(x_t) and phi_z(z_t)."""
+        return self.f_theta(torch.cat([x_features, z_features], -1), state)
+
+    def prior(self, h_prev: torch.Tensor) -> Normal:
+        """TR_omega(h_{t-1})."""
+        return self.transition(h_prev)
+
+    def posterior(self, x_features: torch.Tensor, h_prev: torch.Tensor) -> Normal:
+        """PS_tau(phi_x(x_t), h_{t-1})."""
+        return self.proposal(torch.cat([x_features, h_prev], -1))
+
+    def emission_distribution(self, z_features: torch.Tensor, h_prev: torch.Tensor):
+        """EM_phi(phi_z(z_t), h_{t-1})."""
+        out = self.emission(torch.cat([z_features, h_prev], -1))
+        return out if self.emission_kind == "gaussian" else Bernoulli(logits=out, validate_args=False)
+
+    # --- passes --------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> VRNNOutput:
+        """Teacher-forced pass: h follows posterior samples; prior samples share that h."""
+        batch, steps, _ = x.shape
+        mask = mask.to(x.dtype)
+        x_features = self.phi_x(x)
+        state = self.initial_state(batch, x)
+        h_prev, post_mean, post_std, z_post, z_features, prior_noise = [], [], [], [], [], []
+        for t in range(steps):
+            h = self.hidden(state)
+            q_t = self.posterior(x_features[:, t], h)
+            z_t = q_t.rsample()
+            zf_t = self.phi_z(z_t)
+            state = self.recurrence(x_features[:, t], zf_t, state)
+            h_prev.append(h)
+            post_mean.append(q_t.loc)
+            post_std.append(q_t.scale)
+            z_post.append(z_t)
+            z_features.append(zf_t)
+            prior_noise.append(torch.randn_like(z_t))  # drawn per step: padding never shifts the noise
+        h_prev_all = torch.stack(h_prev, 1)
+        posterior = Normal(torch.stack(post_mean, 1), torch.stack(post_std, 1))
+        prior = self.prior(h_prev_all)
+        emission = self.emission_distribution(torch.stack(z_features, 1), h_prev_all)
+        return VRNNOutput(
+            rec_log_lik=emission.log_prob(x).sum(-1) * mask,
+            kl=gaussian_kl(posterior, prior) * mask.unsqueeze(-1),
+            z_post=torch.stack(z_post, 1),
+            z_prior=prior.loc + prior.scale * torch.stack(prior_noise, 1),
+            posterior=posterior,
+            prior=prior,
+            mask=mask,
+        )
+
+    @torch.no_grad()
+    def sample(self, batch: int, steps: int, device=None) -> torch.Tensor:
+        """Free-running generation: z_t ~ TR(h_{t-1}), x_t = mean of EM(z_t, h_{t-1}), and the
+        recurrence is fed its own outputs (no teacher forcing). Returns (batch, steps, frame)."""
+        like = next(self.parameters()) if device is None else torch.empty(0, device=device)
+        state = self.initial_state(batch, like)
+        frames = []
+        for _ in range(steps):
+            h = self.hidden(state)
+            z_features = self.phi_z(self.prior(h).sample())
+            emission = self.emission_distribution(z_features, h)
+            x_t = emission.mean if self.emission_kind == "gaussian" else emission.probs
+            state = self.recurrence(self.phi_x(x_t), z_features, state)
+            frames.append(x_t)
+        return torch.stack(frames, 1)

@@ -1,0 +1,205 @@
+"""The LightningModule: orchestrates the training phases of A-VRNN (Algorithms 1-2) and of the
+KL-only VRNN baseline with manual optimization. The maths lives in avrnn.models.
+
+Optimizers and their parameter groups (names of Algorithms 1-2):
+  avrnn  0 reconstruction: theta (f_theta), phi (EM), tau (PS), encoders (phi_x, phi_z)
+         1 critic:         eta (D)
+         2 adversarial:    omega (TR) and tau (PS); tau only with ablation=posterior_only
+  vrnn   0 elbo:           every VRNN parameter
+"""
+
+from __future__ import annotations
+
+import torch
+import pytorch_lightning as pl
+
+from avrnn.models import VRNN, SequenceCritic
+from avrnn.models import losses
+
+ARCH_KEYS = ("frame_size", "z_dim", "hidden_size", "x_features", "z_features", "mlp_hidden", "rnn", "emission",
+             "std_floor", "std_max")
+ADVERSARIAL_LOSSES = {
+    "wgan": (losses.wgan_critic_loss, losses.wgan_adversarial_loss),
+    "wgan_gp": (losses.wgan_critic_loss, losses.wgan_adversarial_loss),
+    "gan": (losses.gan_critic_loss, losses.gan_adversarial_loss),
+}
+
+
+def build_optimizer(spec: dict, params) -> torch.optim.Optimizer:
+    name, lr, decay = spec["name"], spec["lr"], spec.get("weight_decay", 0.0)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=tuple(spec.get("betas", (0.9, 0.999))), weight_decay=decay)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, alpha=spec.get("alpha", 0.99), weight_decay=decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=decay)
+    raise ValueError(f"unknown optimizer {name!r}; choose adam, rmsprop or sgd")
+
+
+def batches_per_iteration(model: dict, critic: dict, training: dict) -> int:
+    """How many batches one iteration consumes: one per phase, or one shared by all phases."""
+    if model["name"] == "vrnn" or not training["fresh_batch_per_phase"]:
+        return 1
+    return 1 + critic["n_critic"] + 1
+
+
+class AVRNNModule(pl.LightningModule):
+    """Takes plain dicts (the resolved config groups) so checkpoints hold only plain data."""
+
+    def __init__(self, model: dict, critic: dict, ablation: dict, training: dict,
+                 normalization: dict | None = None):
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.vrnn = VRNN(**{key: model[key] for key in ARCH_KEYS})
+        self.adversarial = model["name"] == "avrnn"
+        self.critic = (SequenceCritic(model["z_dim"], critic["lstm_size"], critic["fc_size"], critic["readout"])
+                       if self.adversarial else None)
+        self.iteration = 0  # our own counter: Lightning's global_step counts every optimizer step
+
+    # --- optimizers ------------------------------------------------------------------------
+    def phase_parameters(self) -> dict[str, list[torch.nn.Parameter]]:
+        groups = self.vrnn.parameter_groups()
+        if not self.adversarial:
+            return {"elbo": list(self.vrnn.parameters())}
+        adversarial = groups["tau"] + ([] if self.hparams.ablation["name"] == "posterior_only" else groups["omega"])
+        return {
+            "reconstruction": groups["theta"] + groups["phi"] + groups["tau"] + groups["encoders"],
+            "critic": list(self.critic.parameters()),
+            "adversarial": adversarial,
+        }
+
+    def configure_optimizers(self):
+        model, critic = self.hparams.model, self.hparams.critic
+        specs = {"elbo": model["optimizer"], "reconstruction": model["optimizer"],
+                 "critic": critic["optimizer"], "adversarial": model["adversarial_optimizer"]}
+        return [build_optimizer(specs[phase], params) for phase, params in self.phase_parameters().items()]
+
+    def _step(self, optimizer, loss: torch.Tensor) -> None:
+        optimizer.zero_grad()
+        self.manual_backward(loss)
+        if self.hparams.training["grad_clip_norm"]:
+            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.training["grad_clip_norm"],
+                                gradient_clip_algorithm="norm")
+        optimizer.step()
+
+    # --- the terms every phase reports -------------------------------------------------------
+    @staticmethod
+    def bound_terms(out) -> dict[str, torch.Tensor]:
+        """Reconstruction (negative log-likelihood), KL and ELBO in nats per timestep."""
+        rec = -losses.per_timestep(out.rec_log_lik, out.mask)
+        kl = losses.per_timestep(out.kl, out.mask)
+        return {"rec_per_timestep": rec, "kl_per_timestep": kl, "elbo_per_timestep": -(rec + kl)}
+
+    def critic_scores(self, out, detach_prior: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        z_prior = out.z_prior.detach() if detach_prior else out.z_prior
+        return self.critic(z_prior, out.mask), self.critic(out.z_post, out.mask)
+
+    def critic_distance(self, d_prior: torch.Tensor, d_post: torch.Tensor) -> tuple[str, torch.Tensor]:
+        """The divergence the critic estimates: Wasserstein-1 (wgan*) or Jensen-Shannon (gan)."""
+        if self.hparams.critic["name"] == "gan":
+            return "js_divergence", losses.gan_js_estimate(losses.gan_critic_loss(d_prior, d_post))
+        return "wasserstein", losses.wgan_adversarial_loss(d_prior, d_post)
+
+    # --- phases ------------------------------------------------------------------------------
+    def reconstruction_phase(self, optimizer, x, mask) -> dict[str, torch.Tensor]:
+        """Algorithm 1: minimise -sum_t log p(x_t | z_t, h_{t-1}) (plus KL with ablation=hybrid)."""
+        with self.toggled_optimizer(optimizer):
+            out = self.vrnn(x, mask)
+            terms = self.bound_terms(out)
+            loss = terms["rec_per_timestep"]
+            if self.hparams.ablation["name"] == "hybrid":
+                loss = loss + self.hparams.ablation["kl_weight"] * terms["kl_per_timestep"]
+            self._step(optimizer, loss)
+        return terms
+
+    def critic_phase(self, optimizer, x, mask) -> dict[str, torch.Tensor]:
+        """Algorithm 2 (1): minimise L_dis on detached latent sequences, then clip eta."""
+        critic = self.hparams.critic
+        with torch.no_grad():
+            out = self.vrnn(x, mask)
+        with self.toggled_optimizer(optimizer):
+            d_prior, d_post = self.critic_scores(out)
+            loss = ADVERSARIAL_LOSSES[critic["name"]][0](d_prior, d_post)
+            terms = {"critic_loss": loss.detach()}
+            if critic["name"] == "wgan_gp":
+                penalty = losses.gradient_penalty(self.critic, out.z_prior, out.z_post, out.mask)
+                loss = loss + critic["gp_weight"] * penalty
+                terms["gradient_penalty"] = penalty.detach()
+            self._step(optimizer, loss)
+            if critic["name"] == "wgan":
+                self.critic.clip_weights(critic["clip_value"])
+        name, distance = self.critic_distance(d_prior.detach(), d_post.detach())
+        terms[name] = distance
+        return terms
+
+    def adversarial_phase(self, optimizer, x, mask) -> dict[str, torch.Tensor]:
+        """Algorithm 2 (2): TR and PS (omega, tau) minimise the critic's estimate -L_dis."""
+        posterior_only = self.hparams.ablation["name"] == "posterior_only"
+        with self.toggled_optimizer(optimizer):
+            out = self.vrnn(x, mask)
+            d_prior, d_post = self.critic_scores(out, detach_prior=posterior_only)
+            loss = ADVERSARIAL_LOSSES[self.hparams.critic["name"]][1](d_prior, d_post)
+            self._step(optimizer, loss)
+        return {"adversarial_loss": loss.detach()}
+
+    def elbo_phase(self, optimizer, x, mask) -> dict[str, torch.Tensor]:
+        """The KL-only baseline: minimise -ELBO (with optional KL warm-up and free bits)."""
+        model = self.hparams.model
+        out = self.vrnn(x, mask)
+        terms = self.bound_terms(out)
+        kl = (losses.free_bits_kl(out.kl, out.mask, model["free_bits"]) if model["free_bits"] > 0
+              else terms["kl_per_timestep"])
+        warmup = model["kl_warmup_iterations"]
+        beta = min(1.0, (self.iteration + 1) / warmup) if warmup > 0 else 1.0
+        self._step(optimizer, terms["rec_per_timestep"] + beta * kl)
+        return {**terms, "kl_weight": torch.tensor(beta)}
+
+    # --- Lightning hooks ---------------------------------------------------------------------
+    def training_step(self, batches, batch_idx):
+        optimizers = self.optimizers()
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        if self.adversarial:
+            n_critic = self.hparams.critic["n_critic"]
+            phase_batches = batches if len(batches) > 1 else batches * (n_critic + 2)
+            rec_opt, critic_opt, adv_opt = optimizers
+            logs = self.reconstruction_phase(rec_opt, *phase_batches[0])
+            critic_logs = [self.critic_phase(critic_opt, *b) for b in phase_batches[1:1 + n_critic]]
+            logs.update({k: torch.stack([c[k] for c in critic_logs]).mean() for k in critic_logs[0]})
+            logs.update(self.adversarial_phase(adv_opt, *phase_batches[-1]))
+        else:
+            logs = self.elbo_phase(optimizers[0], *batches[0])
+        self.iteration += 1
+        frames = int(batches[0][1].sum())
+        self.log_dict({f"train/{k}": v for k, v in logs.items()}, batch_size=frames, prog_bar=False)
+        self.log("train/elbo", logs["elbo_per_timestep"], prog_bar=True, batch_size=frames, logger=False)
+        phases = self.phase_parameters().keys()
+        self.log_dict({f"lr/{phase}": opt.param_groups[0]["lr"] for phase, opt in zip(phases, optimizers)},
+                      batch_size=frames)
+        self.log("iteration", float(self.iteration), batch_size=frames)
+        max_iterations = self.hparams.training["max_iterations"]
+        if max_iterations is not None and self.iteration >= max_iterations:
+            self.trainer.should_stop = True
+
+    def _evaluate(self, batch, split: str) -> None:
+        x, mask = batch
+        out = self.vrnn(x, mask)
+        frames = int(mask.sum())
+        logs = self.bound_terms(out)
+        if self.adversarial:
+            name, distance = self.critic_distance(*self.critic_scores(out))
+            logs[name] = distance
+        # batch_size=frames makes the epoch average a ratio of sums (nats per timestep).
+        self.log_dict({f"{split}/{k}": v for k, v in logs.items()}, batch_size=frames, prog_bar=split == "val")
+
+    def validation_step(self, batch, batch_idx):
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._evaluate(batch, "test")
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["avrnn_iteration"] = self.iteration
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.iteration = checkpoint.get("avrnn_iteration", 0)

@@ -1,0 +1,65 @@
+"""`train(cfg)`: wires config, data and the LightningModule together; holds no maths.
+
+Entry points (src/train.py) call it; tests call it directly with a composed config.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.loggers import TensorBoardLogger
+
+from avrnn.config import validate
+from avrnn.data.datamodule import SpeechDataModule
+from avrnn.module import AVRNNModule, batches_per_iteration
+
+log = logging.getLogger(__name__)
+MONITOR = "val/elbo_per_timestep"
+
+
+def plain(node) -> dict:
+    return OmegaConf.to_container(node, resolve=True)
+
+
+def build_datamodule(cfg: DictConfig) -> SpeechDataModule:
+    data = plain(cfg.data)
+    data.pop("name")
+    data["root"] = str(Path(data["root"]).expanduser().resolve())
+    return SpeechDataModule(
+        **data,
+        batches_per_iteration=batches_per_iteration(plain(cfg.model), plain(cfg.critic), plain(cfg.training)),
+        iterations_per_epoch=cfg.training.iterations_per_epoch,
+    )
+
+
+def build_trainer(cfg: DictConfig, output_dir: Path) -> pl.Trainer:
+    checkpoints = ModelCheckpoint(
+        dirpath=output_dir / "checkpoints", monitor=MONITOR, mode="max", save_last=True,
+        filename="best-epoch{epoch:03d}", auto_insert_metric_name=False,
+    )
+    logger = TensorBoardLogger(save_dir=str(output_dir), name="tensorboard", version="", default_hp_metric=False)
+    kwargs = plain(cfg.trainer)
+    kwargs["default_root_dir"] = kwargs.get("default_root_dir") or str(output_dir)
+    return pl.Trainer(**kwargs, logger=logger, callbacks=[checkpoints])
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Train one model; return the final logged metrics (floats), MONITOR included."""
+    validate(cfg)
+    pl.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir).resolve()
+    datamodule = build_datamodule(cfg)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    module = AVRNNModule(model=plain(cfg.model), critic=plain(cfg.critic), ablation=plain(cfg.ablation),
+                         training=plain(cfg.training), normalization=datamodule.normalization.to_dict())
+    trainer = build_trainer(cfg, output_dir)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    metrics = {key: float(value) for key, value in trainer.callback_metrics.items()}
+    log.info("finished %d iterations; %s = %.3f nats/timestep; outputs in %s", module.iteration, MONITOR,
+             metrics.get(MONITOR, float("nan")), output_dir)
+    return metrics

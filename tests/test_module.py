@@ -1,0 +1,120 @@
+"""The training phases, run through a real Lightning Trainer on the tiny corpus."""
+
+import pytest
+import torch
+
+from avrnn.module import AVRNNModule
+from avrnn.training import train
+
+GROUP_PREFIXES = {
+    "theta": "vrnn.f_theta.", "phi": "vrnn.emission.", "tau": "vrnn.proposal.", "omega": "vrnn.transition.",
+    "encoders": ("vrnn.phi_x.", "vrnn.phi_z."), "eta": "critic.",
+}
+
+
+def names_in(module, *groups):
+    prefixes = tuple(p for g in groups for p in (GROUP_PREFIXES[g] if isinstance(GROUP_PREFIXES[g], tuple)
+                                                  else (GROUP_PREFIXES[g],)))
+    return {name for name, _ in module.named_parameters() if name.startswith(prefixes)}
+
+
+@pytest.fixture
+def spied_phases(monkeypatch):
+    """Record which parameters each phase call changed, and the critic's weights after each call."""
+    calls = []
+
+    def spy(phase):
+        original = getattr(AVRNNModule, phase)
+
+        def wrapper(self, *args):
+            before = {n: p.detach().clone() for n, p in self.named_parameters()}
+            result = original(self, *args)
+            changed = {n for n, p in self.named_parameters() if not torch.equal(before[n], p)}
+            critic_max = max(p.abs().max().item() for p in self.critic.parameters()) if self.critic else None
+            calls.append((phase, changed, critic_max, result))
+            return result
+
+        monkeypatch.setattr(AVRNNModule, phase, wrapper)
+
+    for phase in ("reconstruction_phase", "critic_phase", "adversarial_phase", "elbo_phase"):
+        spy(phase)
+    return calls
+
+
+def modules_seen(monkeypatch):
+    seen = []
+    original = AVRNNModule.on_fit_start
+
+    def capture(self):
+        seen.append(self)
+        return original(self)
+
+    monkeypatch.setattr(AVRNNModule, "on_fit_start", capture)
+    return seen
+
+
+@pytest.mark.parametrize("ablation", ["none", "posterior_only", "hybrid"])
+def test_each_phase_changes_exactly_its_own_parameter_groups(make_cfg, spied_phases, monkeypatch, ablation):
+    seen = modules_seen(monkeypatch)
+    train(make_cfg(f"ablation={ablation}", "critic.n_critic=3", "training.max_iterations=2"))
+    module = seen[0]
+    expected = {
+        "reconstruction_phase": names_in(module, "theta", "phi", "tau", "encoders"),
+        "critic_phase": names_in(module, "eta"),
+        "adversarial_phase": names_in(module, "tau") if ablation == "posterior_only" else names_in(module, "omega", "tau"),
+    }
+    phases = [call[0] for call in spied_phases]
+    # per iteration: reconstruction, n_critic = 3 critic steps, adversarial; 2 iterations
+    assert phases == (["reconstruction_phase"] + ["critic_phase"] * 3 + ["adversarial_phase"]) * 2
+    for phase, changed, critic_max, _ in spied_phases:
+        assert changed == expected[phase], phase
+        assert critic_max <= 0.01 + 1e-9  # wgan weight clipping after every critic step
+
+
+def test_iteration_counter_optimizer_steps_and_checkpoint(make_cfg, spied_phases, monkeypatch, tmp_path):
+    seen = modules_seen(monkeypatch)
+    metrics = train(make_cfg("critic.n_critic=2", "training.max_iterations=4", "training.iterations_per_epoch=2"))
+    module = seen[0]
+    assert module.iteration == 4
+    assert module.trainer.global_step == 4 * (1 + 2 + 1)  # Lightning counts every optimizer step
+    assert sum(call[0] == "critic_phase" for call in spied_phases) == 8
+    for key in ("val/elbo_per_timestep", "val/rec_per_timestep", "val/kl_per_timestep", "val/wasserstein",
+                "train/critic_loss", "train/adversarial_loss", "lr/reconstruction", "lr/critic", "lr/adversarial"):
+        assert key in metrics, key
+    assert metrics["val/elbo_per_timestep"] == pytest.approx(
+        -(metrics["val/rec_per_timestep"] + metrics["val/kl_per_timestep"]), rel=1e-5)
+    assert metrics["lr/critic"] == pytest.approx(5e-5)
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)  # plain data only: no pickled objects
+    assert checkpoint["avrnn_iteration"] == 4
+    assert set(checkpoint["hyper_parameters"]["normalization"]) == {"mean", "std"}
+    assert list((tmp_path / "run" / "checkpoints").glob("best-*.ckpt"))
+    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_vrnn_baseline_uses_one_optimizer_and_kl_warmup(make_cfg, spied_phases, monkeypatch):
+    seen = modules_seen(monkeypatch)
+    metrics = train(make_cfg("model=vrnn", "model.kl_warmup_iterations=4", "training.max_iterations=2"))
+    module = seen[0]
+    assert module.critic is None and module.trainer.global_step == 2
+    assert [call[0] for call in spied_phases] == ["elbo_phase"] * 2
+    assert [call[3]["kl_weight"].item() for call in spied_phases] == [0.25, 0.5]
+    assert all(call[1] == {n for n, _ in module.named_parameters()} for call in spied_phases)
+    assert "val/wasserstein" not in metrics
+
+
+def test_shared_batch_option_feeds_every_phase_the_same_batch(make_cfg, spied_phases, monkeypatch):
+    batches = []
+    for phase in ("reconstruction_phase", "critic_phase", "adversarial_phase"):
+        spied = getattr(AVRNNModule, phase)
+
+        def record(self, optimizer, x, mask, _spied=spied):
+            batches.append(x)
+            return _spied(self, optimizer, x, mask)
+
+        monkeypatch.setattr(AVRNNModule, phase, record)
+    train(make_cfg("training.fresh_batch_per_phase=false", "training.max_iterations=1"))
+    assert len(batches) == 3 and all(b is batches[0] for b in batches)
+    batches.clear()
+    train(make_cfg("training.fresh_batch_per_phase=true", "training.max_iterations=1"))
+    assert len(batches) == 3 and not torch.equal(batches[0], batches[1])
