@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+import hashlib
+
 from hydra.core.config_store import ConfigStore
-from omegaconf import II, MISSING
+from omegaconf import II, MISSING, OmegaConf
 
 
 class ConfigError(ValueError):
@@ -123,8 +125,20 @@ class Config:
     ckpt_path: Optional[str] = None
 
 
+def short_dirname(overrides: str, limit: int = 100) -> str:
+    """A run's overrides as a folder name: no '/', and at most `limit` characters (a hash of the
+    whole string keeps long ones unique; .hydra/overrides.yaml in the run folder has them all)."""
+    name = overrides.replace("/", "_") or "defaults"
+    if len(name) <= limit:
+        return name
+    return f"{name[:limit - 9]}_{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+
+
 def register_configs() -> None:
+    """The schema and the `avrnn_dirname` resolver used by hydra.sweep.subdir (conf/config.yaml)."""
     ConfigStore.instance().store(name="config_schema", node=Config)
+    if not OmegaConf.has_resolver("avrnn_dirname"):
+        OmegaConf.register_new_resolver("avrnn_dirname", short_dirname)
 
 
 MODELS = ("avrnn", "vrnn")

@@ -1,0 +1,45 @@
+"""The entry point as users call it: python src/train.py ... (subprocesses)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import TINY
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_train(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, str(ROOT / "src" / "train.py"), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_cfg_job_resolve_prints_the_resolved_config(tmp_path):
+    result = run_train("model=vrnn", f"paths.output_dir={tmp_path}", "--cfg", "job", "--resolve")
+    assert result.returncode == 0, result.stderr
+    assert "name: vrnn" in result.stdout and "frame_size: 200" in result.stdout and "${" not in result.stdout
+
+
+def test_bad_combination_prints_one_line_and_exits_2(tmp_path):
+    result = run_train("model=vrnn", "critic=wgan", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: model=vrnn is the KL-only ELBO baseline") and "Traceback" not in result.stderr
+
+
+def test_multirun_sweep_writes_one_folder_per_run(tmp_path, corpus_dir):
+    sweep = tmp_path / "multirun"
+    result = run_train("-m", "critic=wgan,gan", "latent=z16,z64", *TINY,
+                       f"data.root={corpus_dir}", f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert len(runs) == 4
+    assert [run.split("_")[0] for run in runs] == ["0", "1", "2", "3"]  # job number first
+    assert all(run.endswith("_seed1234") and len(run) < 130 for run in runs)  # seed last, names stay short
+    combos = set()
+    for run in runs:
+        assert list((sweep / run / "tensorboard").glob("events.out.tfevents.*")), run
+        overrides = (sweep / run / ".hydra" / "overrides.yaml").read_text()
+        combos.add(tuple(word for word in ("critic=wgan", "critic=gan", "latent=z16", "latent=z64") if word in overrides))
+    assert combos == {("critic=wgan", "latent=z16"), ("critic=wgan", "latent=z64"),
+                      ("critic=gan", "latent=z16"), ("critic=gan", "latent=z64")}
