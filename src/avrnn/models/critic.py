@@ -22,7 +22,8 @@ class SequenceCritic(nn.Module):
         if readout not in ("last", "mean"):
             raise ValueError(f"critic readout must be 'last' or 'mean', got {readout!r}")
         self.lstm = nn.LSTM(z_dim, lstm_size, batch_first=True)
-        self.fc = mlp(lstm_size, fc_size, fc_size, layers=2)
+        # LeakyReLU: a critic whose units all die outputs a constant and stops learning for good
+        self.fc = mlp(lstm_size, fc_size, fc_size, layers=2, activation=lambda: nn.LeakyReLU(0.2))
         self.score = nn.Linear(fc_size, 1)
         self.readout = readout
 

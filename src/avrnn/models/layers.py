@@ -7,14 +7,15 @@ from torch import nn
 from torch.nn import functional as F
 
 
-def mlp(in_features: int, hidden: int, out_features: int, layers: int = 2) -> nn.Sequential:
-    """`layers` Linear layers with ReLU between and after them (the paper's phi and FNET blocks)."""
+def mlp(in_features: int, hidden: int, out_features: int, layers: int = 2,
+        activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+    """`layers` Linear layers, each followed by `activation` (the paper's phi and FNET blocks)."""
     if layers < 1:
         raise ValueError(f"an MLP needs at least one layer, got layers={layers}")
     modules: list[nn.Module] = []
     width = in_features
     for i in range(layers):
-        modules += [nn.Linear(width, out_features if i == layers - 1 else hidden), nn.ReLU()]
+        modules += [nn.Linear(width, out_features if i == layers - 1 else hidden), activation()]
         width = hidden
     return nn.Sequential(*modules)
 
