@@ -76,6 +76,7 @@ class TrainingConfig:
     iterations_per_epoch: int = 100  # iterations between validations
     fresh_batch_per_phase: bool = True  # Algorithms 1-2 sample a new batch for every phase
     grad_clip_norm: Optional[float] = 10.0  # per-phase gradient-norm clipping (null: off)
+    validate_before_training: bool = True  # log the untrained model's validation bound at step 0
 
 
 @dataclass

@@ -58,6 +58,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     module = AVRNNModule(model=plain(cfg.model), critic=plain(cfg.critic), ablation=plain(cfg.ablation),
                          training=plain(cfg.training), normalization=datamodule.normalization.to_dict())
     trainer = build_trainer(cfg, output_dir)
+    if cfg.training.validate_before_training and cfg.ckpt_path is None:
+        trainer.validate(module, datamodule=datamodule, verbose=False)  # the curves' starting point
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     metrics = {key: float(value) for key, value in trainer.callback_metrics.items()}
     log.info("finished %d iterations; %s = %.3f nats/timestep; outputs in %s", module.iteration, MONITOR,
