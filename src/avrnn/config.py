@@ -46,7 +46,7 @@ class ModelConfig:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     # adversarial phase: omega (TR) and tau (PS)
     adversarial_optimizer: OptimizerConfig = field(
-        default_factory=lambda: OptimizerConfig(name="rmsprop", lr=5e-5)
+        default_factory=lambda: OptimizerConfig(name="rmsprop", lr=1e-3)
     )
     kl_warmup_iterations: int = 0  # vrnn: KL weight rises linearly from 0 to 1 over this many iterations
     free_bits: float = 0.0  # vrnn: KL floor in nats per timestep, spread evenly over latent dims
@@ -59,9 +59,9 @@ class CriticConfig:
     fc_size: int = 100
     readout: str = "last"  # last | mean
     n_critic: int = 1  # critic steps per iteration, each on its own batch
-    clip_value: Optional[float] = 0.01  # wgan weight clipping [-c, c]
+    clip_value: Optional[float] = 0.1  # wgan weight clipping [-c, c]
     gp_weight: float = 0.0  # wgan_gp gradient-penalty weight
-    optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(name="rmsprop", lr=5e-5))
+    optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(name="rmsprop", lr=5e-4))
 
 
 @dataclass

@@ -37,14 +37,15 @@ def build_datamodule(cfg: DictConfig) -> SpeechDataModule:
 
 
 def build_trainer(cfg: DictConfig, output_dir: Path) -> pl.Trainer:
-    checkpoints = ModelCheckpoint(
-        dirpath=output_dir / "checkpoints", monitor=MONITOR, mode="max", save_last=True,
-        filename="best-epoch{epoch:03d}", auto_insert_metric_name=False,
-    )
+    # Two callbacks: Lightning 2.6 refreshes `save_last` only when a top-k checkpoint was saved in
+    # the same step, so a run whose validation bound stopped improving would keep a stale last.ckpt.
+    best = ModelCheckpoint(dirpath=output_dir / "checkpoints", monitor=MONITOR, mode="max", save_top_k=1,
+                           filename="best-epoch{epoch:03d}", auto_insert_metric_name=False)
+    last = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="last", enable_version_counter=False)
     logger = TensorBoardLogger(save_dir=str(output_dir), name="tensorboard", version="", default_hp_metric=False)
     kwargs = plain(cfg.trainer)
     kwargs["default_root_dir"] = kwargs.get("default_root_dir") or str(output_dir)
-    return pl.Trainer(**kwargs, logger=logger, callbacks=[checkpoints])
+    return pl.Trainer(**kwargs, logger=logger, callbacks=[best, last])
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
