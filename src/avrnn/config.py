@@ -26,6 +26,7 @@ class OptimizerConfig:
     lr: float = 1e-3
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adam
     alpha: float = 0.99  # rmsprop smoothing
+    eps: float = 1e-8  # adam/rmsprop denominator term; larger values damp steps from tiny gradients
     weight_decay: float = 0.0
 
 

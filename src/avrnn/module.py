@@ -26,11 +26,12 @@ ADVERSARIAL_LOSSES = {
 
 
 def build_optimizer(spec: dict, params) -> torch.optim.Optimizer:
-    name, lr, decay = spec["name"], spec["lr"], spec.get("weight_decay", 0.0)
+    name, lr, decay, eps = spec["name"], spec["lr"], spec.get("weight_decay", 0.0), spec.get("eps", 1e-8)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=tuple(spec.get("betas", (0.9, 0.999))), weight_decay=decay)
+        return torch.optim.Adam(params, lr=lr, betas=tuple(spec.get("betas", (0.9, 0.999))), eps=eps,
+                                weight_decay=decay)
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, alpha=spec.get("alpha", 0.99), weight_decay=decay)
+        return torch.optim.RMSprop(params, lr=lr, alpha=spec.get("alpha", 0.99), eps=eps, weight_decay=decay)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, weight_decay=decay)
     raise ValueError(f"unknown optimizer {name!r}; choose adam, rmsprop or sgd")
