@@ -20,7 +20,7 @@ TINY = [
     "model.hidden_size=16", "model.x_features=8", "model.z_features=8", "model.mlp_hidden=16", "model.z_dim=4",
     "data.synthetic.train_speakers=2", "data.synthetic.test_speakers=1", "data.synthetic.utterances_per_speaker=4",
     "data.synthetic.min_seconds=0.2", "data.synthetic.max_seconds=0.4", "data.val_fraction=0.25",
-    "data.batch_size=2", "data.eval_batch_size=4", "data.crop_frames=8",
+    "data.batch_size=2", "data.eval_batch_size=4", "data.crop_frames=8", "data.cache_dir=null",
     "training.max_iterations=3", "training.iterations_per_epoch=3",
     "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
 ]

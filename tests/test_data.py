@@ -1,25 +1,48 @@
-"""Framing, normalisation, TIMIT-layout discovery and batching of the built-in corpus."""
+"""Reading TIMIT-layout and plain audio folders: splits, framing, normalisation, cache, errors."""
+
+import logging
 
 import numpy as np
 import pytest
 import torch
 
 from avrnn.data.audio import read_audio, write_sphere
-from avrnn.data.corpus import find_split_dirs, split_corpus
-from avrnn.data.datamodule import PhaseCollate, SpeechDataModule, pad_batch
+from avrnn.data.corpus import find_split_dirs, split_folder, split_timit
+from avrnn.data.datamodule import LengthBucketSampler, PhaseCollate, SpeechDataModule, pad_batch
 from avrnn.data.errors import DataError
 from avrnn.data.framing import Normalization, frame_signal, unframe
 from avrnn.data.synthetic import SyntheticCorpusSpec, generate_corpus
 
 SPEC = SyntheticCorpusSpec(train_speakers=2, test_speakers=1, utterances_per_speaker=4, min_seconds=0.2,
                            max_seconds=0.4)
+TRAIN_SPEAKERS = ["DR1/FCJF0", "DR1/MDAC0", "DR2/FAEM0", "DR2/MABC0"]
+TEST_SPEAKERS = ["DR1/MDAB0", "DR1/MXYZ0"]  # MDAB0 is a core test speaker, MXYZ0 is not
+SENTENCES = ["SA1", "SA2", "SI1", "SX1", "SX2"]
 
 
-def test_framing_round_trips_up_to_the_dropped_partial_frame():
-    wave = np.arange(1050, dtype=np.float32)
-    frames = frame_signal(wave, 200)
-    assert frames.shape == (5, 200)
-    np.testing.assert_array_equal(unframe(frames).numpy(), wave[:1000])
+def make_timit(root, lower=False, data_folder=False, seconds=0.1, offset=0.0, rate=16000):
+    """A miniature TIMIT: 4 training speakers, 2 test speakers, 5 sentences each, SPHERE files."""
+    rng = np.random.default_rng(0)
+    base = root / "data" if data_folder else root
+    for split, speakers in (("TRAIN", TRAIN_SPEAKERS), ("TEST", TEST_SPEAKERS)):
+        for speaker in speakers:
+            for sentence in SENTENCES:
+                path = f"{split}/{speaker}/{sentence}.WAV"
+                wave = 0.1 * rng.standard_normal(int(seconds * rate)) + (offset if split == "TEST" else 0.0)
+                write_sphere(base / (path.lower() if lower else path), wave.astype(np.float32), rate)
+    return root
+
+
+# --- framing and normalisation -------------------------------------------------------------------
+def test_framing_round_trips_up_to_padding():
+    wave = np.arange(1, 1051, dtype=np.float32)
+    dropped, padded = frame_signal(wave, 200), frame_signal(wave, 200, pad_last=True)
+    assert dropped.shape == (5, 200) and padded.shape == (6, 200)
+    np.testing.assert_array_equal(unframe(dropped).numpy(), wave[:1000])
+    np.testing.assert_array_equal(unframe(padded).numpy()[:1050], wave)
+    assert (unframe(padded)[1050:] == 0).all()
+    overlapping = frame_signal(wave, 200, hop=100)
+    assert overlapping.shape == (9, 200) and overlapping[1, 0] == 101
 
 
 def test_normalisation_statistics_and_inverse():
@@ -29,16 +52,161 @@ def test_normalisation_statistics_and_inverse():
     np.testing.assert_allclose(stats.undo(stats.apply(waves[1])), waves[1], rtol=1e-6)
 
 
-def test_sphere_files_round_trip(tmp_path):
+def test_sphere_files_round_trip_and_resampling(tmp_path):
     wave = (0.5 * np.sin(np.arange(1600) / 7)).astype(np.float32)
     write_sphere(tmp_path / "a.WAV", wave, 16000)
     assert (tmp_path / "a.WAV").read_bytes().startswith(b"NIST_1A")
     np.testing.assert_allclose(read_audio(tmp_path / "a.WAV", 16000), wave, atol=1 / 32768)
-    with pytest.raises(DataError, match="data.sample_rate=8000"):
-        read_audio(tmp_path / "a.WAV", 8000, resample=False)
-    assert len(read_audio(tmp_path / "a.WAV", 8000)) == 800  # resampled
+    assert len(read_audio(tmp_path / "a.WAV", 8000)) == 800
 
 
+# --- TIMIT layout --------------------------------------------------------------------------------
+@pytest.mark.parametrize("lower,data_folder", [(False, False), (True, False), (False, True)])
+def test_timit_layout_variants_give_the_same_splits(tmp_path, lower, data_folder):
+    make_timit(tmp_path, lower=lower, data_folder=data_folder)
+    splits = split_timit(tmp_path, val_fraction=0.25, seed=0)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (15, 5, 10)
+    assert not set(splits.train) & set(splits.val)
+    dm = SpeechDataModule(str(tmp_path), val_fraction=0.25, batch_size=2, eval_batch_size=4, cache_dir=None)
+    dm.setup()
+    assert [len(dm.frames[s]) for s in ("train", "val", "test")] == [15, 5, 10]
+    # 0.1 s = 1600 samples = 8 frames of 200
+    assert all(f.shape == (8, 200) for split in dm.frames.values() for f in split)
+    x, mask = next(iter(dm.test_dataloader()))
+    assert x.shape == (4, 8, 200) and mask.shape == (4, 8) and mask.all()
+
+
+def test_timit_options_core_test_set_sa_and_speaker_split(tmp_path):
+    make_timit(tmp_path)
+    core = split_timit(tmp_path, val_fraction=0.25, test_set="core")
+    assert {p.parent.name for p in core.test} == {"MDAB0"} and len(core.test) == 3  # SI1, SX1, SX2
+    no_sa = split_timit(tmp_path, val_fraction=0.25, exclude_sa=True)
+    assert (len(no_sa.train) + len(no_sa.val), len(no_sa.test)) == (12, 6)
+    assert not any(p.stem.startswith("SA") for p in no_sa.train + no_sa.val + no_sa.test)
+    by_speaker = split_timit(tmp_path, val_fraction=0.25, val_split="speaker")
+    val_speakers = {p.parent.name for p in by_speaker.val}
+    assert len(val_speakers) == 1 and len(by_speaker.val) == 5
+    assert not val_speakers & {p.parent.name for p in by_speaker.train}
+    assert split_timit(tmp_path, 0.25, seed=3).val == split_timit(tmp_path, 0.25, seed=3).val  # seeded
+
+
+def test_normalisation_uses_the_training_split_only(tmp_path):
+    make_timit(tmp_path, seconds=0.2, offset=0.0)
+    plain = SpeechDataModule(str(tmp_path), val_fraction=0.25, cache_dir=None)
+    plain.setup()
+    make_timit(tmp_path / "shifted", seconds=0.2, offset=0.5)  # same training files, test shifted by +0.5
+    shifted = SpeechDataModule(str(tmp_path / "shifted"), val_fraction=0.25, cache_dir=None)
+    shifted.setup()
+    assert shifted.normalization == plain.normalization
+    train = torch.cat([f.flatten() for f in shifted.frames["train"]])
+    test = torch.cat([f.flatten() for f in shifted.frames["test"]])
+    assert abs(train.mean().item()) < 0.02 and abs(train.std().item() - 1) < 0.02
+    assert test.mean().item() == pytest.approx(0.5 / shifted.normalization.std, rel=0.05)
+
+
+def test_second_setup_loads_the_cache_without_reading_audio(tmp_path, monkeypatch):
+    make_timit(tmp_path / "corpus")
+    first = SpeechDataModule(str(tmp_path / "corpus"), val_fraction=0.25, cache_dir=str(tmp_path / "cache"))
+    first.setup()
+    assert len(list((tmp_path / "cache").glob("corpus-*.pt"))) == 1
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("audio was read although the cache is valid")
+
+    monkeypatch.setattr("avrnn.data.datamodule.read_audio", no_reading)
+    second = SpeechDataModule(str(tmp_path / "corpus"), val_fraction=0.25, cache_dir=str(tmp_path / "cache"))
+    second.setup()
+    assert second.normalization == first.normalization
+    for split in ("train", "val", "test"):
+        assert all(torch.equal(a, b) for a, b in zip(first.frames[split], second.frames[split]))
+    other = SpeechDataModule(str(tmp_path / "corpus"), val_fraction=0.25, frame_size=100,
+                             cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(AssertionError, match="audio was read"):
+        other.setup()  # different options -> a different cache key -> rebuilt
+
+
+# --- any folder of audio -------------------------------------------------------------------------
+def make_folder(root, speakers=("anna", "ben", "cleo", "dan", "eve"), per_speaker=4, rate=8000):
+    rng = np.random.default_rng(1)
+    for speaker in speakers:
+        for index in range(per_speaker):
+            wave = (0.1 * rng.standard_normal(rate // 4)).astype(np.float32)
+            sub = root / speaker[0]
+            sub.mkdir(parents=True, exist_ok=True)
+            # mixed formats, one stereo file
+            if index == 0:
+                import soundfile as sf
+                sf.write(str(sub / f"{index}_{speaker}.flac"), np.stack([wave, wave], 1), rate)
+            else:
+                import soundfile as sf
+                sf.write(str(sub / f"{index}_{speaker}.wav"), wave, rate)
+    return root
+
+
+def test_folder_layout_splits_by_speaker_or_by_file_and_resamples(tmp_path):
+    make_folder(tmp_path)
+    by_speaker = split_folder(tmp_path, val_fraction=0.2, test_fraction=0.2, speaker_pattern=r"_([a-z]+)\.")
+    speakers = {name: {p.stem.split("_")[1] for p in getattr(by_speaker, name)} for name in ("train", "val", "test")}
+    assert [len(speakers[n]) for n in ("train", "val", "test")] == [3, 1, 1]
+    assert not (speakers["train"] & speakers["val"]) and not (speakers["train"] & speakers["test"])
+    by_file = split_folder(tmp_path, val_fraction=0.2, test_fraction=0.2)
+    assert (len(by_file.train), len(by_file.val), len(by_file.test)) == (12, 4, 4)
+    dm = SpeechDataModule(str(tmp_path), layout="folder", speaker_pattern=r"_([a-z]+)\.", val_fraction=0.2,
+                          test_fraction=0.2, cache_dir=None)
+    dm.setup()
+    # 0.25 s at 8 kHz -> resampled to 16 kHz = 4000 samples = 20 frames (stereo flac -> mono)
+    assert all(f.shape == (20, 200) for split in dm.frames.values() for f in split)
+
+
+# --- bad input: one clear message each ----------------------------------------------------------
+def test_missing_root_wrong_layout_and_empty_folders(tmp_path):
+    with pytest.raises(DataError, match=r"data.root .*nowhere does not exist; set data.root to a folder laid out as"):
+        find_split_dirs(tmp_path / "nowhere")
+    make_timit(tmp_path / "timit")
+    with pytest.raises(DataError, match="looks like a split folder: point data.root at its parent"):
+        find_split_dirs(tmp_path / "timit" / "TRAIN")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no TRAIN/ and TEST/ folders under data.root"):
+        find_split_dirs(tmp_path / "empty")
+    with pytest.raises(DataError, match=r"no audio files \(.wav/.flac/.ogg/.sph/.nist\) under"):
+        split_folder(tmp_path / "empty")
+    for split in ("TRAIN", "TEST"):
+        (tmp_path / "noaudio" / split / "DR1").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"no audio files \(.wav\) under .*TRAIN"):
+        split_timit(tmp_path / "noaudio")
+
+
+def test_corrupt_file_fails_by_name_or_is_skipped_and_counted(tmp_path, caplog):
+    make_timit(tmp_path)
+    bad = tmp_path / "TRAIN" / "DR1" / "FCJF0" / "SX2.WAV"
+    bad.write_bytes(b"NIST_1A\n garbage")
+    with pytest.raises(DataError, match=r"cannot read audio file .*FCJF0/SX2.WAV .*or set data.on_bad_file=skip"):
+        SpeechDataModule(str(tmp_path), val_fraction=0.25, cache_dir=None).setup()
+    dm = SpeechDataModule(str(tmp_path), val_fraction=0.25, cache_dir=None, on_bad_file="skip")
+    with caplog.at_level(logging.WARNING):
+        dm.setup()
+    assert dm.skipped == [str(bad)] and "skipped 1 bad file" in caplog.text
+    assert sum(len(dm.frames[s]) for s in ("train", "val")) == 19
+
+
+def test_wrong_rate_without_resampling_and_too_short_utterances(tmp_path):
+    make_timit(tmp_path, rate=8000)
+    with pytest.raises(DataError, match="has sample rate 8000 Hz but data.sample_rate=16000; set data.sample_rate="
+                                        "8000 or data.resample=true"):
+        SpeechDataModule(str(tmp_path), val_fraction=0.25, resample=False, cache_dir=None).setup()
+    with pytest.raises(DataError, match=r"FCJF0/S[AIX]\d.WAV is shorter than one frame \(1600 < data.frame_size=2000"):
+        SpeechDataModule(str(tmp_path), val_fraction=0.25, frame_size=2000, cache_dir=None).setup()
+
+
+def test_bad_option_values_name_the_allowed_ones(tmp_path):
+    with pytest.raises(DataError, match="data.last_frame='keep' is not allowed; choose one of pad, drop"):
+        SpeechDataModule(str(tmp_path), last_frame="keep")
+    with pytest.raises(DataError, match="data.test_set='tiny' is not allowed; choose full or core"):
+        make_timit(tmp_path)
+        split_timit(tmp_path, test_set="tiny")
+
+
+# --- batching ----------------------------------------------------------------------------------
 def test_synthetic_corpus_is_deterministic_and_in_timit_layout(tmp_path):
     first = generate_corpus(tmp_path / "a", SPEC)
     second = generate_corpus(tmp_path / "b", SPEC)
@@ -46,51 +214,27 @@ def test_synthetic_corpus_is_deterministic_and_in_timit_layout(tmp_path):
     assert len(files) == 12 and str(files[0]).startswith("TEST/DR1/MSYN0/SX")
     for name in files:
         assert (first / name).read_bytes() == (second / name).read_bytes()
-    splits = split_corpus(first, val_fraction=0.25, seed=0)
-    assert (len(splits.train), len(splits.val), len(splits.test)) == (6, 2, 4)
-    assert not set(splits.train) & set(splits.val)
 
 
-def test_lowercase_and_data_subfolder_layouts_are_found(tmp_path):
-    for split in ("data/train/dr1/fabc0", "data/test/dr1/mdef0"):
-        (tmp_path / split).mkdir(parents=True)
-    train, test = find_split_dirs(tmp_path)
-    assert train.name == "train" and test.name == "test"
-
-
-def test_missing_or_wrong_root_names_the_path_and_the_layout(tmp_path):
-    with pytest.raises(DataError, match="does not exist; set data.root"):
-        find_split_dirs(tmp_path / "nowhere")
-    (tmp_path / "TRAIN").mkdir()
-    with pytest.raises(DataError, match="point data.root at its parent"):
-        find_split_dirs(tmp_path / "TRAIN")
-    with pytest.raises(DataError, match="no TRAIN/ and TEST/ folders"):
-        find_split_dirs(tmp_path)
-
-
-def test_training_statistics_only_and_per_phase_batches(tmp_path):
+def test_per_phase_crops_and_padding_masks(tmp_path):
     generate_corpus(tmp_path, SPEC)
     dm = SpeechDataModule(str(tmp_path), batch_size=2, crop_frames=5, val_fraction=0.25, batches_per_iteration=3,
-                          iterations_per_epoch=4)
+                          iterations_per_epoch=4, cache_dir=None)
     dm.setup()
-    # scaling the test split changes nothing: statistics come from the training split only
-    stats = dm.normalization
-    test_file = sorted((tmp_path / "TEST").rglob("*.WAV"))[0]
-    write_sphere(test_file, 0.9 * np.ones(16000, dtype=np.float32), 16000)
-    dm2 = SpeechDataModule(str(tmp_path), batch_size=2, crop_frames=5, val_fraction=0.25)
-    dm2.setup()
-    assert dm2.normalization == stats
-    train_frames = torch.cat([f.flatten() for f in dm.frames["train"]])
-    assert abs(train_frames.mean().item()) < 0.05 and abs(train_frames.std().item() - 1) < 0.05
     batches = list(dm.train_dataloader())
     assert len(batches) == 4 and all(len(b) == 3 for b in batches)  # one batch per phase
     x, mask = batches[0][0]
-    assert x.shape[0] == 2 and x.shape[1] <= 5 and x.shape[2] == 200 and mask.shape == x.shape[:2]
-
-
-def test_padding_mask_marks_real_frames():
+    assert x.shape == (2, 5, 200) and mask.shape == (2, 5)
     x, mask = pad_batch([torch.ones(3, 2), torch.ones(1, 2)])
-    assert x.shape == (2, 3, 2)
     assert mask.tolist() == [[1, 1, 1], [1, 0, 0]] and (x[1, 1:] == 0).all()
     groups = PhaseCollate(2)([torch.ones(2, 1), torch.ones(5, 1), torch.ones(1, 1), torch.ones(1, 1)])
     assert [g[0].shape[1] for g in groups] == [5, 1]  # each phase's batch padded on its own
+
+
+def test_whole_utterance_batches_are_length_bucketed():
+    torch.manual_seed(0)
+    lengths = list(range(10, 410))
+    batches = list(LengthBucketSampler(lengths, batch_size=8, batches=50))
+    assert len(batches) == 50 and all(len(b) == 8 for b in batches)
+    spread = np.mean([max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches])
+    assert spread < 40  # random batches of 8 from 10..409 would span about 300 frames

@@ -95,14 +95,24 @@ class SyntheticConfig:
 class DataConfig:
     name: str = "synthetic"
     root: str = MISSING
-    sample_rate: int = 16000
+    layout: str = "timit"  # timit (TRAIN/ and TEST/ folders) | folder (any folder of audio)
+    sample_rate: int = 16000  # files at other rates are resampled (resample=true) or refused
+    resample: bool = True
     frame_size: int = 200  # samples per frame (200 = 12.5 ms at 16 kHz)
+    hop: Optional[int] = None  # samples between frame starts; null = frame_size (no overlap)
+    last_frame: str = "pad"  # pad (zero-pad the last partial frame and keep it) | drop
     batch_size: int = 16
     eval_batch_size: int = 16
-    crop_frames: Optional[int] = 40  # training crops of 40 frames = 0.5 s; null: whole utterances
+    crop_frames: Optional[int] = 40  # random training crops of 40 frames = 0.5 s; null: whole utterances, length-bucketed
     val_fraction: float = 0.05
+    test_fraction: float = 0.1  # layout=folder only (TIMIT has its own TEST set)
     split_seed: int = 0
-    resample: bool = True
+    test_set: str = "full"  # timit: full (1,680 utterances) | core (192)
+    val_split: str = "utterance"  # timit: utterance | speaker (speaker-disjoint validation)
+    exclude_sa: bool = False  # timit: leave out the two SA sentences every speaker reads
+    speaker_pattern: Optional[str] = None  # folder: regex whose first group is the speaker; null: split by file
+    on_bad_file: str = "fail"  # fail | skip (unreadable or shorter-than-a-frame files; count logged)
+    cache_dir: Optional[str] = II("paths.cache_dir")  # null: no cache
     num_workers: int = 0
     synthetic: Optional[SyntheticConfig] = None
 
@@ -110,6 +120,7 @@ class DataConfig:
 @dataclass
 class PathsConfig:
     data_dir: str = "data"
+    cache_dir: str = "${paths.data_dir}/cache"
     log_dir: str = "logs"
     output_dir: str = II("hydra:runtime.output_dir")
 

@@ -29,6 +29,8 @@ def build_datamodule(cfg: DictConfig) -> SpeechDataModule:
     data = plain(cfg.data)
     data.pop("name")
     data["root"] = str(Path(data["root"]).expanduser().resolve())
+    if data["cache_dir"]:
+        data["cache_dir"] = str(Path(data["cache_dir"]).expanduser().resolve())
     return SpeechDataModule(
         **data,
         batches_per_iteration=batches_per_iteration(plain(cfg.model), plain(cfg.critic), plain(cfg.training)),

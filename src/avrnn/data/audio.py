@@ -17,7 +17,8 @@ def read_audio(path: Path, sample_rate: int, resample: bool = True) -> np.ndarra
     try:
         waveform, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as error:
-        raise DataError(f"cannot read audio file {path}: {error}; replace or delete the file") from error
+        raise DataError(f"cannot read audio file {path} ({error}); replace or delete it, "
+                        "or set data.on_bad_file=skip") from error
     waveform = waveform.mean(axis=1)
     if file_rate != sample_rate:
         if not resample:

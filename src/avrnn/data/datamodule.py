@@ -1,4 +1,4 @@
-"""LightningDataModule: a TIMIT-layout corpus -> normalised, framed, padded and masked batches.
+"""LightningDataModule: a corpus -> normalised, framed, padded and masked batches.
 
 Each training iteration of A-VRNN runs several phases, each on its own batch (Algorithms 1-2).
 The train loader therefore yields a list of `batches_per_iteration` independently padded
@@ -8,19 +8,23 @@ The train loader therefore yields a list of `batches_per_iteration` independentl
 from __future__ import annotations
 
 import logging
+import random
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler
+from tqdm.auto import tqdm
 
+from avrnn.data import cache
 from avrnn.data.audio import read_audio
-from avrnn.data.corpus import split_corpus
+from avrnn.data.corpus import Splits, split_folder, split_timit
 from avrnn.data.errors import DataError
 from avrnn.data.framing import Normalization, frame_signal
 from avrnn.data.synthetic import SyntheticCorpusSpec, generate_corpus
 
 log = logging.getLogger(__name__)
+CACHE_VERSION = 1
 
 
 def pad_batch(sequences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,7 +47,7 @@ class PhaseCollate:
 
 
 class Utterances(Dataset):
-    """Whole framed utterances (for validation and test)."""
+    """Whole framed utterances."""
 
     def __init__(self, frames: list[torch.Tensor]):
         self.frames = frames
@@ -70,20 +74,54 @@ class RandomCrops(Utterances):
         return frames[start:start + self.crop_frames]
 
 
+class LengthBucketSampler(Sampler[list[int]]):
+    """Whole-utterance batches of similar lengths (little padding): draws `batches * batch_size`
+    utterances at random, sorts them by length within pools of 32 batches, cuts batches, shuffles."""
+
+    def __init__(self, lengths: list[int], batch_size: int, batches: int, pool: int = 32):
+        self.lengths, self.batch_size, self.batches, self.pool = lengths, batch_size, batches, pool
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def __iter__(self):
+        seed = int(torch.randint(2**31, ()))  # follows torch's seeded RNG, like RandomSampler
+        rng = random.Random(seed)
+        drawn = [rng.randrange(len(self.lengths)) for _ in range(self.batches * self.batch_size)]
+        batches = []
+        step = self.pool * self.batch_size
+        for start in range(0, len(drawn), step):
+            pool = sorted(drawn[start:start + step], key=lambda i: self.lengths[i])
+            batches += [pool[i:i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
+        rng.shuffle(batches)
+        return iter(batches)
+
+
 class SpeechDataModule(pl.LightningDataModule):
-    """Framed speech from a TIMIT-layout folder; `synthetic=True` generates the built-in corpus there."""
+    """Framed speech from a TIMIT-layout folder (layout="timit") or any folder of audio
+    (layout="folder"); `synthetic` generates the built-in corpus at `root` first."""
 
     def __init__(
         self,
         root: str,
+        layout: str = "timit",
         sample_rate: int = 16000,
         frame_size: int = 200,
+        hop: int | None = None,
+        last_frame: str = "pad",
         batch_size: int = 16,
         eval_batch_size: int = 16,
         crop_frames: int | None = 40,
         val_fraction: float = 0.05,
+        test_fraction: float = 0.1,
         split_seed: int = 0,
+        test_set: str = "full",
+        val_split: str = "utterance",
+        exclude_sa: bool = False,
+        speaker_pattern: str | None = None,
         resample: bool = True,
+        on_bad_file: str = "fail",
+        cache_dir: str | None = None,
         num_workers: int = 0,
         synthetic: dict | None = None,
         batches_per_iteration: int = 1,
@@ -91,52 +129,130 @@ class SpeechDataModule(pl.LightningDataModule):
     ):
         super().__init__()
         for name, value in (("frame_size", frame_size), ("batch_size", batch_size), ("sample_rate", sample_rate),
-                            ("batches_per_iteration", batches_per_iteration),
+                            ("eval_batch_size", eval_batch_size), ("batches_per_iteration", batches_per_iteration),
                             ("iterations_per_epoch", iterations_per_epoch)):
             if value < 1:
                 raise DataError(f"data.{name} must be a positive integer, got {value}")
-        if crop_frames is not None and crop_frames < 1:
-            raise DataError(f"data.crop_frames must be positive or null (whole utterances), got {crop_frames}")
+        for name, value in (("crop_frames", crop_frames), ("hop", hop)):
+            if value is not None and value < 1:
+                raise DataError(f"data.{name} must be positive or null, got {value}")
+        choices = {"layout": (layout, ("timit", "folder")), "last_frame": (last_frame, ("pad", "drop")),
+                   "on_bad_file": (on_bad_file, ("fail", "skip"))}
+        for name, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise DataError(f"data.{name}={value!r} is not allowed; choose one of {', '.join(allowed)}")
         self.root = Path(root)
-        self.sample_rate, self.frame_size, self.crop_frames = sample_rate, frame_size, crop_frames
+        self.layout, self.sample_rate, self.frame_size, self.hop = layout, sample_rate, frame_size, hop
+        self.last_frame, self.crop_frames = last_frame, crop_frames
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
-        self.val_fraction, self.split_seed, self.resample = val_fraction, split_seed, resample
+        self.split_options = (
+            dict(val_fraction=val_fraction, seed=split_seed, test_set=test_set, val_split=val_split,
+                 exclude_sa=exclude_sa) if layout == "timit" else
+            dict(val_fraction=val_fraction, test_fraction=test_fraction, seed=split_seed,
+                 speaker_pattern=speaker_pattern))
+        self.resample, self.on_bad_file = resample, on_bad_file
+        self.cache_dir = Path(cache_dir) if cache_dir else None
         self.num_workers = num_workers
         self.synthetic = SyntheticCorpusSpec(**synthetic) if synthetic is not None else None
         self.batches_per_iteration, self.iterations_per_epoch = batches_per_iteration, iterations_per_epoch
         self.normalization: Normalization | None = None
         self.frames: dict[str, list[torch.Tensor]] = {}
+        self.paths: dict[str, list[str]] = {}
+        self.skipped: list[str] = []
 
+    # --- building the framed corpus ----------------------------------------------------------
     def prepare_data(self) -> None:
         if self.synthetic is not None:
             generate_corpus(self.root, self.synthetic)
 
+    def splits(self) -> Splits:
+        if self.layout == "timit":
+            return split_timit(self.root, **self.split_options)
+        return split_folder(self.root, **self.split_options)
+
+    def _options(self) -> dict:
+        """Everything that changes the cached frames."""
+        return {"version": CACHE_VERSION, "root": str(self.root.resolve()), "layout": self.layout,
+                "sample_rate": self.sample_rate, "frame_size": self.frame_size, "hop": self.hop,
+                "last_frame": self.last_frame, "resample": self.resample, "on_bad_file": self.on_bad_file,
+                **self.split_options}
+
+    def _read(self, path: Path):
+        """Waveform of one file, or None when it is bad and data.on_bad_file=skip."""
+        try:
+            wave = read_audio(path, self.sample_rate, self.resample)
+            if len(wave) < self.frame_size:
+                raise DataError(f"{path} is shorter than one frame ({len(wave)} < data.frame_size="
+                                f"{self.frame_size} samples); remove it, lower data.frame_size or set "
+                                "data.on_bad_file=skip")
+        except DataError:
+            if self.on_bad_file == "fail":
+                raise
+            self.skipped.append(str(path))
+            return None
+        return wave
+
+    def _build(self, splits: Splits) -> dict:
+        total = sum(len(files) for files in splits.as_dict().values())
+        waves, paths = {}, {}
+        with tqdm(total=total, desc=f"reading {self.root.name}", unit="file", leave=False) as progress:
+            for split, files in splits.as_dict().items():
+                waves[split], paths[split] = [], []
+                for path in files:
+                    wave = self._read(path)
+                    progress.update()
+                    if wave is not None:
+                        waves[split].append(wave)
+                        paths[split].append(str(path))
+                if not waves[split]:
+                    raise DataError(f"every {split} file under {self.root} was unreadable or too short; "
+                                    "check the files or data.frame_size")
+        normalization = Normalization.fit(waves["train"])  # training split only
+        frames = {split: [frame_signal(normalization.apply(w), self.frame_size, self.hop, self.last_frame == "pad")
+                          for w in split_waves] for split, split_waves in waves.items()}
+        return {"frames": frames, "paths": paths, "normalization": normalization.to_dict(),
+                "skipped": list(self.skipped)}
+
     def setup(self, stage: str | None = None) -> None:
         if self.frames:
             return
-        splits = split_corpus(self.root, self.val_fraction, self.split_seed)
-        waves = {name: [read_audio(p, self.sample_rate, self.resample) for p in getattr(splits, name)]
-                 for name in ("train", "val", "test")}
-        self.normalization = Normalization.fit(waves["train"])
-        for name, paths in (("train", splits.train), ("val", splits.val), ("test", splits.test)):
-            self.frames[name] = []
-            for path, wave in zip(paths, waves[name]):
-                frames = frame_signal(self.normalization.apply(wave), self.frame_size)
-                if len(frames) == 0:
-                    raise DataError(f"{path} is shorter than one frame ({self.frame_size} samples); remove it "
-                                    f"or lower data.frame_size")
-                self.frames[name].append(frames)
-        counts = {name: (len(f), sum(len(u) for u in f)) for name, f in self.frames.items()}
-        log.info("data %s: %s utterances/frames per split; normalisation %s", self.root, counts,
-                 self.normalization.to_dict())
+        splits = self.splits()
+        files = [p for split_files in splits.as_dict().values() for p in split_files]
+        cache_file = None
+        content = None
+        if self.cache_dir is not None:
+            key = cache.cache_key(self._options(), files)
+            cache_file = self.cache_dir / f"{self.root.name}-{key}.pt"
+            content = cache.load(cache_file)
+        if content is None:
+            content = self._build(splits)
+            if cache_file is not None:
+                cache.save(cache_file, content)
+        else:
+            log.info("data: loaded %s", cache_file)
+        self.frames, self.paths = content["frames"], content["paths"]
+        self.skipped = content["skipped"]
+        self.normalization = Normalization(**content["normalization"])
+        if self.skipped:
+            log.warning("data: skipped %d bad file(s) (data.on_bad_file=skip), e.g. %s", len(self.skipped),
+                        self.skipped[0])
+        counts = ", ".join(f"{split} {len(f)} utterances / {sum(len(u) for u in f)} frames"
+                           for split, f in self.frames.items())
+        log.info("data %s: %s; normalisation mean %.4g std %.4g", self.root, counts, self.normalization.mean,
+                 self.normalization.std)
 
+    # --- loaders --------------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
-        dataset = (RandomCrops(self.frames["train"], self.crop_frames) if self.crop_frames
-                   else Utterances(self.frames["train"]))
         per_step = self.batch_size * self.batches_per_iteration
-        sampler = RandomSampler(dataset, replacement=True, num_samples=per_step * self.iterations_per_epoch)
-        return DataLoader(dataset, batch_sampler=BatchSampler(sampler, per_step, drop_last=True),
-                          collate_fn=PhaseCollate(self.batches_per_iteration), num_workers=self.num_workers)
+        collate = PhaseCollate(self.batches_per_iteration)
+        if self.crop_frames:
+            dataset = RandomCrops(self.frames["train"], self.crop_frames)
+            sampler = RandomSampler(dataset, replacement=True, num_samples=per_step * self.iterations_per_epoch)
+            batches = BatchSampler(sampler, per_step, drop_last=True)
+        else:
+            dataset = Utterances(self.frames["train"])
+            batches = LengthBucketSampler([len(f) for f in dataset.frames], per_step, self.iterations_per_epoch)
+        return DataLoader(dataset, batch_sampler=batches, collate_fn=collate, num_workers=self.num_workers)
 
     def _eval_loader(self, split: str) -> DataLoader:
         return DataLoader(Utterances(self.frames[split]), batch_size=self.eval_batch_size, shuffle=False,

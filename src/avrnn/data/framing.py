@@ -39,12 +39,24 @@ class Normalization:
         return asdict(self)
 
 
-def frame_signal(waveform: np.ndarray, frame_size: int) -> torch.Tensor:
-    """Non-overlapping frames (T, frame_size); a last partial frame is dropped."""
-    steps = len(waveform) // frame_size
-    return torch.from_numpy(np.ascontiguousarray(waveform[: steps * frame_size])).view(steps, frame_size)
+def frame_signal(waveform: np.ndarray, frame_size: int, hop: int | None = None,
+                 pad_last: bool = False) -> torch.Tensor:
+    """Frames (T, frame_size) every `hop` samples (default: frame_size, i.e. non-overlapping).
+
+    A last partial frame is zero-padded and kept (pad_last=True) or dropped. Zero is the mean of a
+    normalised waveform; the padded frame counts as a real frame in the mask (it holds real samples).
+    """
+    hop = hop or frame_size
+    waveform = torch.from_numpy(np.ascontiguousarray(waveform, dtype=np.float32))
+    remainder = (len(waveform) - frame_size) % hop if len(waveform) >= frame_size else len(waveform)
+    if pad_last and remainder:
+        missing = frame_size - len(waveform) if len(waveform) < frame_size else hop - remainder
+        waveform = torch.nn.functional.pad(waveform, (0, missing))
+    if len(waveform) < frame_size:
+        return waveform.new_zeros(0, frame_size)
+    return waveform.unfold(0, frame_size, hop).contiguous()
 
 
 def unframe(frames: torch.Tensor) -> torch.Tensor:
-    """Inverse of frame_signal: (..., T, frame_size) -> (..., T * frame_size)."""
+    """Inverse of non-overlapping frame_signal: (..., T, frame_size) -> (..., T * frame_size)."""
     return frames.reshape(*frames.shape[:-2], -1)
