@@ -43,3 +43,12 @@ def test_multirun_sweep_writes_one_folder_per_run(tmp_path, corpus_dir):
         combos.add(tuple(word for word in ("critic=wgan", "critic=gan", "latent=z16", "latent=z64") if word in overrides))
     assert combos == {("critic=wgan", "latent=z16"), ("critic=wgan", "latent=z64"),
                       ("critic=gan", "latent=z16"), ("critic=gan", "latent=z64")}
+
+
+def test_missing_or_wrong_data_root_is_one_line(tmp_path):
+    result = run_train("data=timit", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "error: data=timit needs its location: add data.root=/path/to/your/corpus"
+    result = run_train("data=timit", f"data.root={tmp_path / 'nowhere'}", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: data.root {tmp_path / 'nowhere'} does not exist")

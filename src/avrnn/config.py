@@ -177,6 +177,8 @@ def _positive(key: str, value) -> None:
 def validate(cfg) -> None:
     """Check names, sizes and combinations; raise ConfigError with a one-line fix."""
     model, critic, ablation = cfg.model, cfg.critic, cfg.ablation
+    if OmegaConf.is_missing(cfg.data, "root"):
+        raise ConfigError(f"data={cfg.data.name} needs its location: add data.root=/path/to/your/corpus")
     _choice("model.name", model.name, MODELS)
     _choice("critic.name", critic.name, CRITICS)
     _choice("ablation.name", ablation.name, ABLATIONS)
