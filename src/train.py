@@ -5,6 +5,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from avrnn.checkpoints import CheckpointError
 from avrnn.config import ConfigError, register_configs
 from avrnn.data.errors import DataError
 from avrnn.training import MONITOR, train
@@ -16,7 +17,7 @@ register_configs()
 def main(cfg: DictConfig) -> float:
     try:
         metrics = train(cfg)
-    except (ConfigError, DataError) as error:
+    except (ConfigError, DataError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     return metrics.get(MONITOR, float("nan"))

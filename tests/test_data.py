@@ -8,7 +8,7 @@ import torch
 
 from avrnn.data.audio import read_audio, write_sphere
 from avrnn.data.corpus import find_split_dirs, split_folder, split_timit
-from avrnn.data.datamodule import LengthBucketSampler, PhaseCollate, SpeechDataModule, pad_batch
+from avrnn.data.datamodule import EpochBatchSampler, PhaseCollate, SpeechDataModule, pad_batch
 from avrnn.data.errors import DataError
 from avrnn.data.framing import Normalization, frame_signal, unframe
 from avrnn.data.synthetic import SyntheticCorpusSpec, generate_corpus
@@ -232,9 +232,21 @@ def test_per_phase_crops_and_padding_masks(tmp_path):
 
 
 def test_whole_utterance_batches_are_length_bucketed():
-    torch.manual_seed(0)
     lengths = list(range(10, 410))
-    batches = list(LengthBucketSampler(lengths, batch_size=8, batches=50))
+    batches = list(EpochBatchSampler(lengths, batch_size=8, batches=50, seed=0))
     assert len(batches) == 50 and all(len(b) == 8 for b in batches)
     spread = np.mean([max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches])
     assert spread < 40  # random batches of 8 from 10..409 would span about 300 frames
+
+
+def test_training_batches_depend_only_on_seed_and_epoch_and_resume_skips():
+    lengths = [50, 12, 80, 41]
+    sampler = EpochBatchSampler(lengths, batch_size=3, batches=6, seed=7, crop_frames=20)
+    epoch0 = list(sampler)
+    assert list(sampler) == epoch0  # no hidden global RNG
+    assert all(0 <= start <= max(0, lengths[i] - 20) for batch in epoch0 for i, start in batch)
+    sampler.set_epoch(1)
+    assert list(sampler) != epoch0
+    resumed = EpochBatchSampler(lengths, batch_size=3, batches=6, seed=7, crop_frames=20)
+    resumed.skip = 4
+    assert list(resumed) == epoch0[4:] and list(resumed) == epoch0  # only the first epoch is partial

@@ -78,6 +78,8 @@ class TrainingConfig:
     fresh_batch_per_phase: bool = True  # Algorithms 1-2 sample a new batch for every phase
     grad_clip_norm: Optional[float] = 10.0  # per-phase gradient-norm clipping (null: off)
     validate_before_training: bool = True  # log the untrained model's validation bound at step 0
+    checkpoint_every_iterations: Optional[int] = None  # also refresh last.ckpt every N iterations
+    checkpoint_every_minutes: Optional[float] = None  # ... and every N minutes of training
 
 
 @dataclass
@@ -135,7 +137,7 @@ class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     trainer: dict[str, Any] = field(default_factory=dict)  # keyword arguments of pl.Trainer
     seed: int = 1234
-    ckpt_path: Optional[str] = None
+    ckpt_path: Optional[str] = None  # resume: a .ckpt path, or `last` (= <hydra.run.dir>/checkpoints/last.ckpt)
 
 
 def short_dirname(overrides: str, limit: int = 100) -> str:
@@ -197,8 +199,9 @@ def validate(cfg) -> None:
     for key in ("batch_size", "eval_batch_size", "sample_rate"):
         _positive(f"data.{key}", cfg.data[key])
     _positive("training.iterations_per_epoch", cfg.training.iterations_per_epoch)
-    if cfg.training.max_iterations is not None:
-        _positive("training.max_iterations", cfg.training.max_iterations)
+    for key in ("max_iterations", "checkpoint_every_iterations", "checkpoint_every_minutes"):
+        if cfg.training[key] is not None:
+            _positive(f"training.{key}", cfg.training[key])
     if model.name == "vrnn" and critic.name != "none":
         raise ConfigError(f"model=vrnn is the KL-only ELBO baseline and has no critic, but critic={critic.name}; "
                           "use critic=none, or model=avrnn for adversarial training")

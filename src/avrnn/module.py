@@ -59,6 +59,11 @@ class AVRNNModule(pl.LightningModule):
         self.iteration = 0  # our own counter: Lightning's global_step counts every optimizer step
 
     # --- optimizers ------------------------------------------------------------------------
+    @property
+    def optimizer_steps_per_iteration(self) -> int:
+        """What Lightning's global_step advances by per iteration: one per optimizer.step()."""
+        return self.hparams.critic["n_critic"] + 2 if self.adversarial else 1
+
     def phase_parameters(self) -> dict[str, list[torch.nn.Parameter]]:
         groups = self.vrnn.parameter_groups()
         if not self.adversarial:
@@ -200,7 +205,17 @@ class AVRNNModule(pl.LightningModule):
         self._evaluate(batch, "test")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Our iteration counter and the torch RNG states (latent noise, gradient-penalty mixing),
+        so a resumed run draws the same noise as an uninterrupted one. Plain tensors only."""
         checkpoint["avrnn_iteration"] = self.iteration
+        checkpoint["avrnn_rng"] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["avrnn_rng"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.iteration = checkpoint.get("avrnn_iteration", 0)
+        rng = checkpoint.get("avrnn_rng")
+        if rng is not None and self._trainer is not None:  # resuming a fit, not just loading weights
+            torch.set_rng_state(rng["torch"])
+            if "cuda" in rng and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(rng["cuda"])

@@ -13,6 +13,9 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
+from datetime import timedelta
+
+from avrnn.checkpoints import load_checkpoint, resolve_ckpt_path
 from avrnn.config import validate
 from avrnn.data.datamodule import SpeechDataModule
 from avrnn.module import AVRNNModule, batches_per_iteration
@@ -33,21 +36,31 @@ def build_datamodule(cfg: DictConfig) -> SpeechDataModule:
         data["cache_dir"] = str(Path(data["cache_dir"]).expanduser().resolve())
     return SpeechDataModule(
         **data,
+        seed=cfg.seed,
         batches_per_iteration=batches_per_iteration(plain(cfg.model), plain(cfg.critic), plain(cfg.training)),
         iterations_per_epoch=cfg.training.iterations_per_epoch,
     )
 
 
-def build_trainer(cfg: DictConfig, output_dir: Path) -> pl.Trainer:
+def build_trainer(cfg: DictConfig, output_dir: Path, steps_per_iteration: int) -> pl.Trainer:
     # Two callbacks: Lightning 2.6 refreshes `save_last` only when a top-k checkpoint was saved in
     # the same step, so a run whose validation bound stopped improving would keep a stale last.ckpt.
     best = ModelCheckpoint(dirpath=output_dir / "checkpoints", monitor=MONITOR, mode="max", save_top_k=1,
                            filename="best-epoch{epoch:03d}", auto_insert_metric_name=False)
-    last = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="last", enable_version_counter=False)
+    # last.ckpt: at every epoch end, and optionally every N iterations and every N minutes.
+    last = dict(dirpath=output_dir / "checkpoints", filename="last", enable_version_counter=False)
+    callbacks = [best, ModelCheckpoint(**last)]
+    if cfg.training.checkpoint_every_iterations:
+        # Lightning's step counter counts optimizer steps: steps_per_iteration per iteration
+        callbacks.append(ModelCheckpoint(**last, every_n_train_steps=cfg.training.checkpoint_every_iterations
+                                         * steps_per_iteration))
+    if cfg.training.checkpoint_every_minutes:
+        callbacks.append(ModelCheckpoint(**last, train_time_interval=timedelta(
+            minutes=cfg.training.checkpoint_every_minutes)))
     logger = TensorBoardLogger(save_dir=str(output_dir), name="tensorboard", version="", default_hp_metric=False)
     kwargs = plain(cfg.trainer)
     kwargs["default_root_dir"] = kwargs.get("default_root_dir") or str(output_dir)
-    return pl.Trainer(**kwargs, logger=logger, callbacks=[best, last])
+    return pl.Trainer(**kwargs, logger=logger, callbacks=callbacks)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -60,10 +73,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule.setup("fit")
     module = AVRNNModule(model=plain(cfg.model), critic=plain(cfg.critic), ablation=plain(cfg.ablation),
                          training=plain(cfg.training), normalization=datamodule.normalization.to_dict())
-    trainer = build_trainer(cfg, output_dir)
-    if cfg.training.validate_before_training and cfg.ckpt_path is None:
+    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, output_dir)
+    if ckpt_path is not None:
+        load_checkpoint(ckpt_path)  # refuse unsafe or corrupt files with one line, before Lightning reads them
+    trainer = build_trainer(cfg, output_dir, module.optimizer_steps_per_iteration)
+    if cfg.training.validate_before_training and ckpt_path is None:
         trainer.validate(module, datamodule=datamodule, verbose=False)  # the curves' starting point
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     metrics = {key: float(value) for key, value in trainer.callback_metrics.items()}
     log.info("finished %d iterations; %s = %.3f nats/timestep; outputs in %s", module.iteration, MONITOR,
              metrics.get(MONITOR, float("nan")), output_dir)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from avrnn.data import cache
@@ -59,41 +59,68 @@ class Utterances(Dataset):
         return self.frames[index]
 
 
-class RandomCrops(Utterances):
-    """A random window of `crop_frames` frames of an utterance (the whole one if shorter)."""
+class Crops(Utterances):
+    """The window (utterance index, start frame) chosen by the sampler, `crop_frames` long."""
 
     def __init__(self, frames: list[torch.Tensor], crop_frames: int):
         super().__init__(frames)
         self.crop_frames = crop_frames
 
-    def __getitem__(self, index: int) -> torch.Tensor:
-        frames = self.frames[index]
-        if len(frames) <= self.crop_frames:
-            return frames
-        start = int(torch.randint(len(frames) - self.crop_frames + 1, ()))
-        return frames[start:start + self.crop_frames]
+    def __getitem__(self, item: tuple[int, int]) -> torch.Tensor:
+        index, start = item
+        return self.frames[index][start:start + self.crop_frames]
 
 
-class LengthBucketSampler(Sampler[list[int]]):
-    """Whole-utterance batches of similar lengths (little padding): draws `batches * batch_size`
-    utterances at random, sorts them by length within pools of 32 batches, cuts batches, shuffles."""
+class _EpochHook:
+    """Lightning calls `dataloader.batch_sampler.sampler.set_epoch(epoch)` before each epoch."""
 
-    def __init__(self, lengths: list[int], batch_size: int, batches: int, pool: int = 32):
-        self.lengths, self.batch_size, self.batches, self.pool = lengths, batch_size, batches, pool
+    def __init__(self, owner: "EpochBatchSampler"):
+        self.owner = owner
+
+    def set_epoch(self, epoch: int) -> None:
+        self.owner.epoch = epoch
+
+
+class EpochBatchSampler(Sampler[list]):
+    """Training batches that are a pure function of (seed, epoch), so a run resumed from a
+    checkpoint sees exactly the batches an uninterrupted run would (`skip` drops those an
+    interrupted epoch already trained on). Lightning calls set_epoch before each epoch.
+
+    crop_frames set: random (utterance, start) windows, utterances drawn with replacement.
+    crop_frames None: whole utterances in length-bucketed batches (sorted by length within pools
+    of 32 batches, then shuffled), so little compute goes to padding.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, batches: int, seed: int,
+                 crop_frames: int | None = None, pool: int = 32):
+        self.lengths, self.batch_size, self.batches, self.seed = lengths, batch_size, batches, seed
+        self.crop_frames, self.pool = crop_frames, pool
+        self.epoch, self.skip = 0, 0
+        self.sampler = _EpochHook(self)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.batches
+        return self.batches  # also after a resume: Lightning restores how many batches are done
 
-    def __iter__(self):
-        seed = int(torch.randint(2**31, ()))  # follows torch's seeded RNG, like RandomSampler
-        rng = random.Random(seed)
+    def epoch_batches(self) -> list[list]:
+        rng = random.Random(f"{self.seed}-{self.epoch}")
         drawn = [rng.randrange(len(self.lengths)) for _ in range(self.batches * self.batch_size)]
+        if self.crop_frames:
+            items = [(i, rng.randrange(max(1, self.lengths[i] - self.crop_frames + 1))) for i in drawn]
+            return [items[b * self.batch_size:(b + 1) * self.batch_size] for b in range(self.batches)]
         batches = []
         step = self.pool * self.batch_size
         for start in range(0, len(drawn), step):
             pool = sorted(drawn[start:start + step], key=lambda i: self.lengths[i])
             batches += [pool[i:i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
         rng.shuffle(batches)
+        return batches
+
+    def __iter__(self):
+        batches = self.epoch_batches()[self.skip:]
+        self.skip = 0  # only the first epoch after a resume is partial
         return iter(batches)
 
 
@@ -115,6 +142,7 @@ class SpeechDataModule(pl.LightningDataModule):
         val_fraction: float = 0.05,
         test_fraction: float = 0.1,
         split_seed: int = 0,
+        seed: int = 0,
         test_set: str = "full",
         val_split: str = "utterance",
         exclude_sa: bool = False,
@@ -155,6 +183,8 @@ class SpeechDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.synthetic = SyntheticCorpusSpec(**synthetic) if synthetic is not None else None
         self.batches_per_iteration, self.iterations_per_epoch = batches_per_iteration, iterations_per_epoch
+        self.seed = seed  # training batch order (the split has its own split_seed)
+        self.resume_skip: tuple[int, int] | None = None  # (epoch, batches already trained) after a resume
         self.normalization: Normalization | None = None
         self.frames: dict[str, list[torch.Tensor]] = {}
         self.paths: dict[str, list[str]] = {}
@@ -244,19 +274,37 @@ class SpeechDataModule(pl.LightningDataModule):
     # --- loaders --------------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
         per_step = self.batch_size * self.batches_per_iteration
-        collate = PhaseCollate(self.batches_per_iteration)
-        if self.crop_frames:
-            dataset = RandomCrops(self.frames["train"], self.crop_frames)
-            sampler = RandomSampler(dataset, replacement=True, num_samples=per_step * self.iterations_per_epoch)
-            batches = BatchSampler(sampler, per_step, drop_last=True)
-        else:
-            dataset = Utterances(self.frames["train"])
-            batches = LengthBucketSampler([len(f) for f in dataset.frames], per_step, self.iterations_per_epoch)
-        return DataLoader(dataset, batch_sampler=batches, collate_fn=collate, num_workers=self.num_workers)
+        lengths = [len(f) for f in self.frames["train"]]
+        sampler = EpochBatchSampler(lengths, per_step, self.iterations_per_epoch, self.seed, self.crop_frames)
+        dataset = Crops(self.frames["train"], self.crop_frames) if self.crop_frames else Utterances(self.frames["train"])
+        if self.resume_skip is not None:
+            sampler.epoch, sampler.skip = self.resume_skip
+            self.resume_skip = None
+        return DataLoader(dataset, batch_sampler=sampler, collate_fn=PhaseCollate(self.batches_per_iteration),
+                          num_workers=self.num_workers, generator=self._own_generator())
+
+    # --- position in the training data, saved in every checkpoint -------------------------------
+    def state_dict(self) -> dict:
+        if self.trainer is None:
+            return {}
+        # `processed` includes the batch whose on_train_batch_end is saving this checkpoint
+        done = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        if done >= self.iterations_per_epoch:  # a finished epoch: the next one starts from scratch
+            return {"epoch": self.trainer.current_epoch + 1, "batches_done": 0}
+        return {"epoch": self.trainer.current_epoch, "batches_done": done}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            self.resume_skip = (state["epoch"], state["batches_done"])
 
     def _eval_loader(self, split: str) -> DataLoader:
         return DataLoader(Utterances(self.frames[split]), batch_size=self.eval_batch_size, shuffle=False,
-                          collate_fn=pad_batch, num_workers=self.num_workers)
+                          collate_fn=pad_batch, num_workers=self.num_workers, generator=self._own_generator())
+
+    def _own_generator(self) -> torch.Generator:
+        """Each new DataLoader iterator draws a seed; from its own generator it leaves torch's
+        global RNG (the model's noise) alone, so a resumed run draws the same noise."""
+        return torch.Generator().manual_seed(self.seed)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")

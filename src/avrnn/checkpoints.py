@@ -1,0 +1,50 @@
+"""Finding and safely loading checkpoints.
+
+Checkpoints may come from other people, so they are read with torch.load(weights_only=True):
+tensors and plain containers only. One that holds any other pickled object (which could run
+code while being unpickled) is refused before Lightning sees it.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable or unsafe; the message says what to do."""
+
+
+def load_checkpoint(path: Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; check ckpt_path")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"refusing to load {path}: it holds pickled objects other than tensors and plain "
+                              f"data, which could run code ({first_line[:120]}); use a checkpoint written by this "
+                              "project or from a source you trust") from error
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({type(error).__name__}); "
+                              "resume from another checkpoint, e.g. a best-*.ckpt beside it") from error
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(f"{path} is not a Lightning checkpoint of this project (no state_dict)")
+    return checkpoint
+
+
+def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> Path | None:
+    """ckpt_path=last means <run folder>/checkpoints/last.ckpt of the run being resumed."""
+    if ckpt_path is None:
+        return None
+    if ckpt_path == "last":
+        path = output_dir / "checkpoints" / "last.ckpt"
+        if not path.is_file():
+            raise CheckpointError(f"ckpt_path=last: no {path}; resume a run with hydra.run.dir=<its folder> "
+                                  "ckpt_path=last, or give ckpt_path=/path/to/file.ckpt")
+        return path
+    return Path(ckpt_path).expanduser().resolve()

@@ -1,0 +1,121 @@
+"""Resume exactly, refuse unsafe or corrupt checkpoints, never leave a torn last.ckpt."""
+
+import os
+import pickle
+
+import pytest
+import torch
+
+from avrnn.checkpoints import CheckpointError, load_checkpoint
+from avrnn.module import AVRNNModule
+from avrnn.training import train
+
+# deterministic kernels; 2 iterations per epoch so that checkpoints fall mid-epoch as well
+DETERMINISTIC = ["trainer.deterministic=true", "training.iterations_per_epoch=2", "training.validate_before_training=false"]
+
+
+def final_state(run_dir):
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    return checkpoint["state_dict"], checkpoint["avrnn_iteration"], checkpoint["optimizer_states"]
+
+
+def losses_logged(run_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    return {e.step: e.value for e in events.Scalars("train/rec_per_timestep")}
+
+
+class SimulatedKill(Exception):
+    pass
+
+
+@pytest.mark.parametrize("model", ["avrnn", "vrnn"])
+@pytest.mark.parametrize("stop_at,how", [(2, "max_iterations"), (3, "kill")])  # epoch end; killed mid-epoch
+def test_n_iterations_then_resume_equals_2n_uninterrupted(make_cfg, tmp_path, monkeypatch, model, stop_at, how):
+    overrides = [f"model={model}", *DETERMINISTIC, "training.checkpoint_every_iterations=1"]
+    straight = tmp_path / "straight"
+    train(make_cfg(*overrides, "training.max_iterations=6", f"paths.output_dir={straight}"))
+    resumed = tmp_path / "resumed"
+    if how == "kill":  # dies at the start of iteration stop_at + 1, like a SIGKILL between steps
+        original = AVRNNModule.training_step
+
+        def dying_step(self, batches, batch_idx):
+            if self.iteration == stop_at:
+                raise SimulatedKill()
+            return original(self, batches, batch_idx)
+
+        monkeypatch.setattr(AVRNNModule, "training_step", dying_step)
+        with pytest.raises(SimulatedKill):
+            train(make_cfg(*overrides, "training.max_iterations=6", f"paths.output_dir={resumed}"))
+        monkeypatch.setattr(AVRNNModule, "training_step", original)
+    else:
+        train(make_cfg(*overrides, f"training.max_iterations={stop_at}", f"paths.output_dir={resumed}"))
+    assert final_state(resumed)[1] == stop_at
+    train(make_cfg(*overrides, "training.max_iterations=6", f"paths.output_dir={resumed}", "ckpt_path=last"))
+    expected, resumed_state = final_state(straight), final_state(resumed)
+    assert resumed_state[1] == expected[1] == 6
+    for name, tensor in expected[0].items():
+        torch.testing.assert_close(resumed_state[0][name], tensor, msg=name)
+    for a, b in zip(expected[2], resumed_state[2]):  # every optimizer's moments too
+        for key, state in a["state"].items():
+            for field, value in state.items():
+                torch.testing.assert_close(b["state"][key][field], value)
+    straight_losses, resumed_losses = losses_logged(straight), losses_logged(resumed)
+    for step in range(stop_at, 6):
+        assert resumed_losses[step] == pytest.approx(straight_losses[step], rel=1e-5), step
+
+
+def test_resume_needs_an_existing_checkpoint(make_cfg, tmp_path):
+    with pytest.raises(CheckpointError, match="ckpt_path=last: no .*last.ckpt; resume a run with hydra.run.dir"):
+        train(make_cfg("ckpt_path=last", f"paths.output_dir={tmp_path / 'fresh'}"))
+
+
+class Exploit:
+    """Unpickling this creates a file: what a malicious checkpoint could do."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
+def test_malicious_checkpoint_is_refused_and_runs_no_code(make_cfg, tmp_path):
+    run = tmp_path / "run"
+    train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=1"))
+    last = run / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    marker = tmp_path / "pwned"
+    checkpoint["hyper_parameters"]["payload"] = Exploit(str(marker))
+    torch.save(checkpoint, last)
+    with pytest.raises(CheckpointError, match="refusing to load .*last.ckpt: it holds pickled objects"):
+        train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=2", "ckpt_path=last"))
+    assert not marker.exists()
+
+
+def test_truncated_checkpoint_gets_a_clear_error(tmp_path):
+    path = tmp_path / "last.ckpt"
+    torch.save({"state_dict": {"w": torch.ones(1000)}}, path)
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(CheckpointError, match="is truncated or corrupt"):
+        load_checkpoint(path)
+
+
+def test_a_failed_write_leaves_the_previous_last_checkpoint_intact(make_cfg, tmp_path, monkeypatch):
+    import fsspec.implementations.local as local
+
+    run = tmp_path / "run"
+    train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=2"))
+    last = run / "checkpoints" / "last.ckpt"
+    before = last.read_bytes()
+
+    def disk_full(self, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(local.LocalFileOpener, "write", disk_full)
+    with pytest.raises(OSError, match="No space left on device"):
+        train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=4", "ckpt_path=last"))
+    assert last.read_bytes() == before
+    assert load_checkpoint(last)["avrnn_iteration"] == 2
+    assert not [p for p in os.listdir(run / "checkpoints") if p.startswith("last") and p != "last.ckpt"]
