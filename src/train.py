@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 from avrnn.checkpoints import CheckpointError
 from avrnn.config import ConfigError, register_configs
 from avrnn.data.errors import DataError
+from avrnn.module import TrainingFault
 from avrnn.training import MONITOR, train
 
 register_configs()
@@ -17,7 +18,7 @@ register_configs()
 def main(cfg: DictConfig) -> float:
     try:
         metrics = train(cfg)
-    except (ConfigError, DataError, CheckpointError) as error:
+    except (ConfigError, DataError, CheckpointError, TrainingFault) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     return metrics.get(MONITOR, float("nan"))

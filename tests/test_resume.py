@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from avrnn.checkpoints import CheckpointError, load_checkpoint
-from avrnn.module import AVRNNModule
+from avrnn.module import AVRNNModule, TrainingFault
 from avrnn.training import train
 
 # deterministic kernels; 2 iterations per epoch so that checkpoints fall mid-epoch as well
@@ -119,3 +119,34 @@ def test_a_failed_write_leaves_the_previous_last_checkpoint_intact(make_cfg, tmp
     assert last.read_bytes() == before
     assert load_checkpoint(last)["avrnn_iteration"] == 2
     assert not [p for p in os.listdir(run / "checkpoints") if p.startswith("last") and p != "last.ckpt"]
+
+
+def test_a_nan_batch_is_skipped_counted_and_training_goes_on(make_cfg, monkeypatch):
+    from avrnn.models.vrnn import VRNN
+
+    original = VRNN.forward
+    calls = {"n": 0}
+    seen = []
+
+    def poisoned(self, x, mask):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second forward pass (iteration 1's critic phase) sees a NaN batch
+            x = x.clone()
+            x[0, 0, 0] = float("nan")
+        return original(self, x, mask)
+
+    monkeypatch.setattr(VRNN, "forward", poisoned)
+    original_fit_start = AVRNNModule.on_fit_start
+    monkeypatch.setattr(AVRNNModule, "on_fit_start", lambda self: (seen.append(self), original_fit_start(self)))
+    metrics = train(make_cfg("training.max_iterations=3", "training.validate_before_training=false"))
+    module = seen[0]
+    assert module.iteration == 3 and module.skipped_steps == {"critic": 1}
+    assert metrics["faults/skipped_critic_steps"] == 1
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
+def test_exploding_learning_rate_stops_with_the_phase_and_last_checkpoint(make_cfg, tmp_path):
+    with pytest.raises(TrainingFault, match=r"5 non-finite steps in a row \(last in the elbo phase, iteration \d+\); "
+                                            r"lower that phase's learning rate .*last good checkpoint: .*last.ckpt$"):
+        train(make_cfg("model=vrnn", "model.optimizer.lr=1e30", "training.grad_clip_norm=null",
+                       "training.max_bad_steps=5", "training.max_iterations=50", "training.iterations_per_epoch=2"))

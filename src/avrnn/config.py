@@ -77,6 +77,7 @@ class TrainingConfig:
     iterations_per_epoch: int = 100  # iterations between validations
     fresh_batch_per_phase: bool = True  # Algorithms 1-2 sample a new batch for every phase
     grad_clip_norm: Optional[float] = 10.0  # per-phase gradient-norm clipping (null: off)
+    max_bad_steps: int = 20  # stop after this many non-finite steps in a row (each one is skipped)
     validate_before_training: bool = True  # log the untrained model's validation bound at step 0
     checkpoint_every_iterations: Optional[int] = None  # also refresh last.ckpt every N iterations
     checkpoint_every_minutes: Optional[float] = None  # ... and every N minutes of training
@@ -199,6 +200,7 @@ def validate(cfg) -> None:
     for key in ("batch_size", "eval_batch_size", "sample_rate"):
         _positive(f"data.{key}", cfg.data[key])
     _positive("training.iterations_per_epoch", cfg.training.iterations_per_epoch)
+    _positive("training.max_bad_steps", cfg.training.max_bad_steps)
     for key in ("max_iterations", "checkpoint_every_iterations", "checkpoint_every_minutes"):
         if cfg.training[key] is not None:
             _positive(f"training.{key}", cfg.training[key])

@@ -13,8 +13,14 @@ from __future__ import annotations
 import torch
 import pytorch_lightning as pl
 
+from pathlib import Path
+
 from avrnn.models import VRNN, SequenceCritic
 from avrnn.models import losses
+
+class TrainingFault(RuntimeError):
+    """Training cannot go on (e.g. losses stay non-finite); the message says what to do."""
+
 
 ARCH_KEYS = ("frame_size", "z_dim", "hidden_size", "x_features", "z_features", "mlp_hidden", "rnn", "emission",
              "std_floor", "std_max")
@@ -57,6 +63,8 @@ class AVRNNModule(pl.LightningModule):
         self.critic = (SequenceCritic(model["z_dim"], critic["lstm_size"], critic["fc_size"], critic["readout"])
                        if self.adversarial else None)
         self.iteration = 0  # our own counter: Lightning's global_step counts every optimizer step
+        self.skipped_steps: dict[str, int] = {}  # non-finite steps skipped, per phase
+        self.consecutive_bad_steps = 0
 
     # --- optimizers ------------------------------------------------------------------------
     @property
@@ -81,13 +89,36 @@ class AVRNNModule(pl.LightningModule):
                  "critic": critic["optimizer"], "adversarial": model["adversarial_optimizer"]}
         return [build_optimizer(specs[phase], params) for phase, params in self.phase_parameters().items()]
 
-    def _step(self, optimizer, loss: torch.Tensor) -> None:
+    def _step(self, optimizer, loss: torch.Tensor, phase: str) -> None:
+        """backward, clip, step; a non-finite loss or gradient skips the step (counted and logged)
+        and too many in a row stop training with a TrainingFault naming the phase."""
         optimizer.zero_grad()
-        self.manual_backward(loss)
+        finite = bool(torch.isfinite(loss))
+        if finite:
+            self.manual_backward(loss)
+            params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+            finite = all(bool(torch.isfinite(p.grad).all()) for p in params)
+        if not finite:
+            optimizer.zero_grad()
+            self.skipped_steps[phase] = self.skipped_steps.get(phase, 0) + 1
+            self.consecutive_bad_steps += 1
+            limit = self.hparams.training["max_bad_steps"]
+            if self.consecutive_bad_steps >= limit:
+                raise TrainingFault(
+                    f"{self.consecutive_bad_steps} non-finite steps in a row (last in the {phase} phase, iteration "
+                    f"{self.iteration}); lower that phase's learning rate or check the data, then resume from the "
+                    f"last good checkpoint: {self.last_checkpoint() or 'none written yet'}")
+            return
+        self.consecutive_bad_steps = 0
         if self.hparams.training["grad_clip_norm"]:
             self.clip_gradients(optimizer, gradient_clip_val=self.hparams.training["grad_clip_norm"],
                                 gradient_clip_algorithm="norm")
         optimizer.step()
+
+    def last_checkpoint(self) -> str | None:
+        paths = [cb.last_model_path or cb.best_model_path for cb in self.trainer.checkpoint_callbacks]
+        paths = [p for p in paths if p]
+        return max(paths, key=lambda p: Path(p).stat().st_mtime) if paths else None
 
     # --- the terms every phase reports -------------------------------------------------------
     @staticmethod
@@ -116,7 +147,7 @@ class AVRNNModule(pl.LightningModule):
             loss = terms["rec_per_timestep"]
             if self.hparams.ablation["name"] == "hybrid":
                 loss = loss + self.hparams.ablation["kl_weight"] * terms["kl_per_timestep"]
-            self._step(optimizer, loss)
+            self._step(optimizer, loss, "reconstruction")
         return terms
 
     def critic_phase(self, optimizer, x, mask) -> dict[str, torch.Tensor]:
@@ -132,7 +163,7 @@ class AVRNNModule(pl.LightningModule):
                 penalty = losses.gradient_penalty(self.critic, out.z_prior, out.z_post, out.mask)
                 loss = loss + critic["gp_weight"] * penalty
                 terms["gradient_penalty"] = penalty.detach()
-            self._step(optimizer, loss)
+            self._step(optimizer, loss, "critic")
             if critic["name"] == "wgan":
                 self.critic.clip_weights(critic["clip_value"])
         name, distance = self.critic_distance(d_prior.detach(), d_post.detach())
@@ -146,7 +177,7 @@ class AVRNNModule(pl.LightningModule):
             out = self.vrnn(x, mask)
             d_prior, d_post = self.critic_scores(out, detach_prior=posterior_only)
             loss = ADVERSARIAL_LOSSES[self.hparams.critic["name"]][1](d_prior, d_post)
-            self._step(optimizer, loss)
+            self._step(optimizer, loss, "adversarial")
         return {"adversarial_loss": loss.detach()}
 
     def elbo_phase(self, optimizer, x, mask) -> dict[str, torch.Tensor]:
@@ -158,7 +189,7 @@ class AVRNNModule(pl.LightningModule):
               else terms["kl_per_timestep"])
         warmup = model["kl_warmup_iterations"]
         beta = min(1.0, (self.iteration + 1) / warmup) if warmup > 0 else 1.0
-        self._step(optimizer, terms["rec_per_timestep"] + beta * kl)
+        self._step(optimizer, terms["rec_per_timestep"] + beta * kl, "elbo")
         return {**terms, "kl_weight": torch.tensor(beta)}
 
     # --- Lightning hooks ---------------------------------------------------------------------
@@ -183,6 +214,9 @@ class AVRNNModule(pl.LightningModule):
         self.log_dict({f"lr/{phase}": opt.param_groups[0]["lr"] for phase, opt in zip(phases, optimizers)},
                       batch_size=frames)
         self.log("iteration", float(self.iteration), batch_size=frames)
+        if self.skipped_steps:
+            self.log_dict({f"faults/skipped_{phase}_steps": float(n) for phase, n in self.skipped_steps.items()},
+                          batch_size=frames)
         max_iterations = self.hparams.training["max_iterations"]
         if max_iterations is not None and self.iteration >= max_iterations:
             self.trainer.should_stop = True
@@ -208,12 +242,14 @@ class AVRNNModule(pl.LightningModule):
         """Our iteration counter and the torch RNG states (latent noise, gradient-penalty mixing),
         so a resumed run draws the same noise as an uninterrupted one. Plain tensors only."""
         checkpoint["avrnn_iteration"] = self.iteration
+        checkpoint["avrnn_skipped_steps"] = dict(self.skipped_steps)
         checkpoint["avrnn_rng"] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             checkpoint["avrnn_rng"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.iteration = checkpoint.get("avrnn_iteration", 0)
+        self.skipped_steps = dict(checkpoint.get("avrnn_skipped_steps", {}))
         rng = checkpoint.get("avrnn_rng")
         if rng is not None and self._trainer is not None:  # resuming a fit, not just loading weights
             torch.set_rng_state(rng["torch"])

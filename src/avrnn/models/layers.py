@@ -38,4 +38,5 @@ class GaussianHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.distributions.Normal:
         std = (F.softplus(self.raw_std(features)) + self.std_floor).clamp(max=self.std_max)
-        return torch.distributions.Normal(self.mean(features), std)
+        # no argument validation: a NaN must reach the loss, where the training step detects and skips it
+        return torch.distributions.Normal(self.mean(features), std, validate_args=False)

@@ -134,7 +134,7 @@ class VRNN(nn.Module):
             z_features.append(zf_t)
             prior_noise.append(torch.randn_like(z_t))  # drawn per step: padding never shifts the noise
         h_prev_all = torch.stack(h_prev, 1)
-        posterior = Normal(torch.stack(post_mean, 1), torch.stack(post_std, 1))
+        posterior = Normal(torch.stack(post_mean, 1), torch.stack(post_std, 1), validate_args=False)
         prior = self.prior(h_prev_all)
         emission = self.emission_distribution(torch.stack(z_features, 1), h_prev_all)
         return VRNNOutput(
