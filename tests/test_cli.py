@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,3 +54,33 @@ def test_missing_or_wrong_data_root_is_one_line(tmp_path):
     result = run_train("data=timit", f"data.root={tmp_path / 'nowhere'}", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: data.root {tmp_path / 'nowhere'} does not exist")
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("critic=wgn", "error: In 'config': Could not find 'critic/wgn'; Available options in 'critic': gan, none, wgan, "
+                   "wgan_gp"),
+    ("model.z_dim=abc", "error: Error merging override model.z_dim=abc: Value 'abc' of type 'str' could not be "
+                        "converted to Integer"),
+    ("model.not_a_key=1", "error: Could not override 'model.not_a_key'.: Key 'not_a_key' not in 'ModelConfig' "
+                          "(allowed keys: name, frame_size, z_dim,"),
+    ("trainer.foo=1", "error: Could not override 'trainer.foo'.: Key 'foo' is not in struct (trainer.* takes "
+                      "pytorch_lightning.Trainer arguments only)"),
+    ("model.z_dim=-4", "error: model.z_dim must be positive, got -4"),
+    ("trainer.gradient_clip_val=0.5", "error: trainer.gradient_clip_val=0.5 is not supported with manual "
+                                      "optimization; use training.grad_clip_norm"),
+    ("trainer.accumulate_grad_batches=2", "error: trainer.accumulate_grad_batches=2 is not supported with manual "
+                                          "optimization; raise data.batch_size instead"),
+])
+def test_bad_configuration_stops_with_one_line(tmp_path, override, expected):
+    result = run_train(override, f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(expected)
+
+
+def test_unwritable_output_folder_is_one_line(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    result = run_train(f"hydra.run.dir={blocker / 'run'}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: Not a directory {blocker / 'run'}; "
+                                                              "free disk space or choose a writable folder")

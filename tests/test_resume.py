@@ -150,3 +150,18 @@ def test_exploding_learning_rate_stops_with_the_phase_and_last_checkpoint(make_c
                                             r"lower that phase's learning rate .*last good checkpoint: .*last.ckpt$"):
         train(make_cfg("model=vrnn", "model.optimizer.lr=1e30", "training.grad_clip_norm=null",
                        "training.max_bad_steps=5", "training.max_iterations=50", "training.iterations_per_epoch=2"))
+
+
+def test_extreme_amplitude_input_trains_and_stays_finite(make_cfg, monkeypatch):
+    """Unnormalised int16-scale waveforms (|x| up to ~16,000): clipping and std floors keep it finite."""
+    from avrnn.data.framing import Normalization
+
+    monkeypatch.setattr(Normalization, "apply", lambda self, wave: (wave * 32768).astype("float32"))
+    seen = []
+    original_fit_start = AVRNNModule.on_fit_start
+    monkeypatch.setattr(AVRNNModule, "on_fit_start", lambda self: (seen.append(self), original_fit_start(self)))
+    metrics = train(make_cfg("training.max_iterations=4", "training.iterations_per_epoch=2"))
+    assert seen[0].skipped_steps == {}
+    assert metrics["train/rec_per_timestep"] > 1000  # it really saw huge inputs
+    assert all(value == value and abs(value) != float("inf") for value in metrics.values())
+    assert all(torch.isfinite(p).all() for p in seen[0].parameters())

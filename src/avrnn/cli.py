@@ -1,0 +1,75 @@
+"""Entry-point glue: run a Hydra main and turn the errors a user can fix into one line.
+
+Hydra prints composition errors over several lines (and OmegaConf's cause hides below them);
+here every such error becomes `error: <what is wrong>; <what is allowed or what to do>` on
+stderr with exit status 2. Unexpected errors keep their traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+from typing import Callable
+
+from hydra.errors import HydraException, MissingConfigException
+from omegaconf.errors import OmegaConfBaseException
+
+from avrnn import config as schema
+from avrnn.checkpoints import CheckpointError
+from avrnn.config import ConfigError
+from avrnn.data.errors import DataError
+from avrnn.module import TrainingFault
+
+USER_ERRORS = (ConfigError, DataError, CheckpointError, TrainingFault)
+NOISE = ("full_key", "object_type", "reference_type", "To append", "Config search path", "provider=",
+         "Set the environment", "explicit_type", "See https")
+
+
+def _schema_keys(class_name: str) -> list[str] | None:
+    node = getattr(schema, class_name, None)
+    return [f.name for f in dataclasses.fields(node)] if dataclasses.is_dataclass(node) else None
+
+
+def one_line(error: BaseException) -> str:
+    """The messages of an error and its causes, without OmegaConf's bookkeeping, on one line."""
+    parts: list[str] = []
+    current: BaseException | None = error
+    while current is not None:
+        text = str(current)
+        options = re.findall(r"^\t(\S+)$", text.split("Config search path")[0], flags=re.M)
+        lines = [line.strip() for line in text.splitlines()
+                 if line.strip() and not line.strip().startswith(NOISE) and not line.startswith("\t")]
+        message = "; ".join(lines)
+        if options:
+            message += " " + ", ".join(options)
+        unknown = re.search(r"Key '(\w+)' not in '(\w+)'", text)
+        if unknown and (keys := _schema_keys(unknown.group(2))):
+            message += f" (allowed keys: {', '.join(keys)})"
+        if "is not in struct" in text and "trainer" in str(error):
+            message += " (trainer.* takes pytorch_lightning.Trainer arguments only)"
+        if message and message not in parts:
+            parts.append(message)
+        current = current.__cause__
+    return ": ".join(parts).replace("\n", " ")
+
+
+def run(main: Callable[[], object]) -> None:
+    """Call a @hydra.main function; user-fixable errors exit 2 with one line on stderr."""
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # let composition errors reach us instead of Hydra's printer
+    try:
+        main()
+    except USER_ERRORS as error:
+        _fail(str(error))
+    except (MissingConfigException, HydraException, OmegaConfBaseException) as error:
+        _fail(one_line(error))
+    except OSError as error:
+        where = f" {error.filename}" if error.filename else ""
+        _fail(f"{error.strerror or error}{where}; free disk space or choose a writable folder "
+              "(hydra.run.dir=..., paths.data_dir=...); checkpoints already written are intact")
+
+
+def _fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
