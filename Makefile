@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-slow tensorboard clean
+.PHONY: help install train test test-slow tensorboard clean bench
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,3 +33,6 @@ tensorboard: $(STAMP) ## Show the training curves of every run under logs/
 
 clean: ## Remove the virtual environment and caches (keeps data/ and logs/)
 	rm -rf $(VENV) .pytest_cache src/*.egg-info
+
+bench: $(STAMP) ## Time the training steps (frames/s, GFLOP/s, peak memory); writes bench.json
+	$(PYTHON) src/bench.py $(ARGS)

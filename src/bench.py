@@ -1,0 +1,188 @@
+"""Benchmark: frames/s of the VRNN and A-VRNN training steps against a per-step reference port,
+a fused GRU and the machine's matmul rate. Prints a table and writes bench.json (current folder).
+
+    python src/bench.py                      # the default sizes: batch 64 and 4, T = 200
+    python src/bench.py --sizes 16x100 --repeats 5
+
+frames/s = B * T / seconds per training step (forward, backward, optimizer step); for A-VRNN one
+iteration = reconstruction + critic (n_critic = 1) + adversarial phase, each on a batch of B x T.
+Medians over --repeats timed steps after --warmup untimed ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import time
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import OmegaConf
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.flop_counter import FlopCounterMode
+
+from avrnn.config import Config
+from avrnn.models import VRNN, losses
+from avrnn.models.reference import reference_terms
+from avrnn.module import AVRNNModule
+
+SIZES = dict(frame_size=200, hidden_size=256, z_dim=64, x_features=256, z_features=256, mlp_hidden=256)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak so far (Linux: KiB)
+
+
+def median_seconds(step, warmup: int, repeats: int, device: torch.device) -> float:
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        step()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def elbo_step(model: VRNN, optimizer, x, mask, reference: bool):
+    def step():
+        rec, kl = reference_terms(model, x, mask) if reference else (lambda o: (o.rec_log_lik, o.kl))(model(x, mask))
+        loss = -losses.per_timestep(rec, mask) + losses.per_timestep(kl, mask)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def gru_step(batch: int, steps: int, device: torch.device):
+    gru = torch.nn.GRU(SIZES["x_features"] + SIZES["z_features"], SIZES["hidden_size"], batch_first=True).to(device)
+    inputs = torch.randn(batch, steps, SIZES["x_features"] + SIZES["z_features"], device=device)
+
+    def step():
+        out, _ = gru(inputs)
+        out.sum().backward()
+    return step
+
+
+def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    seconds = median_seconds(lambda: a @ b, 2, repeats, device)
+    return 2 * n**3 / seconds / 1e9
+
+
+class _SameBatch(Dataset):
+    def __init__(self, length: int):
+        self.length = length
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, index):
+        return index
+
+
+class _StepTimer(pl.Callback):
+    def __init__(self, device):
+        self.device, self.times, self.start = device, [], 0.0
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        sync(self.device)
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        sync(self.device)
+        self.times.append(time.perf_counter() - self.start)
+
+
+def avrnn_seconds(batch: int, steps: int, device: torch.device, warmup: int, repeats: int) -> float:
+    """One full A-VRNN iteration through Lightning (what training really runs), n_critic = 1."""
+    cfg = OmegaConf.structured(Config)
+    cfg.data.frame_size = SIZES["frame_size"]
+    for key, value in SIZES.items():
+        cfg.model[key] = value
+    plain = lambda node: OmegaConf.to_container(node, resolve=True)  # noqa: E731
+    cfg.training.max_iterations = warmup + repeats
+    module = AVRNNModule(plain(cfg.model), plain(cfg.critic), plain(cfg.ablation), plain(cfg.training))
+    x = torch.randn(batch, steps, SIZES["frame_size"])
+    batches = [(x, torch.ones(batch, steps))] * 3
+    loader = DataLoader(_SameBatch(warmup + repeats), batch_size=1, collate_fn=lambda _: batches)
+    timer = _StepTimer(device)
+    trainer = pl.Trainer(accelerator=device.type, devices=1, max_epochs=1, logger=False, callbacks=[timer],
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, train_dataloaders=loader)
+    return statistics.median(timer.times[warmup:])
+
+
+def run_size(batch: int, steps: int, device: torch.device, warmup: int, repeats: int, matmul: float) -> dict:
+    torch.manual_seed(0)
+    model = VRNN(**SIZES).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    x = torch.randn(batch, steps, SIZES["frame_size"], device=device)
+    mask = torch.ones(batch, steps, device=device)
+    frames = batch * steps
+    with FlopCounterMode(display=False) as counter:
+        elbo_step(model, optimizer, x, mask, reference=True)()
+    flops_per_frame = counter.get_total_flops() / frames
+    record = {"batch": batch, "T": steps, "frames_per_step": frames, "model_flops_per_frame": flops_per_frame}
+    timings = {
+        "reference": median_seconds(elbo_step(model, optimizer, x, mask, True), warmup, repeats, device),
+        "vrnn": median_seconds(elbo_step(model, optimizer, x, mask, False), warmup, repeats, device),
+        "gru_floor": median_seconds(gru_step(batch, steps, device), warmup, repeats, device),
+        "avrnn": avrnn_seconds(batch, steps, device, warmup, repeats),
+    }
+    for name, seconds in timings.items():
+        record[f"{name}_fps"] = frames / seconds
+        record[f"{name}_seconds_per_step"] = seconds
+    record["vrnn_gflops"] = flops_per_frame * record["vrnn_fps"] / 1e9
+    record["reference_gflops"] = flops_per_frame * record["reference_fps"] / 1e9
+    record["vrnn_fraction_of_matmul"] = record["vrnn_gflops"] / matmul
+    record["vrnn_speedup_over_reference"] = record["vrnn_fps"] / record["reference_fps"]
+    record["avrnn_over_vrnn_time"] = timings["avrnn"] / timings["vrnn"]
+    record["peak_memory_mb"] = peak_memory_mb(device)
+    return record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="64x200,4x200", help="comma-separated BATCHxT (default: 64x200,4x200)")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--output", default="bench.json")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    matmul = matmul_gflops(device)
+    runs = []
+    for size in args.sizes.split(","):
+        batch, steps = (int(v) for v in size.lower().split("x"))
+        runs.append(run_size(batch, steps, device, args.warmup, args.repeats, matmul))
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    result = {"device": name, "torch": torch.__version__, "matmul_gflops": matmul, "sizes": SIZES,
+              "units": "frames/s = B*T / seconds per training step; GFLOP/s = model FLOPs per frame x frames/s",
+              **{k: runs[0][k] for k in ("reference_fps", "vrnn_fps", "avrnn_fps", "gru_floor_fps", "vrnn_gflops")},
+              "runs": runs}
+    with open(args.output, "w") as handle:
+        json.dump(result, handle, indent=2)
+    print(f"device {name}, torch {torch.__version__}, dense fp32 matmul {matmul:.0f} GFLOP/s")
+    print(f"{'B x T':>9} {'reference':>10} {'vrnn':>10} {'avrnn':>10} {'gru floor':>10}  (frames/s)"
+          f" {'vrnn GFLOP/s':>13} {'of matmul':>9} {'speed-up':>8} {'avrnn/vrnn':>10} {'peak MB':>8}")
+    for r in runs:
+        print(f"{r['batch']:>4} x {r['T']:<3} {r['reference_fps']:>10.0f} {r['vrnn_fps']:>10.0f} {r['avrnn_fps']:>10.0f} "
+              f"{r['gru_floor_fps']:>10.0f}             {r['vrnn_gflops']:>13.1f} {r['vrnn_fraction_of_matmul']:>9.0%} "
+              f"{r['vrnn_speedup_over_reference']:>7.2f}x {r['avrnn_over_vrnn_time']:>9.2f}x {r['peak_memory_mb']:>8.0f}")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
