@@ -17,7 +17,7 @@ def run_train(*args, cwd=ROOT):
 
 
 def test_cfg_job_resolve_prints_the_resolved_config(tmp_path):
-    result = run_train("model=vrnn", f"paths.output_dir={tmp_path}", "--cfg", "job", "--resolve")
+    result = run_train("model=vrnn", "--cfg", "job", "--resolve")
     assert result.returncode == 0, result.stderr
     assert "name: vrnn" in result.stdout and "frame_size: 200" in result.stdout and "${" not in result.stdout
 

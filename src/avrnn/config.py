@@ -15,6 +15,8 @@ import hashlib
 from hydra.core.config_store import ConfigStore
 from omegaconf import II, MISSING, OmegaConf
 
+from avrnn.data.synthetic import SyntheticCorpusSpec
+
 
 class ConfigError(ValueError):
     """A configuration value or combination that cannot work; the message says what to use."""
@@ -84,17 +86,6 @@ class TrainingConfig:
 
 
 @dataclass
-class SyntheticConfig:
-    train_speakers: int = 12
-    test_speakers: int = 4
-    utterances_per_speaker: int = 10
-    min_seconds: float = 1.0
-    max_seconds: float = 2.5
-    sample_rate: int = II("..sample_rate")
-    seed: int = 0
-
-
-@dataclass
 class DataConfig:
     name: str = "synthetic"
     root: str = MISSING
@@ -117,7 +108,7 @@ class DataConfig:
     on_bad_file: str = "fail"  # fail | skip (unreadable or shorter-than-a-frame files; count logged)
     cache_dir: Optional[str] = II("paths.cache_dir")  # null: no cache
     num_workers: int = 0
-    synthetic: Optional[SyntheticConfig] = None
+    synthetic: Optional[SyntheticCorpusSpec] = None  # data=synthetic: what to generate at data.root
 
 
 @dataclass
@@ -125,7 +116,7 @@ class PathsConfig:
     data_dir: str = "data"
     cache_dir: str = "${paths.data_dir}/cache"
     log_dir: str = "logs"
-    output_dir: str = II("hydra:runtime.output_dir")
+    output_dir: Optional[str] = II("hydra:runtime.output_dir")  # null only outside a Hydra run (--cfg)
 
 
 @dataclass

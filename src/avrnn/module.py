@@ -10,13 +10,14 @@ Optimizers and their parameter groups (names of Algorithms 1-2):
 
 from __future__ import annotations
 
-import torch
-import pytorch_lightning as pl
-
 from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
 
 from avrnn.models import VRNN, SequenceCritic
 from avrnn.models import losses
+
 
 class TrainingFault(RuntimeError):
     """Training cannot go on (e.g. losses stay non-finite); the message says what to do."""

@@ -6,14 +6,13 @@ Entry points (src/train.py) call it; tests call it directly with a composed conf
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
-
-from datetime import timedelta
 
 from avrnn.checkpoints import load_checkpoint, resolve_ckpt_path
 from avrnn.config import validate

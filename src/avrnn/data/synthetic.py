@@ -25,9 +25,10 @@ BANDWIDTHS = np.array([90.0, 110.0, 170.0])
 MARKER = "synthetic.json"
 
 
-@dataclass(frozen=True)
+@dataclass
 class SyntheticCorpusSpec:
-    """What to generate; the corpus is regenerated when any of these change."""
+    """What to generate; the corpus is regenerated when any of these change. Also the schema of
+    the `data.synthetic` config node."""
 
     train_speakers: int = 12
     test_speakers: int = 4
