@@ -55,7 +55,7 @@ class AVRNNModule(pl.LightningModule):
     """Takes plain dicts (the resolved config groups) so checkpoints hold only plain data."""
 
     def __init__(self, model: dict, critic: dict, ablation: dict, training: dict,
-                 normalization: dict | None = None):
+                 normalization: dict | None = None, data: dict | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False

@@ -71,7 +71,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule.prepare_data()
     datamodule.setup("fit")
     module = AVRNNModule(model=plain(cfg.model), critic=plain(cfg.critic), ablation=plain(cfg.ablation),
-                         training=plain(cfg.training), normalization=datamodule.normalization.to_dict())
+                         training=plain(cfg.training), normalization=datamodule.normalization.to_dict(),
+                         data=plain(cfg.data))
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, output_dir)
     if ckpt_path is not None:
         load_checkpoint(ckpt_path)  # refuse unsafe or corrupt files with one line, before Lightning reads them

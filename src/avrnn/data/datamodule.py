@@ -271,6 +271,15 @@ class SpeechDataModule(pl.LightningDataModule):
         log.info("data %s: %s; normalisation mean %.4g std %.4g", self.root, counts, self.normalization.mean,
                  self.normalization.std)
 
+    def renormalize(self, target: Normalization) -> None:
+        """Re-express every frame in `target`'s statistics (a checkpoint's, for evaluation)."""
+        source = self.normalization
+        if source == target:
+            return
+        scale, shift = source.std / target.std, (source.mean - target.mean) / target.std
+        self.frames = {split: [f * scale + shift for f in frames] for split, frames in self.frames.items()}
+        self.normalization = target
+
     # --- loaders --------------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
         per_step = self.batch_size * self.batches_per_iteration

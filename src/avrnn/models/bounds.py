@@ -64,3 +64,20 @@ def fivo_bound(step: Step, state, x: torch.Tensor, mask: torch.Tensor, particles
             state = _gather_state(state, (rows + ancestors).reshape(-1))
             log_w = torch.where(resample[:, None], torch.zeros_like(log_w), log_w)
     return bound
+
+
+def sequence_log_weights(model, x: torch.Tensor, mask: torch.Tensor, samples: int) -> torch.Tensor:
+    """(samples, B) log importance weights log p(x, z) - log q(z | x) of whole sequences for a VRNN,
+    from its fast teacher-forced pass on the batch repeated `samples` times."""
+    batch = x.shape[0]
+    out = model(x.repeat(samples, 1, 1), mask.repeat(samples, 1))
+    log_prior = out.prior.log_prob(out.z_post).sum(-1)
+    log_posterior = out.posterior.log_prob(out.z_post).sum(-1)
+    per_step = out.rec_log_lik + (log_prior - log_posterior) * out.mask
+    return per_step.sum(1).view(samples, batch)
+
+
+def vrnn_fivo(model, x: torch.Tensor, mask: torch.Tensor, particles: int, **kwargs) -> torch.Tensor:
+    """FIVO-k of a VRNN, (B,)."""
+    return fivo_bound(model.particle_step, model.initial_state(x.shape[0] * particles, x), x, mask, particles,
+                      **kwargs)

@@ -147,6 +147,18 @@ class VRNN(nn.Module):
             mask=mask,
         )
 
+    def particle_step(self, x_t: torch.Tensor, state):
+        """One filtering step for FIVO: z_t ~ q(z_t | x_t, h_{t-1}), the incremental log weight
+        log p(x_t | z_t, h) + log p(z_t | h) - log q(z_t | x_t, h) (summed over dims), new state."""
+        h = self.hidden(state)
+        x_features = self.phi_x(x_t)
+        prior, posterior = self.prior(h), self.posterior(x_features, h)
+        z = posterior.sample()
+        z_features = self.phi_z(z)
+        log_alpha = (self.emission_distribution(z_features, h).log_prob(x_t).sum(-1)
+                     + prior.log_prob(z).sum(-1) - posterior.log_prob(z).sum(-1))
+        return log_alpha, self.recurrence(x_features, z_features, state)
+
     @torch.no_grad()
     def sample(self, batch: int, steps: int, device=None) -> torch.Tensor:
         """Free-running generation: z_t ~ TR(h_{t-1}), x_t = mean of EM(z_t, h_{t-1}), and the

@@ -1,0 +1,112 @@
+"""`evaluate(cfg)`: score a checkpoint on a split with ELBO, IWAE-k and FIVO-k bounds.
+
+Units follow FIVO: nats per timestep = total bound over the split / total number of frames
+(a ratio of sums), and nats per sequence = mean over utterances. Every frame of every utterance
+is scored, the first one included and, with data.last_frame=pad, the zero-padded last one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm.auto import tqdm
+
+from avrnn.checkpoints import load_checkpoint
+from avrnn.config import ConfigError
+from avrnn.data.datamodule import SpeechDataModule
+from avrnn.data.framing import Normalization
+from avrnn.models import losses
+from avrnn.models.bounds import elbo_bound, iwae_bound, sequence_log_weights, vrnn_fivo
+from avrnn.module import AVRNNModule
+
+log = logging.getLogger(__name__)
+
+
+def load_module(path: Path) -> AVRNNModule:
+    """The trained module, from tensors and plain data only (no code runs while loading)."""
+    checkpoint = load_checkpoint(path)
+    module = AVRNNModule(**checkpoint["hyper_parameters"])
+    module.load_state_dict(checkpoint["state_dict"])
+    return module.eval()
+
+
+def build_eval_data(module: AVRNNModule, data_override, split: str, batch_size: int) -> SpeechDataModule:
+    data = dict(module.hparams.data or {})
+    if data_override is not None:
+        data = OmegaConf.to_container(data_override, resolve=True)
+    if not data:
+        raise ConfigError("this checkpoint stores no data config; add data=<config> data.root=...")
+    data.pop("name", None)
+    data.update(eval_batch_size=batch_size, cache_dir=data.get("cache_dir"))
+    datamodule = SpeechDataModule(**data)
+    datamodule.prepare_data()
+    datamodule.setup()
+    if split not in datamodule.frames:
+        raise ConfigError(f"split={split!r} is not allowed; choose train, val or test")
+    datamodule.renormalize(Normalization(**module.hparams.normalization))  # the statistics training used
+    return datamodule
+
+
+@torch.no_grad()
+def score(module: AVRNNModule, loader, iwae_k: list[int], fivo_k: list[int], prefix: str) -> dict:
+    totals: dict[str, float] = {}
+    frames = sequences = 0
+
+    def add(name: str, per_sequence: torch.Tensor) -> None:
+        totals[name] = totals.get(name, 0.0) + float(per_sequence.sum())
+
+    for x, mask in tqdm(loader, desc=f"scoring {prefix}", unit="batch"):
+        out = module.vrnn(x, mask)
+        rec = out.rec_log_lik.sum(1)
+        kl = out.kl.sum((1, 2))
+        add("rec", -rec)
+        add("kl", kl)
+        add("elbo", rec - kl)
+        for k in iwae_k:
+            add(f"iwae_{k}", iwae_bound(sequence_log_weights(module.vrnn, x, mask, k)))
+        for k in fivo_k:
+            add(f"fivo_{k}", vrnn_fivo(module.vrnn, x, mask, k))
+        if module.critic is not None:
+            name, distance = module.critic_distance(*module.critic_scores(out))
+            add(name, distance.expand(x.shape[0]))
+        frames += int(mask.sum())
+        sequences += x.shape[0]
+    frame_size = module.hparams.model["frame_size"]
+    metrics = {f"{prefix}/frames": frames, f"{prefix}/sequences": sequences}
+    for name, total in totals.items():
+        if name in ("wasserstein", "js_divergence"):
+            metrics[f"{prefix}/{name}"] = total / sequences
+            continue
+        metrics[f"{prefix}/{name}_per_timestep"] = total / frames
+        metrics[f"{prefix}/{name}_per_sequence"] = total / sequences
+        if name not in ("rec", "kl"):  # a bound on log p(x): also as bits per audio sample
+            metrics[f"{prefix}/{name}_bits_per_sample"] = -total / frames / frame_size / math.log(2)
+    return metrics
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    torch.manual_seed(cfg.seed)
+    module = load_module(Path(cfg.ckpt_path).expanduser())
+    datamodule = build_eval_data(module, cfg.get("data"), cfg.split, cfg.batch_size)
+    loader = {"train": datamodule._eval_loader("train"), "val": datamodule.val_dataloader(),
+              "test": datamodule.test_dataloader()}[cfg.split]
+    metrics = score(module, loader, list(cfg.iwae_k), list(cfg.fivo_k), cfg.split)
+    metrics["frames_scored"] = "all frames of each utterance, including the first and a zero-padded last frame"
+    metrics["units"] = "nats (per timestep = total / frames; per sequence = mean over utterances)"
+    metrics["checkpoint"] = str(cfg.ckpt_path)
+    output = Path(cfg.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    print(f"{'bound':<16}{'nats/timestep':>15}{'nats/sequence':>15}")
+    for key, value in metrics.items():
+        if key.endswith("_per_timestep"):
+            name = key.split("/", 1)[1].removesuffix("_per_timestep")
+            print(f"{name:<16}{value:>15.3f}{metrics[key.replace('per_timestep', 'per_sequence')]:>15.2f}")
+    print(f"{metrics[f'{cfg.split}/sequences']} utterances, {metrics[f'{cfg.split}/frames']} frames; "
+          f"wrote {output / 'metrics.json'}")
+    return metrics
