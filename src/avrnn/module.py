@@ -236,6 +236,21 @@ class AVRNNModule(pl.LightningModule):
     def validation_step(self, batch, batch_idx):
         self._evaluate(batch, "val")
 
+    def on_validation_epoch_end(self) -> None:
+        """Free-running prior samples as TensorBoard audio (normalisation undone)."""
+        every = self.hparams.training.get("audio_every_n_epochs", 0)
+        experiment = getattr(self.logger, "experiment", None)
+        if (not every or self.trainer.sanity_checking or not hasattr(experiment, "add_audio")
+                or self.current_epoch % every or self.hparams.normalization is None):
+            return
+        sample_rate = int((self.hparams.data or {}).get("sample_rate", 16000))
+        steps = max(1, round(self.hparams.training.get("audio_seconds", 2.0) * sample_rate
+                             / self.hparams.model["frame_size"]))
+        mean, std = self.hparams.normalization["mean"], self.hparams.normalization["std"]
+        for index, frames in enumerate(self.vrnn.sample(2, steps)):
+            wave = (frames.reshape(-1) * std + mean).clamp(-1, 1).cpu()
+            experiment.add_audio(f"samples/prior_{index}", wave, self.iteration, sample_rate=sample_rate)
+
     def test_step(self, batch, batch_idx):
         self._evaluate(batch, "test")
 

@@ -27,12 +27,18 @@ def plain(node) -> dict:
     return OmegaConf.to_container(node, resolve=True)
 
 
-def build_datamodule(cfg: DictConfig) -> SpeechDataModule:
+def data_options(cfg: DictConfig) -> dict:
+    """The data config as plain data with absolute paths (also stored in checkpoints)."""
     data = plain(cfg.data)
-    data.pop("name")
     data["root"] = str(Path(data["root"]).expanduser().resolve())
     if data["cache_dir"]:
         data["cache_dir"] = str(Path(data["cache_dir"]).expanduser().resolve())
+    return data
+
+
+def build_datamodule(cfg: DictConfig) -> SpeechDataModule:
+    data = data_options(cfg)
+    data.pop("name")
     return SpeechDataModule(
         **data,
         seed=cfg.seed,
@@ -72,7 +78,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule.setup("fit")
     module = AVRNNModule(model=plain(cfg.model), critic=plain(cfg.critic), ablation=plain(cfg.ablation),
                          training=plain(cfg.training), normalization=datamodule.normalization.to_dict(),
-                         data=plain(cfg.data))
+                         data=data_options(cfg))
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, output_dir)
     if ckpt_path is not None:
         load_checkpoint(ckpt_path)  # refuse unsafe or corrupt files with one line, before Lightning reads them

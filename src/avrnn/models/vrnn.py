@@ -35,6 +35,7 @@ class VRNNOutput:
     z_prior: torch.Tensor  # (B, T, Z) z_t ~ p(z_t | h_{t-1}) along the same h trajectory
     posterior: Normal
     prior: Normal
+    emission: torch.distributions.Distribution  # p(x_t | z_t, h_{t-1}) for all t
     mask: torch.Tensor  # (B, T), 1 for real frames
 
 
@@ -144,6 +145,7 @@ class VRNN(nn.Module):
             z_prior=prior.loc + prior.scale * torch.stack(prior_noise, 1),
             posterior=posterior,
             prior=prior,
+            emission=emission,
             mask=mask,
         )
 
@@ -159,6 +161,15 @@ class VRNN(nn.Module):
                      + prior.log_prob(z).sum(-1) - posterior.log_prob(z).sum(-1))
         return log_alpha, self.recurrence(x_features, z_features, state)
 
+    def expected_frames(self, emission) -> torch.Tensor:
+        """The emission's mean: what the model 'says' for each frame (probabilities if Bernoulli)."""
+        return emission.mean if self.emission_kind == "gaussian" else emission.probs
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced reconstruction: the emission mean given posterior samples, (B, T, F)."""
+        return self.expected_frames(self(x, mask).emission)
+
     @torch.no_grad()
     def sample(self, batch: int, steps: int, device=None) -> torch.Tensor:
         """Free-running generation: z_t ~ TR(h_{t-1}), x_t = mean of EM(z_t, h_{t-1}), and the
@@ -170,7 +181,7 @@ class VRNN(nn.Module):
             h = self.hidden(state)
             z_features = self.phi_z(self.prior(h).sample())
             emission = self.emission_distribution(z_features, h)
-            x_t = emission.mean if self.emission_kind == "gaussian" else emission.probs
+            x_t = self.expected_frames(emission)
             state = self.recurrence(self.phi_x(x_t), z_features, state)
             frames.append(x_t)
         return torch.stack(frames, 1)

@@ -1,0 +1,47 @@
+"""`generate(cfg)`: WAV files sampled from a checkpoint's prior (free-running, no teacher forcing)
+and reconstructions of test utterances, in the training data's units (normalisation undone)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from omegaconf import DictConfig
+
+from avrnn.data.framing import Normalization, unframe
+from avrnn.evaluation import build_eval_data, load_module
+
+
+def to_waveform(frames: torch.Tensor, normalization: Normalization) -> np.ndarray:
+    """(T, frame) normalised frames -> float32 waveform in [-1, 1] (non-overlapping frames)."""
+    return np.clip(normalization.undo(unframe(frames).cpu().numpy()), -1.0, 1.0).astype(np.float32)
+
+
+def generate(cfg: DictConfig) -> list[Path]:
+    torch.manual_seed(cfg.seed)
+    module = load_module(Path(cfg.ckpt_path).expanduser())
+    normalization = Normalization(**module.hparams.normalization)
+    sample_rate = int((module.hparams.data or {}).get("sample_rate", 16000))
+    frame_size = module.hparams.model["frame_size"]
+    output = Path(cfg.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    written = []
+    steps = max(1, round(cfg.seconds * sample_rate / frame_size))
+    for index, frames in enumerate(module.vrnn.sample(cfg.n, steps)):
+        path = output / f"sample_{index:02d}.wav"
+        sf.write(str(path), to_waveform(frames, normalization), sample_rate, subtype="PCM_16")
+        written.append(path)
+    if cfg.reconstructions > 0:
+        datamodule = build_eval_data(module, cfg.get("data"), "test", cfg.reconstructions)
+        x, mask = next(iter(datamodule.test_dataloader()))
+        reconstruction = module.vrnn.reconstruct(x, mask)
+        for index in range(x.shape[0]):
+            length = int(mask[index].sum())
+            for kind, frames in (("original", x[index, :length]), ("reconstruction", reconstruction[index, :length])):
+                path = output / f"test_{index:02d}_{kind}.wav"
+                sf.write(str(path), to_waveform(frames, normalization), sample_rate, subtype="PCM_16")
+                written.append(path)
+    print(f"wrote {len(written)} WAV files ({sample_rate} Hz) to {output}")
+    return written
