@@ -249,6 +249,8 @@ class AVRNNModule(pl.LightningModule):
         mean, std = self.hparams.normalization["mean"], self.hparams.normalization["std"]
         for index, frames in enumerate(self.vrnn.sample(2, steps)):
             wave = (frames.reshape(-1) * std + mean).clamp(-1, 1).cpu()
+            if not torch.isfinite(wave).all():
+                return  # a diverged model: the fault counters say so; nothing to listen to
             experiment.add_audio(f"samples/prior_{index}", wave, self.iteration, sample_rate=sample_rate)
 
     def test_step(self, batch, batch_idx):

@@ -179,7 +179,8 @@ class VRNN(nn.Module):
         frames = []
         for _ in range(steps):
             h = self.hidden(state)
-            z_features = self.phi_z(self.prior(h).sample())
+            prior = self.prior(h)
+            z_features = self.phi_z(prior.loc + prior.scale * torch.randn_like(prior.loc))  # NaN-tolerant draw
             emission = self.emission_distribution(z_features, h)
             x_t = self.expected_frames(emission)
             state = self.recurrence(self.phi_x(x_t), z_features, state)
