@@ -1,0 +1,82 @@
+"""The paper's figures from a run's TensorBoard logs (PNG, matplotlib).
+
+fig2_bounds.png   ELBO and reconstruction per timestep vs training iteration (the paper's Fig. 2)
+fig3_critic.png   critic (discriminator) loss and adversarial loss (Fig. 3)
+kl.png            KL(q || p) per timestep: Theorem 1 says it goes to 0 when the critic's distance does
+Training curves are averaged over blocks of `every` iterations, as the paper did (100); validation
+points are drawn as they are.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+
+
+def read_scalars(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """tag -> (steps, values) from the run's tensorboard/ folder."""
+    folder = Path(run_dir) / "tensorboard"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no tensorboard/ folder in {run_dir}; pass a run folder such as logs/runs/<date>/<time>")
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: (np.array([e.step for e in events.Scalars(tag)]), np.array([e.value for e in events.Scalars(tag)]))
+            for tag in events.Tags()["scalars"]}
+
+
+def block_average(steps: np.ndarray, values: np.ndarray, every: int) -> tuple[np.ndarray, np.ndarray]:
+    blocks = steps // every
+    keys = np.unique(blocks)
+    return (keys + 1) * every, np.array([values[blocks == k].mean() for k in keys])
+
+
+def _panel(axis, scalars, tags: dict[str, str], every: int, ylabel: str) -> bool:
+    drawn = False
+    for tag, label in tags.items():
+        if tag not in scalars:
+            continue
+        steps, values = scalars[tag]
+        if tag.startswith("train/"):
+            steps, values = block_average(steps, values, every)
+            axis.plot(steps, values, label=f"{label} (train, mean of {every})")
+        else:
+            axis.plot(steps + 1, values, "o--", label=f"{label} (validation)")
+        drawn = True
+    axis.set_xlabel("training iteration")
+    axis.set_ylabel(ylabel)
+    axis.grid(alpha=0.3)
+    if drawn:
+        axis.legend()
+    return drawn
+
+
+def plot_run(run_dir: Path, every: int = 100, output_dir: Path | None = None) -> list[Path]:
+    scalars = read_scalars(run_dir)
+    output_dir = Path(output_dir or Path(run_dir) / "plots")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    figures = {
+        "fig2_bounds.png": ({"train/elbo_per_timestep": "ELBO", "train/rec_per_timestep": "-reconstruction",
+                             "val/elbo_per_timestep": "ELBO"}, "nats per timestep"),
+        "fig3_critic.png": ({"train/critic_loss": "discriminator loss", "train/adversarial_loss": "adversarial loss"},
+                            "loss (nats for gan; critic units for wgan)"),
+        "kl.png": ({"train/kl_per_timestep": "KL(q||p)", "val/kl_per_timestep": "KL(q||p)"}, "nats per timestep"),
+    }
+    written = []
+    for name, (tags, ylabel) in figures.items():
+        if name == "fig2_bounds.png" and "train/rec_per_timestep" in scalars:
+            steps, values = scalars["train/rec_per_timestep"]
+            scalars = {**scalars, "train/rec_per_timestep": (steps, -values)}  # same sign as the ELBO
+        figure, axis = plt.subplots(figsize=(7, 4))
+        if _panel(axis, scalars, tags, every, ylabel):
+            axis.set_title(f"{Path(run_dir).name}: {name.removesuffix('.png')}")
+            figure.tight_layout()
+            figure.savefig(output_dir / name, dpi=120)
+            written.append(output_dir / name)
+        plt.close(figure)
+    return written
