@@ -83,6 +83,7 @@ class TrainingConfig:
     validate_before_training: bool = True  # log the untrained model's validation bound at step 0
     checkpoint_every_iterations: Optional[int] = None  # also refresh last.ckpt every N iterations
     checkpoint_every_minutes: Optional[float] = None  # ... and every N minutes of training
+    test_after_training: bool = True  # score the best checkpoint on the test split -> <run>/metrics.json
     audio_every_n_epochs: int = 1  # TensorBoard: prior samples as audio after every Nth validation (0: off)
     audio_seconds: float = 2.0
 

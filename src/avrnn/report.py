@@ -1,0 +1,92 @@
+"""Aggregate a sweep folder (logs/multirun/<date>/<time>): one row per run, mean +/- std over seeds
+per configuration, as Markdown and CSV, and one plot overlaying every run's validation ELBO."""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from pathlib import Path
+
+import yaml
+
+from avrnn.plots import plt, read_scalars
+
+COLUMNS = ["iterations", "val/elbo_per_timestep", "val/rec_per_timestep", "val/kl_per_timestep",
+           "test/elbo_per_timestep", "test/rec_per_timestep", "test/kl_per_timestep"]
+
+
+def collect(sweep: Path) -> list[dict]:
+    """Runs of a sweep: the overrides that differ between runs (seed apart) and the numbers of
+    their metrics.json. Overrides shared by every run are left out of the configuration's name."""
+    found = []
+    for metrics_file in sorted(Path(sweep).glob("*/metrics.json")):
+        overrides = yaml.safe_load((metrics_file.parent / ".hydra" / "overrides.yaml").read_text()) or []
+        found.append((metrics_file.parent, overrides, json.loads(metrics_file.read_text())))
+    shared = set.intersection(*(set(o) for _, o, _ in found)) if found else set()
+    runs = []
+    for run, overrides, metrics in found:
+        seed = next((o.split("=", 1)[1] for o in overrides if o.startswith("seed=")), "default")
+        config = ",".join(o for o in overrides if o not in shared and not o.startswith(("seed=", "hydra.")))
+        runs.append({"run": run.name, "config": config or "defaults", "seed": seed,
+                     **{column: metrics.get(column) for column in COLUMNS}})
+    if not runs:
+        raise FileNotFoundError(f"no <run>/metrics.json under {sweep}; pass a finished sweep folder "
+                                "(logs/multirun/<date>/<time>) whose runs had training.test_after_training=true")
+    return runs
+
+
+def summarise(runs: list[dict]) -> list[dict]:
+    """Mean and standard deviation over seeds, per configuration."""
+    rows = []
+    for config in dict.fromkeys(r["config"] for r in runs):
+        group = [r for r in runs if r["config"] == config]
+        row = {"config": config, "seeds": len(group)}
+        for column in COLUMNS[1:]:
+            values = [r[column] for r in group if r[column] is not None]
+            if values:
+                row[column] = (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
+        rows.append(row)
+    return rows
+
+
+def markdown(runs: list[dict], summary: list[dict]) -> str:
+    header = "| config | seeds | " + " | ".join(COLUMNS[1:]) + " |"
+    lines = ["## Mean +/- std over seeds (nats per timestep)", "", header, "|" + "---|" * (len(COLUMNS) + 1)]
+    for row in summary:
+        cells = [f"{row[c][0]:.2f} +/- {row[c][1]:.2f}" if c in row else "" for c in COLUMNS[1:]]
+        lines.append(f"| {row['config']} | {row['seeds']} | " + " | ".join(cells) + " |")
+    lines += ["", "## Runs", "", "| run | seed | " + " | ".join(COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 2)]
+    for r in runs:
+        cells = [f"{r[c]:.2f}" if isinstance(r[c], float) else str(r[c]) for c in COLUMNS]
+        lines.append(f"| {r['run']} | {r['seed']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def overlay_plot(sweep: Path, runs: list[dict], path: Path) -> None:
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    for r in runs:
+        scalars = read_scalars(Path(sweep) / r["run"])
+        if "val/elbo_per_timestep" in scalars:
+            steps, values = scalars["val/elbo_per_timestep"]
+            axis.plot(steps + 1, values, marker="o", label=f"{r['config']} seed {r['seed']}")
+    axis.set_xlabel("training iteration")
+    axis.set_ylabel("validation ELBO (nats per timestep)")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def report(sweep: Path) -> list[Path]:
+    sweep = Path(sweep)
+    runs = collect(sweep)
+    summary = summarise(runs)
+    (sweep / "report.md").write_text(markdown(runs, summary))
+    with open(sweep / "report.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["run", "config", "seed", *COLUMNS])
+        writer.writeheader()
+        writer.writerows(runs)
+    overlay_plot(sweep, runs, sweep / "report_val_elbo.png")
+    return [sweep / "report.md", sweep / "report.csv", sweep / "report_val_elbo.png"]
