@@ -119,15 +119,16 @@ class VRNN(nn.Module):
         """Teacher-forced pass: h follows posterior samples; prior samples share that h."""
         batch, steps, _ = x.shape
         mask = mask.to(x.dtype)
-        x_features = self.phi_x(x)
+        # unbind, not x_features[:, t]: each slice's backward would write a full (B, T, F) gradient
+        x_features = self.phi_x(x).unbind(1)
         state = self.initial_state(batch, x)
         h_prev, post_mean, post_std, z_post, z_features, prior_noise = [], [], [], [], [], []
         for t in range(steps):
             h = self.hidden(state)
-            q_t = self.posterior(x_features[:, t], h)
+            q_t = self.posterior(x_features[t], h)
             z_t = q_t.rsample()
             zf_t = self.phi_z(z_t)
-            state = self.recurrence(x_features[:, t], zf_t, state)
+            state = self.recurrence(x_features[t], zf_t, state)
             h_prev.append(h)
             post_mean.append(q_t.loc)
             post_std.append(q_t.scale)
