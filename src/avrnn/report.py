@@ -12,7 +12,7 @@ import yaml
 
 from avrnn.plots import plt, read_scalars
 
-COLUMNS = ["iterations", "val/elbo_per_timestep", "val/rec_per_timestep", "val/kl_per_timestep",
+COLUMNS = ["iterations", "test_checkpoint_iteration", "val/elbo_per_timestep", "val/rec_per_timestep", "val/kl_per_timestep",
            "test/elbo_per_timestep", "test/rec_per_timestep", "test/kl_per_timestep"]
 
 
@@ -42,7 +42,7 @@ def summarise(runs: list[dict]) -> list[dict]:
     for config in dict.fromkeys(r["config"] for r in runs):
         group = [r for r in runs if r["config"] == config]
         row = {"config": config, "seeds": len(group)}
-        for column in COLUMNS[1:]:
+        for column in COLUMNS[2:]:
             values = [r[column] for r in group if r[column] is not None]
             if values:
                 row[column] = (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
@@ -51,10 +51,10 @@ def summarise(runs: list[dict]) -> list[dict]:
 
 
 def markdown(runs: list[dict], summary: list[dict]) -> str:
-    header = "| config | seeds | " + " | ".join(COLUMNS[1:]) + " |"
-    lines = ["## Mean +/- std over seeds (nats per timestep)", "", header, "|" + "---|" * (len(COLUMNS) + 1)]
+    header = "| config | seeds | " + " | ".join(COLUMNS[2:]) + " |"
+    lines = ["## Mean +/- std over seeds (nats per timestep)", "", header, "|" + "---|" * len(COLUMNS)]
     for row in summary:
-        cells = [f"{row[c][0]:.2f} +/- {row[c][1]:.2f}" if c in row else "" for c in COLUMNS[1:]]
+        cells = [f"{row[c][0]:.2f} +/- {row[c][1]:.2f}" if c in row else "" for c in COLUMNS[2:]]
         lines.append(f"| {row['config']} | {row['seeds']} | " + " | ".join(cells) + " |")
     lines += ["", "## Runs", "", "| run | seed | " + " | ".join(COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 2)]
     for r in runs:

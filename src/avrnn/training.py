@@ -88,12 +88,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
         trainer.validate(module, datamodule=datamodule, verbose=False)  # the curves' starting point
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     metrics = {key: float(value) for key, value in trainer.callback_metrics.items()}
+    trained_iterations = module.iteration
     if cfg.training.test_after_training and not trainer.fast_dev_run:
         best = trainer.checkpoint_callback.best_model_path or None
         tested = trainer.test(module, datamodule=datamodule, ckpt_path=best, weights_only=True, verbose=False)
         metrics.update({key: float(value) for key, value in tested[0].items()})
-        summary = {**metrics, "iterations": module.iteration, "test_checkpoint": best or "final weights"}
+        summary = {**metrics, "iterations": trained_iterations, "test_checkpoint_iteration": module.iteration,
+                   "test_checkpoint": best or "final weights"}
         (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
-    log.info("finished %d iterations; %s = %.3f nats/timestep; outputs in %s", module.iteration, MONITOR,
+    log.info("finished %d iterations; %s = %.3f nats/timestep; outputs in %s", trained_iterations, MONITOR,
              metrics.get(MONITOR, float("nan")), output_dir)
     return metrics
