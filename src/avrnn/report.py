@@ -70,6 +70,9 @@ def overlay_plot(sweep: Path, runs: list[dict], path: Path) -> None:
         if "val/elbo_per_timestep" in scalars:
             steps, values = scalars["val/elbo_per_timestep"]
             axis.plot(steps + 1, values, marker="o", label=f"{r['config']} seed {r['seed']}")
+    low, high = axis.get_ylim()
+    if high - low > 1e4:  # a diverged run would flatten every other curve: use a symmetric log scale
+        axis.set_yscale("symlog", linthresh=100)
     axis.set_xlabel("training iteration")
     axis.set_ylabel("validation ELBO (nats per timestep)")
     axis.grid(alpha=0.3)
