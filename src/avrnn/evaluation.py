@@ -93,8 +93,7 @@ def evaluate(cfg: DictConfig) -> dict:
     torch.manual_seed(cfg.seed)
     module = load_module(Path(cfg.ckpt_path).expanduser())
     datamodule = build_eval_data(module, cfg.get("data"), cfg.split, cfg.batch_size)
-    loader = {"train": datamodule._eval_loader("train"), "val": datamodule.val_dataloader(),
-              "test": datamodule.test_dataloader()}[cfg.split]
+    loader = datamodule.eval_dataloader(cfg.split)
     metrics = score(module, loader, list(cfg.iwae_k), list(cfg.fivo_k), cfg.split)
     metrics["frames_scored"] = "all frames of each utterance, including the first and a zero-padded last frame"
     metrics["units"] = "nats (per timestep = total / frames; per sequence = mean over utterances)"

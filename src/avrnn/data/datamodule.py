@@ -306,7 +306,8 @@ class SpeechDataModule(pl.LightningDataModule):
         if state:
             self.resume_skip = (state["epoch"], state["batches_done"])
 
-    def _eval_loader(self, split: str) -> DataLoader:
+    def eval_dataloader(self, split: str) -> DataLoader:
+        """Whole utterances of a split (train, val or test), padded and masked, in order."""
         return DataLoader(Utterances(self.frames[split]), batch_size=self.eval_batch_size, shuffle=False,
                           collate_fn=pad_batch, num_workers=self.num_workers, generator=self._own_generator())
 
@@ -316,7 +317,7 @@ class SpeechDataModule(pl.LightningDataModule):
         return torch.Generator().manual_seed(self.seed)
 
     def val_dataloader(self) -> DataLoader:
-        return self._eval_loader("val")
+        return self.eval_dataloader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._eval_loader("test")
+        return self.eval_dataloader("test")
