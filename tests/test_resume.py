@@ -1,7 +1,6 @@
 """Resume exactly, refuse unsafe or corrupt checkpoints, never leave a torn last.ckpt."""
 
 import os
-import pickle
 
 import pytest
 import torch

@@ -8,7 +8,6 @@ is scored, the first one included and, with data.last_frame=pad, the zero-padded
 from __future__ import annotations
 
 import json
-import logging
 import math
 from pathlib import Path
 
@@ -20,11 +19,8 @@ from avrnn.checkpoints import load_checkpoint
 from avrnn.config import ConfigError
 from avrnn.data.datamodule import SpeechDataModule
 from avrnn.data.framing import Normalization
-from avrnn.models import losses
-from avrnn.models.bounds import elbo_bound, iwae_bound, sequence_log_weights, vrnn_fivo
+from avrnn.models.bounds import iwae_bound, sequence_log_weights, vrnn_fivo
 from avrnn.module import AVRNNModule
-
-log = logging.getLogger(__name__)
 
 
 def load_module(path: Path) -> AVRNNModule:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
+from avrnn.data.framing import Normalization, unframe
 from avrnn.models import VRNN, SequenceCritic
 from avrnn.models import losses
 
@@ -98,7 +99,7 @@ class AVRNNModule(pl.LightningModule):
         if finite:
             self.manual_backward(loss)
             params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-            finite = all(bool(torch.isfinite(p.grad).all()) for p in params)
+            finite = bool(torch.stack([torch.isfinite(p.grad).all() for p in params]).all())  # one sync
         if not finite:
             optimizer.zero_grad()
             self.skipped_steps[phase] = self.skipped_steps.get(phase, 0) + 1
@@ -246,9 +247,9 @@ class AVRNNModule(pl.LightningModule):
         sample_rate = int((self.hparams.data or {}).get("sample_rate", 16000))
         steps = max(1, round(self.hparams.training.get("audio_seconds", 2.0) * sample_rate
                              / self.hparams.model["frame_size"]))
-        mean, std = self.hparams.normalization["mean"], self.hparams.normalization["std"]
+        normalization = Normalization(**self.hparams.normalization)
         for index, frames in enumerate(self.vrnn.sample(2, steps)):
-            wave = (frames.reshape(-1) * std + mean).clamp(-1, 1).cpu()
+            wave = normalization.undo(unframe(frames)).clamp(-1, 1).cpu()
             if not torch.isfinite(wave).all():
                 return  # a diverged model: the fault counters say so; nothing to listen to
             experiment.add_audio(f"samples/prior_{index}", wave, self.iteration, sample_rate=sample_rate)
