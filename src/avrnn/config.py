@@ -132,6 +132,7 @@ class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     trainer: dict[str, Any] = field(default_factory=dict)  # keyword arguments of pl.Trainer
     seed: int = 1234
+    num_threads: Optional[int] = None  # torch CPU threads per run (null: torch's default, all cores)
     ckpt_path: Optional[str] = None  # resume: a .ckpt path, or `last` (= <hydra.run.dir>/checkpoints/last.ckpt)
 
 
@@ -214,6 +215,11 @@ def validate(cfg) -> None:
         _positive("critic.clip_value (weight clipping of critic=wgan)", critic.clip_value)
     if critic.name == "wgan_gp":
         _positive("critic.gp_weight (gradient penalty of critic=wgan_gp)", critic.gp_weight)
+    if cfg.num_threads is not None:
+        _positive("num_threads", cfg.num_threads)
+    if cfg.trainer.get("use_distributed_sampler"):
+        raise ConfigError("trainer.use_distributed_sampler must stay false: the data module shards batches over DDP "
+                          "processes itself (a pure function of seed, epoch and rank); remove the override")
     for key, fix in UNSUPPORTED_TRAINER_KEYS.items():
         value = cfg.trainer.get(key)
         harmless = value is None if key == "gradient_clip_val" else value in (None, 1)

@@ -95,7 +95,10 @@ class AVRNNModule(pl.LightningModule):
         """backward, clip, step; a non-finite loss or gradient skips the step (counted and logged)
         and too many in a row stop training with a TrainingFault naming the phase."""
         optimizer.zero_grad()
-        finite = bool(torch.isfinite(loss))
+        # Under DDP every process must take the same branch (backward all-reduces the gradients):
+        # a loss that is non-finite on one process skips the step everywhere. All-reduced
+        # gradients are the same on every process, so their check agrees by itself.
+        finite = self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True)
         if finite:
             self.manual_backward(loss)
             params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
@@ -210,8 +213,10 @@ class AVRNNModule(pl.LightningModule):
             logs = self.elbo_phase(optimizers[0], *batches[0])
         self.iteration += 1
         frames = int(batches[0][1].sum())
-        self.log_dict({f"train/{k}": v for k, v in logs.items()}, batch_size=frames, prog_bar=False)
-        self.log("train/elbo", logs["elbo_per_timestep"], prog_bar=True, batch_size=frames, logger=False)
+        sync = self.trainer.world_size > 1  # DDP: log the mean over processes
+        self.log_dict({f"train/{k}": v for k, v in logs.items()}, batch_size=frames, prog_bar=False, sync_dist=sync)
+        self.log("train/elbo", logs["elbo_per_timestep"], prog_bar=True, batch_size=frames, logger=False,
+                 sync_dist=sync)
         phases = self.phase_parameters().keys()
         self.log_dict({f"lr/{phase}": opt.param_groups[0]["lr"] for phase, opt in zip(phases, optimizers)},
                       batch_size=frames)
@@ -231,8 +236,10 @@ class AVRNNModule(pl.LightningModule):
         if self.adversarial:
             name, distance = self.critic_distance(*self.critic_scores(out))
             logs[name] = distance
-        # batch_size=frames makes the epoch average a ratio of sums (nats per timestep).
-        self.log_dict({f"{split}/{k}": v for k, v in logs.items()}, batch_size=frames, prog_bar=split == "val")
+        # batch_size=frames makes the epoch average a ratio of sums (nats per timestep); under DDP the
+        # sums and frame counts are reduced over processes, so every process monitors the same value.
+        self.log_dict({f"{split}/{k}": v for k, v in logs.items()}, batch_size=frames, prog_bar=split == "val",
+                      sync_dist=self.trainer.world_size > 1)
 
     def validation_step(self, batch, batch_idx):
         self._evaluate(batch, "val")

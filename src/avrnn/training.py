@@ -9,14 +9,17 @@ import json
 import logging
 from datetime import timedelta
 from pathlib import Path
+from typing import Sequence
 
 import pytorch_lightning as pl
+import torch
+from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from avrnn.checkpoints import load_checkpoint, resolve_ckpt_path
-from avrnn.config import validate
+from avrnn.config import ConfigError, validate
 from avrnn.data.datamodule import SpeechDataModule
 from avrnn.module import AVRNNModule, batches_per_iteration
 
@@ -48,14 +51,25 @@ def build_datamodule(cfg: DictConfig) -> SpeechDataModule:
     )
 
 
-def build_trainer(cfg: DictConfig, output_dir: Path, steps_per_iteration: int) -> pl.Trainer:
+def supported_precision(precision, accelerator):
+    """bf16 autocast needs an Ampere or newer GPU; older cards train in fp32 instead of failing."""
+    if (str(precision).startswith("bf16") and accelerator in ("gpu", "cuda") and torch.cuda.is_available()
+            and not torch.cuda.is_bf16_supported()):
+        log.warning("%s does not support bf16: training in fp32 (trainer.precision=32-true)",
+                    torch.cuda.get_device_name())
+        return "32-true"
+    return precision
+
+
+def build_trainer(cfg: DictConfig, output_dir: Path, steps_per_iteration: int,
+                  extra_callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
     # Two callbacks: Lightning 2.6 refreshes `save_last` only when a top-k checkpoint was saved in
     # the same step, so a run whose validation bound stopped improving would keep a stale last.ckpt.
     best = ModelCheckpoint(dirpath=output_dir / "checkpoints", monitor=MONITOR, mode="max", save_top_k=1,
                            filename="best-epoch{epoch:03d}", auto_insert_metric_name=False)
     # last.ckpt: at every epoch end, and optionally every N iterations and every N minutes.
     last = dict(dirpath=output_dir / "checkpoints", filename="last", enable_version_counter=False)
-    callbacks = [best, ModelCheckpoint(**last)]
+    callbacks = [best, ModelCheckpoint(**last), *extra_callbacks]
     if cfg.training.checkpoint_every_iterations:
         # Lightning's step counter counts optimizer steps: steps_per_iteration per iteration
         callbacks.append(ModelCheckpoint(**last, every_n_train_steps=cfg.training.checkpoint_every_iterations
@@ -66,12 +80,37 @@ def build_trainer(cfg: DictConfig, output_dir: Path, steps_per_iteration: int) -
     logger = TensorBoardLogger(save_dir=str(output_dir), name="tensorboard", version="", default_hp_metric=False)
     kwargs = plain(cfg.trainer)
     kwargs["default_root_dir"] = kwargs.get("default_root_dir") or str(output_dir)
+    kwargs["precision"] = supported_precision(kwargs.get("precision"), kwargs.get("accelerator"))
     return pl.Trainer(**kwargs, logger=logger, callbacks=callbacks)
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Train one model; return the final logged metrics (floats), MONITOR included."""
+def in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def check_launch(trainer: pl.Trainer) -> None:
+    """Lightning's DDP starts the other processes by re-running the command line; inside a Hydra
+    multirun that line is the whole sweep, so each extra process would start a sweep of its own and
+    pair its jobs with the wrong ones of rank 0 (seen: silently, with an explicit hydra.sweep.dir)."""
+    strategy = trainer.strategy
+    relaunches = (isinstance(getattr(strategy, "launcher", None), _SubprocessScriptLauncher)
+                  and not strategy.cluster_environment.creates_processes_externally)
+    if trainer.world_size > 1 and relaunches and in_multirun():
+        raise ConfigError(
+            f"trainer.devices x trainer.num_nodes = {trainer.world_size} processes cannot start inside a local "
+            "multirun (-m): Lightning would re-run the whole sweep in each process; run each job without -m, or "
+            "sweep with hydra/launcher=slurm, where SLURM starts one process per device")
+
+
+def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> dict[str, float]:
+    """Train one model; return the final logged metrics (floats), MONITOR included.
+    `callbacks` are added to the Trainer's (for use from Python, e.g. early stopping)."""
     validate(cfg)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
     pl.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir).resolve()
     datamodule = build_datamodule(cfg)
@@ -83,7 +122,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, output_dir)
     if ckpt_path is not None:
         load_checkpoint(ckpt_path)  # refuse unsafe or corrupt files with one line, before Lightning reads them
-    trainer = build_trainer(cfg, output_dir, module.optimizer_steps_per_iteration)
+    trainer = build_trainer(cfg, output_dir, module.optimizer_steps_per_iteration, callbacks)
+    check_launch(trainer)
     if cfg.training.validate_before_training and ckpt_path is None:
         trainer.validate(module, datamodule=datamodule, verbose=False)  # the curves' starting point
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
@@ -95,7 +135,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         metrics.update({key: float(value) for key, value in tested[0].items()})
         summary = {**metrics, "iterations": trained_iterations, "test_checkpoint_iteration": module.iteration,
                    "test_checkpoint": best or "final weights"}
-        (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+        if trainer.is_global_zero:
+            (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
     log.info("finished %d iterations; %s = %.3f nats/timestep; outputs in %s", trained_iterations, MONITOR,
              metrics.get(MONITOR, float("nan")), output_dir)
     return metrics

@@ -89,12 +89,17 @@ class EpochBatchSampler(Sampler[list]):
     crop_frames set: random (utterance, start) windows, utterances drawn with replacement.
     crop_frames None: whole utterances in length-bucketed batches (sorted by length within pools
     of 32 batches, then shuffled), so little compute goes to padding.
+
+    Under DDP every process draws the same `batches * world_size` batches of the epoch and keeps
+    every world_size-th one from `rank` on: the shards are disjoint, equally long (DDP needs the
+    same number of steps everywhere) and still a pure function of (seed, epoch).
     """
 
     def __init__(self, lengths: list[int], batch_size: int, batches: int, seed: int,
-                 crop_frames: int | None = None, pool: int = 32):
+                 crop_frames: int | None = None, pool: int = 32, rank: int = 0, world_size: int = 1):
         self.lengths, self.batch_size, self.batches, self.seed = lengths, batch_size, batches, seed
         self.crop_frames, self.pool = crop_frames, pool
+        self.rank, self.world_size = rank, world_size
         self.epoch, self.skip = 0, 0
         self.sampler = _EpochHook(self)
 
@@ -106,17 +111,19 @@ class EpochBatchSampler(Sampler[list]):
 
     def epoch_batches(self) -> list[list]:
         rng = random.Random(f"{self.seed}-{self.epoch}")
-        drawn = [rng.randrange(len(self.lengths)) for _ in range(self.batches * self.batch_size)]
+        total = self.batches * self.world_size
+        drawn = [rng.randrange(len(self.lengths)) for _ in range(total * self.batch_size)]
         if self.crop_frames:
             items = [(i, rng.randrange(max(1, self.lengths[i] - self.crop_frames + 1))) for i in drawn]
-            return [items[b * self.batch_size:(b + 1) * self.batch_size] for b in range(self.batches)]
-        batches = []
-        step = self.pool * self.batch_size
-        for start in range(0, len(drawn), step):
-            pool = sorted(drawn[start:start + step], key=lambda i: self.lengths[i])
-            batches += [pool[i:i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
-        rng.shuffle(batches)
-        return batches
+            batches = [items[b * self.batch_size:(b + 1) * self.batch_size] for b in range(total)]
+        else:
+            batches = []
+            step = self.pool * self.batch_size
+            for start in range(0, len(drawn), step):
+                pool = sorted(drawn[start:start + step], key=lambda i: self.lengths[i])
+                batches += [pool[i:i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
+            rng.shuffle(batches)
+        return batches[self.rank::self.world_size]
 
     def __iter__(self):
         batches = self.epoch_batches()[self.skip:]
@@ -284,7 +291,8 @@ class SpeechDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         per_step = self.batch_size * self.batches_per_iteration
         lengths = [len(f) for f in self.frames["train"]]
-        sampler = EpochBatchSampler(lengths, per_step, self.iterations_per_epoch, self.seed, self.crop_frames)
+        sampler = EpochBatchSampler(lengths, per_step, self.iterations_per_epoch, self.seed, self.crop_frames,
+                                    **self._shard())
         dataset = Crops(self.frames["train"], self.crop_frames) if self.crop_frames else Utterances(self.frames["train"])
         if self.resume_skip is not None:
             sampler.epoch, sampler.skip = self.resume_skip
@@ -306,9 +314,20 @@ class SpeechDataModule(pl.LightningDataModule):
         if state:
             self.resume_skip = (state["epoch"], state["batches_done"])
 
+    def _shard(self) -> dict[str, int]:
+        """This process's place among the DDP processes (rank 0 of 1 outside DDP)."""
+        trainer = self.trainer
+        if trainer is None:
+            return {"rank": 0, "world_size": 1}
+        return {"rank": trainer.global_rank, "world_size": trainer.world_size}
+
     def eval_dataloader(self, split: str) -> DataLoader:
-        """Whole utterances of a split (train, val or test), padded and masked, in order."""
-        return DataLoader(Utterances(self.frames[split]), batch_size=self.eval_batch_size, shuffle=False,
+        """Whole utterances of a split (train, val or test), padded and masked, in order. Under DDP
+        each process scores every world_size-th utterance, none twice (DistributedSampler would pad
+        with repeats and bias the bound); the logged sums are then reduced over processes."""
+        shard = self._shard()
+        indices = range(shard["rank"], len(self.frames[split]), shard["world_size"])
+        return DataLoader(Utterances(self.frames[split]), batch_size=self.eval_batch_size, sampler=list(indices),
                           collate_fn=pad_batch, num_workers=self.num_workers, generator=self._own_generator())
 
     def _own_generator(self) -> torch.Generator:

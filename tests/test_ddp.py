@@ -1,0 +1,116 @@
+"""Distributed training: 2-process CPU DDP (gloo), data sharding, and the combinations refused."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from avrnn.config import ConfigError, validate
+from avrnn.data.datamodule import EpochBatchSampler
+from avrnn.training import build_datamodule, train
+from conftest import TINY
+from test_cli import run_train
+
+ROOT = Path(__file__).resolve().parents[1]
+DDP_CPU = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true"]
+
+
+@pytest.mark.parametrize("crop_frames", [8, None])
+def test_sampler_shards_are_disjoint_equal_and_cover_the_single_process_order(crop_frames):
+    lengths = [10, 30, 12, 50, 9, 40, 22]
+    whole = EpochBatchSampler(lengths, 3, batches=8, seed=5, crop_frames=crop_frames).epoch_batches()
+    shards = [EpochBatchSampler(lengths, 3, batches=4, seed=5, crop_frames=crop_frames, rank=rank,
+                                world_size=2).epoch_batches() for rank in (0, 1)]
+    assert len(shards[0]) == len(shards[1]) == 4  # DDP needs the same number of steps everywhere
+    assert shards[0] == whole[0::2] and shards[1] == whole[1::2]
+
+
+def test_eval_loaders_score_every_utterance_exactly_once_over_processes(make_cfg):
+    datamodule = build_datamodule(make_cfg())
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    seen = []
+    for rank in (0, 1):
+        datamodule.trainer = SimpleNamespace(global_rank=rank, world_size=2)
+        seen += [int(mask.sum()) for _, mask in datamodule.eval_dataloader("test")]
+    datamodule.trainer = None
+    assert sum(seen) == sum(len(f) for f in datamodule.frames["test"])  # every frame once, no padding repeats
+
+
+def test_ddp_two_cpu_processes_keep_identical_parameters(tmp_path, corpus_dir):
+    """fast_dev_run of model=avrnn critic=wgan on 2 gloo processes; rank files come from a callback.
+    fast_dev_run counts optimizer steps: 9 = 3 iterations of reconstruction, critic, adversarial."""
+    out = tmp_path / "ranks"
+    out.mkdir()
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "scripts" / "ddp_probe.py"), str(out), *TINY, *DDP_CPU,
+         "model=avrnn", "critic=wgan", "trainer.fast_dev_run=9", f"data.root={corpus_dir}",
+         f"paths.output_dir={tmp_path / 'run'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [torch.load(out / f"rank{rank}.pt") for rank in (0, 1)]
+    assert all(r["world_size"] == 2 and r["iteration"] == 3 for r in ranks)
+    assert ranks[0]["first_batch_sum"] != ranks[1]["first_batch_sum"]  # each process trains on its own shard
+    for name, start in ranks[0]["start"].items():
+        assert torch.equal(ranks[0]["end"][name], ranks[1]["end"][name]), name  # all-reduced, clipped alike
+    changed = {name.split(".")[0] for name, start in ranks[0]["start"].items()
+               if not torch.equal(start, ranks[0]["end"][name])}
+    assert changed == {"vrnn", "critic"}  # every phase stepped
+    critic = [p for name, p in ranks[0]["end"].items() if name.startswith("critic.")]
+    assert max(float(p.abs().max()) for p in critic) <= ranks[0]["clip"] + 1e-7
+
+
+def test_ddp_from_the_command_line_writes_one_run_folder(tmp_path, corpus_dir):
+    """Lightning re-runs src/train.py for rank 1 with the same Hydra run folder."""
+    run = tmp_path / "run"
+    result = run_train(*TINY, *DDP_CPU, "training.max_iterations=2", f"data.root={corpus_dir}",
+                       f"hydra.run.dir={run}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["iterations"] == 2 and metrics["test/elbo_per_timestep"] < 0
+    assert (run / "checkpoints" / "last.ckpt").exists() and (run / "train_ddp_process_1.log").exists()
+
+
+def test_multirun_with_ddp_is_refused_with_what_to_use_instead(tmp_path, corpus_dir):
+    result = run_train("-m", "seed=1,2", *TINY, *DDP_CPU, f"data.root={corpus_dir}",
+                       f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert result.returncode == 2
+    last = [line for line in result.stderr.splitlines() if line.strip()][-1]
+    assert last.startswith("error: trainer.devices x trainer.num_nodes = 2 processes cannot start inside a local "
+                           "multirun") and "hydra/launcher=slurm" in last
+
+
+def test_bf16_autocast_trains_on_cpu(make_cfg):
+    """trainer=gpu's precision (bf16-mixed) through every phase, on the CPU's autocast."""
+    metrics = train(make_cfg("trainer.precision=bf16-mixed", "trainer.fast_dev_run=2", "critic=wgan_gp"))
+    assert torch.isfinite(torch.tensor(metrics["train/elbo_per_timestep"]))
+
+
+@pytest.mark.parametrize("trainer", ["gpu", "ddp"])
+def test_gpu_trainer_configs_compose(make_cfg, trainer):
+    cfg = make_cfg(f"trainer={trainer}")
+    validate(cfg)
+    assert cfg.trainer.accelerator == "gpu" and cfg.trainer.precision == "bf16-mixed"
+    assert cfg.trainer.use_distributed_sampler is False
+    if trainer == "ddp":
+        assert cfg.trainer.strategy == "ddp_find_unused_parameters_true" and cfg.trainer.num_nodes == 1
+
+
+def test_distributed_sampler_injection_is_refused(make_cfg):
+    with pytest.raises(ConfigError, match="use_distributed_sampler must stay false"):
+        validate(make_cfg("trainer.use_distributed_sampler=true"))
+
+
+def test_num_threads_sets_torch_threads(make_cfg):
+    before = torch.get_num_threads()
+    try:
+        train(make_cfg("num_threads=1", "trainer.fast_dev_run=1"))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ConfigError, match="num_threads must be positive"):
+        validate(make_cfg("num_threads=0"))
