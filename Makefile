@@ -14,7 +14,7 @@ help: ## Show the targets
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	$(VENV)/bin/pip install --quiet -e '.[dev,sweep]'
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install the project with its pinned stack

@@ -25,6 +25,7 @@ from avrnn.module import AVRNNModule, batches_per_iteration
 
 log = logging.getLogger(__name__)
 MONITOR = "val/elbo_per_timestep"
+BEST = "val/best_elbo_per_timestep"  # the best checkpoint's MONITOR: what sweeps and Optuna maximise
 
 
 def plain(node) -> dict:
@@ -106,7 +107,7 @@ def check_launch(trainer: pl.Trainer) -> None:
 
 
 def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> dict[str, float]:
-    """Train one model; return the final logged metrics (floats), MONITOR included.
+    """Train one model; return the final logged metrics (floats), MONITOR and BEST included.
     `callbacks` are added to the Trainer's (for use from Python, e.g. early stopping)."""
     validate(cfg)
     if cfg.num_threads:
@@ -128,6 +129,9 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> dict[str, f
         trainer.validate(module, datamodule=datamodule, verbose=False)  # the curves' starting point
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     metrics = {key: float(value) for key, value in trainer.callback_metrics.items()}
+    best_score = trainer.checkpoint_callback.best_model_score
+    if best_score is not None:
+        metrics[BEST] = float(best_score)
     trained_iterations = module.iteration
     if cfg.training.test_after_training and not trainer.fast_dev_run:
         best = trainer.checkpoint_callback.best_model_path or None
