@@ -36,7 +36,9 @@ class GaussianHead(nn.Module):
         self.std_floor = std_floor
         self.std_max = std_max
 
+    def std(self, raw_std: torch.Tensor) -> torch.Tensor:
+        return (F.softplus(raw_std) + self.std_floor).clamp(max=self.std_max)
+
     def forward(self, features: torch.Tensor) -> torch.distributions.Normal:
-        std = (F.softplus(self.raw_std(features)) + self.std_floor).clamp(max=self.std_max)
         # no argument validation: a NaN must reach the loss, where the training step detects and skips it
-        return torch.distributions.Normal(self.mean(features), std, validate_args=False)
+        return torch.distributions.Normal(self.mean(features), self.std(self.raw_std(features)), validate_args=False)

@@ -1,8 +1,8 @@
 """A straightforward per-step VRNN ELBO, written the way common open-source ports are: every
 module (phi_x, TR, PS, EM, losses) applied inside the time loop, one timestep at a time.
 
-It shares the parameters of avrnn.models.VRNN and draws its noise in the same order (posterior,
-then prior, per step), so the same parameters and seed give the same losses and gradients. The
+It shares the parameters of avrnn.models.VRNN and its noise draws (VRNN.draw_noise), so the same
+parameters and seed give the same losses and gradients. The
 tests hold the fast VRNN to it, and the benchmark measures the speed-up against it.
 """
 
@@ -18,14 +18,14 @@ def reference_terms(model: VRNN, x: torch.Tensor, mask: torch.Tensor) -> tuple[t
     """Per-step (B, T) reconstruction log-likelihood and (B, T) KL, zero at padded steps."""
     batch, steps, _ = x.shape
     state = model.initial_state(batch, x)
+    post_noise, _ = model.draw_noise(batch, steps, x)
     rec, kl = [], []
     for t in range(steps):
         h = model.hidden(state)
         x_features = model.phi_x(x[:, t])
         prior = model.prior(h)
         posterior = model.posterior(x_features, h)
-        z = posterior.rsample()
-        torch.randn_like(z)  # the fast VRNN draws its prior noise here; keep the streams aligned
+        z = posterior.loc + posterior.scale * post_noise[t]  # = posterior.rsample() with the shared noise
         z_features = model.phi_z(z)
         emission = model.emission_distribution(z_features, h)
         rec.append(emission.log_prob(x[:, t]).sum(-1) * mask[:, t])

@@ -7,7 +7,8 @@
     EM_phi         emission:   p(x_t | z_t, h_{t-1})                  (Gaussian or Bernoulli)
 
 Only what needs the recurrence runs inside the time loop (proposal, sampling, phi_z, f_theta);
-phi_x, the prior, the emission and all losses are computed for all timesteps at once.
+phi_x, the prior, the emission and all losses are computed for all timesteps at once, and the
+loop's weight gradients are one product over all steps (avrnn.models.loop_linear).
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.distributions import Bernoulli, Normal
+from torch.nn import functional as F
 
 from avrnn.models.layers import GaussianHead, mlp
+from avrnn.models.loop_linear import LoopLinear
 from avrnn.models.losses import gaussian_kl
 
 RNN_CELLS = {"gru": nn.GRUCell, "lstm": nn.LSTMCell}
@@ -115,26 +118,21 @@ class VRNN(nn.Module):
         return out if self.emission_kind == "gaussian" else Bernoulli(logits=out, validate_args=False)
 
     # --- passes --------------------------------------------------------------------------------
+    def draw_noise(self, batch: int, steps: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Standard normal noise for the posterior and the prior samples, (T, B, Z) each, drawn
+        before the loop (the reference port uses the same draws). One draw per step: padding a
+        batch with more steps then leaves the noise of the real steps unchanged (one big draw
+        would not: torch's CPU sampler fills blocks of 16, so a longer draw changes the prefix)."""
+        noise = torch.stack([torch.randn(2, batch, self.z_dim, dtype=like.dtype, device=like.device)
+                             for _ in range(steps)])
+        return noise[:, 0], noise[:, 1]
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> VRNNOutput:
         """Teacher-forced pass: h follows posterior samples; prior samples share that h."""
         batch, steps, _ = x.shape
         mask = mask.to(x.dtype)
-        # unbind, not x_features[:, t]: each slice's backward would write a full (B, T, F) gradient
-        x_features = self.phi_x(x).unbind(1)
-        state = self.initial_state(batch, x)
-        h_prev, post_mean, post_std, z_post, z_features, prior_noise = [], [], [], [], [], []
-        for t in range(steps):
-            h = self.hidden(state)
-            q_t = self.posterior(x_features[t], h)
-            z_t = q_t.rsample()
-            zf_t = self.phi_z(z_t)
-            state = self.recurrence(x_features[t], zf_t, state)
-            h_prev.append(h)
-            post_mean.append(q_t.loc)
-            post_std.append(q_t.scale)
-            z_post.append(z_t)
-            z_features.append(zf_t)
-            prior_noise.append(torch.randn_like(z_t))  # drawn per step: padding never shifts the noise
+        post_noise, prior_noise = self.draw_noise(batch, steps, x)
+        h_prev, post_mean, post_std, z_post, z_features = self._loop(self.phi_x(x), post_noise)
         h_prev_all = torch.stack(h_prev, 1)
         posterior = Normal(torch.stack(post_mean, 1), torch.stack(post_std, 1), validate_args=False)
         prior = self.prior(h_prev_all)
@@ -143,12 +141,62 @@ class VRNN(nn.Module):
             rec_log_lik=emission.log_prob(x).sum(-1) * mask,
             kl=gaussian_kl(posterior, prior) * mask.unsqueeze(-1),
             z_post=torch.stack(z_post, 1),
-            z_prior=prior.loc + prior.scale * torch.stack(prior_noise, 1),
+            z_prior=prior.loc + prior.scale * prior_noise.transpose(0, 1),
             posterior=posterior,
             prior=prior,
             emission=emission,
             mask=mask,
         )
+
+    def _loop(self, x_features: torch.Tensor, post_noise: torch.Tensor):
+        """The recurrence: per step only the proposal's h-dependent part, sampling, phi_z and the
+        cell. The x-dependent parts of the proposal's first layer and of the cell's input gates are
+        one product over all steps before the loop; weights used inside it go through LoopLinear
+        (input gradients per step, weight gradients in one product after the loop)."""
+        n_x = x_features.shape[-1]
+        post_layer, post_head = self.proposal[0][0], self.proposal[1]
+        cell = self.f_theta
+        post_x = F.linear(x_features, post_layer.weight[:, :n_x], post_layer.bias).unbind(1)
+        input_bias = cell.bias_ih if self.rnn == "gru" else cell.bias_ih + cell.bias_hh
+        gates_x = F.linear(x_features, cell.weight_ih[:, :n_x], input_bias).unbind(1)
+        post_h = LoopLinear(post_layer.weight[:, n_x:])
+        post_hidden = LoopLinear(self.proposal[0][2].weight, self.proposal[0][2].bias)
+        head = LoopLinear(torch.cat([post_head.mean.weight, post_head.raw_std.weight]),
+                          torch.cat([post_head.mean.bias, post_head.raw_std.bias]))
+        phi_z = [LoopLinear(self.phi_z[i].weight, self.phi_z[i].bias) for i in (0, 2)]
+        gates_z = LoopLinear(cell.weight_ih[:, n_x:])
+        gates_h = LoopLinear(cell.weight_hh, cell.bias_hh if self.rnn == "gru" else None)
+
+        state = self.initial_state(x_features.shape[0], x_features)
+        h_prev, post_mean, post_std, z_post, z_features = [], [], [], [], []
+        for t in range(len(post_x)):
+            first = t == 0
+            h = self.hidden(state)
+            a = F.relu(post_hidden(F.relu(post_x[t] + post_h(h, first)), first))
+            mean, raw_std = head(a, first).chunk(2, -1)
+            std = post_head.std(raw_std)
+            z_t = mean + std * post_noise[t]
+            zf_t = F.relu(phi_z[1](F.relu(phi_z[0](z_t, first)), first))
+            state = self._cell(gates_x[t] + gates_z(zf_t, first), gates_h(h, first), state)
+            h_prev.append(h)
+            post_mean.append(mean)
+            post_std.append(std)
+            z_post.append(z_t)
+            z_features.append(zf_t)
+        return h_prev, post_mean, post_std, z_post, z_features
+
+    def _cell(self, gates_input: torch.Tensor, gates_hidden: torch.Tensor, state):
+        """nn.GRUCell / nn.LSTMCell arithmetic on precomputed gate pre-activations (same gate order)."""
+        if self.rnn == "gru":
+            h = state
+            reset_update = torch.sigmoid(gates_input[:, :2 * self.hidden_size] + gates_hidden[:, :2 * self.hidden_size])
+            reset, update = reset_update.chunk(2, -1)
+            candidate = torch.tanh(gates_input[:, 2 * self.hidden_size:] + reset * gates_hidden[:, 2 * self.hidden_size:])
+            return candidate + update * (h - candidate)
+        h, c = state
+        i, f, g, o = (gates_input + gates_hidden).chunk(4, -1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
 
     def particle_step(self, x_t: torch.Tensor, state):
         """One filtering step for FIVO: z_t ~ q(z_t | x_t, h_{t-1}), the incremental log weight
