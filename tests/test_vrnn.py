@@ -81,7 +81,9 @@ def test_tiny_model_overfits_a_tiny_batch():
     t = torch.linspace(0, 6.28, 10 * 6)
     x = torch.stack([torch.sin(3 * t), torch.cos(5 * t)]).view(2, 10, 6)
     mask = torch.ones(2, 10)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    # lr 1e-2 made the run chaotic: float rounding alone (summation order) moved the final value
+    # from -7.2 to -2.2 nats/frame for one seed. With 5e-3, seeds 0-3 end at -6 to -12.
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
     first = None
     for _ in range(300):
         out = model(x, mask)
@@ -93,3 +95,15 @@ def test_tiny_model_overfits_a_tiny_batch():
         first = rec.item() if first is None else first
     # starts near +7 nats/frame (a broad Gaussian guess); a memorised batch ends far below zero
     assert rec.item() < first - 10 and rec.item() < -3, (first, rec.item())
+
+
+def test_latents_are_forwards_latent_sequences_without_the_emission():
+    """The critic and adversarial phases use VRNN.latents: the same z's (and noise) as forward."""
+    model = tiny_vrnn()
+    x = torch.randn(3, 5, 6)
+    torch.manual_seed(4)
+    out = model(x, torch.ones(3, 5))
+    torch.manual_seed(4)
+    z_post, z_prior = model.latents(x)
+    torch.testing.assert_close(z_post, out.z_post)
+    torch.testing.assert_close(z_prior, out.z_prior)

@@ -68,7 +68,7 @@ def score(module: AVRNNModule, loader, iwae_k: list[int], fivo_k: list[int], pre
         for k in fivo_k:
             add(f"fivo_{k}", vrnn_fivo(module.vrnn, x, mask, k))
         if module.critic is not None:
-            name, distance = module.critic_distance(*module.critic_scores(out))
+            name, distance = module.critic_distance(*module.critic_scores(out.z_post, out.z_prior, out.mask))
             add(name, distance.expand(x.shape[0]))
         frames += int(mask.sum())
         sequences += x.shape[0]

@@ -133,9 +133,9 @@ class AVRNNModule(pl.LightningModule):
         kl = losses.per_timestep(out.kl, out.mask)
         return {"rec_per_timestep": rec, "kl_per_timestep": kl, "elbo_per_timestep": -(rec + kl)}
 
-    def critic_scores(self, out, detach_prior: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        z_prior = out.z_prior.detach() if detach_prior else out.z_prior
-        return self.critic(z_prior, out.mask), self.critic(out.z_post, out.mask)
+    def critic_scores(self, z_post, z_prior, mask, detach_prior: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        z_prior = z_prior.detach() if detach_prior else z_prior
+        return self.critic(z_prior, mask), self.critic(z_post, mask)
 
     def critic_distance(self, d_prior: torch.Tensor, d_post: torch.Tensor) -> tuple[str, torch.Tensor]:
         """The divergence the critic estimates: Wasserstein-1 (wgan*) or Jensen-Shannon (gan)."""
@@ -159,13 +159,13 @@ class AVRNNModule(pl.LightningModule):
         """Algorithm 2 (1): minimise L_dis on detached latent sequences, then clip eta."""
         critic = self.hparams.critic
         with torch.no_grad():
-            out = self.vrnn(x, mask)
+            z_post, z_prior = self.vrnn.latents(x)
         with self.toggled_optimizer(optimizer):
-            d_prior, d_post = self.critic_scores(out)
+            d_prior, d_post = self.critic_scores(z_post, z_prior, mask)
             loss = ADVERSARIAL_LOSSES[critic["name"]][0](d_prior, d_post)
             terms = {"critic_loss": loss.detach()}
             if critic["name"] == "wgan_gp":
-                penalty = losses.gradient_penalty(self.critic, out.z_prior, out.z_post, out.mask)
+                penalty = losses.gradient_penalty(self.critic, z_prior, z_post, mask)
                 loss = loss + critic["gp_weight"] * penalty
                 terms["gradient_penalty"] = penalty.detach()
             self._step(optimizer, loss, "critic")
@@ -179,8 +179,7 @@ class AVRNNModule(pl.LightningModule):
         """Algorithm 2 (2): TR and PS (omega, tau) minimise the critic's estimate -L_dis."""
         posterior_only = self.hparams.ablation["name"] == "posterior_only"
         with self.toggled_optimizer(optimizer):
-            out = self.vrnn(x, mask)
-            d_prior, d_post = self.critic_scores(out, detach_prior=posterior_only)
+            d_prior, d_post = self.critic_scores(*self.vrnn.latents(x), mask, detach_prior=posterior_only)
             loss = ADVERSARIAL_LOSSES[self.hparams.critic["name"]][1](d_prior, d_post)
             self._step(optimizer, loss, "adversarial")
         return {"adversarial_loss": loss.detach()}
@@ -234,7 +233,7 @@ class AVRNNModule(pl.LightningModule):
         frames = int(mask.sum())
         logs = self.bound_terms(out)
         if self.adversarial:
-            name, distance = self.critic_distance(*self.critic_scores(out))
+            name, distance = self.critic_distance(*self.critic_scores(out.z_post, out.z_prior, out.mask))
             logs[name] = distance
         # batch_size=frames makes the epoch average a ratio of sums (nats per timestep); under DDP the
         # sums and frame counts are reduced over processes, so every process monitors the same value.

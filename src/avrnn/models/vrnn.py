@@ -129,24 +129,36 @@ class VRNN(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> VRNNOutput:
         """Teacher-forced pass: h follows posterior samples; prior samples share that h."""
-        batch, steps, _ = x.shape
         mask = mask.to(x.dtype)
-        post_noise, prior_noise = self.draw_noise(batch, steps, x)
-        h_prev, post_mean, post_std, z_post, z_features = self._loop(self.phi_x(x), post_noise)
-        h_prev_all = torch.stack(h_prev, 1)
-        posterior = Normal(torch.stack(post_mean, 1), torch.stack(post_std, 1), validate_args=False)
-        prior = self.prior(h_prev_all)
-        emission = self.emission_distribution(torch.stack(z_features, 1), h_prev_all)
+        h_prev, posterior, z_post, z_features, prior, z_prior = self._trajectory(x)
+        emission = self.emission_distribution(z_features, h_prev)
         return VRNNOutput(
             rec_log_lik=emission.log_prob(x).sum(-1) * mask,
             kl=gaussian_kl(posterior, prior) * mask.unsqueeze(-1),
-            z_post=torch.stack(z_post, 1),
-            z_prior=prior.loc + prior.scale * prior_noise.transpose(0, 1),
+            z_post=z_post,
+            z_prior=z_prior,
             posterior=posterior,
             prior=prior,
             emission=emission,
             mask=mask,
         )
+
+    def latents(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z_post, z_prior), each (B, T, Z): the posterior and prior latent sequences along one
+        h trajectory, as in forward (same noise) but without the emission, which the critic and
+        adversarial phases do not use."""
+        _, _, z_post, _, _, z_prior = self._trajectory(x)
+        return z_post, z_prior
+
+    def _trajectory(self, x: torch.Tensor):
+        batch, steps, _ = x.shape
+        post_noise, prior_noise = self.draw_noise(batch, steps, x)
+        h_prev, post_mean, post_std, z_post, z_features = self._loop(self.phi_x(x), post_noise)
+        h_prev = torch.stack(h_prev, 1)
+        posterior = Normal(torch.stack(post_mean, 1), torch.stack(post_std, 1), validate_args=False)
+        prior = self.prior(h_prev)
+        z_prior = prior.loc + prior.scale * prior_noise.transpose(0, 1)
+        return h_prev, posterior, torch.stack(z_post, 1), torch.stack(z_features, 1), prior, z_prior
 
     def _loop(self, x_features: torch.Tensor, post_noise: torch.Tensor):
         """The recurrence: per step only the proposal's h-dependent part, sampling, phi_z and the
@@ -159,25 +171,28 @@ class VRNN(nn.Module):
         post_x = F.linear(x_features, post_layer.weight[:, :n_x], post_layer.bias).unbind(1)
         input_bias = cell.bias_ih if self.rnn == "gru" else cell.bias_ih + cell.bias_hh
         gates_x = F.linear(x_features, cell.weight_ih[:, :n_x], input_bias).unbind(1)
-        post_h = LoopLinear(post_layer.weight[:, n_x:])
+        # h_{t-1} feeds the proposal and the cell's hidden gates: one product for both
+        n_post = post_layer.weight.shape[0]
+        from_h = LoopLinear(torch.cat([post_layer.weight[:, n_x:], cell.weight_hh]),
+                            torch.cat([torch.zeros_like(post_layer.bias), cell.bias_hh]) if self.rnn == "gru" else None)
         post_hidden = LoopLinear(self.proposal[0][2].weight, self.proposal[0][2].bias)
         head = LoopLinear(torch.cat([post_head.mean.weight, post_head.raw_std.weight]),
                           torch.cat([post_head.mean.bias, post_head.raw_std.bias]))
         phi_z = [LoopLinear(self.phi_z[i].weight, self.phi_z[i].bias) for i in (0, 2)]
         gates_z = LoopLinear(cell.weight_ih[:, n_x:])
-        gates_h = LoopLinear(cell.weight_hh, cell.bias_hh if self.rnn == "gru" else None)
 
         state = self.initial_state(x_features.shape[0], x_features)
         h_prev, post_mean, post_std, z_post, z_features = [], [], [], [], []
         for t in range(len(post_x)):
             first = t == 0
             h = self.hidden(state)
-            a = F.relu(post_hidden(F.relu(post_x[t] + post_h(h, first)), first))
+            h_products = from_h(h, first)
+            a = F.relu(post_hidden(F.relu(post_x[t] + h_products[:, :n_post]), first))
             mean, raw_std = head(a, first).chunk(2, -1)
             std = post_head.std(raw_std)
             z_t = mean + std * post_noise[t]
             zf_t = F.relu(phi_z[1](F.relu(phi_z[0](z_t, first)), first))
-            state = self._cell(gates_x[t] + gates_z(zf_t, first), gates_h(h, first), state)
+            state = self._cell(gates_x[t] + gates_z(zf_t, first), h_products[:, n_post:], state)
             h_prev.append(h)
             post_mean.append(mean)
             post_std.append(std)
