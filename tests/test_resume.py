@@ -124,18 +124,18 @@ def test_a_failed_write_leaves_the_previous_last_checkpoint_intact(make_cfg, tmp
 def test_a_nan_batch_is_skipped_counted_and_training_goes_on(make_cfg, monkeypatch):
     from avrnn.models.vrnn import VRNN
 
-    original = VRNN.forward
+    original = VRNN._trajectory  # under forward (reconstruction) and latents (critic, adversarial)
     calls = {"n": 0}
     seen = []
 
-    def poisoned(self, x, mask):
+    def poisoned(self, x):
         calls["n"] += 1
-        if calls["n"] == 2:  # the second forward pass (iteration 1's critic phase) sees a NaN batch
+        if calls["n"] == 2:  # the second pass (iteration 1's critic phase) sees a NaN batch
             x = x.clone()
             x[0, 0, 0] = float("nan")
-        return original(self, x, mask)
+        return original(self, x)
 
-    monkeypatch.setattr(VRNN, "forward", poisoned)
+    monkeypatch.setattr(VRNN, "_trajectory", poisoned)
     original_fit_start = AVRNNModule.on_fit_start
     monkeypatch.setattr(AVRNNModule, "on_fit_start", lambda self: (seen.append(self), original_fit_start(self)))
     metrics = train(make_cfg("training.max_iterations=3", "training.validate_before_training=false"))
