@@ -14,8 +14,28 @@ recurrence), so that call turns all records into the weight and bias gradients: 
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
+
 import torch
 from torch.nn import functional as F
+
+# A step's product with at most this many rows (the batch) runs on one CPU thread: splitting so
+# little work over threads costs more than it saves (see README, Performance).
+ONE_THREAD_MAX_ROWS = int(os.environ.get("AVRNN_ONE_THREAD_MAX_ROWS", "8"))
+
+
+@contextmanager
+def _threads_for(x: torch.Tensor):
+    threads = torch.get_num_threads()
+    if x.device.type != "cpu" or threads == 1 or x.shape[0] > ONE_THREAD_MAX_ROWS:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class LoopLinear:
@@ -45,7 +65,7 @@ class _LoopLinearFunction(torch.autograd.Function):
         dtype = _autocast_dtype(x.device.type) or x.dtype
         ctx.owner, ctx.first, ctx.dtype, ctx.has_bias = owner, first, dtype, bias is not None
         ctx.save_for_backward(x, weight)
-        with torch.autocast(x.device.type, enabled=False):
+        with torch.autocast(x.device.type, enabled=False), _threads_for(x):
             return F.linear(x.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype))
 
     @staticmethod
@@ -58,7 +78,8 @@ class _LoopLinearFunction(torch.autograd.Function):
         grad_output = grad_output.to(ctx.dtype)
         grad_x = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
-            grad_x = (grad_output @ weight.to(ctx.dtype)).to(x.dtype)
+            with _threads_for(x):
+                grad_x = (grad_output @ weight.to(ctx.dtype)).to(x.dtype)
         if ctx.needs_input_grad[1] or (ctx.has_bias and ctx.needs_input_grad[2]):
             owner.inputs.append(x.to(ctx.dtype))
             owner.output_grads.append(grad_output)

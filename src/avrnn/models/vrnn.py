@@ -172,7 +172,7 @@ class VRNN(nn.Module):
         input_bias = cell.bias_ih if self.rnn == "gru" else cell.bias_ih + cell.bias_hh
         gates_x = F.linear(x_features, cell.weight_ih[:, :n_x], input_bias).unbind(1)
         # h_{t-1} feeds the proposal and the cell's hidden gates: one product for both
-        n_post = post_layer.weight.shape[0]
+        n_post, n_gates = post_layer.weight.shape[0], cell.weight_hh.shape[0]
         from_h = LoopLinear(torch.cat([post_layer.weight[:, n_x:], cell.weight_hh]),
                             torch.cat([torch.zeros_like(post_layer.bias), cell.bias_hh]) if self.rnn == "gru" else None)
         post_hidden = LoopLinear(self.proposal[0][2].weight, self.proposal[0][2].bias)
@@ -186,13 +186,13 @@ class VRNN(nn.Module):
         for t in range(len(post_x)):
             first = t == 0
             h = self.hidden(state)
-            h_products = from_h(h, first)
-            a = F.relu(post_hidden(F.relu(post_x[t] + h_products[:, :n_post]), first))
+            post_from_h, gates_h = from_h(h, first).split([n_post, n_gates], -1)  # one backward node, not two
+            a = F.relu(post_hidden(F.relu(post_x[t] + post_from_h), first))
             mean, raw_std = head(a, first).chunk(2, -1)
             std = post_head.std(raw_std)
             z_t = mean + std * post_noise[t]
             zf_t = F.relu(phi_z[1](F.relu(phi_z[0](z_t, first)), first))
-            state = self._cell(gates_x[t] + gates_z(zf_t, first), h_products[:, n_post:], state)
+            state = self._cell(gates_x[t] + gates_z(zf_t, first), gates_h, state)
             h_prev.append(h)
             post_mean.append(mean)
             post_std.append(std)
@@ -203,11 +203,11 @@ class VRNN(nn.Module):
     def _cell(self, gates_input: torch.Tensor, gates_hidden: torch.Tensor, state):
         """nn.GRUCell / nn.LSTMCell arithmetic on precomputed gate pre-activations (same gate order)."""
         if self.rnn == "gru":
-            h = state
-            reset_update = torch.sigmoid(gates_input[:, :2 * self.hidden_size] + gates_hidden[:, :2 * self.hidden_size])
-            reset, update = reset_update.chunk(2, -1)
-            candidate = torch.tanh(gates_input[:, 2 * self.hidden_size:] + reset * gates_hidden[:, 2 * self.hidden_size:])
-            return candidate + update * (h - candidate)
+            sizes = [2 * self.hidden_size, self.hidden_size]
+            (input_ru, input_n), (hidden_ru, hidden_n) = gates_input.split(sizes, -1), gates_hidden.split(sizes, -1)
+            reset, update = torch.sigmoid(input_ru + hidden_ru).chunk(2, -1)
+            candidate = torch.tanh(input_n + reset * hidden_n)
+            return candidate + update * (state - candidate)
         h, c = state
         i, f, g, o = (gates_input + gates_hidden).chunk(4, -1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
