@@ -114,3 +114,17 @@ def test_num_threads_sets_torch_threads(make_cfg):
         torch.set_num_threads(before)
     with pytest.raises(ConfigError, match="num_threads must be positive"):
         validate(make_cfg("num_threads=0"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
+def test_gpu_trainer_without_a_gpu_says_what_to_use(make_cfg):
+    with pytest.raises(ConfigError, match=r"trainer.accelerator=gpu needs a CUDA GPU and torch sees none; "
+                                          r"use trainer=cpu"):
+        train(make_cfg("trainer=gpu"))
+
+
+@pytest.mark.parametrize("override,names", [("trainer.strategy=bogus", "invalid strategy name"),
+                                            ("trainer.precision=17", "Precision 17 is invalid")])
+def test_trainer_settings_lightning_refuses_become_config_errors(make_cfg, override, names):
+    with pytest.raises(ConfigError, match=f"pytorch_lightning.Trainer refused the trainer.\\* settings: .*{names}"):
+        train(make_cfg(override))

@@ -13,6 +13,7 @@ from typing import Sequence
 
 import pytorch_lightning as pl
 import torch
+from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -82,7 +83,14 @@ def build_trainer(cfg: DictConfig, output_dir: Path, steps_per_iteration: int,
     kwargs = plain(cfg.trainer)
     kwargs["default_root_dir"] = kwargs.get("default_root_dir") or str(output_dir)
     kwargs["precision"] = supported_precision(kwargs.get("precision"), kwargs.get("accelerator"))
-    return pl.Trainer(**kwargs, logger=logger, callbacks=callbacks)
+    if kwargs.get("accelerator") in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.accelerator={kwargs['accelerator']} needs a CUDA GPU and torch sees none; use "
+                          "trainer=cpu (DDP on CPUs: trainer=ddp trainer.accelerator=cpu trainer.precision=32-true)")
+    try:
+        return pl.Trainer(**kwargs, logger=logger, callbacks=callbacks)
+    except (MisconfigurationException, ValueError) as error:  # e.g. an unknown strategy or precision name
+        message = " ".join(str(error).split())
+        raise ConfigError(f"pytorch_lightning.Trainer refused the trainer.* settings: {message}") from error
 
 
 def in_multirun() -> bool:
