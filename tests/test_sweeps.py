@@ -78,3 +78,17 @@ def test_timit_sweep_is_60_valid_runs(tmp_path):
     GlobalHydra.instance().clear()
     assert arms == {("avrnn", "wgan", "none"), ("avrnn", "gan", "none"), ("avrnn", "wgan_gp", "none"),
                     ("avrnn", "wgan", "posterior_only"), ("vrnn", "none", "none")}
+
+
+def test_optuna_search_goes_on_after_failed_trials_and_says_when_all_failed(tmp_path, corpus_dir):
+    """weight_decay=1e30 with SGD sends the weights to inf in the first step: every trial stops with
+    a TrainingFault. The search must still run both trials, then end with one line."""
+    sweep = tmp_path / "optuna"
+    result = run_train("-m", "hparams_search=avrnn_optuna", "hydra.sweeper.n_trials=2", *TINY,
+                       "model.optimizer.name=sgd", "model.optimizer.weight_decay=1e30", "training.max_bad_steps=1",
+                       f"data.root={corpus_dir}", f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 2
+    assert len(run_folders(sweep)) == 2
+    assert (result.stdout + result.stderr).count("Failed experiment: 1 non-finite steps in a row") == 2
+    last = [line for line in result.stderr.splitlines() if line.strip()][-1]
+    assert last.startswith("error: every trial of the hyper-parameter search failed")
