@@ -15,7 +15,6 @@ recurrence), so that call turns all records into the weight and bias gradients: 
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 
 import torch
 from torch.nn import functional as F
@@ -25,15 +24,15 @@ from torch.nn import functional as F
 ONE_THREAD_MAX_ROWS = int(os.environ.get("AVRNN_ONE_THREAD_MAX_ROWS", "8"))
 
 
-@contextmanager
-def _threads_for(x: torch.Tensor):
+def _matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, transpose: bool = True):
+    """x W^T + b (or x W), on one CPU thread when x has few rows. Called 12 times per step: a plain
+    function, not a context manager (whose generator costs more than the thread switch)."""
     threads = torch.get_num_threads()
-    if x.device.type != "cpu" or threads == 1 or x.shape[0] > ONE_THREAD_MAX_ROWS:
-        yield
-        return
+    if threads == 1 or x.shape[0] > ONE_THREAD_MAX_ROWS or x.device.type != "cpu":
+        return F.linear(x, weight, bias) if transpose else x @ weight
     torch.set_num_threads(1)
     try:
-        yield
+        return F.linear(x, weight, bias) if transpose else x @ weight
     finally:
         torch.set_num_threads(threads)
 
@@ -62,11 +61,14 @@ class _LoopLinearFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, owner: LoopLinear, first: bool):
         # Under autocast compute in its dtype by hand: autocast does not reach into backward.
-        dtype = _autocast_dtype(x.device.type) or x.dtype
+        autocast_dtype = _autocast_dtype(x.device.type)
+        dtype = autocast_dtype or x.dtype
         ctx.owner, ctx.first, ctx.dtype, ctx.has_bias = owner, first, dtype, bias is not None
         ctx.save_for_backward(x, weight)
-        with torch.autocast(x.device.type, enabled=False), _threads_for(x):
-            return F.linear(x.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype))
+        if autocast_dtype is None:
+            return _matmul(x, weight, bias)
+        with torch.autocast(x.device.type, enabled=False):
+            return _matmul(x.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype))
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -78,8 +80,7 @@ class _LoopLinearFunction(torch.autograd.Function):
         grad_output = grad_output.to(ctx.dtype)
         grad_x = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
-            with _threads_for(x):
-                grad_x = (grad_output @ weight.to(ctx.dtype)).to(x.dtype)
+            grad_x = _matmul(grad_output, weight.to(ctx.dtype), transpose=False).to(x.dtype)
         if ctx.needs_input_grad[1] or (ctx.has_bias and ctx.needs_input_grad[2]):
             owner.inputs.append(x.to(ctx.dtype))
             owner.output_grads.append(grad_output)
