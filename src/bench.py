@@ -2,7 +2,7 @@
 a fused GRU and the machine's matmul rate. Prints a table and writes bench.json (current folder).
 
     python src/bench.py                      # the default sizes: batch 64 and 4, T = 200
-    python src/bench.py --sizes 16x100 --repeats 5
+    python src/bench.py --sizes 16x100 --repeats 9
 
 frames/s = B * T / seconds per training step (forward, backward, optimizer step); for A-VRNN one
 iteration = reconstruction + critic (n_critic = 1) + adversarial phase, each on a batch of B x T.
