@@ -6,7 +6,8 @@ a fused GRU and the machine's matmul rate. Prints a table and writes bench.json 
 
 frames/s = B * T / seconds per training step (forward, backward, optimizer step); for A-VRNN one
 iteration = reconstruction + critic (n_critic = 1) + adversarial phase, each on a batch of B x T.
-Medians over --repeats timed steps after --warmup untimed ones.
+Medians over --repeats timed steps after --warmup untimed ones. On a GPU it also times bf16
+autocast and CUDA graphs (training.cuda_graphs), alone and together (keys vrnn_bf16_fps, ...).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
 from avrnn.config import Config
+from avrnn.cuda_graphs import GraphedBackward
 from avrnn.models import VRNN, losses
 from avrnn.models.reference import reference_terms
 from avrnn.module import AVRNNModule
@@ -55,12 +57,32 @@ def median_seconds(step, warmup: int, repeats: int, device: torch.device) -> flo
     return statistics.median(times)
 
 
-def elbo_step(model: VRNN, optimizer, x, mask, reference: bool):
-    def step():
+def elbo_loss(model: VRNN, reference: bool):
+    def loss_fn(x, mask):
         rec, kl = reference_terms(model, x, mask) if reference else (lambda o: (o.rec_log_lik, o.kl))(model(x, mask))
-        loss = -losses.per_timestep(rec, mask) + losses.per_timestep(kl, mask)
+        return -losses.per_timestep(rec, mask) + losses.per_timestep(kl, mask), {}
+    return loss_fn
+
+
+def elbo_step(model: VRNN, optimizer, x, mask, reference: bool, bf16: bool = False):
+    loss_fn = elbo_loss(model, reference)
+
+    def step():
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss, _ = loss_fn(x, mask)
         optimizer.zero_grad()
         loss.backward()
+        optimizer.step()
+    return step
+
+
+def graphed_elbo_step(model: VRNN, optimizer, x, mask, bf16: bool = False):
+    """The VRNN step with forward and backward replayed as a CUDA graph (training.cuda_graphs)."""
+    graphed = GraphedBackward(elbo_loss(model, reference=False), list(model.parameters()), "elbo")
+
+    def step():
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            graphed(x, mask)
         optimizer.step()
     return step
 
@@ -105,9 +127,11 @@ class _StepTimer(pl.Callback):
         self.times.append(time.perf_counter() - self.start)
 
 
-def avrnn_seconds(batch: int, steps: int, device: torch.device, warmup: int, repeats: int) -> float:
+def avrnn_seconds(batch: int, steps: int, device: torch.device, warmup: int, repeats: int,
+                  cuda_graphs: bool = False, precision: str = "32-true") -> float:
     """One full A-VRNN iteration through Lightning (what training really runs), n_critic = 1."""
     cfg = OmegaConf.structured(Config)
+    cfg.training.cuda_graphs = cuda_graphs
     cfg.data.frame_size = SIZES["frame_size"]
     for key, value in SIZES.items():
         cfg.model[key] = value
@@ -119,6 +143,7 @@ def avrnn_seconds(batch: int, steps: int, device: torch.device, warmup: int, rep
     loader = DataLoader(_SameBatch(warmup + repeats), batch_size=1, collate_fn=lambda _: batches)
     timer = _StepTimer(device)
     trainer = pl.Trainer(accelerator=device.type, devices=1, max_epochs=1, logger=False, callbacks=[timer],
+                         precision=precision,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(module, train_dataloaders=loader)
     return statistics.median(timer.times[warmup:])
@@ -141,6 +166,18 @@ def run_size(batch: int, steps: int, device: torch.device, warmup: int, repeats:
         "gru_floor": median_seconds(gru_step(batch, steps, device), warmup, repeats, device),
         "avrnn": avrnn_seconds(batch, steps, device, warmup, repeats),
     }
+    if device.type == "cuda":  # the GPU options (README, Performance): bf16 autocast and CUDA graphs
+        timings.update({
+            "vrnn_bf16": median_seconds(elbo_step(model, optimizer, x, mask, False, bf16=True), warmup, repeats,
+                                        device),
+            "vrnn_graphed": median_seconds(graphed_elbo_step(model, optimizer, x, mask), warmup, repeats, device),
+            "vrnn_graphed_bf16": median_seconds(graphed_elbo_step(model, optimizer, x, mask, bf16=True), warmup,
+                                                repeats, device),
+            "avrnn_bf16": avrnn_seconds(batch, steps, device, warmup, repeats, precision="bf16-mixed"),
+            "avrnn_graphed": avrnn_seconds(batch, steps, device, warmup, repeats, cuda_graphs=True),
+            "avrnn_graphed_bf16": avrnn_seconds(batch, steps, device, warmup, repeats, cuda_graphs=True,
+                                                precision="bf16-mixed"),
+        })
     for name, seconds in timings.items():
         record[f"{name}_fps"] = frames / seconds
         record[f"{name}_seconds_per_step"] = seconds
@@ -181,6 +218,13 @@ def main() -> None:
         print(f"{r['batch']:>4} x {r['T']:<3} {r['reference_fps']:>10.0f} {r['vrnn_fps']:>10.0f} {r['avrnn_fps']:>10.0f} "
               f"{r['gru_floor_fps']:>10.0f}             {r['vrnn_gflops']:>13.1f} {r['vrnn_fraction_of_matmul']:>9.0%} "
               f"{r['vrnn_speedup_over_reference']:>7.2f}x {r['avrnn_over_vrnn_time']:>9.2f}x {r['peak_memory_mb']:>8.0f}")
+    gpu_options = [k[:-4] for k in runs[0] if k.endswith("_fps") and k.split("_")[0] in ("vrnn", "avrnn")
+                   and k not in ("vrnn_fps", "avrnn_fps")]
+    if gpu_options:
+        print("GPU options, frames/s (x the eager fp32 step of the same model):")
+        for r in runs:
+            cells = [f"{k} {r[k + '_fps']:.0f} ({r[k + '_fps'] / r[k.split('_')[0] + '_fps']:.2f}x)" for k in gpu_options]
+            print(f"{r['batch']:>4} x {r['T']:<3} " + ", ".join(cells))
     print(f"wrote {args.output}")
 
 

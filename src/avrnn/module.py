@@ -10,14 +10,19 @@ Optimizers and their parameter groups (names of Algorithms 1-2):
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 
+from avrnn.cuda_graphs import GraphedBackward
 from avrnn.data.framing import Normalization, unframe
 from avrnn.models import VRNN, SequenceCritic
 from avrnn.models import losses
+
+
+log = logging.getLogger(__name__)
 
 
 class TrainingFault(RuntimeError):
@@ -67,6 +72,7 @@ class AVRNNModule(pl.LightningModule):
         self.iteration = 0  # our own counter: Lightning's global_step counts every optimizer step
         self.skipped_steps: dict[str, int] = {}  # non-finite steps skipped, per phase
         self.consecutive_bad_steps = 0
+        self._graphs: dict[str, GraphedBackward] = {}  # phase -> CUDA graphs (training.cuda_graphs)
 
     # --- optimizers ------------------------------------------------------------------------
     @property
@@ -91,16 +97,19 @@ class AVRNNModule(pl.LightningModule):
                  "critic": critic["optimizer"], "adversarial": model["adversarial_optimizer"]}
         return [build_optimizer(specs[phase], params) for phase, params in self.phase_parameters().items()]
 
-    def _step(self, optimizer, loss: torch.Tensor, phase: str) -> None:
+    def _step(self, optimizer, loss: torch.Tensor, phase: str, backward_done: bool = False) -> None:
         """backward, clip, step; a non-finite loss or gradient skips the step (counted and logged)
-        and too many in a row stop training with a TrainingFault naming the phase."""
-        optimizer.zero_grad()
+        and too many in a row stop training with a TrainingFault naming the phase.
+        backward_done: a CUDA graph already ran the backward and left the gradients in place."""
+        if not backward_done:
+            optimizer.zero_grad()
         # Under DDP every process must take the same branch (backward all-reduces the gradients):
         # a loss that is non-finite on one process skips the step everywhere. All-reduced
         # gradients are the same on every process, so their check agrees by itself.
         finite = self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True)
         if finite:
-            self.manual_backward(loss)
+            if not backward_done:
+                self.manual_backward(loss)
             params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
             finite = bool(torch.stack([torch.isfinite(p.grad).all() for p in params]).all())  # one sync
         if not finite:
@@ -143,58 +152,105 @@ class AVRNNModule(pl.LightningModule):
             return "js_divergence", losses.gan_js_estimate(losses.gan_critic_loss(d_prior, d_post))
         return "wasserstein", losses.wgan_adversarial_loss(d_prior, d_post)
 
-    # --- phases ------------------------------------------------------------------------------
-    def reconstruction_phase(self, optimizer, x, mask) -> dict[str, torch.Tensor]:
-        """Algorithm 1: minimise -sum_t log p(x_t | z_t, h_{t-1}) (plus KL with ablation=hybrid)."""
-        with self.toggled_optimizer(optimizer):
-            out = self.vrnn(x, mask)
-            terms = self.bound_terms(out)
-            loss = terms["rec_per_timestep"]
-            if self.hparams.ablation["name"] == "hybrid":
-                loss = loss + self.hparams.ablation["kl_weight"] * terms["kl_per_timestep"]
-            self._step(optimizer, loss, "reconstruction")
-        return terms
+    # --- phases: each a loss function of its batch, run by _optimize -------------------------
+    def _optimize(self, optimizer, phase: str, loss_fn, *inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One optimizer step on loss_fn(*inputs) -> (loss, terms); the forward and backward
+        replay a CUDA graph when training.cuda_graphs is on (see on_fit_start)."""
+        graphed = self._graphs.get(phase)
+        if graphed is not None:
+            loss, terms = graphed(*inputs)
+            self._step(optimizer, loss, phase, backward_done=True)
+            return terms
+        loss, terms = loss_fn(*inputs)
+        self._step(optimizer, loss, phase)
+        return {key: value.detach() for key, value in terms.items()}
 
-    def critic_phase(self, optimizer, x, mask) -> dict[str, torch.Tensor]:
-        """Algorithm 2 (1): minimise L_dis on detached latent sequences, then clip eta."""
+    def reconstruction_loss(self, x, mask):
+        """Algorithm 1: -sum_t log p(x_t | z_t, h_{t-1}) (plus KL with ablation=hybrid)."""
+        terms = self.bound_terms(self.vrnn(x, mask))
+        loss = terms["rec_per_timestep"]
+        if self.hparams.ablation["name"] == "hybrid":
+            loss = loss + self.hparams.ablation["kl_weight"] * terms["kl_per_timestep"]
+        return loss, terms
+
+    def critic_loss(self, x, mask):
+        """Algorithm 2 (1): L_dis on detached latent sequences (plus the gradient penalty of wgan_gp)."""
         critic = self.hparams.critic
         with torch.no_grad():
             z_post, z_prior = self.vrnn.latents(x)
-        with self.toggled_optimizer(optimizer):
-            d_prior, d_post = self.critic_scores(z_post, z_prior, mask)
-            loss = ADVERSARIAL_LOSSES[critic["name"]][0](d_prior, d_post)
-            terms = {"critic_loss": loss.detach()}
-            if critic["name"] == "wgan_gp":
-                penalty = losses.gradient_penalty(self.critic, z_prior, z_post, mask)
-                loss = loss + critic["gp_weight"] * penalty
-                terms["gradient_penalty"] = penalty.detach()
-            self._step(optimizer, loss, "critic")
-            if critic["name"] == "wgan":
-                self.critic.clip_weights(critic["clip_value"])
+        d_prior, d_post = self.critic_scores(z_post, z_prior, mask)
+        loss = ADVERSARIAL_LOSSES[critic["name"]][0](d_prior, d_post)
+        terms = {"critic_loss": loss.detach()}
+        if critic["name"] == "wgan_gp":
+            penalty = losses.gradient_penalty(self.critic, z_prior, z_post, mask)
+            loss = loss + critic["gp_weight"] * penalty
+            terms["gradient_penalty"] = penalty.detach()
         name, distance = self.critic_distance(d_prior.detach(), d_post.detach())
-        terms[name] = distance
+        terms[name] = distance  # of the scores before this step
+        return loss, terms
+
+    def adversarial_loss(self, x, mask):
+        """Algorithm 2 (2): the critic's estimate -L_dis, minimised by TR and PS (omega, tau)."""
+        posterior_only = self.hparams.ablation["name"] == "posterior_only"
+        d_prior, d_post = self.critic_scores(*self.vrnn.latents(x), mask, detach_prior=posterior_only)
+        loss = ADVERSARIAL_LOSSES[self.hparams.critic["name"]][1](d_prior, d_post)
+        return loss, {"adversarial_loss": loss.detach()}
+
+    def elbo_loss(self, x, mask, kl_weight):
+        """The KL-only baseline: -ELBO, the KL weighted (warm-up) and optionally floored (free bits).
+        kl_weight is a tensor, so that a CUDA graph reads its current value."""
+        out = self.vrnn(x, mask)
+        terms = self.bound_terms(out)
+        free_bits = self.hparams.model["free_bits"]
+        kl = losses.free_bits_kl(out.kl, out.mask, free_bits) if free_bits > 0 else terms["kl_per_timestep"]
+        return terms["rec_per_timestep"] + kl_weight * kl, terms
+
+    def reconstruction_phase(self, optimizer, x, mask) -> dict[str, torch.Tensor]:
+        with self.toggled_optimizer(optimizer):
+            return self._optimize(optimizer, "reconstruction", self.reconstruction_loss, x, mask)
+
+    def critic_phase(self, optimizer, x, mask) -> dict[str, torch.Tensor]:
+        """Critic step, then WGAN weight clipping of eta."""
+        with self.toggled_optimizer(optimizer):
+            terms = self._optimize(optimizer, "critic", self.critic_loss, x, mask)
+            if self.hparams.critic["name"] == "wgan":
+                self.critic.clip_weights(self.hparams.critic["clip_value"])
         return terms
 
     def adversarial_phase(self, optimizer, x, mask) -> dict[str, torch.Tensor]:
-        """Algorithm 2 (2): TR and PS (omega, tau) minimise the critic's estimate -L_dis."""
-        posterior_only = self.hparams.ablation["name"] == "posterior_only"
         with self.toggled_optimizer(optimizer):
-            d_prior, d_post = self.critic_scores(*self.vrnn.latents(x), mask, detach_prior=posterior_only)
-            loss = ADVERSARIAL_LOSSES[self.hparams.critic["name"]][1](d_prior, d_post)
-            self._step(optimizer, loss, "adversarial")
-        return {"adversarial_loss": loss.detach()}
+            return self._optimize(optimizer, "adversarial", self.adversarial_loss, x, mask)
 
     def elbo_phase(self, optimizer, x, mask) -> dict[str, torch.Tensor]:
-        """The KL-only baseline: minimise -ELBO (with optional KL warm-up and free bits)."""
-        model = self.hparams.model
-        out = self.vrnn(x, mask)
-        terms = self.bound_terms(out)
-        kl = (losses.free_bits_kl(out.kl, out.mask, model["free_bits"]) if model["free_bits"] > 0
-              else terms["kl_per_timestep"])
-        warmup = model["kl_warmup_iterations"]
+        warmup = self.hparams.model["kl_warmup_iterations"]
         beta = min(1.0, (self.iteration + 1) / warmup) if warmup > 0 else 1.0
-        self._step(optimizer, terms["rec_per_timestep"] + beta * kl, "elbo")
+        terms = self._optimize(optimizer, "elbo", self.elbo_loss, x, mask, torch.tensor(beta, device=x.device))
         return {**terms, "kl_weight": torch.tensor(beta)}
+
+    # --- CUDA graphs ---------------------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        """training.cuda_graphs: one GraphedBackward per phase, where graphs can work; elsewhere a
+        warning and eager training (the same results, only slower on a GPU)."""
+        self._graphs = {}
+        if not self.hparams.training.get("cuda_graphs"):
+            return
+        reason = None
+        if self.device.type != "cuda":
+            reason = f"needs a CUDA device (this run is on {self.device.type})"
+        elif self.trainer.world_size > 1:
+            reason = "does not support several processes (DDP): gradients are all-reduced outside the graph"
+        elif getattr(self.trainer.precision_plugin, "scaler", None) is not None:
+            reason = f"does not support a gradient scaler (trainer.precision={self.trainer.precision}; use bf16-mixed)"
+        if reason:
+            log.warning("training.cuda_graphs=true %s: training runs without CUDA graphs", reason)
+            return
+        losses_by_phase = ({"reconstruction": self.reconstruction_loss, "critic": self.critic_loss,
+                            "adversarial": self.adversarial_loss} if self.adversarial else {"elbo": self.elbo_loss})
+        self._graphs = {phase: GraphedBackward(loss_fn, list(self.parameters()), phase)
+                        for phase, loss_fn in losses_by_phase.items()}
+
+    def on_fit_end(self) -> None:
+        self._graphs = {}  # frees the graphs' memory
 
     # --- Lightning hooks ---------------------------------------------------------------------
     def training_step(self, batches, batch_idx):
