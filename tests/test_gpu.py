@@ -132,9 +132,20 @@ def test_bf16_training_with_cuda_graphs_runs(make_cfg, arm, caplog):
     assert torch.isfinite(torch.tensor(metrics["test/elbo_per_timestep"]))
 
 
+@needs_cuda
+def test_cuda_graphs_are_on_by_default_on_a_gpu(make_cfg, caplog):
+    with caplog.at_level(logging.INFO, logger="avrnn"):
+        train(make_cfg("trainer=gpu", "trainer.fast_dev_run=1"))
+    assert "captured the reconstruction phase" in caplog.text
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback on a machine without a GPU")
-def test_cuda_graphs_without_a_gpu_train_eagerly_and_say_so(make_cfg, caplog):
-    with caplog.at_level(logging.WARNING, logger="avrnn.module"):
-        metrics = train(make_cfg("training.cuda_graphs=true", "trainer.fast_dev_run=1"))
-    assert "training.cuda_graphs=true needs a CUDA device (this run is on cpu)" in caplog.text
+@pytest.mark.parametrize("setting", ["true", "null"])
+def test_cuda_graphs_without_a_gpu_train_eagerly(make_cfg, caplog, setting):
+    """true says why graphs are off; the default (null) stays quiet on a CPU."""
+    with caplog.at_level(logging.INFO, logger="avrnn"):
+        metrics = train(make_cfg(f"training.cuda_graphs={setting}", "trainer.fast_dev_run=1"))
+    warned = "training.cuda_graphs=true needs a CUDA device (this run is on cpu)" in caplog.text
+    assert warned == (setting == "true")
+    assert "captured" not in caplog.text
     assert torch.isfinite(torch.tensor(metrics["train/elbo_per_timestep"]))

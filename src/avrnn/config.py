@@ -86,7 +86,9 @@ class TrainingConfig:
     test_after_training: bool = True  # score the best checkpoint on the test split -> <run>/metrics.json
     audio_every_n_epochs: int = 1  # TensorBoard: prior samples as audio after every Nth validation (0: off)
     audio_seconds: float = 2.0
-    cuda_graphs: bool = False  # GPU: replay each phase's forward+backward as a CUDA graph (README, Performance)
+    # replay each phase's forward+backward as a CUDA graph (README, Performance): null = wherever it
+    # works (one CUDA device, no fp16 gradient scaler), true = also say why where it cannot, false = never
+    cuda_graphs: Optional[bool] = None
 
 
 @dataclass

@@ -229,10 +229,11 @@ class AVRNNModule(pl.LightningModule):
 
     # --- CUDA graphs ---------------------------------------------------------------------------
     def on_fit_start(self) -> None:
-        """training.cuda_graphs: one GraphedBackward per phase, where graphs can work; elsewhere a
-        warning and eager training (the same results, only slower on a GPU)."""
+        """training.cuda_graphs: one GraphedBackward per phase where graphs can work (null: quietly
+        eager elsewhere; true: with a warning saying why). Eager and graphed steps compute the same."""
         self._graphs = {}
-        if not self.hparams.training.get("cuda_graphs"):
+        setting = self.hparams.training.get("cuda_graphs")
+        if setting is False:
             return
         reason = None
         if self.device.type != "cuda":
@@ -242,7 +243,8 @@ class AVRNNModule(pl.LightningModule):
         elif getattr(self.trainer.precision_plugin, "scaler", None) is not None:
             reason = f"does not support a gradient scaler (trainer.precision={self.trainer.precision}; use bf16-mixed)"
         if reason:
-            log.warning("training.cuda_graphs=true %s: training runs without CUDA graphs", reason)
+            if setting:
+                log.warning("training.cuda_graphs=true %s: training runs without CUDA graphs", reason)
             return
         losses_by_phase = ({"reconstruction": self.reconstruction_loss, "critic": self.critic_loss,
                             "adversarial": self.adversarial_loss} if self.adversarial else {"elbo": self.elbo_loss})
