@@ -6,8 +6,11 @@ a fused GRU and the machine's matmul rate. Prints a table and writes bench.json 
 
 frames/s = B * T / seconds per training step (forward, backward, optimizer step); for A-VRNN one
 iteration = reconstruction + critic (n_critic = 1) + adversarial phase, each on a batch of B x T.
-Medians over --repeats timed steps after --warmup untimed ones. On a GPU it also times bf16
-autocast and CUDA graphs (training.cuda_graphs), alone and together (keys vrnn_bf16_fps, ...).
+Medians over --repeats timed steps after --warmup untimed ones. The three ratios with targets are
+medians over pairs of neighbouring measurements: each VRNN step against the matmul rate measured
+just before and after it, against a reference step run just before it, and each A-VRNN iteration
+against a VRNN step run right after it. On a GPU it also times bf16 autocast and CUDA graphs
+(training.cuda_graphs), alone and together (keys vrnn_bf16_fps, ...).
 """
 
 from __future__ import annotations
@@ -97,10 +100,46 @@ def gru_step(batch: int, steps: int, device: torch.device):
     return step
 
 
-def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
+def timed(step, device: torch.device) -> float:
+    sync(device)
+    start = time.perf_counter()
+    step()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def matmul_meter(device: torch.device, n: int = 2048):
+    """() -> the dense fp32 matmul rate in GFLOP/s right now (n x n products; 20 of them on a GPU)."""
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    seconds = median_seconds(lambda: a @ b, 2, repeats, device)
-    return 2 * n**3 / seconds / 1e9
+    products = 20 if device.type == "cuda" else 1
+
+    def rate() -> float:
+        return 2 * n**3 * products / timed(lambda: [a @ b for _ in range(products)], device) / 1e9
+    rate()
+    return rate
+
+
+def alternating_seconds(first, second, warmup: int, repeats: int, device: torch.device):
+    """Seconds of `first` and of `second`, run in turn (neighbouring measurements, for their ratio)."""
+    for _ in range(warmup):
+        first()
+        second()
+    pairs = [(timed(first, device), timed(second, device)) for _ in range(repeats)]
+    return [a for a, _ in pairs], [b for _, b in pairs]
+
+
+def paired_with_matmul(step, matmul_rate, warmup: int, repeats: int, device: torch.device):
+    """Seconds of each timed step and the matmul rate measured around it (mean of just before and
+    just after). On a shared host the rate moves within seconds (here 101 to 187 GFLOP/s in 20 s),
+    so a step is judged against what the cores delivered at that moment, not at the run's start."""
+    for _ in range(warmup):
+        step()
+    seconds, rates = [], []
+    for _ in range(repeats):
+        before = matmul_rate()
+        seconds.append(timed(step, device))
+        rates.append((before + matmul_rate()) / 2)
+    return seconds, rates
 
 
 class _SameBatch(Dataset):
@@ -115,8 +154,11 @@ class _SameBatch(Dataset):
 
 
 class _StepTimer(pl.Callback):
-    def __init__(self, device):
-        self.device, self.times, self.start = device, [], 0.0
+    """Times each training iteration and, after it, one call of `between` (the VRNN step), so that
+    the A-VRNN / VRNN ratio compares neighbouring measurements."""
+
+    def __init__(self, device, between=None):
+        self.device, self.between, self.times, self.between_times, self.start = device, between, [], [], 0.0
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
         sync(self.device)
@@ -125,11 +167,14 @@ class _StepTimer(pl.Callback):
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         sync(self.device)
         self.times.append(time.perf_counter() - self.start)
+        if self.between is not None:
+            self.between_times.append(timed(self.between, self.device))
 
 
 def avrnn_seconds(batch: int, steps: int, device: torch.device, warmup: int, repeats: int,
-                  cuda_graphs: bool = False, precision: str = "32-true") -> float:
-    """One full A-VRNN iteration through Lightning (what training really runs), n_critic = 1."""
+                  cuda_graphs: bool = False, precision: str = "32-true", between=None):
+    """One full A-VRNN iteration through Lightning (what training really runs), n_critic = 1: the
+    median seconds; with `between`, also the median ratio to the time of `between` run after each."""
     cfg = OmegaConf.structured(Config)
     cfg.training.cuda_graphs = cuda_graphs
     cfg.data.frame_size = SIZES["frame_size"]
@@ -141,15 +186,18 @@ def avrnn_seconds(batch: int, steps: int, device: torch.device, warmup: int, rep
     x = torch.randn(batch, steps, SIZES["frame_size"])
     batches = [(x, torch.ones(batch, steps))] * 3
     loader = DataLoader(_SameBatch(warmup + repeats), batch_size=1, collate_fn=lambda _: batches)
-    timer = _StepTimer(device)
+    timer = _StepTimer(device, between)
     trainer = pl.Trainer(accelerator=device.type, devices=1, max_epochs=1, logger=False, callbacks=[timer],
                          precision=precision,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(module, train_dataloaders=loader)
-    return statistics.median(timer.times[warmup:])
+    seconds = statistics.median(timer.times[warmup:])
+    if between is None:
+        return seconds
+    return seconds, statistics.median(a / b for a, b in zip(timer.times[warmup:], timer.between_times[warmup:]))
 
 
-def run_size(batch: int, steps: int, device: torch.device, warmup: int, repeats: int, matmul: float) -> dict:
+def run_size(batch: int, steps: int, device: torch.device, warmup: int, repeats: int, matmul_rate) -> dict:
     torch.manual_seed(0)
     model = VRNN(**SIZES).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -160,11 +208,16 @@ def run_size(batch: int, steps: int, device: torch.device, warmup: int, repeats:
         elbo_step(model, optimizer, x, mask, reference=True)()
     flops_per_frame = counter.get_total_flops() / frames
     record = {"batch": batch, "T": steps, "frames_per_step": frames, "model_flops_per_frame": flops_per_frame}
+    vrnn_step = elbo_step(model, optimizer, x, mask, False)
+    vrnn_seconds, matmul_rates = paired_with_matmul(vrnn_step, matmul_rate, warmup, repeats, device)
+    avrnn, avrnn_over_vrnn = avrnn_seconds(batch, steps, device, warmup, repeats, between=vrnn_step)
+    reference_seconds, vrnn_after_reference = alternating_seconds(
+        elbo_step(model, optimizer, x, mask, True), vrnn_step, warmup, repeats, device)
     timings = {
-        "reference": median_seconds(elbo_step(model, optimizer, x, mask, True), warmup, repeats, device),
-        "vrnn": median_seconds(elbo_step(model, optimizer, x, mask, False), warmup, repeats, device),
+        "reference": statistics.median(reference_seconds),
+        "vrnn": statistics.median(vrnn_seconds),
         "gru_floor": median_seconds(gru_step(batch, steps, device), warmup, repeats, device),
-        "avrnn": avrnn_seconds(batch, steps, device, warmup, repeats),
+        "avrnn": avrnn,
     }
     if device.type == "cuda":  # the GPU options (README, Performance): bf16 autocast and CUDA graphs
         timings.update({
@@ -183,9 +236,13 @@ def run_size(batch: int, steps: int, device: torch.device, warmup: int, repeats:
         record[f"{name}_seconds_per_step"] = seconds
     record["vrnn_gflops"] = flops_per_frame * record["vrnn_fps"] / 1e9
     record["reference_gflops"] = flops_per_frame * record["reference_fps"] / 1e9
-    record["vrnn_fraction_of_matmul"] = record["vrnn_gflops"] / matmul
-    record["vrnn_speedup_over_reference"] = record["vrnn_fps"] / record["reference_fps"]
-    record["avrnn_over_vrnn_time"] = timings["avrnn"] / timings["vrnn"]
+    record["matmul_gflops_around_vrnn"] = statistics.median(matmul_rates)
+    # ratios: medians over pairs of neighbouring measurements (see paired_with_matmul)
+    record["vrnn_fraction_of_matmul"] = statistics.median(
+        flops_per_frame * frames / seconds / 1e9 / rate for seconds, rate in zip(vrnn_seconds, matmul_rates))
+    record["vrnn_speedup_over_reference"] = statistics.median(
+        r / v for r, v in zip(reference_seconds, vrnn_after_reference))
+    record["avrnn_over_vrnn_time"] = avrnn_over_vrnn
     record["peak_memory_mb"] = peak_memory_mb(device)
     return record
 
@@ -199,11 +256,17 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
-    matmul = matmul_gflops(device)
+    rate = matmul_meter(device)
+    rates = []
+
+    def matmul_rate() -> float:
+        rates.append(rate())
+        return rates[-1]
     runs = []
     for size in args.sizes.split(","):
         batch, steps = (int(v) for v in size.lower().split("x"))
-        runs.append(run_size(batch, steps, device, args.warmup, args.repeats, matmul))
+        runs.append(run_size(batch, steps, device, args.warmup, args.repeats, matmul_rate))
+    matmul = statistics.median(rates)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     result = {"device": name, "torch": torch.__version__, "matmul_gflops": matmul, "sizes": SIZES,
               "units": "frames/s = B*T / seconds per training step; GFLOP/s = model FLOPs per frame x frames/s",
@@ -211,7 +274,8 @@ def main() -> None:
               "runs": runs}
     with open(args.output, "w") as handle:
         json.dump(result, handle, indent=2)
-    print(f"device {name}, torch {torch.__version__}, dense fp32 matmul {matmul:.0f} GFLOP/s")
+    print(f"device {name}, torch {torch.__version__}, dense fp32 matmul {matmul:.0f} GFLOP/s "
+          f"(median; {min(rates):.0f} to {max(rates):.0f} over the run)")
     print(f"{'B x T':>9} {'reference':>10} {'vrnn':>10} {'avrnn':>10} {'gru floor':>10}  (frames/s)"
           f" {'vrnn GFLOP/s':>13} {'of matmul':>9} {'speed-up':>8} {'avrnn/vrnn':>10} {'peak MB':>8}")
     for r in runs:

@@ -3,6 +3,7 @@
 # GPU, and training through src/train.py with and without CUDA graphs. Logs go to $OUT (default
 # ./gpu-checks). On a machine without hydra-core, omegaconf or soundfile, put their wheels in .whl/.
 #   bash tests/scripts/gpu_checks.sh
+#   FULL_SUITE=1 SKIP_TRAIN=1 bash tests/scripts/gpu_checks.sh   # + the whole suite (pytest-xdist), no training runs
 set -uo pipefail
 OUT=${OUT:-gpu-checks}
 RUNS=$(mktemp -d)  # training runs (checkpoints, TensorBoard); only their logs and metrics go to $OUT
@@ -24,6 +25,13 @@ echo "== bench"
 timeout 170 python3 src/bench.py --output "$OUT/bench.json" ${BENCH_ARGS:-} >"$OUT/bench.log" 2>&1
 echo "bench exit $?"; grep -v -i -E "warn|^\s*$|litlogger|stopped|LOCAL_RANK|available:" "$OUT/bench.log" | tail -12
 
+if [ -n "${FULL_SUITE:-}" ]; then
+  echo "== the whole suite on a machine with a GPU (sweep launchers are not installed there: left out)"
+  timeout 300 python3 -m pytest -q -p no:cacheprovider -n 8 --ignore tests/test_sweeps.py >"$OUT/pytest_all.log" 2>&1
+  echo "pytest exit $?"; grep -E "passed|failed|FAILED|ERROR" "$OUT/pytest_all.log" | tail -15
+fi
+
+[ -n "${SKIP_TRAIN:-}" ] && exit 0
 echo "== train (synthetic corpus, 200 iterations, bf16-mixed)"
 for graphs in false true; do
   start=$(date +%s.%N)
