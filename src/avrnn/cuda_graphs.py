@@ -1,5 +1,5 @@
 """CUDA graphs for the training phases: one phase's forward and backward recorded once per input
-shape and replayed as a single launch (`training.cuda_graphs=true`).
+shape and replayed as a single launch (`training.cuda_graphs`; null, the default, = on one GPU).
 
 Why: the VRNN's time loop issues about 60 small kernels per timestep (forward and backward); on a
 GPU each launch costs more than its arithmetic at these sizes, so an eager step is bound by the
