@@ -47,17 +47,18 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak so far (Linux: KiB)
 
 
+def timed(step, device: torch.device) -> float:
+    sync(device)
+    start = time.perf_counter()
+    step()
+    sync(device)
+    return time.perf_counter() - start
+
+
 def median_seconds(step, warmup: int, repeats: int, device: torch.device) -> float:
     for _ in range(warmup):
         step()
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        step()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(timed(step, device) for _ in range(repeats))
 
 
 def elbo_loss(model: VRNN, reference: bool):
@@ -98,14 +99,6 @@ def gru_step(batch: int, steps: int, device: torch.device):
         out, _ = gru(inputs)
         out.sum().backward()
     return step
-
-
-def timed(step, device: torch.device) -> float:
-    sync(device)
-    start = time.perf_counter()
-    step()
-    sync(device)
-    return time.perf_counter() - start
 
 
 def matmul_meter(device: torch.device, n: int = 2048):

@@ -61,21 +61,21 @@ class GraphedBackward:
         captured = self.graphs.get(key)
         if captured is None:
             if self.capture_failed:
-                return self._eager(*inputs)
+                return self._forward_backward(inputs)
             if len(self.graphs) >= MAX_GRAPHS:
                 if not self.warned_full:
                     log.warning("cuda_graphs: %s phase has %d graphs (input shapes); further shapes run eagerly. "
                                 "Set data.crop_frames so that training batches share one shape.",
                                 self.name, MAX_GRAPHS)
                     self.warned_full = True
-                return self._eager(*inputs)
+                return self._forward_backward(inputs)
             try:
                 captured = self._capture(inputs)
             except RuntimeError as error:  # an operation CUDA graphs cannot record: fall back, once
                 self.capture_failed = True
                 log.warning("cuda_graphs: capturing the %s phase failed, it runs eagerly from now on: %s",
                             self.name, " ".join(str(error).split())[:300])
-                return self._eager(*inputs)
+                return self._forward_backward(inputs)
             self.graphs[key] = captured
         for static, value in zip(captured.inputs, inputs):
             static.copy_(value)
@@ -84,14 +84,8 @@ class GraphedBackward:
             param.grad = grad
         return captured.loss.clone(), {k: v.clone() for k, v in captured.terms.items()}
 
-    def _eager(self, *inputs):
-        for param in self.params:
-            param.grad = None
-        loss, terms = self.fn(*inputs)
-        loss.backward()
-        return loss.detach(), terms
-
-    def _run_for_capture(self, inputs: list[torch.Tensor]):
+    def _forward_backward(self, inputs: Sequence[torch.Tensor]):
+        """fn and backward, as captured; also what runs where no graph can (the eager fallback)."""
         for param in self.params:
             param.grad = None  # so that backward writes (not adds) the gradients: replays must not accumulate
         # autocast caches weight casts across calls; a cast cached outside the graph would be read
@@ -108,11 +102,11 @@ class GraphedBackward:
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):  # cuBLAS/cuDNN handles and workspaces, lazy init: not in the graph
             for _ in range(WARMUP_RUNS):
-                self._run_for_capture(static)
+                self._forward_backward(static)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-            loss, terms = self._run_for_capture(static)
+            loss, terms = self._forward_backward(static)
         grads = [param.grad for param in self.params]
         log.info("cuda_graphs: captured the %s phase for input shapes %s", self.name,
                  [tuple(t.shape) for t in inputs])

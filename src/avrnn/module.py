@@ -224,8 +224,8 @@ class AVRNNModule(pl.LightningModule):
     def elbo_phase(self, optimizer, x, mask) -> dict[str, torch.Tensor]:
         warmup = self.hparams.model["kl_warmup_iterations"]
         beta = min(1.0, (self.iteration + 1) / warmup) if warmup > 0 else 1.0
-        terms = self._optimize(optimizer, "elbo", self.elbo_loss, x, mask, torch.tensor(beta, device=x.device))
-        return {**terms, "kl_weight": torch.tensor(beta)}
+        kl_weight = torch.tensor(beta, device=x.device)
+        return {**self._optimize(optimizer, "elbo", self.elbo_loss, x, mask, kl_weight), "kl_weight": kl_weight}
 
     # --- CUDA graphs ---------------------------------------------------------------------------
     def on_fit_start(self) -> None:
