@@ -25,7 +25,7 @@ train: $(STAMP) ## Train A-VRNN (wgan critic) on the built-in synthetic corpus; 
 test: $(STAMP) ## Run the test suite (slow tests excluded)
 	$(PYTHON) -m pytest -q
 
-test-slow: $(STAMP) ## Run only the slow tests (none yet: exit status 5 "no tests" is accepted)
+test-slow: $(STAMP) ## Run only the slow tests (multi-process, hardware emulation, statistical checks)
 	$(PYTHON) -m pytest -q -m slow || [ $$? -eq 5 ]
 
 tensorboard: $(STAMP) ## Show the training curves of every run under logs/

@@ -29,7 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from avrnn.config import Config
 from avrnn.cuda_graphs import GraphedBackward
-from avrnn.models import VRNN, losses
+from avrnn.models import VRNN, loop_linear, losses
 from avrnn.models.reference import reference_terms
 from avrnn.module import AVRNNModule
 
@@ -110,6 +110,17 @@ def matmul_meter(device: torch.device, n: int = 2048):
         return 2 * n**3 * products / timed(lambda: [a @ b for _ in range(products)], device) / 1e9
     rate()
     return rate
+
+
+def without_one_thread_switch(step):
+    """`step` with the loop's one-thread switch off (as AVRNN_ONE_THREAD_MAX_ROWS=0 would set it)."""
+    def switched_off():
+        limit, loop_linear.ONE_THREAD_MAX_ROWS = loop_linear.ONE_THREAD_MAX_ROWS, 0
+        try:
+            step()
+        finally:
+            loop_linear.ONE_THREAD_MAX_ROWS = limit
+    return switched_off
 
 
 def alternating_seconds(first, second, warmup: int, repeats: int, device: torch.device):
@@ -236,6 +247,11 @@ def run_size(batch: int, steps: int, device: torch.device, warmup: int, repeats:
     record["vrnn_speedup_over_reference"] = statistics.median(
         r / v for r, v in zip(reference_seconds, vrnn_after_reference))
     record["avrnn_over_vrnn_time"] = avrnn_over_vrnn
+    if device.type == "cpu" and torch.get_num_threads() > 1 and batch <= loop_linear.ONE_THREAD_MAX_ROWS:
+        # the one-thread switch was measured on one CPU; this says whether it pays on the one at hand
+        with_switch, without_switch = alternating_seconds(vrnn_step, without_one_thread_switch(vrnn_step), warmup,
+                                                          repeats, device)
+        record["one_thread_switch_speedup"] = statistics.median(b / a for a, b in zip(with_switch, without_switch))
     record["peak_memory_mb"] = peak_memory_mb(device)
     return record
 
@@ -282,6 +298,10 @@ def main() -> None:
         for r in runs:
             cells = [f"{k} {r[k + '_fps']:.0f} ({r[k + '_fps'] / r[k.split('_')[0] + '_fps']:.2f}x)" for k in gpu_options]
             print(f"{r['batch']:>4} x {r['T']:<3} " + ", ".join(cells))
+    for r in runs:
+        if "one_thread_switch_speedup" in r:
+            print(f"{r['batch']:>4} x {r['T']:<3} one-thread switch (AVRNN_ONE_THREAD_MAX_ROWS): VRNN step "
+                  f"{r['one_thread_switch_speedup']:.2f}x faster with it than without (below 1: set it to 0)")
     print(f"wrote {args.output}")
 
 

@@ -27,6 +27,12 @@ TINY = [
 
 
 @pytest.fixture(scope="session")
+def tiny() -> list[str]:
+    """The tiny model and corpus as command-line overrides (for subprocess runs of src/train.py)."""
+    return list(TINY)
+
+
+@pytest.fixture(scope="session")
 def corpus_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("corpus") / "synthetic"
 

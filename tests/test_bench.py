@@ -31,3 +31,6 @@ def test_bench_writes_one_record_per_size(tmp_path):
     assert bench["device"].startswith("cpu") and bench["matmul_gflops"] > 0
     assert "of matmul" in result.stdout and f"wrote {output}" in result.stdout
     assert torch.__version__ == bench["torch"]
+    threads = int(bench["device"].split("(")[1].split()[0])
+    for run in bench["runs"]:  # batches of 2 and 3 are under the one-thread switch's limit (8)
+        assert (run.get("one_thread_switch_speedup", 0) > 0) == (threads > 1)

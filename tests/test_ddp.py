@@ -16,7 +16,7 @@ from conftest import TINY
 from test_cli import run_train
 
 ROOT = Path(__file__).resolve().parents[1]
-DDP_CPU = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true"]
+DDP_CPU = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]  # the README's CPU DDP command
 
 
 @pytest.mark.parametrize("crop_frames", [8, None])
@@ -54,6 +54,7 @@ def test_ddp_two_cpu_processes_keep_identical_parameters(tmp_path, corpus_dir):
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [torch.load(out / f"rank{rank}.pt") for rank in (0, 1)]
     assert all(r["world_size"] == 2 and r["iteration"] == 3 for r in ranks)
+    assert all(r["precision"] == "32-true" for r in ranks)  # CPU DDP trains in fp32 by default
     assert ranks[0]["first_batch_sum"] != ranks[1]["first_batch_sum"]  # each process trains on its own shard
     for name, start in ranks[0]["start"].items():
         assert torch.equal(ranks[0]["end"][name], ranks[1]["end"][name]), name  # all-reduced, clipped alike
@@ -84,12 +85,6 @@ def test_multirun_with_ddp_is_refused_with_what_to_use_instead(tmp_path, corpus_
                            "multirun") and "hydra/launcher=slurm" in last
 
 
-def test_bf16_autocast_trains_on_cpu(make_cfg):
-    """trainer=gpu's precision (bf16-mixed) through every phase, on the CPU's autocast."""
-    metrics = train(make_cfg("trainer.precision=bf16-mixed", "trainer.fast_dev_run=2", "critic=wgan_gp"))
-    assert torch.isfinite(torch.tensor(metrics["train/elbo_per_timestep"]))
-
-
 @pytest.mark.parametrize("trainer", ["gpu", "ddp"])
 def test_gpu_trainer_configs_compose(make_cfg, trainer):
     cfg = make_cfg(f"trainer={trainer}")
@@ -98,6 +93,9 @@ def test_gpu_trainer_configs_compose(make_cfg, trainer):
     assert cfg.trainer.use_distributed_sampler is False
     if trainer == "ddp":
         assert cfg.trainer.strategy == "ddp_find_unused_parameters_true" and cfg.trainer.num_nodes == 1
+    assert make_cfg(f"trainer={trainer}", "trainer.accelerator=cpu").trainer.precision == "32-true"
+    assert make_cfg(f"trainer={trainer}", "trainer.accelerator=cpu",
+                    "trainer.precision=bf16-mixed").trainer.precision == "bf16-mixed"  # asked for: kept
 
 
 def test_distributed_sampler_injection_is_refused(make_cfg):

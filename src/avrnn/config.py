@@ -16,6 +16,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import II, MISSING, OmegaConf
 
 from avrnn.data.synthetic import SyntheticCorpusSpec
+from avrnn.precision import default_precision
 
 
 class ConfigError(ValueError):
@@ -149,10 +150,13 @@ def short_dirname(overrides: str, limit: int = 100) -> str:
 
 
 def register_configs() -> None:
-    """The schema and the `avrnn_dirname` resolver used by hydra.sweep.subdir (conf/config.yaml)."""
+    """The schema, the `avrnn_dirname` resolver of hydra.sweep.subdir (conf/config.yaml) and the
+    `avrnn_default_precision` resolver of conf/trainer/gpu.yaml."""
     ConfigStore.instance().store(name="config_schema", node=Config)
     if not OmegaConf.has_resolver("avrnn_dirname"):
         OmegaConf.register_new_resolver("avrnn_dirname", short_dirname)
+    if not OmegaConf.has_resolver("avrnn_default_precision"):  # trainer/gpu.yaml: bf16 on a GPU, fp32 on a CPU
+        OmegaConf.register_new_resolver("avrnn_default_precision", default_precision)
 
 
 MODELS = ("avrnn", "vrnn")

@@ -23,6 +23,7 @@ from avrnn.checkpoints import load_checkpoint, resolve_ckpt_path
 from avrnn.config import ConfigError, validate
 from avrnn.data.datamodule import SpeechDataModule
 from avrnn.module import AVRNNModule, batches_per_iteration
+from avrnn.precision import supported_precision
 
 log = logging.getLogger(__name__)
 MONITOR = "val/elbo_per_timestep"
@@ -53,16 +54,6 @@ def build_datamodule(cfg: DictConfig) -> SpeechDataModule:
     )
 
 
-def supported_precision(precision, accelerator):
-    """bf16 autocast needs an Ampere or newer GPU; older cards train in fp32 instead of failing."""
-    if (str(precision).startswith("bf16") and accelerator in ("gpu", "cuda") and torch.cuda.is_available()
-            and not torch.cuda.is_bf16_supported()):
-        log.warning("%s does not support bf16: training in fp32 (trainer.precision=32-true)",
-                    torch.cuda.get_device_name())
-        return "32-true"
-    return precision
-
-
 def build_trainer(cfg: DictConfig, output_dir: Path, steps_per_iteration: int,
                   extra_callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
     # Two callbacks: Lightning 2.6 refreshes `save_last` only when a top-k checkpoint was saved in
@@ -85,7 +76,7 @@ def build_trainer(cfg: DictConfig, output_dir: Path, steps_per_iteration: int,
     kwargs["precision"] = supported_precision(kwargs.get("precision"), kwargs.get("accelerator"))
     if kwargs.get("accelerator") in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(f"trainer.accelerator={kwargs['accelerator']} needs a CUDA GPU and torch sees none; use "
-                          "trainer=cpu (DDP on CPUs: trainer=ddp trainer.accelerator=cpu trainer.precision=32-true)")
+                          "trainer=cpu (DDP on CPUs: trainer=ddp trainer.accelerator=cpu trainer.devices=2)")
     try:
         return pl.Trainer(**kwargs, logger=logger, callbacks=callbacks)
     except (MisconfigurationException, ValueError) as error:  # e.g. an unknown strategy or precision name

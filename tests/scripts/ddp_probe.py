@@ -31,7 +31,7 @@ class SaveRankState(pl.Callback):
 
     def on_train_end(self, trainer, module):
         self.record.update(end=self.parameters(module), iteration=module.iteration,
-                           world_size=trainer.world_size, clip=module.hparams.critic["clip_value"])
+                           world_size=trainer.world_size, precision=trainer.precision, clip=module.hparams.critic["clip_value"])
         torch.save(self.record, self.out / f"rank{trainer.global_rank}.pt")
 
 

@@ -1,0 +1,70 @@
+"""Which `trainer.precision` this machine can train in: bf16 falls back to fp32 where it cannot run.
+
+CPUs differ from the one CI runs on: oneDNN on a CPU without native bf16 (e.g. AMD EPYC without
+AVX-512) cannot build an LSTM under bf16 autocast ("could not create a primitive descriptor"), and
+emulates bf16 elsewhere (a bf16 LSTM step measured 20x slower than fp32 with ONEDNN_MAX_CPU_ISA=AVX2).
+So the capability is probed by what fails, a cached try-run of a tiny LSTM, not by a private flag,
+and both bf16 modes train in fp32 there, with one log line.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import torch
+
+log = logging.getLogger(__name__)
+
+# What reaches bf16 on a CPU: the bf16 modes, and 16-bit mixed, which Lightning turns into bf16-mixed
+# on a CPU by itself (CPU autocast has no fp16).
+CPU_BF16_PRECISIONS = {"bf16-mixed", "bf16-true", "bf16", "16-mixed", "16"}
+CUDA_ACCELERATORS = ("gpu", "cuda")
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_bf16_works() -> bool:
+    """True when an LSTM runs forward and backward under CPU bf16 autocast on this machine.
+
+    The try-run draws no numbers from the global generator (a run's seed stays meaningful)."""
+    with torch.random.fork_rng(devices=[]), torch.enable_grad():
+        lstm = torch.nn.LSTM(4, 8)
+        try:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out, _ = lstm(torch.ones(3, 2, 4))
+            out.float().sum().backward()
+        except RuntimeError as error:  # oneDNN: "could not create a primitive descriptor ..."
+            log.debug("CPU bf16 probe failed: %s", error)
+            return False
+    return True
+
+
+def runs_on_cpu(accelerator) -> bool:
+    """Whether Lightning will put the run on the CPU: asked for, or what `auto` finds."""
+    if accelerator == "cpu":
+        return True
+    if accelerator in (None, "auto"):
+        return not (torch.cuda.is_available() or torch.backends.mps.is_available())
+    return False
+
+
+def default_precision(accelerator) -> str:
+    """trainer=gpu|ddp's precision: bf16 autocast on a GPU, fp32 on a CPU (bf16 autocast there is
+    slower than fp32, and missing on some CPUs). Used by the `avrnn_default_precision` resolver."""
+    on_cuda = accelerator in CUDA_ACCELERATORS or (accelerator in (None, "auto") and torch.cuda.is_available())
+    return "bf16-mixed" if on_cuda else "32-true"
+
+
+def supported_precision(precision, accelerator):
+    """`precision`, or 32-true with one log line where this machine cannot train in bf16."""
+    text = str(precision)
+    if (accelerator in CUDA_ACCELERATORS and text.startswith("bf16") and torch.cuda.is_available()
+            and not torch.cuda.is_bf16_supported()):
+        log.warning("%s does not support bf16: trainer.precision=%s trains in fp32 (32-true) instead",
+                    torch.cuda.get_device_name(), precision)
+        return "32-true"
+    if runs_on_cpu(accelerator) and text in CPU_BF16_PRECISIONS and not cpu_bf16_works():
+        log.warning("this CPU has no bf16 support (oneDNN cannot run a bf16 LSTM; e.g. AMD EPYC without AVX-512): "
+                    "trainer.precision=%s trains in fp32 (32-true) instead", precision)
+        return "32-true"
+    return precision
