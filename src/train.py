@@ -1,5 +1,7 @@
 """Train A-VRNN or the VRNN baseline: `python src/train.py model=avrnn critic=wgan` (see README)."""
 
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
@@ -8,9 +10,10 @@ from avrnn.config import register_configs
 from avrnn.training import BEST, train
 
 register_configs()
+CONF = str(Path(__file__).resolve().parents[1] / "conf")  # absolute: the entry point also runs in-process (tests)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=CONF, config_name="config")
 def main(cfg: DictConfig) -> float:
     """Returns the best validation ELBO per timestep (NaN if none): the objective of
     hparams_search=avrnn_optuna, where NaN marks a failed trial."""
