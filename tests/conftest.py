@@ -1,13 +1,24 @@
-"""Shared fixtures: a tiny synthetic corpus and configs composed exactly as src/train.py does."""
+"""Shared fixtures: a tiny synthetic corpus, configs composed exactly as src/train.py does, and the
+entry points run as users run them (a subprocess) or in-process (the same code path, no start-up cost).
+
+Tests never import each other or this file: what they share is a fixture here.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
+from avrnn.cli import run
 from avrnn.config import register_configs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,9 +37,31 @@ TINY = [
 ]
 
 
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def last_line(self) -> str:
+        lines = [line for line in self.stderr.splitlines() if line.strip()]
+        return lines[-1] if lines else ""
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def conf_dir() -> Path:
+    return CONF
+
+
 @pytest.fixture(scope="session")
 def tiny() -> list[str]:
-    """The tiny model and corpus as command-line overrides (for subprocess runs of src/train.py)."""
+    """The tiny model and corpus as command-line overrides (for runs of the entry points)."""
     return list(TINY)
 
 
@@ -50,3 +83,57 @@ def make_cfg(tmp_path, corpus_dir):
 
     yield _compose
     GlobalHydra.instance().clear()
+
+
+@pytest.fixture
+def compose_config():
+    """compose(config_name, overrides) of any primary config in conf/ (evaluate, generate, ...)."""
+
+    def _compose(config_name: str, *overrides: str, return_hydra_config: bool = False):
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            return compose(config_name=config_name, overrides=list(overrides),
+                           return_hydra_config=return_hydra_config)
+
+    yield _compose
+    GlobalHydra.instance().clear()
+
+
+@pytest.fixture(scope="session")
+def run_script():
+    """run_script("train.py", *args): src/<script> in a subprocess, as a user runs it."""
+
+    def _run(script: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(ROOT / "src" / script), *args], cwd=ROOT, capture_output=True,
+                              text=True, timeout=600, env=env)
+
+    return _run
+
+
+def _entry_point(script: str):
+    spec = importlib.util.spec_from_file_location(f"avrnn_entry_{script.removesuffix('.py')}", ROOT / "src" / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.fixture
+def run_in_process(monkeypatch):
+    """run_in_process("train.py", *args) -> CliResult: the entry point's main through avrnn.cli.run,
+    with sys.argv set as on the command line; exit status 0 unless it exits."""
+
+    def _run(script: str, *args: str) -> CliResult:
+        main = _entry_point(script)
+        monkeypatch.setattr(sys, "argv", [str(ROOT / "src" / script), *args])
+        out, err = io.StringIO(), io.StringIO()
+        code = 0
+        GlobalHydra.instance().clear()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                run(main)
+            except SystemExit as stop:
+                code = stop.code if isinstance(stop.code, int) else 1
+        GlobalHydra.instance().clear()
+        return CliResult(code, out.getvalue(), err.getvalue())
+
+    return _run

@@ -1,38 +1,36 @@
-"""The entry point as users call it: python src/train.py ... (subprocesses)."""
+"""The entry point as users call it: python src/train.py ...
 
-import subprocess
-import sys
-from pathlib import Path
+One true subprocess test per kind (a config printout, a one-line error, a multirun sweep); the other
+one-line errors go through the same entry point in-process (avrnn.cli.run around train.py's main).
+"""
 
 import pytest
 
-from conftest import TINY
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_train(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, str(ROOT / "src" / "train.py"), *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=600)
-
-
-def test_cfg_job_resolve_prints_the_resolved_config(tmp_path):
-    result = run_train("model=vrnn", "--cfg", "job", "--resolve")
+def test_cfg_job_resolve_prints_the_resolved_config(run_script):
+    result = run_script("train.py", "model=vrnn", "--cfg", "job", "--resolve")
     assert result.returncode == 0, result.stderr
     assert "name: vrnn" in result.stdout and "frame_size: 200" in result.stdout and "${" not in result.stdout
 
 
-def test_bad_combination_prints_one_line_and_exits_2(tmp_path):
-    result = run_train("model=vrnn", "critic=wgan", f"hydra.run.dir={tmp_path}")
+def test_bad_combination_prints_one_line_and_exits_2(run_script, tmp_path):
+    result = run_script("train.py", "model=vrnn", "critic=wgan", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines[-1].startswith("error: model=vrnn is the KL-only ELBO baseline") and "Traceback" not in result.stderr
 
 
-def test_multirun_sweep_writes_one_folder_per_run(tmp_path, corpus_dir):
+def test_bad_combination_in_process_gives_the_same_line(run_in_process, tmp_path):
+    """The in-process runner is held to the subprocess above, so the error tests below can use it."""
+    result = run_in_process("train.py", "model=vrnn", "critic=wgan", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.last_line.startswith("error: model=vrnn is the KL-only ELBO baseline")
+
+
+def test_multirun_sweep_writes_one_folder_per_run(run_script, tmp_path, corpus_dir, tiny):
     sweep = tmp_path / "multirun"
-    result = run_train("-m", "critic=wgan,gan", "latent=z16,z64", *TINY,
-                       f"data.root={corpus_dir}", f"hydra.sweep.dir={sweep}")
+    result = run_script("train.py", "-m", "critic=wgan,gan", "latent=z16,z64", *tiny,
+                        f"data.root={corpus_dir}", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-3000:]
     runs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
     assert len(runs) == 4
@@ -47,13 +45,13 @@ def test_multirun_sweep_writes_one_folder_per_run(tmp_path, corpus_dir):
                       ("critic=gan", "latent=z16"), ("critic=gan", "latent=z64")}
 
 
-def test_missing_or_wrong_data_root_is_one_line(tmp_path):
-    result = run_train("data=timit", f"hydra.run.dir={tmp_path}")
+def test_missing_or_wrong_data_root_is_one_line(run_in_process, tmp_path):
+    result = run_in_process("train.py", "data=timit", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == "error: data=timit needs its location: add data.root=/path/to/your/corpus"
-    result = run_train("data=timit", f"data.root={tmp_path / 'nowhere'}", f"hydra.run.dir={tmp_path}")
+    assert result.last_line == "error: data=timit needs its location: add data.root=/path/to/your/corpus"
+    result = run_in_process("train.py", "data=timit", f"data.root={tmp_path / 'nowhere'}", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith(f"error: data.root {tmp_path / 'nowhere'} does not exist")
+    assert result.last_line.startswith(f"error: data.root {tmp_path / 'nowhere'} does not exist")
 
 
 @pytest.mark.parametrize("override,expected", [
@@ -71,16 +69,16 @@ def test_missing_or_wrong_data_root_is_one_line(tmp_path):
     ("trainer.accumulate_grad_batches=2", "error: trainer.accumulate_grad_batches=2 is not supported with manual "
                                           "optimization; raise data.batch_size instead"),
 ])
-def test_bad_configuration_stops_with_one_line(tmp_path, override, expected):
-    result = run_train(override, f"hydra.run.dir={tmp_path}")
+def test_bad_configuration_stops_with_one_line(run_in_process, tmp_path, override, expected):
+    result = run_in_process("train.py", override, f"hydra.run.dir={tmp_path}")
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith(expected)
+    assert result.last_line.startswith(expected)
 
 
-def test_unwritable_output_folder_is_one_line(tmp_path):
+def test_unwritable_output_folder_is_one_line(run_in_process, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    result = run_train(f"hydra.run.dir={blocker / 'run'}")
+    result = run_in_process("train.py", f"hydra.run.dir={blocker / 'run'}")
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith(f"error: Not a directory {blocker / 'run'}; "
-                                                              "free disk space or choose a writable folder")
+    assert result.last_line.startswith(f"error: Not a directory {blocker / 'run'}; "
+                                       "free disk space or choose a writable folder")

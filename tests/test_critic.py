@@ -1,4 +1,5 @@
-"""The project's sequence critic estimates known distances between Gaussians (T = 1).
+"""The project's sequence critic estimates known distances between Gaussians (T = 1); the
+estimates are statistical checks of 600 critic steps each (`make test-slow`).
 
 Prior N(0, I) and posterior N(shift * e_1, I) in 2-D: W1 = shift. (In 1-D a gradient-penalty
 critic initialised with the wrong slope sign sits in a local minimum: flipping the sign of a
@@ -39,11 +40,13 @@ def train_critic(shift: float, kind: str, steps: int = 600, batch: int = 512, z_
         return losses.wgan_adversarial_loss(critic(z_prior, mask), critic(z_post, mask)).item()
 
 
+@pytest.mark.slow
 def test_gradient_penalty_critic_estimates_the_wasserstein_distance():
     for shift in (0.5, 1.0, 2.0):
         assert train_critic(shift, "wgan_gp") == pytest.approx(shift, rel=0.25)
 
 
+@pytest.mark.slow
 def test_clipped_critic_estimate_grows_with_the_distance():
     # A clipped critic is K-Lipschitz for an unknown K: only ordering is meaningful.
     estimates = [train_critic(shift, "wgan") for shift in (0.0, 0.5, 1.0, 2.0)]

@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -12,10 +11,6 @@ import torch
 from avrnn.config import ConfigError, validate
 from avrnn.data.datamodule import EpochBatchSampler
 from avrnn.training import build_datamodule, train
-from conftest import TINY
-from test_cli import run_train
-
-ROOT = Path(__file__).resolve().parents[1]
 DDP_CPU = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]  # the README's CPU DDP command
 
 
@@ -41,16 +36,17 @@ def test_eval_loaders_score_every_utterance_exactly_once_over_processes(make_cfg
     assert sum(seen) == sum(len(f) for f in datamodule.frames["test"])  # every frame once, no padding repeats
 
 
-def test_ddp_two_cpu_processes_keep_identical_parameters(tmp_path, corpus_dir):
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_keep_identical_parameters(tmp_path, corpus_dir, tiny, root):
     """fast_dev_run of model=avrnn critic=wgan on 2 gloo processes; rank files come from a callback.
     fast_dev_run counts optimizer steps: 9 = 3 iterations of reconstruction, critic, adversarial."""
     out = tmp_path / "ranks"
     out.mkdir()
     result = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "scripts" / "ddp_probe.py"), str(out), *TINY, *DDP_CPU,
+        [sys.executable, str(root / "tests" / "scripts" / "ddp_probe.py"), str(out), *tiny, *DDP_CPU,
          "model=avrnn", "critic=wgan", "trainer.fast_dev_run=9", f"data.root={corpus_dir}",
          f"paths.output_dir={tmp_path / 'run'}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+        cwd=root, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [torch.load(out / f"rank{rank}.pt") for rank in (0, 1)]
     assert all(r["world_size"] == 2 and r["iteration"] == 3 for r in ranks)
@@ -65,10 +61,11 @@ def test_ddp_two_cpu_processes_keep_identical_parameters(tmp_path, corpus_dir):
     assert max(float(p.abs().max()) for p in critic) <= ranks[0]["clip"] + 1e-7
 
 
-def test_ddp_from_the_command_line_writes_one_run_folder(tmp_path, corpus_dir):
+@pytest.mark.slow
+def test_ddp_from_the_command_line_writes_one_run_folder(run_script, tmp_path, corpus_dir, tiny):
     """Lightning re-runs src/train.py for rank 1 with the same Hydra run folder."""
     run = tmp_path / "run"
-    result = run_train(*TINY, *DDP_CPU, "training.max_iterations=2", f"data.root={corpus_dir}",
+    result = run_script("train.py", *tiny, *DDP_CPU, "training.max_iterations=2", f"data.root={corpus_dir}",
                        f"hydra.run.dir={run}")
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
@@ -76,13 +73,12 @@ def test_ddp_from_the_command_line_writes_one_run_folder(tmp_path, corpus_dir):
     assert (run / "checkpoints" / "last.ckpt").exists() and (run / "train_ddp_process_1.log").exists()
 
 
-def test_multirun_with_ddp_is_refused_with_what_to_use_instead(tmp_path, corpus_dir):
-    result = run_train("-m", "seed=1,2", *TINY, *DDP_CPU, f"data.root={corpus_dir}",
-                       f"hydra.sweep.dir={tmp_path / 'sweep'}")
+def test_multirun_with_ddp_is_refused_with_what_to_use_instead(run_in_process, tmp_path, corpus_dir, tiny):
+    result = run_in_process("train.py", "-m", "seed=1,2", *tiny, *DDP_CPU, f"data.root={corpus_dir}",
+                            f"hydra.sweep.dir={tmp_path / 'sweep'}")
     assert result.returncode == 2
-    last = [line for line in result.stderr.splitlines() if line.strip()][-1]
-    assert last.startswith("error: trainer.devices x trainer.num_nodes = 2 processes cannot start inside a local "
-                           "multirun") and "hydra/launcher=slurm" in last
+    assert result.last_line.startswith("error: trainer.devices x trainer.num_nodes = 2 processes cannot start inside a local "
+                           "multirun") and "hydra/launcher=slurm" in result.last_line
 
 
 @pytest.mark.parametrize("trainer", ["gpu", "ddp"])

@@ -3,26 +3,17 @@
 import json
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
 from avrnn.checkpoints import CheckpointError
 from avrnn.evaluation import evaluate
 from avrnn.training import train
-from conftest import CONF
 
 
-def compose_evaluate(*overrides):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="evaluate", overrides=list(overrides))
-
-
-def test_checkpoint_is_scored_with_bounds_in_the_stated_units(make_cfg, tmp_path):
+def test_checkpoint_is_scored_with_bounds_in_the_stated_units(make_cfg, compose_config, tmp_path):
     run = tmp_path / "run"
     train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=2"))
     out = tmp_path / "eval"
-    metrics = evaluate(compose_evaluate(f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "iwae_k=[2,8]",
+    metrics = evaluate(compose_config("evaluate", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "iwae_k=[2,8]",
                                         "fivo_k=[8]", f"output_dir={out}"))
     saved = json.loads((out / "metrics.json").read_text())
     assert saved == metrics
@@ -37,7 +28,7 @@ def test_checkpoint_is_scored_with_bounds_in_the_stated_units(make_cfg, tmp_path
     assert metrics["test/iwae_8_per_timestep"] > per_timestep - 0.5
 
 
-def test_evaluation_refuses_an_unsafe_checkpoint(tmp_path):
+def test_evaluation_refuses_an_unsafe_checkpoint(compose_config, tmp_path):
     import torch
 
     class Payload:
@@ -47,4 +38,4 @@ def test_evaluation_refuses_an_unsafe_checkpoint(tmp_path):
     path = tmp_path / "bad.ckpt"
     torch.save({"state_dict": {}, "hyper_parameters": {"x": Payload()}}, path)
     with pytest.raises(CheckpointError, match="refusing to load"):
-        evaluate(compose_evaluate(f"ckpt_path={path}", f"output_dir={tmp_path / 'eval'}"))
+        evaluate(compose_config("evaluate", f"ckpt_path={path}", f"output_dir={tmp_path / 'eval'}"))

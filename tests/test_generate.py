@@ -2,22 +2,16 @@
 
 import numpy as np
 import soundfile as sf
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
 from avrnn.generation import generate
 from avrnn.training import train
-from conftest import CONF
 
 
-def test_samples_and_reconstructions_are_written_as_audio(make_cfg, tmp_path):
+def test_samples_and_reconstructions_are_written_as_audio(make_cfg, compose_config, tmp_path):
     run = tmp_path / "run"
     train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=2"))
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="generate", overrides=[
-            f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "n=3", "seconds=0.5", "reconstructions=2",
-            f"output_dir={tmp_path / 'wav'}"])
+    cfg = compose_config("generate", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "n=3", "seconds=0.5",
+                         "reconstructions=2", f"output_dir={tmp_path / 'wav'}")
     written = generate(cfg)
     names = sorted(p.name for p in written)
     assert names == ["sample_00.wav", "sample_01.wav", "sample_02.wav", "test_00_original.wav",

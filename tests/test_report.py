@@ -1,24 +1,16 @@
 """src/report.py on a real (tiny) sweep: two configurations x two seeds."""
 
 import csv
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from avrnn.report import report
-from conftest import TINY
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_sweep_report_rows_and_seed_statistics(tmp_path, corpus_dir):
+def test_sweep_report_rows_and_seed_statistics(run_in_process, tmp_path, corpus_dir, tiny):
     sweep = tmp_path / "sweep"
-    result = subprocess.run([sys.executable, str(ROOT / "src" / "train.py"), "-m",
-                             "experiment=cmp_avrnn_wgan,cmp_vrnn", "seed=1,2", *TINY, f"data.root={corpus_dir}",
-                             "training.max_iterations=2", f"hydra.sweep.dir={sweep}"],
-                            capture_output=True, text=True, timeout=600)
+    result = run_in_process("train.py", "-m", "experiment=cmp_avrnn_wgan,cmp_vrnn", "seed=1,2", *tiny,
+                            f"data.root={corpus_dir}", "training.max_iterations=2", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-2000:]
     written = report(sweep)
     rows = list(csv.DictReader(open(sweep / "report.csv")))

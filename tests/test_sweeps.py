@@ -12,8 +12,6 @@ from hydra.core.global_hydra import GlobalHydra
 
 from avrnn.config import validate
 from avrnn.training import BEST
-from conftest import CONF, TINY
-from test_cli import run_train
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher")  # the `sweep` extra (make install has it)
 
@@ -22,10 +20,11 @@ def run_folders(sweep: Path) -> list[Path]:
     return sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["submitit_local", "parallel"])
-def test_launcher_runs_two_tiny_jobs(tmp_path, corpus_dir, launcher):
+def test_launcher_runs_two_tiny_jobs(run_script, tmp_path, corpus_dir, tiny, launcher):
     sweep = tmp_path / "sweep"
-    result = run_train("-m", f"hydra/launcher={launcher}", "seed=1,2", "num_threads=1", *TINY,
+    result = run_script("train.py", "-m", f"hydra/launcher={launcher}", "seed=1,2", "num_threads=1", *tiny,
                        f"data.root={corpus_dir}", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-3000:]
     runs = run_folders(sweep)
@@ -35,9 +34,10 @@ def test_launcher_runs_two_tiny_jobs(tmp_path, corpus_dir, launcher):
     assert metrics[0]["test/elbo_per_timestep"] != metrics[1]["test/elbo_per_timestep"]  # the seeds differ
 
 
-def test_optuna_search_maximises_the_best_validation_elbo(tmp_path, corpus_dir):
+@pytest.mark.slow
+def test_optuna_search_maximises_the_best_validation_elbo(run_script, tmp_path, corpus_dir, tiny):
     sweep = tmp_path / "optuna"
-    result = run_train("-m", "hparams_search=avrnn_optuna", "hydra.sweeper.n_trials=2", *TINY,
+    result = run_script("train.py", "-m", "hparams_search=avrnn_optuna", "hydra.sweeper.n_trials=2", *tiny,
                        f"data.root={corpus_dir}", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-3000:]
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
@@ -52,40 +52,59 @@ def test_optuna_search_maximises_the_best_validation_elbo(tmp_path, corpus_dir):
     ("parallel", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
     ("slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"),
 ])
-def test_launcher_configs_compose(launcher, target):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
-    GlobalHydra.instance().clear()
+def test_launcher_configs_compose(compose_config, launcher, target):
+    cfg = compose_config("config", f"hydra/launcher={launcher}", return_hydra_config=True)
     assert cfg.hydra.launcher._target_ == target
 
 
-def test_timit_sweep_is_60_valid_runs(tmp_path):
-    """5 arms x 4 latent sizes x 3 seeds; every combination composes and passes validation."""
+def timit_sweep_runs(conf_dir: Path, data_root: Path, one_per_arm: bool):
+    """The experiment=timit_sweep grid (hydra.sweeper.params), composed and validated run by run."""
     GlobalHydra.instance().clear()
-    base = ["experiment=timit_sweep", f"data.root={tmp_path}"]
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    base = ["experiment=timit_sweep", f"data.root={data_root}"]
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
         params = compose(config_name="config", overrides=base, return_hydra_config=True).hydra.sweeper.params
         grid = [[f"{key}={value}" for value in str(values).split(",")] for key, values in params.items()]
         runs = list(itertools.product(*grid))
-        assert len(runs) == 60
-        arms = set()
-        for overrides in runs:
+        configs = []
+        for overrides in ([r for r in runs if all(o in r for o in (grid[1][0], grid[2][0]))] if one_per_arm else runs):
             cfg = compose(config_name="config", overrides=[*base, *overrides])
             validate(cfg)
-            assert cfg.data.name == "timit" and cfg.trainer.accelerator == "gpu"
-            arms.add((cfg.model.name, cfg.critic.name, cfg.ablation.name))
+            configs.append(cfg)
     GlobalHydra.instance().clear()
-    assert arms == {("avrnn", "wgan", "none"), ("avrnn", "gan", "none"), ("avrnn", "wgan_gp", "none"),
-                    ("avrnn", "wgan", "posterior_only"), ("vrnn", "none", "none")}
+    return grid, runs, configs
 
 
-def test_optuna_search_goes_on_after_failed_trials_and_says_when_all_failed(tmp_path, corpus_dir):
+def check_timit_sweep(grid, runs, configs):
+    assert [key.split("=")[0] for key, *_ in grid] == ["arm", "latent", "seed"]
+    assert len(runs) == 60  # 5 arms x 4 latent sizes x 3 seeds
+    assert all(cfg.data.name == "timit" and cfg.trainer.accelerator == "gpu" for cfg in configs)
+    assert {(cfg.model.name, cfg.critic.name, cfg.ablation.name) for cfg in configs} == {
+        ("avrnn", "wgan", "none"), ("avrnn", "gan", "none"), ("avrnn", "wgan_gp", "none"),
+        ("avrnn", "wgan", "posterior_only"), ("vrnn", "none", "none")}
+
+
+def test_timit_sweep_arms_compose_and_validate(tmp_path, conf_dir):
+    """Each of the 5 arms once (first latent size and seed); the whole grid is a slow test."""
+    grid, runs, configs = timit_sweep_runs(conf_dir, tmp_path, one_per_arm=True)
+    assert len(configs) == 5
+    check_timit_sweep(grid, runs, configs)
+
+
+@pytest.mark.slow
+def test_timit_sweep_is_60_valid_runs(tmp_path, conf_dir):
+    """5 arms x 4 latent sizes x 3 seeds; every combination composes and passes validation."""
+    grid, runs, configs = timit_sweep_runs(conf_dir, tmp_path, one_per_arm=False)
+    assert len(configs) == 60
+    check_timit_sweep(grid, runs, configs)
+
+
+@pytest.mark.slow
+def test_optuna_search_goes_on_after_failed_trials_and_says_when_all_failed(run_script, tmp_path, corpus_dir, tiny):
     """weight_decay=1e30 with SGD sends the weights to inf in the first step: every trial stops with
     a TrainingFault. The search must still run both trials, then end with one line."""
     sweep = tmp_path / "optuna"
-    result = run_train("-m", "hparams_search=avrnn_optuna", "hydra.sweeper.n_trials=2", *TINY,
-                       "model.optimizer.name=sgd", "model.optimizer.weight_decay=1e30", "training.max_bad_steps=1",
+    result = run_script("train.py", "-m", "hparams_search=avrnn_optuna", "hydra.sweeper.n_trials=2", *tiny,
+                        "model.optimizer.name=sgd", "model.optimizer.weight_decay=1e30", "training.max_bad_steps=1",
                        f"data.root={corpus_dir}", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 2
     assert len(run_folders(sweep)) == 2
