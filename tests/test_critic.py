@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from avrnn.models import SequenceCritic
-from avrnn.models import losses
+from avrnn.models.objectives import Wasserstein, WassersteinGradientPenalty
 
 
 def train_critic(shift: float, kind: str, steps: int = 600, batch: int = 512, z_dim: int = 2) -> float:
@@ -21,23 +21,22 @@ def train_critic(shift: float, kind: str, steps: int = 600, batch: int = 512, z_
     critic = SequenceCritic(z_dim=z_dim, lstm_size=16, fc_size=16)
     mask = torch.ones(batch, 1)
     if kind == "wgan":
+        objective = Wasserstein(clip_value=0.01)
         optimizer = torch.optim.RMSprop(critic.parameters(), lr=5e-4)
     else:
+        objective = WassersteinGradientPenalty(gp_weight=10.0)
         optimizer = torch.optim.Adam(critic.parameters(), lr=1e-3, betas=(0.5, 0.9))
     for _ in range(steps):
         z_prior, z_post = torch.randn(batch, 1, z_dim), torch.randn(batch, 1, z_dim) + offset
-        loss = losses.wgan_critic_loss(critic(z_prior, mask), critic(z_post, mask))
-        if kind == "wgan_gp":
-            loss = loss + 10 * losses.gradient_penalty(critic, z_prior, z_post, mask)
+        loss, _ = objective.critic_loss(lambda z: critic(z, mask), z_prior, z_post, mask)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        if kind == "wgan":
-            critic.clip_weights(0.01)
+        objective.after_critic_step(critic)
     with torch.no_grad():
         z_prior, z_post = torch.randn(20_000, 1, z_dim), torch.randn(20_000, 1, z_dim) + offset
         mask = torch.ones(20_000, 1)
-        return losses.wgan_adversarial_loss(critic(z_prior, mask), critic(z_post, mask)).item()
+        return objective.distance(critic(z_prior, mask), critic(z_post, mask)).item()
 
 
 @pytest.mark.slow

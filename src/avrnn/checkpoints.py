@@ -48,3 +48,25 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> Path | None:
                                   "ckpt_path=last, or give ckpt_path=/path/to/file.ckpt")
         return path
     return Path(ckpt_path).expanduser().resolve()
+
+
+def upgrade_hyper_parameters(critic: dict, ablation: dict) -> tuple[dict, dict]:
+    """Checkpoints written before the critic objective became a config object name the critic and
+    the ablation only (critic.name, ablation.name); spell those out as today's configs do, so old
+    runs still evaluate, generate and resume. Today's hyper-parameters pass through unchanged."""
+    critic, ablation = dict(critic), dict(ablation)
+    if "objective" not in critic:
+        objectives = {
+            "wgan": {"_target_": "avrnn.models.objectives.Wasserstein", "clip_value": critic.get("clip_value")},
+            "wgan_gp": {"_target_": "avrnn.models.objectives.WassersteinGradientPenalty",
+                        "gp_weight": critic.get("gp_weight")},
+            "gan": {"_target_": "avrnn.models.objectives.JensenShannon"},
+        }
+        critic["objective"] = objectives.get(critic.get("name"))
+    if "network" not in critic and critic["objective"] is not None:
+        critic["network"] = {"_target_": "avrnn.models.critic.SequenceCritic", "lstm_size": critic["lstm_size"],
+                             "fc_size": critic["fc_size"], "readout": critic.get("readout", "last")}
+    if "adversarial_trains_prior" not in ablation:
+        ablation["adversarial_trains_prior"] = ablation.get("name") != "posterior_only"
+        ablation["kl_weight"] = ablation.get("kl_weight", 1.0) if ablation.get("name") == "hybrid" else 0.0
+    return critic, ablation

@@ -21,8 +21,9 @@ from avrnn.checkpoints import CheckpointError
 from avrnn.config import ConfigError
 from avrnn.data.errors import DataError
 from avrnn.module import TrainingFault
+from avrnn.registry import UntrustedTargetError
 
-USER_ERRORS = (ConfigError, DataError, CheckpointError, TrainingFault)
+USER_ERRORS = (ConfigError, DataError, CheckpointError, TrainingFault, UntrustedTargetError)
 NOISE = ("full_key", "object_type", "reference_type", "To append", "Config search path", "provider=",
          "Set the environment", "explicit_type", "See https")
 

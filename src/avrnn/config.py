@@ -56,9 +56,19 @@ class ModelConfig:
     free_bits: float = 0.0  # vrnn: KL floor in nats per timestep, spread evenly over latent dims
 
 
+def _sequence_critic() -> dict:
+    """The paper's critic network (Section VI), sized by the keys beside it in critic.*."""
+    return {"_target_": "avrnn.models.critic.SequenceCritic", "lstm_size": "${..lstm_size}",
+            "fc_size": "${..fc_size}", "readout": "${..readout}"}
+
+
 @dataclass
 class CriticConfig:
     name: str = "wgan"  # wgan | wgan_gp | gan | none
+    # {_target_: class, **kwargs}: what the critic and the adversarial step minimise (avrnn.models.objectives;
+    # conf/critic/*.yaml set it; null = no critic, model=vrnn) and the critic network D_eta (avrnn.models.critic)
+    objective: Optional[Any] = None
+    network: Any = field(default_factory=_sequence_critic)
     lstm_size: int = 128
     fc_size: int = 100
     readout: str = "last"  # last | mean
@@ -71,7 +81,8 @@ class CriticConfig:
 @dataclass
 class AblationConfig:
     name: str = "none"  # none | posterior_only | hybrid
-    kl_weight: float = 1.0  # hybrid: weight of the KL term added to the reconstruction phase
+    adversarial_trains_prior: bool = True  # false: the adversarial phase updates PS only (posterior_only)
+    kl_weight: float = 0.0  # weight of the KL term added to the reconstruction phase (hybrid: 1)
 
 
 @dataclass
@@ -222,6 +233,8 @@ def validate(cfg) -> None:
         _positive("critic.clip_value (weight clipping of critic=wgan)", critic.clip_value)
     if critic.name == "wgan_gp":
         _positive("critic.gp_weight (gradient penalty of critic=wgan_gp)", critic.gp_weight)
+    if ablation.kl_weight < 0:
+        raise ConfigError(f"ablation.kl_weight must be 0 or more, got {ablation.kl_weight}")
     if cfg.num_threads is not None:
         _positive("num_threads", cfg.num_threads)
     if cfg.trainer.get("use_distributed_sampler"):

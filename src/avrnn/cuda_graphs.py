@@ -111,3 +111,31 @@ class GraphedBackward:
         log.info("cuda_graphs: captured the %s phase for input shapes %s", self.name,
                  [tuple(t.shape) for t in inputs])
         return _Captured(graph, static, loss, terms, grads)
+
+
+def why_not(device: torch.device, world_size: int, scaler, precision: str) -> str | None:
+    """Why CUDA graphs cannot replay training here, or None where they can."""
+    if device.type != "cuda":
+        return f"needs a CUDA device (this run is on {device.type})"
+    if world_size > 1:
+        return "does not support several processes (DDP): gradients are all-reduced outside the graph"
+    if scaler is not None:
+        return f"does not support a gradient scaler (trainer.precision={precision}; use bf16-mixed)"
+    return None
+
+
+def phase_graphs(setting: bool | None, module, losses_by_phase: dict[str, Callable]) -> dict[str, GraphedBackward]:
+    """training.cuda_graphs for a LightningModule about to fit: one GraphedBackward per phase where
+    graphs can work (null: quietly eager elsewhere; true: with a warning saying why; false: never).
+    Eager and graphed steps compute the same."""
+    if setting is False:
+        return {}
+    trainer = module.trainer
+    reason = why_not(module.device, trainer.world_size, getattr(trainer.precision_plugin, "scaler", None),
+                     trainer.precision)
+    if reason:
+        if setting:
+            log.warning("training.cuda_graphs=true %s: training runs without CUDA graphs", reason)
+        return {}
+    params = list(module.parameters())
+    return {phase: GraphedBackward(loss_fn, params, phase) for phase, loss_fn in losses_by_phase.items()}

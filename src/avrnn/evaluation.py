@@ -15,6 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
+from avrnn import registry
 from avrnn.checkpoints import load_checkpoint
 from avrnn.config import ConfigError
 from avrnn.data.datamodule import SpeechDataModule
@@ -23,8 +24,10 @@ from avrnn.models.bounds import iwae_bound, sequence_log_weights, vrnn_fivo
 from avrnn.module import AVRNNModule
 
 
-def load_module(path: Path) -> AVRNNModule:
-    """The trained module, from tensors and plain data only (no code runs while loading)."""
+def load_module(path: Path, trusted_targets=()) -> AVRNNModule:
+    """The trained module, from tensors and plain data only (no code runs while loading): the
+    classes its config names are built from avrnn.registry, plus `trusted_targets` (the user's)."""
+    registry.trust(trusted_targets)
     checkpoint = load_checkpoint(path)
     module = AVRNNModule(**checkpoint["hyper_parameters"])
     module.load_state_dict(checkpoint["state_dict"])
@@ -68,7 +71,7 @@ def score(module: AVRNNModule, loader, iwae_k: list[int], fivo_k: list[int], pre
         for k in fivo_k:
             add(f"fivo_{k}", vrnn_fivo(module.vrnn, x, mask, k))
         if module.critic is not None:
-            name, distance = module.critic_distance(*module.critic_scores(out.z_post, out.z_prior, out.mask))
+            name, distance = module.critic_distance(out)
             add(name, distance.expand(x.shape[0]))
         frames += int(mask.sum())
         sequences += x.shape[0]
@@ -87,7 +90,7 @@ def score(module: AVRNNModule, loader, iwae_k: list[int], fivo_k: list[int], pre
 
 def evaluate(cfg: DictConfig) -> dict:
     torch.manual_seed(cfg.seed)
-    module = load_module(Path(cfg.ckpt_path).expanduser())
+    module = load_module(Path(cfg.ckpt_path).expanduser(), cfg.trusted_targets)
     datamodule = build_eval_data(module, cfg.get("data"), cfg.split, cfg.batch_size)
     loader = datamodule.eval_dataloader(cfg.split)
     metrics = score(module, loader, list(cfg.iwae_k), list(cfg.fivo_k), cfg.split)

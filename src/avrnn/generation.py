@@ -21,7 +21,7 @@ def to_waveform(frames: torch.Tensor, normalization: Normalization) -> np.ndarra
 
 def generate(cfg: DictConfig) -> list[Path]:
     torch.manual_seed(cfg.seed)
-    module = load_module(Path(cfg.ckpt_path).expanduser())
+    module = load_module(Path(cfg.ckpt_path).expanduser(), cfg.trusted_targets)
     normalization = Normalization(**module.hparams.normalization)
     sample_rate = int((module.hparams.data or {}).get("sample_rate", 16000))
     frame_size = module.hparams.model["frame_size"]

@@ -22,7 +22,10 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from avrnn.checkpoints import load_checkpoint, resolve_ckpt_path
 from avrnn.config import ConfigError, validate
 from avrnn.data.datamodule import SpeechDataModule
-from avrnn.module import AVRNNModule, batches_per_iteration
+from avrnn import registry
+from avrnn.callbacks import PriorAudioSamples
+from avrnn.module import AVRNNModule
+from avrnn.phases import batches_per_iteration
 from avrnn.precision import supported_precision
 
 log = logging.getLogger(__name__)
@@ -49,7 +52,7 @@ def build_datamodule(cfg: DictConfig) -> SpeechDataModule:
     return SpeechDataModule(
         **data,
         seed=cfg.seed,
-        batches_per_iteration=batches_per_iteration(plain(cfg.model), plain(cfg.critic), plain(cfg.training)),
+        batches_per_iteration=batches_per_iteration(plain(cfg.critic), plain(cfg.training)),
         iterations_per_epoch=cfg.training.iterations_per_epoch,
     )
 
@@ -62,7 +65,7 @@ def build_trainer(cfg: DictConfig, output_dir: Path, steps_per_iteration: int,
                            filename="best-epoch{epoch:03d}", auto_insert_metric_name=False)
     # last.ckpt: at every epoch end, and optionally every N iterations and every N minutes.
     last = dict(dirpath=output_dir / "checkpoints", filename="last", enable_version_counter=False)
-    callbacks = [best, ModelCheckpoint(**last), *extra_callbacks]
+    callbacks = [best, ModelCheckpoint(**last), PriorAudioSamples(), *extra_callbacks]
     if cfg.training.checkpoint_every_iterations:
         # Lightning's step counter counts optimizer steps: steps_per_iteration per iteration
         callbacks.append(ModelCheckpoint(**last, every_n_train_steps=cfg.training.checkpoint_every_iterations
@@ -116,13 +119,14 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> dict[str, f
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
     datamodule.setup("fit")
+    registry.trust(registry.targets_in(plain(cfg.critic)))  # the user's config names them: import them
     module = AVRNNModule(model=plain(cfg.model), critic=plain(cfg.critic), ablation=plain(cfg.ablation),
                          training=plain(cfg.training), normalization=datamodule.normalization.to_dict(),
                          data=data_options(cfg))
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, output_dir)
     if ckpt_path is not None:
         load_checkpoint(ckpt_path)  # refuse unsafe or corrupt files with one line, before Lightning reads them
-    trainer = build_trainer(cfg, output_dir, module.optimizer_steps_per_iteration, callbacks)
+    trainer = build_trainer(cfg, output_dir, len(module.phases), callbacks)
     check_launch(trainer)
     if cfg.training.validate_before_training and ckpt_path is None:
         trainer.validate(module, datamodule=datamodule, verbose=False)  # the curves' starting point

@@ -71,8 +71,9 @@ def gan_js_estimate(critic_loss: torch.Tensor) -> torch.Tensor:
     return math.log(2.0) - critic_loss / 2
 
 
-def gradient_penalty(critic, z_prior: torch.Tensor, z_post: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """WGAN-GP term (Gulrajani et al. 2017): (||grad_z D(z_hat)|| - 1)^2 on random interpolates.
+def gradient_penalty(score, z_prior: torch.Tensor, z_post: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP term (Gulrajani et al. 2017): (||grad_z D(z_hat)|| - 1)^2 on random interpolates;
+    `score` maps a latent sequence (B, T, Z) to one critic score per sequence.
 
     The gradient norm is taken over the whole unmasked sequence; padded steps carry no gradient.
     """
@@ -80,7 +81,7 @@ def gradient_penalty(critic, z_prior: torch.Tensor, z_post: torch.Tensor, mask: 
     z_hat = (alpha * z_prior + (1 - alpha) * z_post).detach().requires_grad_(True)
     # cuDNN RNNs have no double backward; the math kernels do (no effect on CPU).
     with torch.backends.cudnn.flags(enabled=False):
-        scores = critic(z_hat, mask)
+        scores = score(z_hat)
         (grad,) = torch.autograd.grad(scores.sum(), z_hat, create_graph=True)
     grad = grad * mask.unsqueeze(-1)
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()

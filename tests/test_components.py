@@ -1,0 +1,131 @@
+"""Components chosen by `_target_` (critic objectives, the critic network), the registry that keeps
+a checkpoint from naming code to run, and checkpoints written before these were config objects."""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from avrnn import registry
+from avrnn.checkpoints import upgrade_hyper_parameters
+from avrnn.evaluation import evaluate
+from avrnn.models.objectives import JensenShannon, Wasserstein, WassersteinGradientPenalty
+from avrnn.module import AVRNNModule
+from avrnn.training import train
+
+LEGACY = Path(__file__).parent / "data" / "legacy"
+# the architecture the legacy checkpoints were written with (tests/data/legacy/README.md)
+LEGACY_AVRNN = ["ablation=hybrid", "model.rnn=lstm", "critic=wgan_gp", "critic.lstm_size=8", "critic.fc_size=8",
+                "seed=3"]
+
+
+@pytest.mark.parametrize("critic,objective", [("wgan", Wasserstein), ("wgan_gp", WassersteinGradientPenalty),
+                                              ("gan", JensenShannon)])
+def test_each_critic_config_builds_its_objective(make_cfg, critic, objective):
+    cfg = make_cfg(f"critic={critic}", "critic.clip_value=0.05" if critic == "wgan" else "critic.n_critic=1")
+    module = AVRNNModule(model=dict(cfg.model), critic=dict(cfg.critic), ablation=dict(cfg.ablation),
+                         training=dict(cfg.training))
+    assert type(module.objective) is objective
+    if critic == "wgan":
+        assert module.objective.clip_value == 0.05  # critic.clip_value reaches the objective
+    if critic == "wgan_gp":
+        assert module.objective.gp_weight == cfg.critic.gp_weight == 10.0
+
+
+def write_user_module(folder: Path, name: str) -> None:
+    """A user's own package: importing it leaves a mark, so a test can tell whether it was imported."""
+    (folder / f"{name}.py").write_text(
+        "import os\n"
+        "os.environ['AVRNN_TEST_IMPORTED'] = __name__\n"
+        "from avrnn.models.objectives import Wasserstein\n\n"
+        "class HalfWasserstein(Wasserstein):\n"
+        "    def adversarial_loss(self, d_prior, d_post):\n"
+        "        return 0.5 * super().adversarial_loss(d_prior, d_post)\n")
+
+
+def test_a_users_objective_is_one_config_away_and_needs_trust_to_load(make_cfg, compose_config, tmp_path,
+                                                                     monkeypatch):
+    write_user_module(tmp_path, "my_objectives")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("AVRNN_TEST_IMPORTED", raising=False)
+    run = tmp_path / "run"
+    train(make_cfg("critic.objective._target_=my_objectives.HalfWasserstein", f"paths.output_dir={run}",
+                   "training.max_iterations=2"))
+    ckpt = run / "checkpoints" / "last.ckpt"
+    monkeypatch.delitem(registry._REGISTRY, "my_objectives.HalfWasserstein")  # a fresh process knows only ours
+    with pytest.raises(registry.UntrustedTargetError, match="is not a registered class, so it is not imported"):
+        evaluate(compose_config("evaluate", f"ckpt_path={ckpt}", "iwae_k=[]", "fivo_k=[]",
+                                f"output_dir={tmp_path / 'eval'}"))
+    metrics = evaluate(compose_config("evaluate", f"ckpt_path={ckpt}", "iwae_k=[]", "fivo_k=[]",
+                                      "trusted_targets=[my_objectives.HalfWasserstein]",
+                                      f"output_dir={tmp_path / 'eval'}"))
+    assert "test/wasserstein" in metrics
+
+
+def test_a_checkpoint_naming_another_target_is_refused_in_one_line_and_nothing_is_imported(
+        make_cfg, run_in_process, tmp_path, monkeypatch):
+    write_user_module(tmp_path, "planted_module")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("AVRNN_TEST_IMPORTED", raising=False)
+    run = tmp_path / "run"
+    train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=1"))
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint["hyper_parameters"]["critic"]["objective"]["_target_"] = "planted_module.HalfWasserstein"
+    planted = tmp_path / "planted.ckpt"
+    torch.save(checkpoint, planted)
+    for script in ("evaluate.py", "generate.py"):
+        result = run_in_process(script, f"ckpt_path={planted}", f"hydra.run.dir={tmp_path / script}")
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert result.last_line.startswith("error: critic.objective._target_='planted_module.HalfWasserstein' is "
+                                           "not a registered class, so it is not imported")
+    assert "planted_module" not in sys.modules and "AVRNN_TEST_IMPORTED" not in __import__("os").environ
+
+
+def with_root(legacy: Path, corpus_dir: Path, tmp_path: Path) -> Path:
+    """The legacy checkpoint with its data root pointed at this session's copy of the same corpus."""
+    checkpoint = torch.load(legacy, weights_only=True)
+    checkpoint["hyper_parameters"]["data"]["root"] = str(corpus_dir)
+    path = tmp_path / legacy.name
+    torch.save(checkpoint, path)
+    return path
+
+
+@pytest.mark.parametrize("name", ["363845d-vrnn", "363845d-avrnn-wgan_gp-hybrid-lstm"])
+def test_checkpoints_of_earlier_versions_score_as_they_did(make_cfg, compose_config, corpus_dir, tmp_path, name):
+    train(make_cfg("trainer.fast_dev_run=1"))  # generates this session's corpus if no test has yet
+    ckpt = with_root(LEGACY / f"{name}.ckpt", corpus_dir, tmp_path)
+    metrics = evaluate(compose_config("evaluate", f"ckpt_path={ckpt}", "iwae_k=[4]", "fivo_k=[4]", "batch_size=4",
+                                      f"output_dir={tmp_path / 'eval'}"))
+    expected = json.loads((LEGACY / f"{name}.metrics.json").read_text())
+    for key, value in expected.items():
+        if key.startswith("test/"):
+            assert metrics[key] == pytest.approx(value, rel=1e-6), key
+
+
+def test_training_resumes_from_a_checkpoint_of_an_earlier_version(make_cfg, corpus_dir, tmp_path):
+    ckpt = tmp_path / "legacy.ckpt"
+    shutil.copy(LEGACY / "363845d-avrnn-wgan_gp-hybrid-lstm.ckpt", ckpt)
+    seen = []
+
+    class Seen(__import__("pytorch_lightning").Callback):
+        def on_train_end(self, trainer, module):
+            seen.append(module)
+
+    train(make_cfg(*LEGACY_AVRNN, f"ckpt_path={ckpt}", "training.max_iterations=3"), callbacks=[Seen()])
+    assert seen[0].iteration == 3  # 2 iterations in the checkpoint, one more here
+
+
+def test_legacy_names_map_to_todays_objects():
+    legacy_critic = {"name": "wgan", "lstm_size": 128, "fc_size": 100, "readout": "last", "n_critic": 1,
+                     "clip_value": 0.1, "gp_weight": 0.0}
+    critic, ablation = upgrade_hyper_parameters(legacy_critic, {"name": "posterior_only", "kl_weight": 1.0})
+    assert critic["objective"] == {"_target_": "avrnn.models.objectives.Wasserstein", "clip_value": 0.1}
+    assert critic["network"]["_target_"] == "avrnn.models.critic.SequenceCritic"
+    assert ablation["adversarial_trains_prior"] is False and ablation["kl_weight"] == 0.0
+    _, hybrid = upgrade_hyper_parameters(legacy_critic, {"name": "hybrid", "kl_weight": 0.5})
+    assert hybrid == {"name": "hybrid", "kl_weight": 0.5, "adversarial_trains_prior": True}
+    assert upgrade_hyper_parameters({"name": "none"}, {"name": "none", "kl_weight": 1.0}) == (
+        {"name": "none", "objective": None}, {"name": "none", "kl_weight": 0.0, "adversarial_trains_prior": True})
