@@ -27,3 +27,20 @@ class PriorAudioSamples(pl.Callback):
             if not torch.isfinite(wave).all():
                 return  # a diverged model: the fault counters say so; nothing to listen to
             experiment.add_audio(f"samples/prior_{index}", wave, module.iteration, sample_rate=sample_rate)
+
+
+class RandomState(pl.Callback):
+    """Saves the torch RNG states (latent noise, gradient-penalty mixing) in every checkpoint and
+    restores them on resume, so a resumed run draws the same noise as an uninterrupted one."""
+
+    def on_save_checkpoint(self, trainer, module, checkpoint: dict) -> None:
+        checkpoint["avrnn_rng"] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["avrnn_rng"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, trainer, module, checkpoint: dict) -> None:
+        rng = checkpoint.get("avrnn_rng")
+        if rng is not None:
+            torch.set_rng_state(rng["torch"])
+            if "cuda" in rng and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(rng["cuda"])

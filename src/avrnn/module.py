@@ -11,8 +11,6 @@ Optimizers and their parameter groups (names of Algorithms 1-2):
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytorch_lightning as pl
 import torch
 
@@ -21,7 +19,7 @@ from avrnn.checkpoints import upgrade_hyper_parameters
 from avrnn.models import VRNN, losses
 from avrnn.optimizers import build_optimizer
 from avrnn.phases import is_adversarial, iteration_phases, optimizer_phases
-from avrnn.step_guard import NonFiniteGuard, TrainingFault, gradients_are_finite
+from avrnn.step_guard import NonFiniteGuard, TrainingFault, guarded_step
 
 __all__ = ["AVRNNModule", "TrainingFault"]
 ARCH_KEYS = ("frame_size", "z_dim", "hidden_size", "x_features", "z_features", "mlp_hidden", "rnn", "emission",
@@ -70,32 +68,6 @@ class AVRNNModule(pl.LightningModule):
                  "critic": critic["optimizer"], "adversarial": model["adversarial_optimizer"]}
         return [build_optimizer(specs[phase], params) for phase, params in self.phase_parameters().items()]
 
-    def _step(self, optimizer, loss: torch.Tensor, phase: str, backward_done: bool = False) -> None:
-        """backward, clip, step; a non-finite loss or gradient skips the step (avrnn.step_guard).
-        backward_done: a CUDA graph already ran the backward and left the gradients in place."""
-        if not backward_done:
-            optimizer.zero_grad()
-        # Under DDP every process must take the same branch (backward all-reduces the gradients):
-        # a loss that is non-finite on one process skips the step everywhere. All-reduced
-        # gradients are the same on every process, so their check agrees by itself.
-        finite = self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True)
-        if finite:
-            if not backward_done:
-                self.manual_backward(loss)
-            finite = gradients_are_finite(optimizer)
-        if not self.guard.passes(finite, phase, self.iteration, self.last_checkpoint):
-            optimizer.zero_grad()
-            return
-        if self.hparams.training["grad_clip_norm"]:
-            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.training["grad_clip_norm"],
-                                gradient_clip_algorithm="norm")
-        optimizer.step()
-
-    def last_checkpoint(self) -> str | None:
-        paths = [cb.last_model_path or cb.best_model_path for cb in self.trainer.checkpoint_callbacks]
-        paths = [p for p in paths if p]
-        return max(paths, key=lambda p: Path(p).stat().st_mtime) if paths else None
-
     # --- what every phase reports ------------------------------------------------------------
     @staticmethod
     def bound_terms(out) -> dict[str, torch.Tensor]:
@@ -121,10 +93,10 @@ class AVRNNModule(pl.LightningModule):
             graphed = self._graphs.get(phase)
             if graphed is not None:
                 loss, terms = graphed(*inputs)
-                self._step(optimizer, loss, phase, backward_done=True)
+                guarded_step(self, self.guard, optimizer, loss, phase, backward_done=True)
             else:
                 loss, terms = loss_fn(*inputs)
-                self._step(optimizer, loss, phase)
+                guarded_step(self, self.guard, optimizer, loss, phase)
                 terms = {key: value.detach() for key, value in terms.items()}
             if phase == "critic":
                 self.objective.after_critic_step(self.critic)  # e.g. WGAN weight clipping
@@ -233,19 +205,10 @@ class AVRNNModule(pl.LightningModule):
         self._evaluate(batch, "test")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Our iteration counter and the torch RNG states (latent noise, gradient-penalty mixing),
-        so a resumed run draws the same noise as an uninterrupted one. Plain tensors only."""
+        """Our counters (the RNG states: avrnn.callbacks.RandomState). Plain data only."""
         checkpoint["avrnn_iteration"] = self.iteration
         checkpoint["avrnn_skipped_steps"] = dict(self.skipped_steps)
-        checkpoint["avrnn_rng"] = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            checkpoint["avrnn_rng"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.iteration = checkpoint.get("avrnn_iteration", 0)
         self.guard.skipped = dict(checkpoint.get("avrnn_skipped_steps", {}))
-        rng = checkpoint.get("avrnn_rng")
-        if rng is not None and self._trainer is not None:  # resuming a fit, not just loading weights
-            torch.set_rng_state(rng["torch"])
-            if "cuda" in rng and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(rng["cuda"])

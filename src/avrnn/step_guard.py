@@ -3,8 +3,10 @@ poisoning the weights; too many in a row stop training with a message that says 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
+import pytorch_lightning as pl
 import torch
 
 
@@ -36,3 +38,32 @@ class NonFiniteGuard:
                 "lower that phase's learning rate or check the data, then resume from the last good checkpoint: "
                 f"{last_checkpoint() or 'none written yet'}")
         return False
+
+
+def last_checkpoint(trainer: pl.Trainer) -> str | None:
+    paths = [cb.last_model_path or cb.best_model_path for cb in trainer.checkpoint_callbacks]
+    paths = [p for p in paths if p]
+    return max(paths, key=lambda p: Path(p).stat().st_mtime) if paths else None
+
+
+def guarded_step(module: pl.LightningModule, guard: NonFiniteGuard, optimizer, loss: torch.Tensor, phase: str,
+                 backward_done: bool = False) -> None:
+    """backward, clip (training.grad_clip_norm), step, unless the loss or a gradient is not finite.
+    backward_done: a CUDA graph already ran the backward and left the gradients in place."""
+    if not backward_done:
+        optimizer.zero_grad()
+    # Under DDP every process must take the same branch (backward all-reduces the gradients): a loss
+    # that is non-finite on one process skips the step everywhere. All-reduced gradients are the
+    # same on every process, so their check agrees by itself.
+    finite = module.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True)
+    if finite:
+        if not backward_done:
+            module.manual_backward(loss)
+        finite = gradients_are_finite(optimizer)
+    if not guard.passes(finite, phase, module.iteration, lambda: last_checkpoint(module.trainer)):
+        optimizer.zero_grad()
+        return
+    clip = module.hparams.training["grad_clip_norm"]
+    if clip:
+        module.clip_gradients(optimizer, gradient_clip_val=clip, gradient_clip_algorithm="norm")
+    optimizer.step()

@@ -23,7 +23,7 @@ from avrnn.checkpoints import load_checkpoint, resolve_ckpt_path
 from avrnn.config import ConfigError, validate
 from avrnn.data.datamodule import SpeechDataModule
 from avrnn import registry
-from avrnn.callbacks import PriorAudioSamples
+from avrnn.callbacks import PriorAudioSamples, RandomState
 from avrnn.module import AVRNNModule
 from avrnn.phases import batches_per_iteration
 from avrnn.precision import supported_precision
@@ -65,7 +65,7 @@ def build_trainer(cfg: DictConfig, output_dir: Path, steps_per_iteration: int,
                            filename="best-epoch{epoch:03d}", auto_insert_metric_name=False)
     # last.ckpt: at every epoch end, and optionally every N iterations and every N minutes.
     last = dict(dirpath=output_dir / "checkpoints", filename="last", enable_version_counter=False)
-    callbacks = [best, ModelCheckpoint(**last), PriorAudioSamples(), *extra_callbacks]
+    callbacks = [best, ModelCheckpoint(**last), PriorAudioSamples(), RandomState(), *extra_callbacks]
     if cfg.training.checkpoint_every_iterations:
         # Lightning's step counter counts optimizer steps: steps_per_iteration per iteration
         callbacks.append(ModelCheckpoint(**last, every_n_train_steps=cfg.training.checkpoint_every_iterations
