@@ -129,3 +129,16 @@ def test_legacy_names_map_to_todays_objects():
     assert hybrid == {"name": "hybrid", "kl_weight": 0.5, "adversarial_trains_prior": True}
     assert upgrade_hyper_parameters({"name": "none"}, {"name": "none", "kl_weight": 1.0}) == (
         {"name": "none", "objective": None}, {"name": "none", "kl_weight": 0.0, "adversarial_trains_prior": True})
+
+
+def test_parameter_names_of_earlier_versions_map_to_todays():
+    from avrnn.checkpoints import upgrade_state_dict
+    old = ["vrnn.phi_x.0.weight", "vrnn.phi_z.2.bias", "vrnn.transition.0.2.weight", "vrnn.proposal.1.raw_std.bias",
+           "vrnn.emission.0.0.weight", "vrnn.emission.1.mean.bias", "vrnn.emission.1.weight", "vrnn.f_theta.weight_hh",
+           "critic.lstm.weight_ih_l0", "critic.fc.0.weight", "critic.fc.2.bias", "critic.score.weight"]
+    new = ["vrnn.phi_x.fc1.weight", "vrnn.phi_z.fc2.bias", "vrnn.transition.fc2.weight", "vrnn.proposal.raw_std.bias",
+           "vrnn.emission.fc1.weight", "vrnn.emission.mean.bias", "vrnn.emission.logits.weight",
+           "vrnn.f_theta.weight_hh", "critic.lstm.weight_ih_l0", "critic.fc.fc1.weight", "critic.fc.fc2.bias",
+           "critic.score.weight"]
+    assert list(upgrade_state_dict(dict.fromkeys(old))) == new
+    assert list(upgrade_state_dict(dict.fromkeys(new))) == new  # today's names pass through

@@ -34,3 +34,24 @@ def test_same_parameters_and_noise_give_the_same_losses_and_gradients(rnn):
     torch.testing.assert_close(fast_kl, ref_kl)
     for name, grad in ref_grads.items():
         torch.testing.assert_close(fast_grads[name], grad, msg=name)
+
+
+def test_the_fused_pass_refuses_a_layer_layout_it_does_not_read():
+    """It reads proposal.fc1/fc2/mean/raw_std by name: an extra layer must fail, not be skipped."""
+    model = VRNN(frame_size=6, z_dim=3, hidden_size=8, x_features=5, z_features=5, mlp_hidden=8)
+    model.proposal.fc3 = torch.nn.Linear(8, 8)
+    with pytest.raises(TypeError, match=r"reads proposal as GaussianMLP with layers \['fc1', 'fc2', 'activation', "
+                                        r"'mean', 'raw_std'\].*update avrnn/models/fused.py"):
+        model(torch.randn(2, 4, 6), torch.ones(2, 4))
+
+
+def test_step_samples_the_posterior_with_data_and_the_prior_without():
+    torch.manual_seed(0)
+    model = VRNN(frame_size=6, z_dim=3, hidden_size=8, x_features=5, z_features=5, mlp_hidden=8)
+    state, noise = model.initial_state(2, torch.zeros(1)), torch.randn(2, 3)
+    teacher = model.step(state, torch.randn(2, 6), noise=noise)
+    torch.testing.assert_close(teacher.z, teacher.posterior.loc + teacher.posterior.scale * noise)
+    free = model.step(state, noise=noise)
+    assert free.posterior is None
+    torch.testing.assert_close(free.z, free.prior.loc + free.prior.scale * noise)
+    torch.testing.assert_close(free.x, model.expected_frames(free.emission))  # generation reads its own mean

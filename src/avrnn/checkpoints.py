@@ -8,6 +8,7 @@ code while being unpickled) is refused before Lightning sees it.
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from pathlib import Path
 
@@ -70,3 +71,26 @@ def upgrade_hyper_parameters(critic: dict, ablation: dict) -> tuple[dict, dict]:
         ablation["adversarial_trains_prior"] = ablation.get("name") != "posterior_only"
         ablation["kl_weight"] = ablation.get("kl_weight", 1.0) if ablation.get("name") == "hybrid" else 0.0
     return critic, ablation
+
+
+# Parameter names before the VRNN's layers were named (363845d and earlier): positions in
+# nn.Sequential blocks. Old name pattern -> today's name.
+_RENAMED = [
+    (r"^(.*\b(?:phi_x|phi_z|fc))\.0\.", r"\1.fc1."),
+    (r"^(.*\b(?:phi_x|phi_z|fc))\.2\.", r"\1.fc2."),
+    (r"^(.*\b(?:transition|proposal|emission))\.0\.0\.", r"\1.fc1."),
+    (r"^(.*\b(?:transition|proposal|emission))\.0\.2\.", r"\1.fc2."),
+    (r"^(.*\b(?:transition|proposal|emission))\.1\.(mean|raw_std)\.", r"\1.\2."),
+    (r"^(.*\bemission)\.1\.(weight|bias)$", r"\1.logits.\2"),  # the Bernoulli emission's linear read-out
+]
+
+
+def upgrade_state_dict(state_dict: dict) -> dict:
+    """Parameter names of earlier versions mapped to today's (the same tensors, in the same order);
+    today's names pass through unchanged."""
+    upgraded = {}
+    for name, tensor in state_dict.items():
+        for pattern, replacement in _RENAMED:
+            name = re.sub(pattern, replacement, name)
+        upgraded[name] = tensor
+    return upgraded

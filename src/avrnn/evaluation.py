@@ -30,6 +30,7 @@ def load_module(path: Path, trusted_targets=()) -> AVRNNModule:
     registry.trust(trusted_targets)
     checkpoint = load_checkpoint(path)
     module = AVRNNModule(**checkpoint["hyper_parameters"])
+    module.on_load_checkpoint(checkpoint)  # counters, and parameter names of earlier versions
     module.load_state_dict(checkpoint["state_dict"])
     return module.eval()
 

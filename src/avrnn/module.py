@@ -15,7 +15,7 @@ import pytorch_lightning as pl
 import torch
 
 from avrnn import cuda_graphs, registry
-from avrnn.checkpoints import upgrade_hyper_parameters
+from avrnn.checkpoints import upgrade_hyper_parameters, upgrade_state_dict
 from avrnn.models import VRNN, losses
 from avrnn.optimizers import build_optimizer
 from avrnn.phases import is_adversarial, iteration_phases, optimizer_phases
@@ -113,13 +113,13 @@ class AVRNNModule(pl.LightningModule):
     def critic_loss(self, x, mask):
         """Algorithm 2 (1): the objective's critic loss on detached latent sequences."""
         with torch.no_grad():
-            z_post, z_prior = self.vrnn.latents(x)
+            z_post, z_prior, _ = self.vrnn.latents(x)
         return self.objective.critic_loss(self.score(mask), z_prior, z_post, mask)
 
     def adversarial_loss(self, x, mask):
         """Algorithm 2 (2): the critic's estimate, minimised by TR and PS (omega, tau); the prior's
         latents are detached where the adversarial step does not train it (posterior_only)."""
-        z_post, z_prior = self.vrnn.latents(x)
+        z_post, z_prior, _ = self.vrnn.latents(x)
         z_prior = z_prior if self.hparams.ablation["adversarial_trains_prior"] else z_prior.detach()
         score = self.score(mask)
         loss = self.objective.adversarial_loss(score(z_prior), score(z_post))
@@ -210,5 +210,6 @@ class AVRNNModule(pl.LightningModule):
         checkpoint["avrnn_skipped_steps"] = dict(self.skipped_steps)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["state_dict"] = upgrade_state_dict(checkpoint["state_dict"])  # layer names of earlier versions
         self.iteration = checkpoint.get("avrnn_iteration", 0)
         self.guard.skipped = dict(checkpoint.get("avrnn_skipped_steps", {}))

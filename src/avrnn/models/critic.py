@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from avrnn.models.layers import mlp
+from avrnn.models.layers import MLP
 
 
 class SequenceCritic(nn.Module):
@@ -23,7 +23,7 @@ class SequenceCritic(nn.Module):
             raise ValueError(f"critic readout must be 'last' or 'mean', got {readout!r}")
         self.lstm = nn.LSTM(z_dim, lstm_size, batch_first=True)
         # LeakyReLU: a critic whose units all die outputs a constant and stops learning for good
-        self.fc = mlp(lstm_size, fc_size, fc_size, layers=2, activation=lambda: nn.LeakyReLU(0.2))
+        self.fc = MLP(lstm_size, fc_size, fc_size, activation=lambda: nn.LeakyReLU(0.2))
         self.score = nn.Linear(fc_size, 1)
         self.readout = readout
 

@@ -1,9 +1,9 @@
-"""A straightforward per-step VRNN ELBO, written the way common open-source ports are: every
-module (phi_x, TR, PS, EM, losses) applied inside the time loop, one timestep at a time.
+"""A straightforward per-step VRNN ELBO, the way common open-source ports write it: every module
+(phi_x, TR, PS, EM, losses) applied inside the time loop, one timestep at a time, by VRNN.step.
 
-It shares the parameters of avrnn.models.VRNN and its noise draws (VRNN.draw_noise), so the same
-parameters and seed give the same losses and gradients. The
-tests hold the fast VRNN to it, and the benchmark measures the speed-up against it.
+It shares the VRNN's noise draws (VRNN.draw_noise), so the same parameters and seed give the same
+losses and gradients as the fused pass. The tests hold the fused pass to it; the benchmark
+measures the speed-up against it.
 """
 
 from __future__ import annotations
@@ -21,14 +21,8 @@ def reference_terms(model: VRNN, x: torch.Tensor, mask: torch.Tensor) -> tuple[t
     post_noise, _ = model.draw_noise(batch, steps, x)
     rec, kl = [], []
     for t in range(steps):
-        h = model.hidden(state)
-        x_features = model.phi_x(x[:, t])
-        prior = model.prior(h)
-        posterior = model.posterior(x_features, h)
-        z = posterior.loc + posterior.scale * post_noise[t]  # = posterior.rsample() with the shared noise
-        z_features = model.phi_z(z)
-        emission = model.emission_distribution(z_features, h)
-        rec.append(emission.log_prob(x[:, t]).sum(-1) * mask[:, t])
-        kl.append(gaussian_kl(posterior, prior).sum(-1) * mask[:, t])
-        state = model.recurrence(x_features, z_features, state)
+        step = model.step(state, x[:, t], noise=post_noise[t])
+        rec.append(step.emission.log_prob(x[:, t]).sum(-1) * mask[:, t])
+        kl.append(gaussian_kl(step.posterior, step.prior).sum(-1) * mask[:, t])
+        state = step.state
     return torch.stack(rec, 1), torch.stack(kl, 1)
