@@ -1,5 +1,5 @@
 """GPU paths (CUDA graphs, bf16 autocast, the fast loop on CUDA). Most need a CUDA device and are
-skipped without one (CI has none; they were run on a lent H100, see README, Performance)."""
+skipped without one (CI has none; they were run on a lent H100, see docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+from avrnn.bench import elbo_loss  # the benchmark's training step: -ELBO per timestep, {rec, kl}
 from avrnn.cuda_graphs import GraphedBackward
 from avrnn.models import VRNN, losses
 from avrnn.models.reference import reference_terms
@@ -33,14 +34,6 @@ def fixed_noise(monkeypatch):
         return cache[key]
 
     monkeypatch.setattr(VRNN, "draw_noise", draw)
-
-
-def elbo_loss(model):
-    def loss_fn(x, mask):
-        out = model(x, mask)
-        rec, kl = losses.per_timestep(out.rec_log_lik, mask), losses.per_timestep(out.kl, mask)
-        return kl - rec, {"rec": rec.detach(), "kl": kl.detach()}
-    return loss_fn
 
 
 def eager_loss_and_grads(model, loss_fn, x, mask):

@@ -67,7 +67,7 @@ class CriticConfig:
     name: str = "wgan"  # wgan | wgan_gp | gan | none
     # {_target_: class, **kwargs}: what the critic and the adversarial step minimise (avrnn.models.objectives;
     # conf/critic/*.yaml set it; null = no critic, model=vrnn) and the critic network D_eta (avrnn.models.critic)
-    objective: Optional[Any] = None
+    objective: Optional[Any] = None  # filled by conf/critic/<name>.yaml (a schema default would merge into it)
     network: Any = field(default_factory=_sequence_critic)
     lstm_size: int = 128
     fc_size: int = 100
@@ -98,7 +98,7 @@ class TrainingConfig:
     test_after_training: bool = True  # score the best checkpoint on the test split -> <run>/metrics.json
     audio_every_n_epochs: int = 1  # TensorBoard: prior samples as audio after every Nth validation (0: off)
     audio_seconds: float = 2.0
-    # replay each phase's forward+backward as a CUDA graph (README, Performance): null = wherever it
+    # replay each phase's forward+backward as a CUDA graph (docs/performance.md): null = wherever it
     # works (one CUDA device, no fp16 gradient scaler), true = also say why where it cannot, false = never
     cuda_graphs: Optional[bool] = None
 

@@ -57,6 +57,13 @@ def build_datamodule(cfg: DictConfig) -> SpeechDataModule:
     )
 
 
+def build_module(cfg: DictConfig, normalization: dict | None = None, data: dict | None = None) -> AVRNNModule:
+    """The LightningModule of a config (plain data only, so that checkpoints hold no objects)."""
+    registry.trust(registry.targets_in(plain(cfg.critic)))  # the user's config names them: import them
+    return AVRNNModule(model=plain(cfg.model), critic=plain(cfg.critic), ablation=plain(cfg.ablation),
+                       training=plain(cfg.training), normalization=normalization, data=data)
+
+
 def build_trainer(cfg: DictConfig, output_dir: Path, steps_per_iteration: int,
                   extra_callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
     # Two callbacks: Lightning 2.6 refreshes `save_last` only when a top-k checkpoint was saved in
@@ -119,10 +126,7 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> dict[str, f
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    registry.trust(registry.targets_in(plain(cfg.critic)))  # the user's config names them: import them
-    module = AVRNNModule(model=plain(cfg.model), critic=plain(cfg.critic), ablation=plain(cfg.ablation),
-                         training=plain(cfg.training), normalization=datamodule.normalization.to_dict(),
-                         data=data_options(cfg))
+    module = build_module(cfg, normalization=datamodule.normalization.to_dict(), data=data_options(cfg))
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, output_dir)
     if ckpt_path is not None:
         load_checkpoint(ckpt_path)  # refuse unsafe or corrupt files with one line, before Lightning reads them

@@ -20,7 +20,7 @@ import torch
 from torch.nn import functional as F
 
 # A step's product with at most this many rows (the batch) runs on one CPU thread: splitting so
-# little work over threads costs more than it saves (see README, Performance).
+# little work over threads costs more than it saves (see docs/performance.md).
 ONE_THREAD_MAX_ROWS = int(os.environ.get("AVRNN_ONE_THREAD_MAX_ROWS", "8"))
 
 

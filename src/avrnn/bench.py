@@ -1,0 +1,319 @@
+"""Benchmark: frames/s of the VRNN and A-VRNN training steps against a per-step reference port,
+a fused GRU and the machine's matmul rate. Prints a table and writes bench.json (current folder).
+Run by src/bench.py (`make bench`); the GPU tests share its training-step helpers.
+
+    python src/bench.py                      # the default sizes: batch 64 and 4, T = 200 (= make bench)
+    python src/bench.py --sizes 16x100 --repeats 9
+
+frames/s = B * T / seconds per training step (forward, backward, optimizer step); for A-VRNN one
+iteration = reconstruction + critic (n_critic = 1) + adversarial phase, each on a batch of B x T.
+Medians over --repeats timed steps after --warmup untimed ones. The three ratios with targets are
+medians over pairs of neighbouring measurements: each VRNN step against the matmul rate measured
+just before and after it, against a reference step run just before it, and each A-VRNN iteration
+against a VRNN step run right after it. On a GPU it also times bf16 autocast and CUDA graphs
+(training.cuda_graphs), alone and together (keys vrnn_bf16_fps, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.flop_counter import FlopCounterMode
+
+from avrnn.config import register_configs
+from avrnn.cuda_graphs import GraphedBackward
+from avrnn.models import VRNN, loop_linear, losses
+from avrnn.models.reference import reference_terms
+from avrnn.training import build_module
+
+SIZES = dict(frame_size=200, hidden_size=256, z_dim=64, x_features=256, z_features=256, mlp_hidden=256)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak so far (Linux: KiB)
+
+
+def timed(step, device: torch.device) -> float:
+    sync(device)
+    start = time.perf_counter()
+    step()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def median_seconds(step, warmup: int, repeats: int, device: torch.device) -> float:
+    for _ in range(warmup):
+        step()
+    return statistics.median(timed(step, device) for _ in range(repeats))
+
+
+def elbo_loss(model: VRNN, reference: bool = False):
+    """loss_fn(x, mask) -> (-ELBO per timestep, {rec, kl}): the VRNN's training loss, by the fused
+    pass or by the per-step reference (the benchmark's step; the GPU tests use it too)."""
+    def loss_fn(x, mask):
+        rec, kl = reference_terms(model, x, mask) if reference else (lambda o: (o.rec_log_lik, o.kl))(model(x, mask))
+        rec, kl = losses.per_timestep(rec, mask), losses.per_timestep(kl, mask)
+        return kl - rec, {"rec": rec.detach(), "kl": kl.detach()}
+    return loss_fn
+
+
+def elbo_step(model: VRNN, optimizer, x, mask, reference: bool, bf16: bool = False):
+    loss_fn = elbo_loss(model, reference)
+
+    def step():
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss, _ = loss_fn(x, mask)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def graphed_elbo_step(model: VRNN, optimizer, x, mask, bf16: bool = False):
+    """The VRNN step with forward and backward replayed as a CUDA graph (training.cuda_graphs)."""
+    graphed = GraphedBackward(elbo_loss(model, reference=False), list(model.parameters()), "elbo")
+
+    def step():
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            graphed(x, mask)
+        optimizer.step()
+    return step
+
+
+def gru_step(batch: int, steps: int, device: torch.device):
+    gru = torch.nn.GRU(SIZES["x_features"] + SIZES["z_features"], SIZES["hidden_size"], batch_first=True).to(device)
+    inputs = torch.randn(batch, steps, SIZES["x_features"] + SIZES["z_features"], device=device)
+
+    def step():
+        out, _ = gru(inputs)
+        out.sum().backward()
+    return step
+
+
+def matmul_meter(device: torch.device, n: int = 2048):
+    """() -> the dense fp32 matmul rate in GFLOP/s right now (n x n products; 20 of them on a GPU)."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    products = 20 if device.type == "cuda" else 1
+
+    def rate() -> float:
+        return 2 * n**3 * products / timed(lambda: [a @ b for _ in range(products)], device) / 1e9
+    rate()
+    return rate
+
+
+def without_one_thread_switch(step):
+    """`step` with the loop's one-thread switch off (as AVRNN_ONE_THREAD_MAX_ROWS=0 would set it)."""
+    def switched_off():
+        limit, loop_linear.ONE_THREAD_MAX_ROWS = loop_linear.ONE_THREAD_MAX_ROWS, 0
+        try:
+            step()
+        finally:
+            loop_linear.ONE_THREAD_MAX_ROWS = limit
+    return switched_off
+
+
+def alternating_seconds(first, second, warmup: int, repeats: int, device: torch.device):
+    """Seconds of `first` and of `second`, run in turn (neighbouring measurements, for their ratio)."""
+    for _ in range(warmup):
+        first()
+        second()
+    pairs = [(timed(first, device), timed(second, device)) for _ in range(repeats)]
+    return [a for a, _ in pairs], [b for _, b in pairs]
+
+
+def paired_with_matmul(step, matmul_rate, warmup: int, repeats: int, device: torch.device):
+    """Seconds of each timed step and the matmul rate measured around it (mean of just before and
+    just after). On a shared host the rate moves within seconds (here 101 to 187 GFLOP/s in 20 s),
+    so a step is judged against what the cores delivered at that moment, not at the run's start."""
+    for _ in range(warmup):
+        step()
+    seconds, rates = [], []
+    for _ in range(repeats):
+        before = matmul_rate()
+        seconds.append(timed(step, device))
+        rates.append((before + matmul_rate()) / 2)
+    return seconds, rates
+
+
+class _SameBatch(Dataset):
+    def __init__(self, length: int):
+        self.length = length
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, index):
+        return index
+
+
+class _StepTimer(pl.Callback):
+    """Times each training iteration and, after it, one call of `between` (the VRNN step), so that
+    the A-VRNN / VRNN ratio compares neighbouring measurements."""
+
+    def __init__(self, device, between=None):
+        self.device, self.between, self.times, self.between_times, self.start = device, between, [], [], 0.0
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        sync(self.device)
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        sync(self.device)
+        self.times.append(time.perf_counter() - self.start)
+        if self.between is not None:
+            self.between_times.append(timed(self.between, self.device))
+
+
+def avrnn_config(conf_dir: Path, *overrides: str):
+    """The default training config (model=avrnn critic=wgan) at the benchmark's sizes."""
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        sizes = [f"model.{key}={value}" for key, value in SIZES.items() if key != "frame_size"]
+        cfg = compose(config_name="config", overrides=[f"data.frame_size={SIZES['frame_size']}", *sizes,
+                                                       "data.root=unused", *overrides])
+    GlobalHydra.instance().clear()
+    return cfg
+
+
+def avrnn_seconds(conf_dir: Path, batch: int, steps: int, device: torch.device, warmup: int, repeats: int,
+                  cuda_graphs: bool = False, precision: str = "32-true", between=None):
+    """One full A-VRNN iteration through Lightning (what training really runs), n_critic = 1: the
+    median seconds; with `between`, also the median ratio to the time of `between` run after each."""
+    module = build_module(avrnn_config(conf_dir, f"training.cuda_graphs={cuda_graphs}",
+                                       f"training.max_iterations={warmup + repeats}"))
+    assert module.phases == ["reconstruction", "critic", "adversarial"], module.phases  # times what A-VRNN runs
+    x = torch.randn(batch, steps, SIZES["frame_size"])
+    batches = [(x, torch.ones(batch, steps))] * 3
+    loader = DataLoader(_SameBatch(warmup + repeats), batch_size=1, collate_fn=lambda _: batches)
+    timer = _StepTimer(device, between)
+    trainer = pl.Trainer(accelerator=device.type, devices=1, max_epochs=1, logger=False, callbacks=[timer],
+                         precision=precision,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, train_dataloaders=loader)
+    seconds = statistics.median(timer.times[warmup:])
+    if between is None:
+        return seconds
+    return seconds, statistics.median(a / b for a, b in zip(timer.times[warmup:], timer.between_times[warmup:]))
+
+
+def run_size(conf_dir: Path, batch: int, steps: int, device: torch.device, warmup: int, repeats: int,
+             matmul_rate) -> dict:
+    torch.manual_seed(0)
+    model = VRNN(**SIZES).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    x = torch.randn(batch, steps, SIZES["frame_size"], device=device)
+    mask = torch.ones(batch, steps, device=device)
+    frames = batch * steps
+    with FlopCounterMode(display=False) as counter:
+        elbo_step(model, optimizer, x, mask, reference=True)()
+    flops_per_frame = counter.get_total_flops() / frames
+    record = {"batch": batch, "T": steps, "frames_per_step": frames, "model_flops_per_frame": flops_per_frame}
+    vrnn_step = elbo_step(model, optimizer, x, mask, False)
+    vrnn_seconds, matmul_rates = paired_with_matmul(vrnn_step, matmul_rate, warmup, repeats, device)
+    avrnn, avrnn_over_vrnn = avrnn_seconds(conf_dir, batch, steps, device, warmup, repeats, between=vrnn_step)
+    reference_seconds, vrnn_after_reference = alternating_seconds(
+        elbo_step(model, optimizer, x, mask, True), vrnn_step, warmup, repeats, device)
+    timings = {
+        "reference": statistics.median(reference_seconds),
+        "vrnn": statistics.median(vrnn_seconds),
+        "gru_floor": median_seconds(gru_step(batch, steps, device), warmup, repeats, device),
+        "avrnn": avrnn,
+    }
+    if device.type == "cuda":  # the GPU options (docs/performance.md): bf16 autocast and CUDA graphs
+        timings.update({
+            "vrnn_bf16": median_seconds(elbo_step(model, optimizer, x, mask, False, bf16=True), warmup, repeats,
+                                        device),
+            "vrnn_graphed": median_seconds(graphed_elbo_step(model, optimizer, x, mask), warmup, repeats, device),
+            "vrnn_graphed_bf16": median_seconds(graphed_elbo_step(model, optimizer, x, mask, bf16=True), warmup,
+                                                repeats, device),
+            "avrnn_bf16": avrnn_seconds(conf_dir, batch, steps, device, warmup, repeats, precision="bf16-mixed"),
+            "avrnn_graphed": avrnn_seconds(conf_dir, batch, steps, device, warmup, repeats, cuda_graphs=True),
+            "avrnn_graphed_bf16": avrnn_seconds(conf_dir, batch, steps, device, warmup, repeats, cuda_graphs=True,
+                                                precision="bf16-mixed"),
+        })
+    for name, seconds in timings.items():
+        record[f"{name}_fps"] = frames / seconds
+        record[f"{name}_seconds_per_step"] = seconds
+    record["vrnn_gflops"] = flops_per_frame * record["vrnn_fps"] / 1e9
+    record["reference_gflops"] = flops_per_frame * record["reference_fps"] / 1e9
+    record["matmul_gflops_around_vrnn"] = statistics.median(matmul_rates)
+    # ratios: medians over pairs of neighbouring measurements (see paired_with_matmul)
+    record["vrnn_fraction_of_matmul"] = statistics.median(
+        flops_per_frame * frames / seconds / 1e9 / rate for seconds, rate in zip(vrnn_seconds, matmul_rates))
+    record["vrnn_speedup_over_reference"] = statistics.median(
+        r / v for r, v in zip(reference_seconds, vrnn_after_reference))
+    record["avrnn_over_vrnn_time"] = avrnn_over_vrnn
+    if device.type == "cpu" and torch.get_num_threads() > 1 and batch <= loop_linear.ONE_THREAD_MAX_ROWS:
+        # the one-thread switch was measured on one CPU; this says whether it pays on the one at hand
+        with_switch, without_switch = alternating_seconds(vrnn_step, without_one_thread_switch(vrnn_step), warmup,
+                                                          repeats, device)
+        record["one_thread_switch_speedup"] = statistics.median(b / a for a, b in zip(with_switch, without_switch))
+    record["peak_memory_mb"] = peak_memory_mb(device)
+    return record
+
+
+def main(conf_dir: Path) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="64x200,4x200", help="comma-separated BATCHxT (default: 64x200,4x200)")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--output", default="bench.json")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    rate = matmul_meter(device)
+    rates = []
+
+    def matmul_rate() -> float:
+        rates.append(rate())
+        return rates[-1]
+    runs = []
+    for size in args.sizes.split(","):
+        batch, steps = (int(v) for v in size.lower().split("x"))
+        runs.append(run_size(conf_dir, batch, steps, device, args.warmup, args.repeats, matmul_rate))
+    matmul = statistics.median(rates)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    result = {"device": name, "torch": torch.__version__, "matmul_gflops": matmul, "sizes": SIZES,
+              "units": "frames/s = B*T / seconds per training step; GFLOP/s = model FLOPs per frame x frames/s",
+              **{k: runs[0][k] for k in ("reference_fps", "vrnn_fps", "avrnn_fps", "gru_floor_fps", "vrnn_gflops")},
+              "runs": runs}
+    with open(args.output, "w") as handle:
+        json.dump(result, handle, indent=2)
+    print(f"device {name}, torch {torch.__version__}, dense fp32 matmul {matmul:.0f} GFLOP/s "
+          f"(median; {min(rates):.0f} to {max(rates):.0f} over the run)")
+    print(f"{'B x T':>9} {'reference':>10} {'vrnn':>10} {'avrnn':>10} {'gru floor':>10}  (frames/s)"
+          f" {'vrnn GFLOP/s':>13} {'of matmul':>9} {'speed-up':>8} {'avrnn/vrnn':>10} {'peak MB':>8}")
+    for r in runs:
+        print(f"{r['batch']:>4} x {r['T']:<3} {r['reference_fps']:>10.0f} {r['vrnn_fps']:>10.0f} {r['avrnn_fps']:>10.0f} "
+              f"{r['gru_floor_fps']:>10.0f}             {r['vrnn_gflops']:>13.1f} {r['vrnn_fraction_of_matmul']:>9.0%} "
+              f"{r['vrnn_speedup_over_reference']:>7.2f}x {r['avrnn_over_vrnn_time']:>9.2f}x {r['peak_memory_mb']:>8.0f}")
+    gpu_options = [k[:-4] for k in runs[0] if k.endswith("_fps") and k.split("_")[0] in ("vrnn", "avrnn")
+                   and k not in ("vrnn_fps", "avrnn_fps")]
+    if gpu_options:
+        print("GPU options, frames/s (x the eager fp32 step of the same model):")
+        for r in runs:
+            cells = [f"{k} {r[k + '_fps']:.0f} ({r[k + '_fps'] / r[k.split('_')[0] + '_fps']:.2f}x)" for k in gpu_options]
+            print(f"{r['batch']:>4} x {r['T']:<3} " + ", ".join(cells))
+    for r in runs:
+        if "one_thread_switch_speedup" in r:
+            print(f"{r['batch']:>4} x {r['T']:<3} one-thread switch (AVRNN_ONE_THREAD_MAX_ROWS): VRNN step "
+                  f"{r['one_thread_switch_speedup']:.2f}x faster with it than without (below 1: set it to 0)")
+    print(f"wrote {args.output}")
