@@ -59,7 +59,9 @@ def test_each_phase_changes_exactly_its_own_parameter_groups(make_cfg, spied_pha
     train(make_cfg(f"ablation={ablation}", "critic.n_critic=3", "critic.clip_value=0.01", "training.max_iterations=2"))
     module = seen[0]
     expected = {
-        "reconstruction_phase": names_in(module, "theta", "phi", "tau", "encoders"),
+        # hybrid: the KL term in the reconstruction phase trains the prior TR (omega) as well
+        "reconstruction_phase": names_in(module, "theta", "phi", "tau", "encoders",
+                                         *(["omega"] if ablation == "hybrid" else [])),
         "critic_phase": names_in(module, "eta"),
         "adversarial_phase": names_in(module, "tau") if ablation == "posterior_only" else names_in(module, "omega", "tau"),
     }
@@ -128,3 +130,21 @@ def test_shared_batch_option_feeds_every_phase_the_same_batch(make_cfg, spied_ph
     batches.clear()
     train(make_cfg("training.fresh_batch_per_phase=true", "training.max_iterations=1"))
     assert len(batches) == 3 and not torch.equal(batches[0], batches[1])
+
+
+def test_hybrid_without_its_adversarial_phases_takes_the_vrnns_steps(make_cfg, monkeypatch):
+    """ablation=hybrid minimises reconstruction + KL over every VRNN parameter (TR included) in its
+    reconstruction phase: with ablation.adversarial_phases=false and the VRNN's optimizer settings
+    it is the KL-only VRNN, step for step."""
+    finals = {}
+    for arm, overrides in {"vrnn": ["model=vrnn"],
+                           "hybrid": ["ablation=hybrid", "ablation.adversarial_phases=false",
+                                      "model.optimizer.lr=1e-3"]}.items():
+        seen = modules_seen(monkeypatch)
+        train(make_cfg(*overrides, "training.max_iterations=4", "training.iterations_per_epoch=2"))
+        module = seen[0]
+        assert module.phases == (["elbo"] if arm == "vrnn" else ["reconstruction"]) and module.critic is None
+        finals[arm] = {name: p.detach().clone() for name, p in module.vrnn.named_parameters()}
+    assert set(finals["hybrid"]) == set(finals["vrnn"])
+    for name, value in finals["vrnn"].items():  # the transition (TR) included: the KL trains it
+        torch.testing.assert_close(finals["hybrid"][name], value, rtol=1e-5, atol=1e-6, msg=name)

@@ -82,7 +82,8 @@ class CriticConfig:
 class AblationConfig:
     name: str = "none"  # none | posterior_only | hybrid
     adversarial_trains_prior: bool = True  # false: the adversarial phase updates PS only (posterior_only)
-    kl_weight: float = 0.0  # weight of the KL term added to the reconstruction phase (hybrid: 1)
+    kl_weight: float = 0.0  # KL term's weight in the reconstruction phase, which then trains TR too (hybrid: 1)
+    adversarial_phases: bool = True  # false: no critic and no adversarial step (hybrid without them = the VRNN)
 
 
 @dataclass

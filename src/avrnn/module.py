@@ -6,6 +6,7 @@ Optimizers and their parameter groups (names of Algorithms 1-2):
   avrnn  reconstruction: theta (f_theta), phi (EM), tau (PS), encoders (phi_x, phi_z)
          critic:         eta (D)
          adversarial:    omega (TR) and tau (PS); tau only where ablation.adversarial_trains_prior=false
+         (a KL term in the reconstruction phase, ablation.kl_weight > 0, adds omega there)
   vrnn   elbo:           every VRNN parameter
 """
 
@@ -18,7 +19,7 @@ from avrnn import cuda_graphs, registry
 from avrnn.checkpoints import upgrade_hyper_parameters, upgrade_state_dict
 from avrnn.models import VRNN, losses
 from avrnn.optimizers import build_optimizer
-from avrnn.phases import is_adversarial, iteration_phases, optimizer_phases
+from avrnn.phases import iteration_phases, optimizer_phases
 from avrnn.step_guard import NonFiniteGuard, TrainingFault, guarded_step
 
 __all__ = ["AVRNNModule", "TrainingFault"]
@@ -37,11 +38,11 @@ class AVRNNModule(pl.LightningModule):
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.vrnn = VRNN(**{key: model[key] for key in ARCH_KEYS})
-        self.adversarial = is_adversarial(critic)
+        self.phases = iteration_phases(critic, ablation)
+        self.adversarial = "critic" in self.phases
         self.critic = registry.build(critic["network"], "critic.network", z_dim=model["z_dim"]) \
             if self.adversarial else None
         self.objective = registry.build(critic["objective"], "critic.objective") if self.adversarial else None
-        self.phases = iteration_phases(critic)
         self.iteration = 0  # our own counter: Lightning's global_step counts every optimizer step
         self.guard = NonFiniteGuard(training["max_bad_steps"])
         self._graphs: dict[str, cuda_graphs.GraphedBackward] = {}  # phase -> CUDA graphs (training.cuda_graphs)
@@ -52,15 +53,17 @@ class AVRNNModule(pl.LightningModule):
 
     # --- optimizers --------------------------------------------------------------------------
     def phase_parameters(self) -> dict[str, list[torch.nn.Parameter]]:
-        if not self.adversarial:
-            return {"elbo": list(self.vrnn.parameters())}
-        groups = self.vrnn.parameter_groups()
-        trains_prior = self.hparams.ablation["adversarial_trains_prior"]
-        return {
-            "reconstruction": groups["theta"] + groups["phi"] + groups["tau"] + groups["encoders"],
-            "critic": list(self.critic.parameters()),
-            "adversarial": groups["tau"] + (groups["omega"] if trains_prior else []),
+        """Each optimizer's parameters. A KL term in the reconstruction phase (ablation.kl_weight > 0,
+        the hybrid) trains the prior TR (omega) there too: its gradient reaches omega."""
+        groups, ablation = self.vrnn.parameter_groups(), self.hparams.ablation
+        params = {
+            "elbo": list(self.vrnn.parameters()),
+            "reconstruction": groups["theta"] + groups["phi"] + groups["tau"] + groups["encoders"]
+            + (groups["omega"] if ablation["kl_weight"] else []),
+            "critic": list(self.critic.parameters()) if self.critic is not None else [],
+            "adversarial": groups["tau"] + (groups["omega"] if ablation["adversarial_trains_prior"] else []),
         }
+        return {phase: params[phase] for phase in optimizer_phases(self.hparams.critic, ablation)}
 
     def configure_optimizers(self):
         model, critic = self.hparams.model, self.hparams.critic
@@ -150,15 +153,16 @@ class AVRNNModule(pl.LightningModule):
 
     # --- Lightning hooks ---------------------------------------------------------------------
     def on_fit_start(self) -> None:
-        self._graphs = cuda_graphs.phase_graphs(self.hparams.training.get("cuda_graphs"), self, {
-            phase: getattr(self, f"{phase}_loss") for phase in optimizer_phases(self.hparams.critic)})
+        phases = optimizer_phases(self.hparams.critic, self.hparams.ablation)
+        self._graphs = cuda_graphs.phase_graphs(self.hparams.training.get("cuda_graphs"), self,
+                                                {phase: getattr(self, f"{phase}_loss") for phase in phases})
 
     def on_fit_end(self) -> None:
         self._graphs = {}  # frees the graphs' memory
 
     def training_step(self, batches, batch_idx):
         optimizers = self.optimizers()
-        optimizers = dict(zip(optimizer_phases(self.hparams.critic),
+        optimizers = dict(zip(optimizer_phases(self.hparams.critic, self.hparams.ablation),
                               optimizers if isinstance(optimizers, list) else [optimizers]))
         batches = batches if len(batches) > 1 else batches * len(self.phases)
         terms_by_phase: dict[str, list[dict]] = {}

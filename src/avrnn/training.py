@@ -52,7 +52,7 @@ def build_datamodule(cfg: DictConfig) -> SpeechDataModule:
     return SpeechDataModule(
         **data,
         seed=cfg.seed,
-        batches_per_iteration=batches_per_iteration(plain(cfg.critic), plain(cfg.training)),
+        batches_per_iteration=batches_per_iteration(plain(cfg.critic), plain(cfg.ablation), plain(cfg.training)),
         iterations_per_epoch=cfg.training.iterations_per_epoch,
     )
 
