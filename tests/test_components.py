@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from avrnn import registry
-from avrnn.checkpoints import upgrade_hyper_parameters
+from avrnn.checkpoints import CheckpointError, upgrade_hyper_parameters
 from avrnn.evaluation import evaluate
 from avrnn.models.objectives import JensenShannon, Wasserstein, WassersteinGradientPenalty
 from avrnn.module import AVRNNModule
@@ -107,15 +108,25 @@ def test_checkpoints_of_earlier_versions_score_as_they_did(make_cfg, compose_con
 
 def test_training_resumes_from_a_checkpoint_of_an_earlier_version(make_cfg, corpus_dir, tmp_path):
     ckpt = tmp_path / "legacy.ckpt"
-    shutil.copy(LEGACY / "363845d-avrnn-wgan_gp-hybrid-lstm.ckpt", ckpt)
+    shutil.copy(LEGACY / "363845d-vrnn.ckpt", ckpt)
     seen = []
 
-    class Seen(__import__("pytorch_lightning").Callback):
+    class Seen(pl.Callback):
         def on_train_end(self, trainer, module):
             seen.append(module)
 
-    train(make_cfg(*LEGACY_AVRNN, f"ckpt_path={ckpt}", "training.max_iterations=3"), callbacks=[Seen()])
+    train(make_cfg("model=vrnn", "seed=3", f"ckpt_path={ckpt}", "training.max_iterations=3"), callbacks=[Seen()])
     assert seen[0].iteration == 3  # 2 iterations in the checkpoint, one more here
+
+
+def test_resuming_a_hybrid_run_of_an_earlier_version_is_refused_in_one_line(make_cfg, tmp_path):
+    """Its reconstruction optimizer did not hold TR (the hybrid fix): its state cannot be restored."""
+    ckpt = tmp_path / "legacy.ckpt"
+    shutil.copy(LEGACY / "363845d-avrnn-wgan_gp-hybrid-lstm.ckpt", ckpt)
+    with pytest.raises(CheckpointError) as error:
+        train(make_cfg(*LEGACY_AVRNN, f"ckpt_path={ckpt}", "training.max_iterations=3"))
+    assert str(error.value).startswith("cannot resume: this checkpoint's reconstruction optimizer holds 28 parameter "
+                                       "tensors and this version's holds 36") and "\n" not in str(error.value)
 
 
 def test_legacy_names_map_to_todays_objects():
@@ -123,7 +134,8 @@ def test_legacy_names_map_to_todays_objects():
                      "clip_value": 0.1, "gp_weight": 0.0}
     critic, ablation = upgrade_hyper_parameters(legacy_critic, {"name": "posterior_only", "kl_weight": 1.0})
     assert critic["objective"] == {"_target_": "avrnn.models.objectives.Wasserstein", "clip_value": 0.1}
-    assert critic["network"]["_target_"] == "avrnn.models.critic.SequenceCritic"
+    assert critic["input"] == "sequence"
+    assert critic["networks"]["sequence"]["_target_"] == "avrnn.models.critic.SequenceCritic"
     assert ablation["adversarial_trains_prior"] is False and ablation["kl_weight"] == 0.0
     _, hybrid = upgrade_hyper_parameters(legacy_critic, {"name": "hybrid", "kl_weight": 0.5})
     assert hybrid == {"name": "hybrid", "kl_weight": 0.5, "adversarial_trains_prior": True}

@@ -28,7 +28,8 @@ def train_critic(shift: float, kind: str, steps: int = 600, batch: int = 512, z_
         optimizer = torch.optim.Adam(critic.parameters(), lr=1e-3, betas=(0.5, 0.9))
     for _ in range(steps):
         z_prior, z_post = torch.randn(batch, 1, z_dim), torch.randn(batch, 1, z_dim) + offset
-        loss, _ = objective.critic_loss(lambda z: critic(z, mask), z_prior, z_post, mask)
+        no_h = torch.zeros(batch, 1, 0)  # the sequence critic reads z only
+        loss, _ = objective.critic_loss(lambda z, h: critic(z, mask, h), (z_prior, no_h), (z_post, no_h), mask)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -8,10 +8,12 @@ from avrnn.models import losses
 from avrnn.models.reference import reference_terms
 
 
+@pytest.mark.parametrize("recurrence_input", ["xz", "x"])
 @pytest.mark.parametrize("rnn", ["gru", "lstm"])
-def test_same_parameters_and_noise_give_the_same_losses_and_gradients(rnn):
+def test_same_parameters_and_noise_give_the_same_losses_and_gradients(rnn, recurrence_input):
     torch.manual_seed(0)
-    model = VRNN(frame_size=6, z_dim=3, hidden_size=8, x_features=5, z_features=5, mlp_hidden=8, rnn=rnn).double()
+    model = VRNN(frame_size=6, z_dim=3, hidden_size=8, x_features=5, z_features=5, mlp_hidden=8, rnn=rnn,
+                 recurrence_input=recurrence_input).double()
     x = torch.randn(3, 7, 6, dtype=torch.double)
     mask = torch.ones(3, 7, dtype=torch.double)
     mask[2, 4:] = 0

@@ -128,12 +128,12 @@ def test_a_nan_batch_is_skipped_counted_and_training_goes_on(make_cfg, monkeypat
     calls = {"n": 0}
     seen = []
 
-    def poisoned(self, x):
+    def poisoned(self, x, *args):
         calls["n"] += 1
         if calls["n"] == 2:  # the second pass (iteration 1's critic phase) sees a NaN batch
             x = x.clone()
             x[0, 0, 0] = float("nan")
-        return original(self, x)
+        return original(self, x, *args)
 
     monkeypatch.setattr(VRNN, "_trajectory", poisoned)
     original_fit_start = AVRNNModule.on_fit_start

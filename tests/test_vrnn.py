@@ -104,8 +104,9 @@ def test_latents_are_forwards_latent_sequences_without_the_emission():
     torch.manual_seed(4)
     out = model(x, torch.ones(3, 5))
     torch.manual_seed(4)
-    z_post, z_prior, h = model.latents(x)
+    z_post, z_prior, h, h_prior = model.latents(x)
     torch.testing.assert_close(z_post, out.z_post)
     torch.testing.assert_close(z_prior, out.z_prior)
     assert h.shape == (3, 5, model.hidden_size) and not h[:, 0].any()  # h_{t-1}: h_0 = 0 first
+    assert h_prior is h and torch.equal(h, out.h)  # the shared path: prior samples drawn at the posterior's h
     torch.testing.assert_close(model.prior(h).loc, out.prior.loc)  # the h the prior samples were drawn at

@@ -64,9 +64,11 @@ def upgrade_hyper_parameters(critic: dict, ablation: dict) -> tuple[dict, dict]:
             "gan": {"_target_": "avrnn.models.objectives.JensenShannon"},
         }
         critic["objective"] = objectives.get(critic.get("name"))
-    if "network" not in critic and critic["objective"] is not None:
-        critic["network"] = {"_target_": "avrnn.models.critic.SequenceCritic", "lstm_size": critic["lstm_size"],
-                             "fc_size": critic["fc_size"], "readout": critic.get("readout", "last")}
+    if "networks" not in critic and critic["objective"] is not None:
+        critic["input"] = "sequence"
+        critic["networks"] = {"sequence": {"_target_": "avrnn.models.critic.SequenceCritic",
+                                           "lstm_size": critic["lstm_size"], "fc_size": critic["fc_size"],
+                                           "readout": critic.get("readout", "last")}}
     if "adversarial_trains_prior" not in ablation:
         ablation["adversarial_trains_prior"] = ablation.get("name") != "posterior_only"
         ablation["kl_weight"] = ablation.get("kl_weight", 1.0) if ablation.get("name") == "hybrid" else 0.0
@@ -94,3 +96,19 @@ def upgrade_state_dict(state_dict: dict) -> dict:
             name = re.sub(pattern, replacement, name)
         upgraded[name] = tensor
     return upgraded
+
+
+def check_optimizer_states(checkpoint: dict, phase_parameters: dict) -> None:
+    """Resuming needs each phase's optimizer to hold the parameters it held when the checkpoint was
+    written; an earlier version's checkpoint may not (ablation=hybrid's reconstruction phase now
+    trains TR too). Refused in one line, before Lightning fails inside the optimizer."""
+    states = checkpoint.get("optimizer_states")
+    if not states:
+        return  # weights only (evaluation, generation)
+    for (phase, params), state in zip(phase_parameters.items(), states):
+        held = sum(len(group["params"]) for group in state["param_groups"])
+        if held != len(params):
+            raise CheckpointError(
+                f"cannot resume: this checkpoint's {phase} optimizer holds {held} parameter tensors and this "
+                f"version's holds {len(params)} (e.g. ablation=hybrid now trains TR in the reconstruction phase); "
+                "evaluate or generate from it, or start a new run")

@@ -16,6 +16,9 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import II, MISSING, OmegaConf
 
 from avrnn.data.synthetic import SyntheticCorpusSpec
+from avrnn.models.critic import READOUTS
+from avrnn.models.vrnn import EMISSIONS, PRIOR_PATHS, RECURRENCE_INPUTS, RNN_CELLS
+from avrnn.optimizers import OPTIMIZERS
 from avrnn.precision import default_precision
 
 
@@ -43,6 +46,8 @@ class ModelConfig:
     z_features: int = 128
     mlp_hidden: int = 256
     rnn: str = "gru"  # gru | lstm
+    prior_path: str = "shared"  # shared (prior samples along the posterior's h path, the paper's) | own
+    recurrence_input: str = "xz"  # xz: h_t = f(h_{t-1}, phi_x(x_t), phi_z(z_t)) | x: phi_x(x_t) only (Alg. 1-2)
     emission: str = "gaussian"  # gaussian | bernoulli
     std_floor: float = 1e-3
     std_max: float = 100.0
@@ -56,19 +61,24 @@ class ModelConfig:
     free_bits: float = 0.0  # vrnn: KL floor in nats per timestep, spread evenly over latent dims
 
 
-def _sequence_critic() -> dict:
-    """The paper's critic network (Section VI), sized by the keys beside it in critic.*."""
-    return {"_target_": "avrnn.models.critic.SequenceCritic", "lstm_size": "${..lstm_size}",
-            "fc_size": "${..fc_size}", "readout": "${..readout}"}
+def _critic_networks() -> dict:
+    """critic.input -> the critic network that reads it (avrnn.models.critic), sized by the keys
+    beside critic.networks in critic.*; a user's own: add critic.networks.<name>={_target_: ...}."""
+    return {
+        "sequence": {"_target_": "avrnn.models.critic.SequenceCritic", "lstm_size": "${...lstm_size}",
+                     "fc_size": "${...fc_size}", "readout": "${...readout}"},
+        "conditional": {"_target_": "avrnn.models.critic.ConditionalCritic", "fc_size": "${...fc_size}"},
+    }
 
 
 @dataclass
 class CriticConfig:
     name: str = "wgan"  # wgan | wgan_gp | gan | none
     # {_target_: class, **kwargs}: what the critic and the adversarial step minimise (avrnn.models.objectives;
-    # conf/critic/*.yaml set it; null = no critic, model=vrnn) and the critic network D_eta (avrnn.models.critic)
+    # conf/critic/*.yaml set it; null = no critic, model=vrnn)
     objective: Optional[Any] = None  # filled by conf/critic/<name>.yaml (a schema default would merge into it)
-    network: Any = field(default_factory=_sequence_critic)
+    input: str = "sequence"  # what the critic reads: sequence (the paper's) | conditional (z_t given h_{t-1})
+    networks: Any = field(default_factory=_critic_networks)  # input -> {_target_: critic class, **kwargs}
     lstm_size: int = 128
     fc_size: int = 100
     readout: str = "last"  # last | mean
@@ -174,7 +184,6 @@ def register_configs() -> None:
 MODELS = ("avrnn", "vrnn")
 CRITICS = ("wgan", "wgan_gp", "gan", "none")
 ABLATIONS = ("none", "posterior_only", "hybrid")
-OPTIMIZERS = ("adam", "rmsprop", "sgd")
 UNSUPPORTED_TRAINER_KEYS = {
     "gradient_clip_val": "use training.grad_clip_norm (per-phase clipping)",
     "accumulate_grad_batches": "raise data.batch_size instead",
@@ -199,13 +208,17 @@ def validate(cfg) -> None:
     _choice("model.name", model.name, MODELS)
     _choice("critic.name", critic.name, CRITICS)
     _choice("ablation.name", ablation.name, ABLATIONS)
-    _choice("model.rnn", model.rnn, ("gru", "lstm"))
-    _choice("model.emission", model.emission, ("gaussian", "bernoulli"))
-    _choice("critic.readout", critic.readout, ("last", "mean"))
+    # the allowed values are defined once, beside what they select (avrnn.models, avrnn.optimizers)
+    _choice("model.rnn", model.rnn, tuple(RNN_CELLS))
+    _choice("model.emission", model.emission, EMISSIONS)
+    _choice("model.prior_path", model.prior_path, PRIOR_PATHS)
+    _choice("model.recurrence_input", model.recurrence_input, RECURRENCE_INPUTS)
+    _choice("critic.readout", critic.readout, READOUTS)
+    _choice("critic.input", critic.input, tuple(critic.networks))
     for key in ("optimizer", "adversarial_optimizer"):
-        _choice(f"model.{key}.name", model[key].name, OPTIMIZERS)
+        _choice(f"model.{key}.name", model[key].name, tuple(OPTIMIZERS))
         _positive(f"model.{key}.lr", model[key].lr)
-    _choice("critic.optimizer.name", critic.optimizer.name, OPTIMIZERS)
+    _choice("critic.optimizer.name", critic.optimizer.name, tuple(OPTIMIZERS))
     _positive("critic.optimizer.lr", critic.optimizer.lr)
     for key in ("frame_size", "z_dim", "hidden_size", "x_features", "z_features", "mlp_hidden", "std_floor"):
         _positive(f"model.{key}", model[key])
@@ -224,6 +237,10 @@ def validate(cfg) -> None:
     if model.name == "vrnn" and ablation.name != "none":
         raise ConfigError(f"ablation={ablation.name} changes the adversarial training of model=avrnn; "
                           "use ablation=none with model=vrnn")
+    if model.name == "vrnn" and (critic.input != "sequence" or model.prior_path != "shared"):
+        raise ConfigError(f"critic.input={critic.input} and model.prior_path={model.prior_path} shape what the critic of "
+                          "model=avrnn reads, and model=vrnn has no critic; leave them at sequence and shared, or use "
+                          "model=avrnn")
     if model.name == "avrnn" and critic.name == "none":
         raise ConfigError("model=avrnn needs a critic to train its prior (TR); choose critic=wgan, wgan_gp or gan, "
                           "or use model=vrnn for the KL-only baseline")

@@ -16,7 +16,7 @@ import pytorch_lightning as pl
 import torch
 
 from avrnn import cuda_graphs, registry
-from avrnn.checkpoints import upgrade_hyper_parameters, upgrade_state_dict
+from avrnn.checkpoints import check_optimizer_states, upgrade_hyper_parameters, upgrade_state_dict
 from avrnn.models import VRNN, losses
 from avrnn.optimizers import build_optimizer
 from avrnn.phases import iteration_phases, optimizer_phases
@@ -24,7 +24,7 @@ from avrnn.step_guard import NonFiniteGuard, TrainingFault, guarded_step
 
 __all__ = ["AVRNNModule", "TrainingFault"]
 ARCH_KEYS = ("frame_size", "z_dim", "hidden_size", "x_features", "z_features", "mlp_hidden", "rnn", "emission",
-             "std_floor", "std_max")
+             "std_floor", "std_max", "prior_path", "recurrence_input")
 
 
 class AVRNNModule(pl.LightningModule):
@@ -37,11 +37,11 @@ class AVRNNModule(pl.LightningModule):
         critic, ablation = upgrade_hyper_parameters(critic, ablation)  # checkpoints of earlier versions
         self.save_hyperparameters()
         self.automatic_optimization = False
-        self.vrnn = VRNN(**{key: model[key] for key in ARCH_KEYS})
+        self.vrnn = VRNN(**{key: model[key] for key in ARCH_KEYS if key in model})  # earlier versions lack some
         self.phases = iteration_phases(critic, ablation)
         self.adversarial = "critic" in self.phases
-        self.critic = registry.build(critic["network"], "critic.network", z_dim=model["z_dim"]) \
-            if self.adversarial else None
+        self.critic = registry.build(critic["networks"][critic["input"]], f"critic.networks.{critic['input']}",
+                                     z_dim=model["z_dim"], h_dim=model["hidden_size"]) if self.adversarial else None
         self.objective = registry.build(critic["objective"], "critic.objective") if self.adversarial else None
         self.iteration = 0  # our own counter: Lightning's global_step counts every optimizer step
         self.guard = NonFiniteGuard(training["max_bad_steps"])
@@ -80,13 +80,14 @@ class AVRNNModule(pl.LightningModule):
         return {"rec_per_timestep": rec, "kl_per_timestep": kl, "elbo_per_timestep": -(rec + kl)}
 
     def score(self, mask: torch.Tensor):
-        """D_eta on a latent sequence (B, T, Z) -> one score per sequence."""
-        return lambda z: self.critic(z, mask)
+        """D_eta on latents z (B, T, Z) drawn at states h (B, T, H) -> one score per sequence."""
+        return lambda z, h: self.critic(z, mask, h)
 
     def critic_distance(self, out) -> tuple[str, torch.Tensor]:
         """The divergence the critic estimates between the prior's and the posterior's latents."""
         score = self.score(out.mask)
-        return self.objective.distance_name, self.objective.distance(score(out.z_prior), score(out.z_post))
+        return self.objective.distance_name, self.objective.distance(score(out.z_prior, out.h_prior),
+                                                                     score(out.z_post, out.h))
 
     # --- phases: each a loss function of its batch, run by _optimize -------------------------
     def _optimize(self, optimizer, phase: str, loss_fn, *inputs: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -107,7 +108,7 @@ class AVRNNModule(pl.LightningModule):
 
     def reconstruction_loss(self, x, mask):
         """Algorithm 1: -sum_t log p(x_t | z_t, h_{t-1}) (plus ablation.kl_weight x KL: the hybrid)."""
-        terms = self.bound_terms(self.vrnn(x, mask))
+        terms = self.bound_terms(self.vrnn(x, mask, prior_samples=False))
         loss = terms["rec_per_timestep"]
         if self.hparams.ablation["kl_weight"]:
             loss = loss + self.hparams.ablation["kl_weight"] * terms["kl_per_timestep"]
@@ -116,22 +117,23 @@ class AVRNNModule(pl.LightningModule):
     def critic_loss(self, x, mask):
         """Algorithm 2 (1): the objective's critic loss on detached latent sequences."""
         with torch.no_grad():
-            z_post, z_prior, _ = self.vrnn.latents(x)
-        return self.objective.critic_loss(self.score(mask), z_prior, z_post, mask)
+            latents = self.vrnn.latents(x)
+        return self.objective.critic_loss(self.score(mask), (latents.z_prior, latents.h_prior),
+                                          (latents.z_post, latents.h), mask)
 
     def adversarial_loss(self, x, mask):
         """Algorithm 2 (2): the critic's estimate, minimised by TR and PS (omega, tau); the prior's
         latents are detached where the adversarial step does not train it (posterior_only)."""
-        z_post, z_prior, _ = self.vrnn.latents(x)
+        z_post, z_prior, h, h_prior = self.vrnn.latents(x)
         z_prior = z_prior if self.hparams.ablation["adversarial_trains_prior"] else z_prior.detach()
         score = self.score(mask)
-        loss = self.objective.adversarial_loss(score(z_prior), score(z_post))
+        loss = self.objective.adversarial_loss(score(z_prior, h_prior), score(z_post, h))
         return loss, {"adversarial_loss": loss.detach()}
 
     def elbo_loss(self, x, mask, kl_weight):
         """The KL-only baseline: -ELBO, the KL weighted (warm-up) and optionally floored (free bits).
         kl_weight is a tensor, so that a CUDA graph reads its current value."""
-        out = self.vrnn(x, mask)
+        out = self.vrnn(x, mask, prior_samples=False)
         terms = self.bound_terms(out)
         free_bits = self.hparams.model["free_bits"]
         kl = losses.free_bits_kl(out.kl, out.mask, free_bits) if free_bits > 0 else terms["kl_per_timestep"]
@@ -215,5 +217,7 @@ class AVRNNModule(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["state_dict"] = upgrade_state_dict(checkpoint["state_dict"])  # layer names of earlier versions
+        if self._trainer is not None:  # resuming a fit, not just loading weights
+            check_optimizer_states(checkpoint, self.phase_parameters())
         self.iteration = checkpoint.get("avrnn_iteration", 0)
         self.guard.skipped = dict(checkpoint.get("avrnn_skipped_steps", {}))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Iterable
 
-from avrnn.models.critic import SequenceCritic
+from avrnn.models.critic import ConditionalCritic, SequenceCritic
 from avrnn.models.objectives import JensenShannon, Wasserstein, WassersteinGradientPenalty
 
 
@@ -25,7 +25,7 @@ def _path(cls: type) -> str:
 
 
 _REGISTRY: dict[str, type] = {_path(cls): cls for cls in (
-    Wasserstein, WassersteinGradientPenalty, JensenShannon, SequenceCritic)}
+    Wasserstein, WassersteinGradientPenalty, JensenShannon, SequenceCritic, ConditionalCritic)}
 
 
 def register(cls: type) -> type:

@@ -13,6 +13,8 @@ change to an MLP's layers fails here, loudly, instead of being skipped.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 from torch.distributions import Normal
@@ -20,6 +22,20 @@ from torch.nn import functional as F
 
 from avrnn.models.layers import MLP, GaussianMLP
 from avrnn.models.loop_linear import LoopLinear
+
+
+class Trajectory(NamedTuple):
+    """One teacher-forced pass, each (B, T, ...): h_{t-1} along the posterior's path, the posterior
+    and its samples (and phi_z of them), the prior at that h, and the prior's samples with the
+    h_{t-1} they were drawn at (the posterior's h, or their own path; z_prior None if not asked)."""
+
+    h_prev: torch.Tensor
+    posterior: Normal
+    z_post: torch.Tensor
+    z_features: torch.Tensor
+    prior: Normal
+    z_prior: torch.Tensor | None
+    h_prior: torch.Tensor
 
 
 def _expect_layout(module: nn.Module, kind: type, where: str) -> None:
@@ -30,55 +46,83 @@ def _expect_layout(module: nn.Module, kind: type, where: str) -> None:
                         f"{type(module).__name__} with {children}; update avrnn/models/fused.py to the new layout")
 
 
-def fused_trajectory(vrnn, x_features: torch.Tensor, post_noise: torch.Tensor, prior_noise: torch.Tensor):
-    """(h_{t-1}, posterior, z_post, phi_z(z_post), prior, z_prior), each over all t (batch first);
-    h follows the posterior samples and the prior samples share that h. Noise is (T, B, Z)."""
-    h_prev, post_mean, post_std, z_post, z_features = _loop(vrnn, x_features, post_noise)
+def fused_trajectory(vrnn, x_features: torch.Tensor, post_noise: torch.Tensor, prior_noise: torch.Tensor,
+                     prior_samples: bool = True) -> Trajectory:
+    """The teacher-forced pass over all t (batch first); noise is (T, B, Z). h follows the posterior
+    samples (or x alone, recurrence_input=x); prior samples come from vrnn.prior_path (skipped with
+    prior_samples=False: the likelihood phases do not read them)."""
+    if vrnn.recurrence_input == "x":
+        return _x_driven(vrnn, x_features, post_noise, prior_noise, prior_samples)
+    h_prev, post_mean, post_std, z_post, z_features = _loop(vrnn, x_features, post_noise, vrnn.proposal, "proposal")
     h_prev = torch.stack(h_prev, 1)
     posterior = Normal(torch.stack(post_mean, 1), torch.stack(post_std, 1), validate_args=False)
     prior = vrnn.prior(h_prev)
-    z_prior = prior.loc + prior.scale * prior_noise.transpose(0, 1)
-    return h_prev, posterior, torch.stack(z_post, 1), torch.stack(z_features, 1), prior, z_prior
+    z_prior, h_prior = None, h_prev
+    if prior_samples and vrnn.prior_path == "shared":  # along the posterior's h path (the paper's)
+        z_prior = prior.loc + prior.scale * prior_noise.transpose(0, 1)
+    elif prior_samples:  # own: z_t ~ TR(h_{t-1}) drives its own h path, with the same x
+        h_own, _, _, z_own, _ = _loop(vrnn, x_features, prior_noise, vrnn.transition, "transition")
+        z_prior, h_prior = torch.stack(z_own, 1), torch.stack(h_own, 1)
+    return Trajectory(h_prev, posterior, torch.stack(z_post, 1), torch.stack(z_features, 1), prior, z_prior, h_prior)
 
 
-def _loop(vrnn, x_features: torch.Tensor, post_noise: torch.Tensor):
-    """The recurrence: per step the proposal's h-dependent part, sampling, phi_z and the cell."""
-    proposal, phi_z, cell = vrnn.proposal, vrnn.phi_z, vrnn.f_theta
-    _expect_layout(proposal, GaussianMLP, "proposal")
+def _x_driven(vrnn, x_features, post_noise, prior_noise, prior_samples: bool) -> Trajectory:
+    """recurrence_input=x: h_t = f_theta(h_{t-1}, phi_x(x_t)) does not read z, so only the cell
+    runs in the loop; the proposal, sampling and phi_z run for all steps at once, and the prior's
+    samples share the posterior's h path whatever prior_path says (z never moves h)."""
+    state, h_prev = vrnn.initial_state(x_features.shape[0], x_features), []
+    for x_t in x_features.unbind(1):
+        h_prev.append(vrnn.hidden(state))
+        state = vrnn.f_theta(x_t, state)
+    h_prev = torch.stack(h_prev, 1)
+    posterior = vrnn.posterior(x_features, h_prev)
+    z_post = posterior.loc + posterior.scale * post_noise.transpose(0, 1)
+    prior = vrnn.prior(h_prev)
+    z_prior = prior.loc + prior.scale * prior_noise.transpose(0, 1) if prior_samples else None
+    return Trajectory(h_prev, posterior, z_post, vrnn.phi_z(z_post), prior, z_prior, h_prev)
+
+
+def _loop(vrnn, x_features: torch.Tensor, noise: torch.Tensor, drive: GaussianMLP, name: str):
+    """The recurrence driven by samples of `drive` (the proposal, or the transition for the prior's
+    own path): per step its h-dependent part, sampling, phi_z and the cell."""
+    phi_z, cell = vrnn.phi_z, vrnn.f_theta
+    _expect_layout(drive, GaussianMLP, name)
     _expect_layout(phi_z, MLP, "phi_z")
-    n_x = x_features.shape[-1]
-    post_x = F.linear(x_features, proposal.fc1.weight[:, :n_x], proposal.fc1.bias).unbind(1)
+    n_x, fc1 = x_features.shape[-1], drive.fc1
+    from_x = fc1.weight.shape[1] - vrnn.hidden_size  # the proposal reads [phi_x(x_t), h]; the transition h only
+    pre_x = (F.linear(x_features, fc1.weight[:, :from_x], fc1.bias).unbind(1) if from_x
+             else [fc1.bias] * x_features.shape[1])
     input_bias = cell.bias_ih if vrnn.rnn == "gru" else cell.bias_ih + cell.bias_hh
     gates_x = F.linear(x_features, cell.weight_ih[:, :n_x], input_bias).unbind(1)
-    # h_{t-1} feeds the proposal and the cell's hidden gates: one product for both
-    n_post, n_gates = proposal.fc1.weight.shape[0], cell.weight_hh.shape[0]
-    from_h = LoopLinear(torch.cat([proposal.fc1.weight[:, n_x:], cell.weight_hh]),
-                        torch.cat([torch.zeros_like(proposal.fc1.bias), cell.bias_hh]) if vrnn.rnn == "gru" else None)
-    post_fc2 = LoopLinear(proposal.fc2.weight, proposal.fc2.bias)
-    head = LoopLinear(torch.cat([proposal.mean.weight, proposal.raw_std.weight]),
-                      torch.cat([proposal.mean.bias, proposal.raw_std.bias]))
+    # h_{t-1} feeds the sampled distribution and the cell's hidden gates: one product for both
+    n_drive, n_gates = fc1.weight.shape[0], cell.weight_hh.shape[0]
+    from_h = LoopLinear(torch.cat([fc1.weight[:, from_x:], cell.weight_hh]),
+                        torch.cat([torch.zeros_like(fc1.bias), cell.bias_hh]) if vrnn.rnn == "gru" else None)
+    fc2 = LoopLinear(drive.fc2.weight, drive.fc2.bias)
+    head = LoopLinear(torch.cat([drive.mean.weight, drive.raw_std.weight]),
+                      torch.cat([drive.mean.bias, drive.raw_std.bias]))
     z_fc1, z_fc2 = LoopLinear(phi_z.fc1.weight, phi_z.fc1.bias), LoopLinear(phi_z.fc2.weight, phi_z.fc2.bias)
     gates_z = LoopLinear(cell.weight_ih[:, n_x:])
-    post_act, z_act = proposal.activation.forward, phi_z.activation.forward  # bound: no module-call overhead per step
+    act, z_act = drive.activation.forward, phi_z.activation.forward  # bound: no module-call overhead per step
 
     state = vrnn.initial_state(x_features.shape[0], x_features)
-    h_prev, post_mean, post_std, z_post, z_features = [], [], [], [], []
-    for t in range(len(post_x)):
+    h_prev, means, stds, z, z_features = [], [], [], [], []
+    for t in range(len(pre_x)):
         first = t == 0
         h = vrnn.hidden(state)
-        post_from_h, gates_h = from_h(h, first).split([n_post, n_gates], -1)  # one backward node, not two
-        features = post_act(post_fc2(post_act(post_x[t] + post_from_h), first))
+        drive_from_h, gates_h = from_h(h, first).split([n_drive, n_gates], -1)  # one backward node, not two
+        features = act(fc2(act(pre_x[t] + drive_from_h), first))
         mean, raw_std = head(features, first).chunk(2, -1)
-        std = proposal.std(raw_std)
-        z_t = mean + std * post_noise[t]
+        std = drive.std(raw_std)
+        z_t = mean + std * noise[t]
         zf_t = z_act(z_fc2(z_act(z_fc1(z_t, first)), first))
         state = _cell(vrnn, gates_x[t] + gates_z(zf_t, first), gates_h, state)
         h_prev.append(h)
-        post_mean.append(mean)
-        post_std.append(std)
-        z_post.append(z_t)
+        means.append(mean)
+        stds.append(std)
+        z.append(z_t)
         z_features.append(zf_t)
-    return h_prev, post_mean, post_std, z_post, z_features
+    return h_prev, means, stds, z, z_features
 
 
 def _cell(vrnn, gates_input: torch.Tensor, gates_hidden: torch.Tensor, state):

@@ -71,17 +71,22 @@ def gan_js_estimate(critic_loss: torch.Tensor) -> torch.Tensor:
     return math.log(2.0) - critic_loss / 2
 
 
-def gradient_penalty(score, z_prior: torch.Tensor, z_post: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """WGAN-GP term (Gulrajani et al. 2017): (||grad_z D(z_hat)|| - 1)^2 on random interpolates;
-    `score` maps a latent sequence (B, T, Z) to one critic score per sequence.
+def gradient_penalty(score, prior: tuple[torch.Tensor, torch.Tensor], post: tuple[torch.Tensor, torch.Tensor],
+                     mask: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP term (Gulrajani et al. 2017): (||grad_z D(z_hat, h_hat)|| - 1)^2 on random interpolates
+    of (z, h) samples; `score(z, h)` gives one critic score per sequence. The states are interpolated
+    alike (left as they are where both samples share them) and carry no gradient: the critic is held
+    Lipschitz in z.
 
     The gradient norm is taken over the whole unmasked sequence; padded steps carry no gradient.
     """
+    (z_prior, h_prior), (z_post, h_post) = prior, post
     alpha = torch.rand(z_prior.shape[0], 1, 1, device=z_prior.device, dtype=z_prior.dtype)
     z_hat = (alpha * z_prior + (1 - alpha) * z_post).detach().requires_grad_(True)
+    h_hat = h_post if h_prior is h_post else (alpha * h_prior + (1 - alpha) * h_post).detach()
     # cuDNN RNNs have no double backward; the math kernels do (no effect on CPU).
     with torch.backends.cudnn.flags(enabled=False):
-        scores = score(z_hat)
+        scores = score(z_hat, h_hat)
         (grad,) = torch.autograd.grad(scores.sum(), z_hat, create_graph=True)
     grad = grad * mask.unsqueeze(-1)
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()

@@ -15,7 +15,10 @@ from torch import nn
 
 from avrnn.models import losses
 
-Scores = Callable[[torch.Tensor], torch.Tensor]  # latent sequence (B, T, Z) -> one score per sequence (B,)
+# What the critic reads: a latent sequence z (B, T, Z) and the states h_{t-1} (B, T, H) it was drawn at;
+# `score(z, h)` -> one critic score per sequence (B,).
+Sample = tuple[torch.Tensor, torch.Tensor]
+Scores = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class CriticObjective:
@@ -23,21 +26,21 @@ class CriticObjective:
 
     distance_name = "wasserstein"
 
-    def critic_loss(self, score: Scores, z_prior: torch.Tensor, z_post: torch.Tensor, mask: torch.Tensor
+    def critic_loss(self, score: Scores, prior: Sample, post: Sample, mask: torch.Tensor
                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The critic phase's loss on detached latents, and the terms to log (detached): the loss
         itself, any penalty, and the distance estimated from the scores before this step."""
-        d_prior, d_post = score(z_prior), score(z_post)
+        d_prior, d_post = score(*prior), score(*post)
         loss = self.loss(d_prior, d_post)
         terms = {"critic_loss": loss.detach()}
-        loss = self.add_penalties(loss, terms, score, z_prior, z_post, mask)
+        loss = self.add_penalties(loss, terms, score, prior, post, mask)
         terms[self.distance_name] = self.distance(d_prior.detach(), d_post.detach())
         return loss, terms
 
     def loss(self, d_prior: torch.Tensor, d_post: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def add_penalties(self, loss, terms, score: Scores, z_prior, z_post, mask) -> torch.Tensor:
+    def add_penalties(self, loss, terms, score: Scores, prior: Sample, post: Sample, mask) -> torch.Tensor:
         """loss plus any regulariser of the critic; each one also goes into `terms` (detached)."""
         return loss
 
@@ -82,8 +85,8 @@ class WassersteinGradientPenalty(Wasserstein):
         super().__init__(clip_value=None)
         self.gp_weight = gp_weight
 
-    def add_penalties(self, loss, terms, score, z_prior, z_post, mask):
-        penalty = losses.gradient_penalty(score, z_prior, z_post, mask)
+    def add_penalties(self, loss, terms, score, prior, post, mask):
+        penalty = losses.gradient_penalty(score, prior, post, mask)
         terms["gradient_penalty"] = penalty.detach()
         return loss + self.gp_weight * penalty
 

@@ -25,7 +25,9 @@ from avrnn.models.layers import MLP, BernoulliMLP, GaussianMLP
 from avrnn.models.losses import gaussian_kl
 
 RNN_CELLS = {"gru": nn.GRUCell, "lstm": nn.LSTMCell}
-EMISSIONS = {"gaussian", "bernoulli"}
+EMISSIONS = ("gaussian", "bernoulli")
+PRIOR_PATHS = ("shared", "own")  # prior samples along the posterior's h path, or driving their own
+RECURRENCE_INPUTS = ("xz", "x")  # f_theta reads phi_x(x_t) and phi_z(z_t) (Sections II, VI), or x only (Alg. 1-2)
 
 
 @dataclass
@@ -35,7 +37,9 @@ class VRNNOutput:
     rec_log_lik: torch.Tensor  # (B, T)    log p(x_t | z_t, h_{t-1}), summed over the frame
     kl: torch.Tensor  # (B, T, Z) KL(q(z_t | x_t, h_{t-1}) || p(z_t | h_{t-1})) per latent dim
     z_post: torch.Tensor  # (B, T, Z) z_t ~ q, the samples that drive the recurrence
-    z_prior: torch.Tensor  # (B, T, Z) z_t ~ p(z_t | h_{t-1}) along the same h trajectory
+    z_prior: torch.Tensor | None  # (B, T, Z) z_t ~ p(z_t | h_{t-1}) (model.prior_path; None if not asked)
+    h: torch.Tensor  # (B, T, H) h_{t-1} along the posterior's path (where q and p are evaluated)
+    h_prior: torch.Tensor  # (B, T, H) h_{t-1} the prior samples were drawn at (h itself on the shared path)
     posterior: Normal
     prior: Normal
     emission: torch.distributions.Distribution  # p(x_t | z_t, h_{t-1}) for all t
@@ -43,12 +47,13 @@ class VRNNOutput:
 
 
 class Latents(NamedTuple):
-    """What the critic reads: posterior and prior latent sequences (B, T, Z) and the h_{t-1} they
-    were drawn at (B, T, H)."""
+    """What the critic reads: posterior and prior latent sequences (B, T, Z) and the h_{t-1} each
+    was drawn at (B, T, H; the same tensor on the shared path)."""
 
     z_post: torch.Tensor
     z_prior: torch.Tensor
     h: torch.Tensor
+    h_prior: torch.Tensor
 
 
 @dataclass
@@ -68,16 +73,21 @@ class VRNN(nn.Module):
 
     def __init__(self, frame_size: int, z_dim: int = 32, hidden_size: int = 256, x_features: int = 128,
                  z_features: int = 128, mlp_hidden: int = 256, rnn: str = "gru", emission: str = "gaussian",
-                 std_floor: float = 1e-3, std_max: float = 100.0):
+                 std_floor: float = 1e-3, std_max: float = 100.0, prior_path: str = "shared",
+                 recurrence_input: str = "xz"):
         super().__init__()
         if rnn not in RNN_CELLS:
             raise ValueError(f"model.rnn must be one of {sorted(RNN_CELLS)}, got {rnn!r}")
         if emission not in EMISSIONS:
-            raise ValueError(f"model.emission must be one of {sorted(EMISSIONS)}, got {emission!r}")
+            raise ValueError(f"model.emission must be one of {list(EMISSIONS)}, got {emission!r}")
+        if prior_path not in PRIOR_PATHS or recurrence_input not in RECURRENCE_INPUTS:
+            raise ValueError(f"model.prior_path must be one of {list(PRIOR_PATHS)} and model.recurrence_input one "
+                             f"of {list(RECURRENCE_INPUTS)}, got {prior_path!r} and {recurrence_input!r}")
         self.z_dim, self.hidden_size, self.rnn, self.emission_kind = z_dim, hidden_size, rnn, emission
+        self.prior_path, self.recurrence_input = prior_path, recurrence_input
         self.phi_x = MLP(frame_size, mlp_hidden, x_features)
         self.phi_z = MLP(z_dim, mlp_hidden, z_features)
-        self.f_theta = RNN_CELLS[rnn](x_features + z_features, hidden_size)
+        self.f_theta = RNN_CELLS[rnn](x_features + (z_features if recurrence_input == "xz" else 0), hidden_size)
         self.transition = GaussianMLP(hidden_size, mlp_hidden, z_dim, std_floor, std_max)
         self.proposal = GaussianMLP(x_features + hidden_size, mlp_hidden, z_dim, std_floor, std_max)
         # head_first: the emission's initial weights drawn in the order of earlier versions (same seed, same model)
@@ -117,8 +127,9 @@ class VRNN(nn.Module):
         return self.emission(torch.cat([z_features, h_prev], -1))
 
     def recurrence(self, x_features: torch.Tensor, z_features: torch.Tensor, state):
-        """f_theta: h_t from h_{t-1}, phi_x(x_t) and phi_z(z_t)."""
-        return self.f_theta(torch.cat([x_features, z_features], -1), state)
+        """f_theta: h_t from h_{t-1}, phi_x(x_t) and phi_z(z_t) (or phi_x(x_t) only, recurrence_input=x)."""
+        inputs = torch.cat([x_features, z_features], -1) if self.recurrence_input == "xz" else x_features
+        return self.f_theta(inputs, state)
 
     def expected_frames(self, emission) -> torch.Tensor:
         """The emission's mean: what the model 'says' for each frame (probabilities if Bernoulli)."""
@@ -152,27 +163,29 @@ class VRNN(nn.Module):
                              for _ in range(steps)])
         return noise[:, 0], noise[:, 1]
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> VRNNOutput:
-        """Teacher-forced pass: h follows posterior samples; prior samples share that h."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, prior_samples: bool = True) -> VRNNOutput:
+        """Teacher-forced pass: h follows posterior samples; prior samples (model.prior_path) share
+        that h or drive their own path (skipped with prior_samples=False: the likelihood phases)."""
         mask = mask.to(x.dtype)
-        h_prev, posterior, z_post, z_features, prior, z_prior = self._trajectory(x)
-        emission = self.emission_distribution(z_features, h_prev)
+        path = self._trajectory(x, prior_samples)
+        emission = self.emission_distribution(path.z_features, path.h_prev)
         return VRNNOutput(
             rec_log_lik=emission.log_prob(x).sum(-1) * mask,
-            kl=gaussian_kl(posterior, prior) * mask.unsqueeze(-1),
-            z_post=z_post, z_prior=z_prior, posterior=posterior, prior=prior, emission=emission, mask=mask,
+            kl=gaussian_kl(path.posterior, path.prior) * mask.unsqueeze(-1),
+            z_post=path.z_post, z_prior=path.z_prior, h=path.h_prev, h_prior=path.h_prior,
+            posterior=path.posterior, prior=path.prior, emission=emission, mask=mask,
         )
 
     def latents(self, x: torch.Tensor) -> Latents:
         """The latent sequences of forward (same noise) without the emission, which the critic and
         adversarial phases do not use."""
-        h_prev, _, z_post, _, _, z_prior = self._trajectory(x)
-        return Latents(z_post, z_prior, h_prev)
+        path = self._trajectory(x)
+        return Latents(path.z_post, path.z_prior, path.h_prev, path.h_prior)
 
-    def _trajectory(self, x: torch.Tensor):
-        """(h_{t-1}, posterior, z_post, phi_z(z_post), prior, z_prior) for all t, by the fused pass."""
+    def _trajectory(self, x: torch.Tensor, prior_samples: bool = True):
+        """The fused pass over all t (avrnn.models.fused.Trajectory)."""
         post_noise, prior_noise = self.draw_noise(x.shape[0], x.shape[1], x)
-        return fused_trajectory(self, self.phi_x(x), post_noise, prior_noise)
+        return fused_trajectory(self, self.phi_x(x), post_noise, prior_noise, prior_samples)
 
     def particle_step(self, x_t: torch.Tensor, state):
         """One filtering step for FIVO: z_t ~ q(z_t | x_t, h_{t-1}), the incremental log weight
