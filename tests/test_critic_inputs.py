@@ -10,6 +10,7 @@ import torch
 from avrnn.config import ConfigError, validate
 from avrnn.models import VRNN
 from avrnn.models.critic import ConditionalCritic, SequenceCritic
+from avrnn.models.objectives import WassersteinGradientPenalty
 from avrnn.training import train
 
 SMALL = dict(frame_size=6, z_dim=3, hidden_size=8, x_features=5, z_features=5, mlp_hidden=8)
@@ -104,3 +105,79 @@ def test_critic_inputs_are_refused_with_the_vrnn_in_one_line(make_cfg, override,
 def test_unknown_inputs_and_paths_are_one_line(make_cfg, override, message):
     with pytest.raises(ConfigError, match=message):
         validate(make_cfg(override))
+
+
+def z_drives_h(prior_path: str, shift: float = 0.0, gain: float = 3.0) -> VRNN:
+    """The setting where the sequence critic's zero leaves q = p (the issue's finding 3): PS = TR,
+    the GRU's update gate shut and its candidate cut from h (so h_t is a function of z_t alone, for
+    x = 0), and the layers from z_t to the next prior mean (phi_z, the cell's input, TR) scaled up
+    (at initialisation z barely moves the prior mean: its spread over a batch is 1% of the prior's
+    std; scaled, it is comparable to it)."""
+    torch.manual_seed(0)
+    model = VRNN(frame_size=6, z_dim=4, hidden_size=64, x_features=8, z_features=16, mlp_hidden=32,
+                 prior_path=prior_path)
+    cell, hidden = model.f_theta, model.hidden_size
+    with torch.no_grad():
+        cell.weight_ih[hidden:2 * hidden] = 0  # update gate: no input ...
+        cell.weight_hh[hidden:] = 0  # ... no h (update gate and candidate) ...
+        cell.bias_ih[hidden:2 * hidden] = -30.0  # ... and shut: h_t = candidate(x_t, z_t)
+        cell.bias_hh[hidden:] = 0
+        for layer in (model.phi_z.fc1, model.phi_z.fc2, model.transition.fc1, model.transition.fc2):
+            layer.weight *= gain
+        cell.weight_ih[2 * hidden:] *= gain  # the candidate's input weights
+        model.transition.mean.weight *= 4
+        model.transition.mean.bias *= 4
+    set_proposal_to_transition(model, shift)
+    return model
+
+
+def held_out_distance(model: VRNN, critic_input: str, steps: int = 500, batch: int = 64, length: int = 30,
+                      held_out_batches: int = 25) -> tuple[float, float]:
+    """A WGAN-GP critic (the project's critic network and objective, Adam) trained on fresh prior and
+    posterior latents, then its Wasserstein estimate on held-out ones, with its standard error:
+    (mean, standard error) of the per-sequence differences D(posterior) - D(prior), which are
+    independent across sequences (the two samples of one sequence share its h path)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small ops: one thread is several times faster than two here
+    try:
+        torch.manual_seed(1)
+        critic = (SequenceCritic(z_dim=4, lstm_size=32, fc_size=32) if critic_input == "sequence"
+                  else ConditionalCritic(z_dim=4, h_dim=64, fc_size=32))
+        objective = WassersteinGradientPenalty(gp_weight=10.0)
+        optimizer = torch.optim.Adam(critic.parameters(), lr=1e-3, betas=(0.5, 0.9))
+        x, mask = torch.zeros(batch, length, 6), torch.ones(batch, length)
+
+        def score(z, h):
+            return critic(z, mask, h)
+
+        for _ in range(steps):
+            with torch.no_grad():
+                z_post, z_prior, h, h_prior = model.latents(x)
+            loss, _ = objective.critic_loss(score, (z_prior, h_prior), (z_post, h), mask)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            differences = torch.cat([(lambda z_post, z_prior, h, h_prior: score(z_post, h) - score(z_prior, h_prior))(
+                *model.latents(x)) for _ in range(held_out_batches)])
+    finally:
+        torch.set_num_threads(threads)
+    return differences.mean().item(), (differences.std() / len(differences) ** 0.5).item()
+
+
+@pytest.mark.slow
+def test_a_strong_critic_reads_zero_where_the_zero_is_at_q_equals_p_and_not_on_the_papers_shared_path():
+    """PS = TR where z_t drives h_t: the conditional critic and the own prior path read zero (within
+    2 standard errors); the paper's sequence critic on the shared path reads clearly above zero (the
+    flaw, documented); with PS shifted off TR every variant reads clearly above zero."""
+    results = {}
+    for critic_input, path in (("sequence", "shared"), ("sequence", "own"), ("conditional", "shared"),
+                               ("conditional", "own")):
+        results[critic_input, path, "q=p"] = held_out_distance(z_drives_h(path), critic_input)
+        results[critic_input, path, "shifted"] = held_out_distance(z_drives_h(path, shift=0.7), critic_input)
+    report = {key: f"{mean:.4f} +/- {se:.4f}" for key, (mean, se) in results.items()}
+    for (critic_input, path, setting), (distance, se) in results.items():
+        if setting == "shifted" or (critic_input, path) == ("sequence", "shared"):
+            assert distance > 6 * se, report  # a real difference (for the paper's pair: although q = p)
+        else:
+            assert abs(distance) < 2 * se, report

@@ -148,3 +148,31 @@ def test_hybrid_without_its_adversarial_phases_takes_the_vrnns_steps(make_cfg, m
     assert set(finals["hybrid"]) == set(finals["vrnn"])
     for name, value in finals["vrnn"].items():  # the transition (TR) included: the KL trains it
         torch.testing.assert_close(finals["hybrid"][name], value, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_each_phase_logs_the_update_it_applies_to_the_shared_groups(make_cfg, monkeypatch):
+    """Finding 2 of the study issue: the update norm each phase applies to PS (tau) and TR (omega)."""
+    checked = []
+    for phase in ("reconstruction_phase", "adversarial_phase"):
+        original = getattr(AVRNNModule, phase)
+
+        def measured(self, optimizer, x, mask, _original=original, _phase=phase.removesuffix("_phase")):
+            groups = self.vrnn.parameter_groups()
+            before = {g: [p.detach().clone() for p in groups[g]] for g in ("tau", "omega")}
+            terms = _original(self, optimizer, x, mask)
+            for group, values in before.items():
+                moved = torch.stack([(p.detach() - v).pow(2).sum() for p, v in zip(groups[group], values)]).sum()
+                key = f"update_norm/{_phase}/{group}"
+                if _phase == "reconstruction" and group == "omega":
+                    assert key not in terms and moved == 0  # the reconstruction phase does not step TR
+                else:
+                    torch.testing.assert_close(terms[key], moved.sqrt())
+                    assert terms[key] > 0 and terms[f"grad_norm/{_phase}/{group}"] > 0
+                    checked.append(key)
+            return terms
+
+        monkeypatch.setattr(AVRNNModule, phase, measured)
+    metrics = train(make_cfg("training.max_iterations=2"))
+    assert sorted(set(checked)) == ["update_norm/adversarial/omega", "update_norm/adversarial/tau",
+                                    "update_norm/reconstruction/tau"]
+    assert "train/update_norm/adversarial/tau" in metrics and "train/grad_norm/reconstruction/tau" in metrics

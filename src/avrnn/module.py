@@ -21,6 +21,7 @@ from avrnn.models import VRNN, losses
 from avrnn.optimizers import build_optimizer
 from avrnn.phases import iteration_phases, optimizer_phases
 from avrnn.step_guard import NonFiniteGuard, TrainingFault, guarded_step
+from avrnn.step_sizes import StepSizes
 
 __all__ = ["AVRNNModule", "TrainingFault"]
 ARCH_KEYS = ("frame_size", "z_dim", "hidden_size", "x_features", "z_features", "mlp_hidden", "rnn", "emission",
@@ -45,6 +46,8 @@ class AVRNNModule(pl.LightningModule):
         self.objective = registry.build(critic["objective"], "critic.objective") if self.adversarial else None
         self.iteration = 0  # our own counter: Lightning's global_step counts every optimizer step
         self.guard = NonFiniteGuard(training["max_bad_steps"])
+        groups = self.vrnn.parameter_groups()
+        self.step_sizes = StepSizes({"tau": groups["tau"], "omega": groups["omega"]})  # shared by phases
         self._graphs: dict[str, cuda_graphs.GraphedBackward] = {}  # phase -> CUDA graphs (training.cuda_graphs)
 
     @property
@@ -94,6 +97,7 @@ class AVRNNModule(pl.LightningModule):
         """One optimizer step on loss_fn(*inputs) -> (loss, terms), forward and backward replayed
         as a CUDA graph where training.cuda_graphs has built one (on_fit_start)."""
         with self.toggled_optimizer(optimizer):
+            before = self.step_sizes.snapshot(optimizer)
             graphed = self._graphs.get(phase)
             if graphed is not None:
                 loss, terms = graphed(*inputs)
@@ -104,7 +108,7 @@ class AVRNNModule(pl.LightningModule):
                 terms = {key: value.detach() for key, value in terms.items()}
             if phase == "critic":
                 self.objective.after_critic_step(self.critic)  # e.g. WGAN weight clipping
-        return terms
+        return {**terms, **self.step_sizes.norms(phase, before)}
 
     def reconstruction_loss(self, x, mask):
         """Algorithm 1: -sum_t log p(x_t | z_t, h_{t-1}) (plus ablation.kl_weight x KL: the hybrid)."""
