@@ -21,3 +21,21 @@ def test_run_figures_are_written(make_cfg, tmp_path):
     assert all(p.read_bytes().startswith(b"\x89PNG") and p.stat().st_size > 10_000 for p in written)
     with pytest.raises(FileNotFoundError, match="no tensorboard/ folder"):
         plot_run(tmp_path / "nothing")
+
+
+def test_a_finished_run_leaves_its_hparams_and_figures_in_tensorboard(make_cfg, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    run = tmp_path / "run"
+    train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=3", "critic.input=conditional"))
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"images": 0, "tensors": 0})
+    events.Reload()
+    assert sorted(events.Tags()["images"]) == ["figures/fig2_bounds", "figures/fig3_critic", "figures/kl"]
+    content = events.PluginTagToContent("hparams")
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    hparams = dict(session.session_start_info.hparams)
+    assert hparams["critic.input"].string_value == "conditional" and hparams["model.optimizer.lr"].number_value > 0
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    assert "hp/val/best_elbo_per_timestep" in [m.name.tag for m in experiment.metric_infos]
+    assert sorted(p.name for p in (run / "plots").iterdir()) == ["fig2_bounds.png", "fig3_critic.png", "kl.png"]

@@ -111,3 +111,33 @@ def test_optuna_search_goes_on_after_failed_trials_and_says_when_all_failed(run_
     assert (result.stdout + result.stderr).count("Failed experiment: 1 non-finite steps in a row") == 2
     last = [line for line in result.stderr.splitlines() if line.strip()][-1]
     assert last.startswith("error: every trial of the hyper-parameter search failed")
+
+
+STUDY_ARMS = ["vrnn", "avrnn_paper", "avrnn_conditional", "avrnn_own", "avrnn_hybrid", "avrnn_posterior_only",
+              "avrnn_literal"]
+
+
+def test_every_study_arm_gets_the_same_budget_and_search_space(compose_config, tmp_path):
+    """experiment=study: the same optimizer settings and iterations for every arm; the tuning searches
+    the same log-uniform range for every phase's learning rate (and the adversarial optimizer)."""
+    seen = set()
+    for arm in STUDY_ARMS:
+        search = "study_vrnn" if arm == "vrnn" else "study_avrnn"
+        cfg = compose_config("config", "experiment=study", f"arm={arm}", f"hparams_search={search}",
+                             "data=audio_dir", f"data.root={tmp_path}", return_hydra_config=True)
+        validate(cfg)
+        params = dict(cfg.hydra.sweeper.params)
+        assert cfg.hydra.sweeper.n_trials == 16 and cfg.training.max_iterations == 400 and cfg.num_threads == 1
+        assert cfg.model.optimizer.name == "rmsprop" and cfg.model.adversarial_optimizer.name == "rmsprop"
+        lrs = {key: value for key, value in params.items() if key.endswith(".lr")}
+        assert set(lrs.values()) == {"tag(log, interval(1e-5, 3e-3))"}
+        if arm == "vrnn":
+            assert list(params) == ["model.optimizer.lr"]
+        else:
+            assert set(params) == {"model.optimizer.lr", "model.adversarial_optimizer.lr", "critic.optimizer.lr",
+                                   "model.adversarial_optimizer.name"}
+        seen.add((cfg.model.name, cfg.critic.input, cfg.model.prior_path, cfg.model.recurrence_input,
+                  cfg.ablation.name))
+    assert len(seen) == len(STUDY_ARMS)  # seven different arms
+    final = compose_config("config", "experiment=study", "arm=avrnn_own", "data=audio_dir", f"data.root={tmp_path}")
+    assert final.training.max_iterations == 2000

@@ -26,6 +26,7 @@ from avrnn import registry
 from avrnn.callbacks import PriorAudioSamples, RandomState
 from avrnn.module import AVRNNModule
 from avrnn.phases import batches_per_iteration
+from avrnn.run_summary import summarize_run
 from avrnn.precision import supported_precision
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,7 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> dict[str, f
                    "test_checkpoint": best or "final weights"}
         if trainer.is_global_zero:
             (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+            summarize_run(trainer.logger, plain(cfg), metrics, output_dir, trained_iterations)
     log.info("finished %d iterations; %s = %.3f nats/timestep; outputs in %s", trained_iterations, MONITOR,
              metrics.get(MONITOR, float("nan")), output_dir)
     return metrics

@@ -1,0 +1,40 @@
+"""What a finished run leaves in TensorBoard for comparing runs side by side: its settings with its
+final metrics in the HParams dashboard (the metric: the best validation ELBO), and the paper's
+Fig. 2 / Fig. 3 and the KL curve as images (also written as PNG to <run>/plots/)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+from pytorch_lightning.loggers import TensorBoardLogger
+
+from avrnn.plots import plot_run
+
+log = logging.getLogger(__name__)
+
+# the settings a comparison varies (config keys, dotted)
+HPARAMS = ("model.name", "critic.name", "critic.input", "model.prior_path", "model.recurrence_input", "ablation.name",
+           "ablation.kl_weight", "model.optimizer.name", "model.optimizer.lr", "model.adversarial_optimizer.name",
+           "model.adversarial_optimizer.lr", "critic.optimizer.name", "critic.optimizer.lr", "critic.n_critic",
+           "critic.clip_value", "critic.gp_weight", "model.z_dim", "model.hidden_size", "model.rnn", "data.name",
+           "training.max_iterations", "seed")
+METRICS = ("val/best_elbo_per_timestep", "test/elbo_per_timestep", "test/rec_per_timestep", "test/kl_per_timestep")
+
+
+def _get(config: dict, dotted: str):
+    for key in dotted.split("."):
+        config = config.get(key) if isinstance(config, dict) else None
+    return config
+
+
+def summarize_run(logger: TensorBoardLogger, config: dict, metrics: dict, output_dir: Path, iterations: int) -> None:
+    """HParams entry and figures of one run; `config` is the resolved config as plain data."""
+    params = {key: value for key in HPARAMS if (value := _get(config, key)) is not None}
+    logger.log_hyperparams(params, metrics={f"hp/{key}": float(metrics[key]) for key in METRICS if key in metrics})
+    logger.experiment.flush()  # the figures are drawn from the event files written so far
+    every = min(100, max(1, iterations // 10))  # the paper averages training curves over 100 iterations
+    for path in plot_run(output_dir, every=every):
+        logger.experiment.add_image(f"figures/{path.stem}", plt.imread(path)[..., :3], iterations, dataformats="HWC")
+    logger.experiment.flush()
