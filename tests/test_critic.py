@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from avrnn.models import SequenceCritic
+from avrnn.models.critic import ConditionalCritic
 from avrnn.models.objectives import Wasserstein, WassersteinGradientPenalty
 
 
@@ -54,11 +55,12 @@ def test_clipped_critic_estimate_grows_with_the_distance():
     assert estimates[0] < estimates[1] < estimates[2] < estimates[3]
 
 
-def test_clip_weights_bounds_every_parameter():
-    critic = SequenceCritic(z_dim=3)
+@pytest.mark.parametrize("critic", [SequenceCritic(z_dim=3), ConditionalCritic(z_dim=3, h_dim=4)])
+def test_clip_weights_bounds_every_parameter(critic):
+    """The WGAN objective's step hook clamps every critic parameter, whatever the network."""
     with torch.no_grad():
         for parameter in critic.parameters():
             parameter.normal_(0, 1)
-    critic.clip_weights(0.05)
+    Wasserstein(clip_value=0.05).after_critic_step(critic)
     assert all(p.abs().max() <= 0.05 for p in critic.parameters())
     assert any((p.abs() == 0.05).any() for p in critic.parameters())

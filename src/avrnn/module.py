@@ -106,8 +106,6 @@ class AVRNNModule(pl.LightningModule):
                 loss, terms = loss_fn(*inputs)
                 guarded_step(self, self.guard, optimizer, loss, phase)
                 terms = {key: value.detach() for key, value in terms.items()}
-            if phase == "critic":
-                self.objective.after_critic_step(self.critic)  # e.g. WGAN weight clipping
         return {**terms, **self.step_sizes.norms(phase, before)}
 
     def reconstruction_loss(self, x, mask):
@@ -147,7 +145,9 @@ class AVRNNModule(pl.LightningModule):
         return self._optimize(optimizer, "reconstruction", self.reconstruction_loss, x, mask)
 
     def critic_phase(self, optimizer, x, mask) -> dict[str, torch.Tensor]:
-        return self._optimize(optimizer, "critic", self.critic_loss, x, mask)
+        terms = self._optimize(optimizer, "critic", self.critic_loss, x, mask)
+        self.objective.after_critic_step(self.critic)  # e.g. WGAN weight clipping
+        return terms
 
     def adversarial_phase(self, optimizer, x, mask) -> dict[str, torch.Tensor]:
         return self._optimize(optimizer, "adversarial", self.adversarial_loss, x, mask)

@@ -59,12 +59,6 @@ class SequenceCritic(nn.Module):
             return self.score(self.fc(states)).squeeze(-1)
         return masked_mean(self.score(self.fc(states)).squeeze(-1), mask)
 
-    @torch.no_grad()
-    def clip_weights(self, clip_value: float) -> None:
-        """WGAN weight clipping: clamp every parameter to [-c, c] (after each critic step)."""
-        for parameter in self.parameters():
-            parameter.clamp_(-clip_value, clip_value)
-
 
 class ConditionalCritic(nn.Module):
     """Scores each step's z_t given h_{t-1} (detached: the critic judges z, not the recurrence) with
@@ -81,5 +75,3 @@ class ConditionalCritic(nn.Module):
 
     def forward(self, z: torch.Tensor, mask: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         return masked_mean(self.per_step(z, h), mask)
-
-    clip_weights = SequenceCritic.clip_weights

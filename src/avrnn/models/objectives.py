@@ -73,9 +73,11 @@ class Wasserstein(CriticObjective):
     def distance(self, d_prior, d_post):
         return losses.wgan_adversarial_loss(d_prior, d_post)
 
+    @torch.no_grad()
     def after_critic_step(self, critic: nn.Module) -> None:
-        if self.clip_value is not None:
-            critic.clip_weights(self.clip_value)
+        if self.clip_value is not None:  # every critic parameter clamped to [-c, c]
+            for parameter in critic.parameters():
+                parameter.clamp_(-self.clip_value, self.clip_value)
 
 
 class WassersteinGradientPenalty(Wasserstein):
