@@ -61,7 +61,7 @@ def score(module: AVRNNModule, loader, iwae_k: list[int], fivo_k: list[int], pre
         totals[name] = totals.get(name, 0.0) + float(per_sequence.sum())
 
     for x, mask in tqdm(loader, desc=f"scoring {prefix}", unit="batch"):
-        out = module.vrnn(x, mask)
+        out = module.vrnn(x, mask, prior_samples=module.critic is not None)
         rec = out.rec_log_lik.sum(1)
         kl = out.kl.sum((1, 2))
         add("rec", -rec)

@@ -198,7 +198,7 @@ class AVRNNModule(pl.LightningModule):
 
     def _evaluate(self, batch, split: str) -> None:
         x, mask = batch
-        out = self.vrnn(x, mask)
+        out = self.vrnn(x, mask, prior_samples=self.adversarial)
         logs = self.bound_terms(out)
         if self.adversarial:
             name, distance = self.critic_distance(out)

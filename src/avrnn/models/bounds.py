@@ -70,7 +70,7 @@ def sequence_log_weights(model, x: torch.Tensor, mask: torch.Tensor, samples: in
     """(samples, B) log importance weights log p(x, z) - log q(z | x) of whole sequences for a VRNN,
     from its fast teacher-forced pass on the batch repeated `samples` times."""
     batch = x.shape[0]
-    out = model(x.repeat(samples, 1, 1), mask.repeat(samples, 1))
+    out = model(x.repeat(samples, 1, 1), mask.repeat(samples, 1), prior_samples=False)
     log_prior = out.prior.log_prob(out.z_post).sum(-1)
     log_posterior = out.posterior.log_prob(out.z_post).sum(-1)
     per_step = out.rec_log_lik + (log_prior - log_posterior) * out.mask

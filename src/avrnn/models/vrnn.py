@@ -198,7 +198,7 @@ class VRNN(nn.Module):
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Teacher-forced reconstruction: the emission mean given posterior samples, (B, T, F)."""
-        return self.expected_frames(self(x, mask).emission)
+        return self.expected_frames(self(x, mask, prior_samples=False).emission)
 
     @torch.no_grad()
     def sample(self, batch: int, steps: int, device=None) -> torch.Tensor:
