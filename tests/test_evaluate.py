@@ -39,3 +39,30 @@ def test_evaluation_refuses_an_unsafe_checkpoint(compose_config, tmp_path):
     torch.save({"state_dict": {}, "hyper_parameters": {"x": Payload()}}, path)
     with pytest.raises(CheckpointError, match="refusing to load"):
         evaluate(compose_config("evaluate", f"ckpt_path={path}", f"output_dir={tmp_path / 'eval'}"))
+
+
+def test_latent_use_is_reported_per_dimension(make_cfg, compose_config, tmp_path):
+    """KL per latent dimension (sums to the KL) and active units: dimensions whose posterior mean
+    varies over the test frames by more than 0.01."""
+    import torch
+
+    from avrnn.evaluation import LatentUse, build_eval_data, load_module
+
+    run = tmp_path / "run"
+    train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=2"))
+    ckpt = run / "checkpoints" / "last.ckpt"
+    metrics = evaluate(compose_config("evaluate", f"ckpt_path={ckpt}", "iwae_k=[]", "fivo_k=[]",
+                                      f"output_dir={tmp_path / 'eval'}"))
+    by_dimension = metrics["test/kl_by_dimension"]
+    assert len(by_dimension) == 4 and sum(by_dimension) == pytest.approx(metrics["test/kl_per_timestep"], rel=1e-5)
+    # the same count from the posterior means of all test frames at once
+    torch.manual_seed(0)  # as evaluate does (seed 0, then the module): the same noise drives h
+    module = load_module(ckpt)
+    means = []
+    for x, mask in build_eval_data(module, None, "test", 8).eval_dataloader("test"):
+        with torch.no_grad():
+            means.append(module.vrnn(x, mask).posterior.loc[mask.bool()])
+    variance = torch.cat(means).double().var(0, unbiased=False)
+    torch.testing.assert_close(torch.tensor(metrics["test/posterior_mean_variance_by_dimension"],
+                                            dtype=torch.double), variance)
+    assert metrics["test/active_units"] == int((variance > LatentUse.ACTIVE_VARIANCE).sum())

@@ -56,6 +56,7 @@ def build_eval_data(module: AVRNNModule, data_override, split: str, batch_size: 
 def score(module: AVRNNModule, loader, iwae_k: list[int], fivo_k: list[int], prefix: str) -> dict:
     totals: dict[str, float] = {}
     frames = sequences = 0
+    latent = LatentUse()
 
     def add(name: str, per_sequence: torch.Tensor) -> None:
         totals[name] = totals.get(name, 0.0) + float(per_sequence.sum())
@@ -74,6 +75,7 @@ def score(module: AVRNNModule, loader, iwae_k: list[int], fivo_k: list[int], pre
         if module.critic is not None:
             name, distance = module.critic_distance(out)
             add(name, distance.expand(x.shape[0]))
+        latent.add(out)
         frames += int(mask.sum())
         sequences += x.shape[0]
     frame_size = module.hparams.model["frame_size"]
@@ -86,7 +88,32 @@ def score(module: AVRNNModule, loader, iwae_k: list[int], fivo_k: list[int], pre
         metrics[f"{prefix}/{name}_per_sequence"] = total / sequences
         if name not in ("rec", "kl"):  # a bound on log p(x): also as bits per audio sample
             metrics[f"{prefix}/{name}_bits_per_sample"] = -total / frames / frame_size / math.log(2)
-    return metrics
+    return {**metrics, **latent.metrics(prefix)}
+
+
+class LatentUse:
+    """Which latent dimensions the model uses, over all unmasked frames: the KL of each dimension in
+    nats per timestep, and the active units (Burda et al. 2016): dimensions whose posterior mean
+    varies over the frames by more than ACTIVE_VARIANCE."""
+
+    ACTIVE_VARIANCE = 0.01
+
+    def __init__(self):
+        self.frames, self.kl, self.mean, self.square = 0, 0.0, 0.0, 0.0
+
+    def add(self, out) -> None:
+        mask = out.mask.unsqueeze(-1)
+        self.frames += float(out.mask.sum())
+        self.kl = self.kl + out.kl.sum((0, 1)).double()  # zero at padded steps already
+        loc = out.posterior.loc.double() * mask
+        self.mean, self.square = self.mean + loc.sum((0, 1)), self.square + loc.pow(2).sum((0, 1))
+
+    def metrics(self, prefix: str) -> dict:
+        mean = self.mean / self.frames
+        variance = (self.square / self.frames - mean.pow(2)).clamp(min=0)
+        return {f"{prefix}/kl_by_dimension": (self.kl / self.frames).tolist(),
+                f"{prefix}/posterior_mean_variance_by_dimension": variance.tolist(),
+                f"{prefix}/active_units": int((variance > self.ACTIVE_VARIANCE).sum())}
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -96,7 +123,9 @@ def evaluate(cfg: DictConfig) -> dict:
     loader = datamodule.eval_dataloader(cfg.split)
     metrics = score(module, loader, list(cfg.iwae_k), list(cfg.fivo_k), cfg.split)
     metrics["frames_scored"] = "all frames of each utterance, including the first and a zero-padded last frame"
-    metrics["units"] = "nats (per timestep = total / frames; per sequence = mean over utterances)"
+    metrics["units"] = ("nats (per timestep = total / frames; per sequence = mean over utterances); kl_by_dimension: "
+                        "nats per timestep per latent dimension; active_units: dimensions whose posterior mean "
+                        f"varies over frames by more than {LatentUse.ACTIVE_VARIANCE}")
     metrics["checkpoint"] = str(cfg.ckpt_path)
     output = Path(cfg.output_dir)
     output.mkdir(parents=True, exist_ok=True)
@@ -106,6 +135,9 @@ def evaluate(cfg: DictConfig) -> dict:
         if key.endswith("_per_timestep"):
             name = key.split("/", 1)[1].removesuffix("_per_timestep")
             print(f"{name:<16}{value:>15.3f}{metrics[key.replace('per_timestep', 'per_sequence')]:>15.2f}")
+    kl_by_dimension = metrics[f"{cfg.split}/kl_by_dimension"]
+    print(f"latent use: {metrics[f'{cfg.split}/active_units']} of {len(kl_by_dimension)} dimensions active; KL per "
+          f"dimension {min(kl_by_dimension):.3f} to {max(kl_by_dimension):.3f} nats/timestep")
     print(f"{metrics[f'{cfg.split}/sequences']} utterances, {metrics[f'{cfg.split}/frames']} frames; "
           f"wrote {output / 'metrics.json'}")
     return metrics
