@@ -49,8 +49,9 @@ def runs_on_cpu(accelerator) -> bool:
 
 
 def default_precision(accelerator) -> str:
-    """trainer=gpu|ddp's precision: bf16 autocast on a GPU, fp32 on a CPU (bf16 autocast there is
-    slower than fp32, and missing on some CPUs). Used by the `avrnn_default_precision` resolver."""
+    """trainer=gpu|ddp's precision: bf16 autocast on a GPU, fp32 on a CPU (CPU bf16 is missing on
+    some CPUs, emulated and slow on others; ask for it explicitly where you know it pays). Used by the
+    `avrnn_default_precision` resolver."""
     on_cuda = accelerator in CUDA_ACCELERATORS or (accelerator in (None, "auto") and torch.cuda.is_available())
     return "bf16-mixed" if on_cuda else "32-true"
 
