@@ -53,8 +53,8 @@ def test_a_users_objective_is_one_config_away_and_needs_trust_to_load(make_cfg, 
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delenv("AVRNN_TEST_IMPORTED", raising=False)
     run = tmp_path / "run"
-    train(make_cfg("critic.objective._target_=my_objectives.HalfWasserstein", f"paths.output_dir={run}",
-                   "training.max_iterations=2"))
+    train(make_cfg("critic.name=mine", "critic.objective._target_=my_objectives.HalfWasserstein",
+                   f"paths.output_dir={run}", "training.max_iterations=2"))  # a user's own critic name too
     ckpt = run / "checkpoints" / "last.ckpt"
     monkeypatch.delitem(registry._REGISTRY, "my_objectives.HalfWasserstein")  # a fresh process knows only ours
     with pytest.raises(registry.UntrustedTargetError, match="is not a registered class, so it is not imported"):

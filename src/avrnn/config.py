@@ -182,7 +182,6 @@ def register_configs() -> None:
 
 
 MODELS = ("avrnn", "vrnn")
-CRITICS = ("wgan", "wgan_gp", "gan", "none")
 ABLATIONS = ("none", "posterior_only", "hybrid")
 UNSUPPORTED_TRAINER_KEYS = {
     "gradient_clip_val": "use training.grad_clip_norm (per-phase clipping)",
@@ -206,7 +205,6 @@ def validate(cfg) -> None:
     if OmegaConf.is_missing(cfg.data, "root"):
         raise ConfigError(f"data={cfg.data.name} needs its location: add data.root=/path/to/your/corpus")
     _choice("model.name", model.name, MODELS)
-    _choice("critic.name", critic.name, CRITICS)
     _choice("ablation.name", ablation.name, ABLATIONS)
     # the allowed values are defined once, beside what they select (avrnn.models, avrnn.optimizers)
     _choice("model.rnn", model.rnn, tuple(RNN_CELLS))
@@ -231,7 +229,8 @@ def validate(cfg) -> None:
     for key in ("max_iterations", "checkpoint_every_iterations", "checkpoint_every_minutes"):
         if cfg.training[key] is not None:
             _positive(f"training.{key}", cfg.training[key])
-    if model.name == "vrnn" and critic.name != "none":
+    # critic.name is a label (a user's own conf/critic/<name>.yaml is allowed); no critic = no objective
+    if model.name == "vrnn" and critic.objective is not None:
         raise ConfigError(f"model=vrnn is the KL-only ELBO baseline and has no critic, but critic={critic.name}; "
                           "use critic=none, or model=avrnn for adversarial training")
     if model.name == "vrnn" and ablation.name != "none":
@@ -241,7 +240,7 @@ def validate(cfg) -> None:
         raise ConfigError(f"critic.input={critic.input} and model.prior_path={model.prior_path} shape what the critic of "
                           "model=avrnn reads, and model=vrnn has no critic; leave them at sequence and shared, or use "
                           "model=avrnn")
-    if model.name == "avrnn" and critic.name == "none":
+    if model.name == "avrnn" and critic.objective is None:
         raise ConfigError("model=avrnn needs a critic to train its prior (TR); choose critic=wgan, wgan_gp or gan, "
                           "or use model=vrnn for the KL-only baseline")
     if model.name == "avrnn" and (model.kl_warmup_iterations or model.free_bits):

@@ -40,6 +40,7 @@ class AVRNNModule(pl.LightningModule):
         self.automatic_optimization = False
         self.vrnn = VRNN(**{key: model[key] for key in ARCH_KEYS if key in model})  # earlier versions lack some
         self.phases = iteration_phases(critic, ablation)
+        self.optimizer_phases = optimizer_phases(critic, ablation)  # one optimizer per distinct phase, in order
         self.adversarial = "critic" in self.phases
         self.critic = registry.build(critic["networks"][critic["input"]], f"critic.networks.{critic['input']}",
                                      z_dim=model["z_dim"], h_dim=model["hidden_size"]) if self.adversarial else None
@@ -66,7 +67,7 @@ class AVRNNModule(pl.LightningModule):
             "critic": list(self.critic.parameters()) if self.critic is not None else [],
             "adversarial": groups["tau"] + (groups["omega"] if ablation["adversarial_trains_prior"] else []),
         }
-        return {phase: params[phase] for phase in optimizer_phases(self.hparams.critic, ablation)}
+        return {phase: params[phase] for phase in self.optimizer_phases}
 
     def configure_optimizers(self):
         model, critic = self.hparams.model, self.hparams.critic
@@ -159,25 +160,22 @@ class AVRNNModule(pl.LightningModule):
 
     # --- Lightning hooks ---------------------------------------------------------------------
     def on_fit_start(self) -> None:
-        phases = optimizer_phases(self.hparams.critic, self.hparams.ablation)
-        self._graphs = cuda_graphs.phase_graphs(self.hparams.training.get("cuda_graphs"), self,
-                                                {phase: getattr(self, f"{phase}_loss") for phase in phases})
+        losses_by_phase = {phase: getattr(self, f"{phase}_loss") for phase in self.optimizer_phases}
+        self._graphs = cuda_graphs.phase_graphs(self.hparams.training.get("cuda_graphs"), self, losses_by_phase)
 
     def on_fit_end(self) -> None:
         self._graphs = {}  # frees the graphs' memory
 
     def training_step(self, batches, batch_idx):
         optimizers = self.optimizers()
-        optimizers = dict(zip(optimizer_phases(self.hparams.critic, self.hparams.ablation),
-                              optimizers if isinstance(optimizers, list) else [optimizers]))
+        optimizers = dict(zip(self.optimizer_phases, optimizers if isinstance(optimizers, list) else [optimizers]))
         batches = batches if len(batches) > 1 else batches * len(self.phases)
         terms_by_phase: dict[str, list[dict]] = {}
         for phase, batch in zip(self.phases, batches):
             terms_by_phase.setdefault(phase, []).append(getattr(self, f"{phase}_phase")(optimizers[phase], *batch))
         logs = {}
-        for phase, calls in terms_by_phase.items():  # a phase run n times (n_critic) logs its means
-            logs.update(calls[0] if len(calls) == 1 else
-                        {k: torch.stack([c[k] for c in calls]).mean() for k in calls[0]})
+        for calls in terms_by_phase.values():  # a phase run n times (n_critic) logs its means
+            logs.update({k: torch.stack([c[k] for c in calls]).mean() for k in calls[0]})
         self.iteration += 1
         self._log_iteration(logs, optimizers, frames=int(batches[0][1].sum()))
         max_iterations = self.hparams.training["max_iterations"]

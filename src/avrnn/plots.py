@@ -9,6 +9,7 @@ points are drawn as they are.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import matplotlib
@@ -25,7 +26,13 @@ def read_scalars(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     if not folder.is_dir():
         raise FileNotFoundError(f"no tensorboard/ folder in {run_dir}; pass a run folder such as logs/runs/<date>/<time>")
     events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
-    events.Reload()
+    reader_log = logging.getLogger("tensorboard")  # logs every event file it walks at INFO: not news to a user
+    level = reader_log.level
+    reader_log.setLevel(logging.WARNING)
+    try:
+        events.Reload()
+    finally:
+        reader_log.setLevel(level)
     return {tag: (np.array([e.step for e in events.Scalars(tag)]), np.array([e.value for e in events.Scalars(tag)]))
             for tag in events.Tags()["scalars"]}
 

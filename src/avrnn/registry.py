@@ -1,10 +1,10 @@
 """The allow-list of classes a config or a checkpoint may name in `_target_`, and building from it.
 
 Users swap components the Hydra way: a config node `{_target_: package.Class, **kwargs}`. A
-config is the user's own input, so the classes it names are trusted (`trust_config_targets`
-imports them). A checkpoint is not: it may come from anyone, and a class path read from it is never
-imported or called. Building goes through this registry, which holds the project's own classes
-and those a config or the user trusted in this process; anything else is refused in one line.
+config is the user's own input, so the classes it names are trusted (`trust` imports them). A
+checkpoint is not: it may come from anyone, and a class path read from it is never imported or
+called. Building goes through this registry, which holds the project's own classes and those a
+config or the user trusted in this process; anything else is refused in one line.
 """
 
 from __future__ import annotations
@@ -32,10 +32,6 @@ def register(cls: type) -> type:
     """Allow `cls` as a `_target_` (usable as a decorator on a user's own component)."""
     _REGISTRY[_path(cls)] = cls
     return cls
-
-
-def registered() -> list[str]:
-    return sorted(_REGISTRY)
 
 
 def trust(paths: Iterable[str]) -> None:
