@@ -13,6 +13,8 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
 from avrnn.config import ConfigError, validate
+from avrnn.data.datamodule import SpeechDataModule
+from avrnn.data.errors import DataError
 from avrnn.training import train
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -107,6 +109,23 @@ def test_bad_values_get_one_clear_line(make_cfg, override, needle):
     with pytest.raises(ConfigError, match=None) as error:
         validate(make_cfg(override))
     assert needle in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("data.batch_size=0", "data.batch_size must be a positive integer, got 0"),
+    ("data.last_frame=keep", "data.last_frame='keep' is not allowed; choose one of pad, drop"),
+    ("data.crop_frames=0", "data.crop_frames must be positive or null, got 0"),
+])
+def test_bad_data_values_fail_before_any_file_is_read(make_cfg, override, needle):
+    """The data config is checked in one place (DataOptions.check), at validation already."""
+    with pytest.raises(DataError) as error:
+        validate(make_cfg(override))
+    assert needle in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_stored_data_config_with_an_unknown_key_is_refused_in_one_line():
+    with pytest.raises(DataError, match="unknown data option.s. frames_per_hop; the data config takes "):
+        SpeechDataModule({"root": "/nowhere", "frames_per_hop": 3})
 
 
 def test_trainer_config_lists_every_trainer_argument():

@@ -11,6 +11,7 @@ from avrnn.data.corpus import find_split_dirs, split_folder, split_timit
 from avrnn.data.datamodule import EpochBatchSampler, PhaseCollate, SpeechDataModule, pad_batch
 from avrnn.data.errors import DataError
 from avrnn.data.framing import Normalization, frame_signal, unframe
+from avrnn.data.options import DataOptions
 from avrnn.data.synthetic import SyntheticCorpusSpec, generate_corpus
 
 SPEC = SyntheticCorpusSpec(train_speakers=2, test_speakers=1, utterances_per_speaker=4, min_seconds=0.2,
@@ -67,7 +68,7 @@ def test_timit_layout_variants_give_the_same_splits(tmp_path, lower, data_folder
     splits = split_timit(tmp_path, val_fraction=0.25, seed=0)
     assert (len(splits.train), len(splits.val), len(splits.test)) == (15, 5, 10)
     assert not set(splits.train) & set(splits.val)
-    dm = SpeechDataModule(str(tmp_path), val_fraction=0.25, batch_size=2, eval_batch_size=4, cache_dir=None)
+    dm = SpeechDataModule(DataOptions(root=str(tmp_path), val_fraction=0.25, batch_size=2, eval_batch_size=4))
     dm.setup()
     assert [len(dm.frames[s]) for s in ("train", "val", "test")] == [15, 5, 10]
     # 0.1 s = 1600 samples = 8 frames of 200
@@ -92,10 +93,10 @@ def test_timit_options_core_test_set_sa_and_speaker_split(tmp_path):
 
 def test_normalisation_uses_the_training_split_only(tmp_path):
     make_timit(tmp_path, seconds=0.2, offset=0.0)
-    plain = SpeechDataModule(str(tmp_path), val_fraction=0.25, cache_dir=None)
+    plain = SpeechDataModule(DataOptions(root=str(tmp_path), val_fraction=0.25))
     plain.setup()
     make_timit(tmp_path / "shifted", seconds=0.2, offset=0.5)  # same training files, test shifted by +0.5
-    shifted = SpeechDataModule(str(tmp_path / "shifted"), val_fraction=0.25, cache_dir=None)
+    shifted = SpeechDataModule(DataOptions(root=str(tmp_path / "shifted"), val_fraction=0.25))
     shifted.setup()
     assert shifted.normalization == plain.normalization
     train = torch.cat([f.flatten() for f in shifted.frames["train"]])
@@ -106,7 +107,8 @@ def test_normalisation_uses_the_training_split_only(tmp_path):
 
 def test_second_setup_loads_the_cache_without_reading_audio(tmp_path, monkeypatch):
     make_timit(tmp_path / "corpus")
-    first = SpeechDataModule(str(tmp_path / "corpus"), val_fraction=0.25, cache_dir=str(tmp_path / "cache"))
+    first = SpeechDataModule(DataOptions(root=str(tmp_path / "corpus"), val_fraction=0.25,
+                                         cache_dir=str(tmp_path / "cache")))
     first.setup()
     assert len(list((tmp_path / "cache").glob("corpus-*.pt"))) == 1
 
@@ -114,13 +116,14 @@ def test_second_setup_loads_the_cache_without_reading_audio(tmp_path, monkeypatc
         raise AssertionError("audio was read although the cache is valid")
 
     monkeypatch.setattr("avrnn.data.datamodule.read_audio", no_reading)
-    second = SpeechDataModule(str(tmp_path / "corpus"), val_fraction=0.25, cache_dir=str(tmp_path / "cache"))
+    second = SpeechDataModule(DataOptions(root=str(tmp_path / "corpus"), val_fraction=0.25,
+                                         cache_dir=str(tmp_path / "cache")))
     second.setup()
     assert second.normalization == first.normalization
     for split in ("train", "val", "test"):
         assert all(torch.equal(a, b) for a, b in zip(first.frames[split], second.frames[split]))
-    other = SpeechDataModule(str(tmp_path / "corpus"), val_fraction=0.25, frame_size=100,
-                             cache_dir=str(tmp_path / "cache"))
+    other = SpeechDataModule(DataOptions(root=str(tmp_path / "corpus"), val_fraction=0.25, frame_size=100,
+                             cache_dir=str(tmp_path / "cache")))
     with pytest.raises(AssertionError, match="audio was read"):
         other.setup()  # different options -> a different cache key -> rebuilt
 
@@ -151,8 +154,8 @@ def test_folder_layout_splits_by_speaker_or_by_file_and_resamples(tmp_path):
     assert not (speakers["train"] & speakers["val"]) and not (speakers["train"] & speakers["test"])
     by_file = split_folder(tmp_path, val_fraction=0.2, test_fraction=0.2)
     assert (len(by_file.train), len(by_file.val), len(by_file.test)) == (12, 4, 4)
-    dm = SpeechDataModule(str(tmp_path), layout="folder", speaker_pattern=r"_([a-z]+)\.", val_fraction=0.2,
-                          test_fraction=0.2, cache_dir=None)
+    dm = SpeechDataModule(DataOptions(root=str(tmp_path), layout="folder", speaker_pattern=r"_([a-z]+)\.",
+                                      val_fraction=0.2, test_fraction=0.2))
     dm.setup()
     # 0.25 s at 8 kHz -> resampled to 16 kHz = 4000 samples = 20 frames (stereo flac -> mono)
     assert all(f.shape == (20, 200) for split in dm.frames.values() for f in split)
@@ -181,8 +184,8 @@ def test_corrupt_file_fails_by_name_or_is_skipped_and_counted(tmp_path, caplog):
     bad = tmp_path / "TRAIN" / "DR1" / "FCJF0" / "SX2.WAV"
     bad.write_bytes(b"NIST_1A\n garbage")
     with pytest.raises(DataError, match=r"cannot read audio file .*FCJF0/SX2.WAV .*or set data.on_bad_file=skip"):
-        SpeechDataModule(str(tmp_path), val_fraction=0.25, cache_dir=None).setup()
-    dm = SpeechDataModule(str(tmp_path), val_fraction=0.25, cache_dir=None, on_bad_file="skip")
+        SpeechDataModule(DataOptions(root=str(tmp_path), val_fraction=0.25)).setup()
+    dm = SpeechDataModule(DataOptions(root=str(tmp_path), val_fraction=0.25, on_bad_file="skip"))
     with caplog.at_level(logging.WARNING):
         dm.setup()
     assert dm.skipped == [str(bad)] and "skipped 1 bad file" in caplog.text
@@ -193,14 +196,14 @@ def test_wrong_rate_without_resampling_and_too_short_utterances(tmp_path):
     make_timit(tmp_path, rate=8000)
     with pytest.raises(DataError, match="has sample rate 8000 Hz but data.sample_rate=16000; set data.sample_rate="
                                         "8000 or data.resample=true"):
-        SpeechDataModule(str(tmp_path), val_fraction=0.25, resample=False, cache_dir=None).setup()
+        SpeechDataModule(DataOptions(root=str(tmp_path), val_fraction=0.25, resample=False)).setup()
     with pytest.raises(DataError, match=r"FCJF0/S[AIX]\d.WAV is shorter than one frame \(1600 < data.frame_size=2000"):
-        SpeechDataModule(str(tmp_path), val_fraction=0.25, frame_size=2000, cache_dir=None).setup()
+        SpeechDataModule(DataOptions(root=str(tmp_path), val_fraction=0.25, frame_size=2000)).setup()
 
 
 def test_bad_option_values_name_the_allowed_ones(tmp_path):
     with pytest.raises(DataError, match="data.last_frame='keep' is not allowed; choose one of pad, drop"):
-        SpeechDataModule(str(tmp_path), last_frame="keep")
+        SpeechDataModule(DataOptions(root=str(tmp_path), last_frame="keep"))
     with pytest.raises(DataError, match="data.test_set='tiny' is not allowed; choose full or core"):
         make_timit(tmp_path)
         split_timit(tmp_path, test_set="tiny")
@@ -218,8 +221,8 @@ def test_synthetic_corpus_is_deterministic_and_in_timit_layout(tmp_path):
 
 def test_per_phase_crops_and_padding_masks(tmp_path):
     generate_corpus(tmp_path, SPEC)
-    dm = SpeechDataModule(str(tmp_path), batch_size=2, crop_frames=5, val_fraction=0.25, batches_per_iteration=3,
-                          iterations_per_epoch=4, cache_dir=None)
+    dm = SpeechDataModule(DataOptions(root=str(tmp_path), batch_size=2, crop_frames=5, val_fraction=0.25),
+                          batches_per_iteration=3, iterations_per_epoch=4)
     dm.setup()
     batches = list(dm.train_dataloader())
     assert len(batches) == 4 and all(len(b) == 3 for b in batches)  # one batch per phase

@@ -15,7 +15,7 @@ import hashlib
 from hydra.core.config_store import ConfigStore
 from omegaconf import II, MISSING, OmegaConf
 
-from avrnn.data.synthetic import SyntheticCorpusSpec
+from avrnn.data.options import DataOptions
 from avrnn.models.critic import READOUTS
 from avrnn.models.vrnn import EMISSIONS, PRIOR_PATHS, RECURRENCE_INPUTS, RNN_CELLS
 from avrnn.optimizers import OPTIMIZERS
@@ -115,29 +115,12 @@ class TrainingConfig:
 
 
 @dataclass
-class DataConfig:
+class DataConfig(DataOptions):
+    """The `data` node: DataOptions (avrnn.data.options) with the root required and the cache
+    folder taken from paths."""
     name: str = "synthetic"
     root: str = MISSING
-    layout: str = "timit"  # timit (TRAIN/ and TEST/ folders) | folder (any folder of audio)
-    sample_rate: int = 16000  # files at other rates are resampled (resample=true) or refused
-    resample: bool = True
-    frame_size: int = 200  # samples per frame (200 = 12.5 ms at 16 kHz)
-    hop: Optional[int] = None  # samples between frame starts; null = frame_size (no overlap)
-    last_frame: str = "pad"  # pad (zero-pad the last partial frame and keep it) | drop
-    batch_size: int = 16
-    eval_batch_size: int = 16
-    crop_frames: Optional[int] = 40  # random training crops of 40 frames = 0.5 s; null: whole utterances, length-bucketed
-    val_fraction: float = 0.05
-    test_fraction: float = 0.1  # layout=folder only (TIMIT has its own TEST set)
-    split_seed: int = 0
-    test_set: str = "full"  # timit: full (1,680 utterances) | core (192)
-    val_split: str = "utterance"  # timit: utterance | speaker (speaker-disjoint validation)
-    exclude_sa: bool = False  # timit: leave out the two SA sentences every speaker reads
-    speaker_pattern: Optional[str] = None  # folder: regex whose first group is the speaker; null: split by file
-    on_bad_file: str = "fail"  # fail | skip (unreadable or shorter-than-a-frame files; count logged)
     cache_dir: Optional[str] = II("paths.cache_dir")  # null: no cache
-    num_workers: int = 0
-    synthetic: Optional[SyntheticCorpusSpec] = None  # data=synthetic: what to generate at data.root
 
 
 @dataclass
@@ -222,8 +205,7 @@ def validate(cfg) -> None:
         _positive(f"model.{key}", model[key])
     for key in ("lstm_size", "fc_size", "n_critic"):
         _positive(f"critic.{key}", critic[key])
-    for key in ("batch_size", "eval_batch_size", "sample_rate"):
-        _positive(f"data.{key}", cfg.data[key])
+    DataOptions.from_dict(OmegaConf.to_container(cfg.data, resolve=True)).check()  # raises DataError
     _positive("training.iterations_per_epoch", cfg.training.iterations_per_epoch)
     _positive("training.max_bad_steps", cfg.training.max_bad_steps)
     for key in ("max_iterations", "checkpoint_every_iterations", "checkpoint_every_minutes"):

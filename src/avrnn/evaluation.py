@@ -41,9 +41,8 @@ def build_eval_data(module: AVRNNModule, data_override, split: str, batch_size: 
         data = OmegaConf.to_container(data_override, resolve=True)
     if not data:
         raise ConfigError("this checkpoint stores no data config; add data=<config> data.root=...")
-    data.pop("name", None)
-    data.update(eval_batch_size=batch_size, cache_dir=data.get("cache_dir"))
-    datamodule = SpeechDataModule(**data)
+    data.update(eval_batch_size=batch_size)
+    datamodule = SpeechDataModule(data)
     datamodule.prepare_data()
     datamodule.setup()
     if split not in datamodule.frames:

@@ -48,10 +48,8 @@ def data_options(cfg: DictConfig) -> dict:
 
 
 def build_datamodule(cfg: DictConfig) -> SpeechDataModule:
-    data = data_options(cfg)
-    data.pop("name")
     return SpeechDataModule(
-        **data,
+        data_options(cfg),
         seed=cfg.seed,
         batches_per_iteration=batches_per_iteration(plain(cfg.critic), plain(cfg.ablation), plain(cfg.training)),
         iterations_per_epoch=cfg.training.iterations_per_epoch,

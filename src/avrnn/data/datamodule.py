@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 from pathlib import Path
+from typing import Mapping
 
 import pytorch_lightning as pl
 import torch
@@ -21,7 +22,8 @@ from avrnn.data.audio import read_audio
 from avrnn.data.corpus import Splits, split_folder, split_timit
 from avrnn.data.errors import DataError
 from avrnn.data.framing import Normalization, frame_signal
-from avrnn.data.synthetic import SyntheticCorpusSpec, generate_corpus
+from avrnn.data.options import DataOptions
+from avrnn.data.synthetic import generate_corpus
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 1
@@ -135,60 +137,21 @@ class SpeechDataModule(pl.LightningDataModule):
     """Framed speech from a TIMIT-layout folder (layout="timit") or any folder of audio
     (layout="folder"); `synthetic` generates the built-in corpus at `root` first."""
 
-    def __init__(
-        self,
-        root: str,
-        layout: str = "timit",
-        sample_rate: int = 16000,
-        frame_size: int = 200,
-        hop: int | None = None,
-        last_frame: str = "pad",
-        batch_size: int = 16,
-        eval_batch_size: int = 16,
-        crop_frames: int | None = 40,
-        val_fraction: float = 0.05,
-        test_fraction: float = 0.1,
-        split_seed: int = 0,
-        seed: int = 0,
-        test_set: str = "full",
-        val_split: str = "utterance",
-        exclude_sa: bool = False,
-        speaker_pattern: str | None = None,
-        resample: bool = True,
-        on_bad_file: str = "fail",
-        cache_dir: str | None = None,
-        num_workers: int = 0,
-        synthetic: dict | None = None,
-        batches_per_iteration: int = 1,
-        iterations_per_epoch: int = 100,
-    ):
+    def __init__(self, options: DataOptions | Mapping, *, seed: int = 0, batches_per_iteration: int = 1,
+                 iterations_per_epoch: int = 100):
+        """`options`: the `data` config, whole (a DataOptions or its plain dict); the other
+        arguments come from elsewhere in the config (the seed, and training's phases per iteration)."""
         super().__init__()
-        for name, value in (("frame_size", frame_size), ("batch_size", batch_size), ("sample_rate", sample_rate),
-                            ("eval_batch_size", eval_batch_size), ("batches_per_iteration", batches_per_iteration),
+        options = (options if isinstance(options, DataOptions) else DataOptions.from_dict(options)).check()
+        for name, value in (("batches_per_iteration", batches_per_iteration),
                             ("iterations_per_epoch", iterations_per_epoch)):
             if value < 1:
-                raise DataError(f"data.{name} must be a positive integer, got {value}")
-        for name, value in (("crop_frames", crop_frames), ("hop", hop)):
-            if value is not None and value < 1:
-                raise DataError(f"data.{name} must be positive or null, got {value}")
-        choices = {"layout": (layout, ("timit", "folder")), "last_frame": (last_frame, ("pad", "drop")),
-                   "on_bad_file": (on_bad_file, ("fail", "skip"))}
-        for name, (value, allowed) in choices.items():
-            if value not in allowed:
-                raise DataError(f"data.{name}={value!r} is not allowed; choose one of {', '.join(allowed)}")
-        self.root = Path(root)
-        self.layout, self.sample_rate, self.frame_size, self.hop = layout, sample_rate, frame_size, hop
-        self.last_frame, self.crop_frames = last_frame, crop_frames
-        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
-        self.split_options = (
-            dict(val_fraction=val_fraction, seed=split_seed, test_set=test_set, val_split=val_split,
-                 exclude_sa=exclude_sa) if layout == "timit" else
-            dict(val_fraction=val_fraction, test_fraction=test_fraction, seed=split_seed,
-                 speaker_pattern=speaker_pattern))
-        self.resample, self.on_bad_file = resample, on_bad_file
-        self.cache_dir = Path(cache_dir) if cache_dir else None
-        self.num_workers = num_workers
-        self.synthetic = SyntheticCorpusSpec(**synthetic) if synthetic is not None else None
+                raise DataError(f"{name} must be a positive integer, got {value}")
+        self.options = options
+        self.root = Path(options.root)
+        self.frame_size, self.crop_frames = options.frame_size, options.crop_frames
+        self.batch_size, self.eval_batch_size = options.batch_size, options.eval_batch_size
+        self.cache_dir = Path(options.cache_dir) if options.cache_dir else None
         self.batches_per_iteration, self.iterations_per_epoch = batches_per_iteration, iterations_per_epoch
         self.seed = seed  # training batch order (the split has its own split_seed)
         self.resume_skip: tuple[int, int] | None = None  # (epoch, batches already trained) after a resume
@@ -199,31 +162,31 @@ class SpeechDataModule(pl.LightningDataModule):
 
     # --- building the framed corpus ----------------------------------------------------------
     def prepare_data(self) -> None:
-        if self.synthetic is not None:
-            generate_corpus(self.root, self.synthetic)
+        if self.options.synthetic is not None:
+            generate_corpus(self.root, self.options.synthetic)
 
     def splits(self) -> Splits:
-        if self.layout == "timit":
-            return split_timit(self.root, **self.split_options)
-        return split_folder(self.root, **self.split_options)
+        split = split_timit if self.options.layout == "timit" else split_folder
+        return split(self.root, **self.options.split_options())
 
     def _options(self) -> dict:
         """Everything that changes the cached frames."""
-        return {"version": CACHE_VERSION, "root": str(self.root.resolve()), "layout": self.layout,
-                "sample_rate": self.sample_rate, "frame_size": self.frame_size, "hop": self.hop,
-                "last_frame": self.last_frame, "resample": self.resample, "on_bad_file": self.on_bad_file,
-                **self.split_options}
+        o = self.options
+        return {"version": CACHE_VERSION, "root": str(self.root.resolve()), "layout": o.layout,
+                "sample_rate": o.sample_rate, "frame_size": o.frame_size, "hop": o.hop,
+                "last_frame": o.last_frame, "resample": o.resample, "on_bad_file": o.on_bad_file,
+                **o.split_options()}
 
     def _read(self, path: Path):
         """Waveform of one file, or None when it is bad and data.on_bad_file=skip."""
         try:
-            wave = read_audio(path, self.sample_rate, self.resample)
+            wave = read_audio(path, self.options.sample_rate, self.options.resample)
             if len(wave) < self.frame_size:
                 raise DataError(f"{path} is shorter than one frame ({len(wave)} < data.frame_size="
                                 f"{self.frame_size} samples); remove it, lower data.frame_size or set "
                                 "data.on_bad_file=skip")
         except DataError:
-            if self.on_bad_file == "fail":
+            if self.options.on_bad_file == "fail":
                 raise
             self.skipped.append(str(path))
             return None
@@ -245,7 +208,8 @@ class SpeechDataModule(pl.LightningDataModule):
                     raise DataError(f"every {split} file under {self.root} was unreadable or too short; "
                                     "check the files or data.frame_size")
         normalization = Normalization.fit(waves["train"])  # training split only
-        frames = {split: [frame_signal(normalization.apply(w), self.frame_size, self.hop, self.last_frame == "pad")
+        frames = {split: [frame_signal(normalization.apply(w), self.frame_size, self.options.hop,
+                                            self.options.last_frame == "pad")
                           for w in split_waves] for split, split_waves in waves.items()}
         return {"frames": frames, "paths": paths, "normalization": normalization.to_dict(),
                 "skipped": list(self.skipped)}
@@ -298,7 +262,7 @@ class SpeechDataModule(pl.LightningDataModule):
             sampler.epoch, sampler.skip = self.resume_skip
             self.resume_skip = None
         return DataLoader(dataset, batch_sampler=sampler, collate_fn=PhaseCollate(self.batches_per_iteration),
-                          num_workers=self.num_workers, generator=self._own_generator())
+                          num_workers=self.options.num_workers, generator=self._own_generator())
 
     # --- position in the training data, saved in every checkpoint -------------------------------
     def state_dict(self) -> dict:
@@ -328,7 +292,7 @@ class SpeechDataModule(pl.LightningDataModule):
         shard = self._shard()
         indices = range(shard["rank"], len(self.frames[split]), shard["world_size"])
         return DataLoader(Utterances(self.frames[split]), batch_size=self.eval_batch_size, sampler=list(indices),
-                          collate_fn=pad_batch, num_workers=self.num_workers, generator=self._own_generator())
+                          collate_fn=pad_batch, num_workers=self.options.num_workers, generator=self._own_generator())
 
     def _own_generator(self) -> torch.Generator:
         """Each new DataLoader iterator draws a seed; from its own generator it leaves torch's

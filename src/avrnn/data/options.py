@@ -1,0 +1,75 @@
+"""What a corpus is and how it is framed and batched: the `data` config node, passed whole.
+
+`DataOptions` is both the schema of `data` (conf/data/*.yaml fill it; avrnn.config adds the
+interpolated cache folder) and what SpeechDataModule takes. `check` is the one place that checks
+its values, each with a one-line message naming the key and what to use instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Mapping, Optional
+
+from avrnn.data.errors import DataError
+from avrnn.data.synthetic import SyntheticCorpusSpec
+
+CHOICES = {"layout": ("timit", "folder"), "last_frame": ("pad", "drop"), "on_bad_file": ("fail", "skip")}
+
+
+@dataclass
+class DataOptions:
+    name: str = "custom"  # a label: which conf/data/<name>.yaml filled this
+    root: str = "???"  # the corpus folder (data=synthetic: where it is generated)
+    layout: str = "timit"  # timit (TRAIN/ and TEST/ folders) | folder (any folder of audio)
+    sample_rate: int = 16000  # files at other rates are resampled (resample=true) or refused
+    resample: bool = True
+    frame_size: int = 200  # samples per frame (200 = 12.5 ms at 16 kHz)
+    hop: Optional[int] = None  # samples between frame starts; null = frame_size (no overlap)
+    last_frame: str = "pad"  # pad (zero-pad the last partial frame and keep it) | drop
+    batch_size: int = 16
+    eval_batch_size: int = 16
+    crop_frames: Optional[int] = 40  # training crops of 40 frames = 0.5 s; null: whole utterances, length-bucketed
+    val_fraction: float = 0.05
+    test_fraction: float = 0.1  # layout=folder only (TIMIT has its own TEST set)
+    split_seed: int = 0
+    test_set: str = "full"  # timit: full (1,680 utterances) | core (192)
+    val_split: str = "utterance"  # timit: utterance | speaker (speaker-disjoint validation)
+    exclude_sa: bool = False  # timit: leave out the two SA sentences every speaker reads
+    speaker_pattern: Optional[str] = None  # folder: regex whose first group is the speaker; null: split by file
+    on_bad_file: str = "fail"  # fail | skip (unreadable or shorter-than-a-frame files; count logged)
+    cache_dir: Optional[str] = None  # null: no cache
+    num_workers: int = 0
+    synthetic: Optional[SyntheticCorpusSpec] = None  # data=synthetic: what to generate at data.root
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> DataOptions:
+        """From plain data (a composed config, or the dict a checkpoint stores)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise DataError(f"unknown data option(s) {', '.join(unknown)}; "
+                            f"the data config takes {', '.join(sorted(known))}")
+        options = cls(**values)
+        if isinstance(options.synthetic, Mapping):
+            options.synthetic = SyntheticCorpusSpec(**options.synthetic)
+        return options
+
+    def check(self) -> DataOptions:
+        for key in ("frame_size", "batch_size", "sample_rate", "eval_batch_size"):
+            if getattr(self, key) < 1:
+                raise DataError(f"data.{key} must be a positive integer, got {getattr(self, key)}")
+        for key in ("crop_frames", "hop"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise DataError(f"data.{key} must be positive or null, got {getattr(self, key)}")
+        for key, allowed in CHOICES.items():
+            if getattr(self, key) not in allowed:
+                raise DataError(f"data.{key}={getattr(self, key)!r} is not allowed; choose one of {', '.join(allowed)}")
+        return self
+
+    def split_options(self) -> dict:
+        """The keyword arguments of this layout's split function (avrnn.data.corpus)."""
+        if self.layout == "timit":
+            return dict(val_fraction=self.val_fraction, seed=self.split_seed, test_set=self.test_set,
+                        val_split=self.val_split, exclude_sa=self.exclude_sa)
+        return dict(val_fraction=self.val_fraction, test_fraction=self.test_fraction, seed=self.split_seed,
+                    speaker_pattern=self.speaker_pattern)
