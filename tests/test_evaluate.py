@@ -41,6 +41,23 @@ def test_evaluation_refuses_an_unsafe_checkpoint(compose_config, tmp_path):
         evaluate(compose_config("evaluate", f"ckpt_path={path}", f"output_dir={tmp_path / 'eval'}"))
 
 
+def test_evaluation_refuses_a_checkpoint_naming_an_unknown_component(make_cfg, compose_config, tmp_path):
+    """Choices are checked in one place (avrnn.config.check_choices), also for a checkpoint's
+    hyper-parameters, before any module is built from them."""
+    import torch
+
+    run = tmp_path / "run"
+    train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=1"))
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint["hyper_parameters"]["model"]["rnn"] = "transformer"
+    path = tmp_path / "edited.ckpt"
+    torch.save(checkpoint, path)
+    with pytest.raises(CheckpointError) as error:
+        evaluate(compose_config("evaluate", f"ckpt_path={path}", f"output_dir={tmp_path / 'eval'}"))
+    assert "model.rnn='transformer' is not allowed; choose one of gru, lstm" in str(error.value)
+    assert "\n" not in str(error.value)
+
+
 def test_latent_use_is_reported_per_dimension(make_cfg, compose_config, tmp_path):
     """KL per latent dimension (sums to the KL) and active units: dimensions whose posterior mean
     varies over the test frames by more than 0.01."""

@@ -182,6 +182,24 @@ def _positive(key: str, value) -> None:
         raise ConfigError(f"{key} must be positive, got {value}")
 
 
+def check_choices(model, critic) -> None:
+    """The names that pick a component, checked here only (the classes trust them): by validate,
+    and on a checkpoint's hyper-parameters before anything is built from them (keys that a
+    checkpoint of an earlier version lacks are skipped; their defaults are allowed)."""
+    for key, allowed in (("rnn", tuple(RNN_CELLS)), ("emission", EMISSIONS), ("prior_path", PRIOR_PATHS),
+                         ("recurrence_input", RECURRENCE_INPUTS)):
+        if key in model:
+            _choice(f"model.{key}", model[key], allowed)
+    for owner, key in (("model", "optimizer"), ("model", "adversarial_optimizer"), ("critic", "optimizer")):
+        node = (model if owner == "model" else critic).get(key)
+        if node is not None:
+            _choice(f"{owner}.{key}.name", node["name"], tuple(OPTIMIZERS))
+    if "readout" in critic:
+        _choice("critic.readout", critic["readout"], READOUTS)
+    if "networks" in critic:
+        _choice("critic.input", critic["input"], tuple(critic["networks"]))
+
+
 def validate(cfg) -> None:
     """Check names, sizes and combinations; raise ConfigError with a one-line fix."""
     model, critic, ablation = cfg.model, cfg.critic, cfg.ablation
@@ -190,16 +208,9 @@ def validate(cfg) -> None:
     _choice("model.name", model.name, MODELS)
     _choice("ablation.name", ablation.name, ABLATIONS)
     # the allowed values are defined once, beside what they select (avrnn.models, avrnn.optimizers)
-    _choice("model.rnn", model.rnn, tuple(RNN_CELLS))
-    _choice("model.emission", model.emission, EMISSIONS)
-    _choice("model.prior_path", model.prior_path, PRIOR_PATHS)
-    _choice("model.recurrence_input", model.recurrence_input, RECURRENCE_INPUTS)
-    _choice("critic.readout", critic.readout, READOUTS)
-    _choice("critic.input", critic.input, tuple(critic.networks))
+    check_choices(model, critic)
     for key in ("optimizer", "adversarial_optimizer"):
-        _choice(f"model.{key}.name", model[key].name, tuple(OPTIMIZERS))
         _positive(f"model.{key}.lr", model[key].lr)
-    _choice("critic.optimizer.name", critic.optimizer.name, tuple(OPTIMIZERS))
     _positive("critic.optimizer.lr", critic.optimizer.lr)
     for key in ("frame_size", "z_dim", "hidden_size", "x_features", "z_features", "mlp_hidden", "std_floor"):
         _positive(f"model.{key}", model[key])

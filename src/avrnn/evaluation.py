@@ -16,8 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from avrnn import registry
-from avrnn.checkpoints import load_checkpoint
-from avrnn.config import ConfigError
+from avrnn.checkpoints import CheckpointError, load_checkpoint
+from avrnn.config import ConfigError, check_choices
 from avrnn.data.datamodule import SpeechDataModule
 from avrnn.data.framing import Normalization
 from avrnn.models.bounds import iwae_bound, sequence_log_weights, vrnn_fivo
@@ -29,7 +29,15 @@ def load_module(path: Path, trusted_targets=()) -> AVRNNModule:
     classes its config names are built from avrnn.registry, plus `trusted_targets` (the user's)."""
     registry.trust(trusted_targets)
     checkpoint = load_checkpoint(path)
-    module = AVRNNModule(**checkpoint["hyper_parameters"])
+    hyper = checkpoint.get("hyper_parameters") or {}
+    try:
+        check_choices(hyper["model"], hyper["critic"])
+    except (KeyError, TypeError, AttributeError) as error:
+        raise CheckpointError(f"{path} holds no model and critic hyper-parameters of this project ({error!r}); "
+                              "use a checkpoint written by src/train.py") from error
+    except ConfigError as error:
+        raise CheckpointError(f"{path} was not written by this version of the project: {error}") from error
+    module = AVRNNModule(**hyper)
     module.on_load_checkpoint(checkpoint)  # counters, and parameter names of earlier versions
     module.load_state_dict(checkpoint["state_dict"])
     return module.eval()

@@ -14,8 +14,6 @@ DEFAULTS = {"betas": (0.9, 0.999), "alpha": 0.99, "eps": 1e-8, "weight_decay": 0
 
 
 def build_optimizer(spec: dict, params) -> torch.optim.Optimizer:
-    if spec["name"] not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {spec['name']!r}; choose one of {', '.join(OPTIMIZERS)}")
     cls, keys = OPTIMIZERS[spec["name"]]
     options = {key: spec.get(key, DEFAULTS[key]) for key in keys}
     if "betas" in options:

@@ -44,8 +44,6 @@ class SequenceCritic(nn.Module):
     def __init__(self, z_dim: int, h_dim: int | None = None, lstm_size: int = 128, fc_size: int = 100,
                  readout: str = "last"):
         super().__init__()
-        if readout not in READOUTS:
-            raise ValueError(f"critic readout must be 'last' or 'mean', got {readout!r}")
         self.lstm = nn.LSTM(z_dim, lstm_size, batch_first=True)
         self.fc = MLP(lstm_size, fc_size, fc_size, activation=_leaky)
         self.score = nn.Linear(fc_size, 1)

@@ -76,13 +76,6 @@ class VRNN(nn.Module):
                  std_floor: float = 1e-3, std_max: float = 100.0, prior_path: str = "shared",
                  recurrence_input: str = "xz"):
         super().__init__()
-        if rnn not in RNN_CELLS:
-            raise ValueError(f"model.rnn must be one of {sorted(RNN_CELLS)}, got {rnn!r}")
-        if emission not in EMISSIONS:
-            raise ValueError(f"model.emission must be one of {list(EMISSIONS)}, got {emission!r}")
-        if prior_path not in PRIOR_PATHS or recurrence_input not in RECURRENCE_INPUTS:
-            raise ValueError(f"model.prior_path must be one of {list(PRIOR_PATHS)} and model.recurrence_input one "
-                             f"of {list(RECURRENCE_INPUTS)}, got {prior_path!r} and {recurrence_input!r}")
         self.z_dim, self.hidden_size, self.rnn, self.emission_kind = z_dim, hidden_size, rnn, emission
         self.prior_path, self.recurrence_input = prior_path, recurrence_input
         self.phi_x = MLP(frame_size, mlp_hidden, x_features)
