@@ -8,24 +8,12 @@ import pytest
 import torch
 
 from avrnn.config import ConfigError, validate
+from avrnn.diagnostics import held_out_critic_distance, set_proposal_to_transition
 from avrnn.models import VRNN
 from avrnn.models.critic import ConditionalCritic, SequenceCritic
-from avrnn.models.objectives import WassersteinGradientPenalty
 from avrnn.training import train
 
 SMALL = dict(frame_size=6, z_dim=3, hidden_size=8, x_features=5, z_features=5, mlp_hidden=8)
-
-
-def set_proposal_to_transition(model: VRNN, shift: float = 0.0) -> None:
-    """PS_tau(x, h) := TR_omega(h) (+ shift on the mean): the proposal ignores x, reads h as TR does."""
-    proposal, transition, n_x = model.proposal, model.transition, model.proposal.fc1.in_features - model.hidden_size
-    with torch.no_grad():
-        proposal.fc1.weight.zero_()
-        proposal.fc1.weight[:, n_x:] = transition.fc1.weight
-        proposal.fc1.bias.copy_(transition.fc1.bias)
-        for name in ("fc2", "mean", "raw_std"):
-            getattr(proposal, name).load_state_dict(getattr(transition, name).state_dict())
-        proposal.mean.bias += shift
 
 
 def same_noise(monkeypatch):
@@ -133,36 +121,18 @@ def z_drives_h(prior_path: str, shift: float = 0.0, gain: float = 3.0) -> VRNN:
 
 def held_out_distance(model: VRNN, critic_input: str, steps: int = 500, batch: int = 64, length: int = 30,
                       held_out_batches: int = 25) -> tuple[float, float]:
-    """A WGAN-GP critic (the project's critic network and objective, Adam) trained on fresh prior and
-    posterior latents, then its Wasserstein estimate on held-out ones, with its standard error:
-    (mean, standard error) of the per-sequence differences D(posterior) - D(prior), which are
-    independent across sequences (the two samples of one sequence share its h path)."""
+    """avrnn.diagnostics' WGAN-GP critic distance (mean, standard error) for x = 0, one thread."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small ops: one thread is several times faster than two here
     try:
         torch.manual_seed(1)
         critic = (SequenceCritic(z_dim=4, lstm_size=32, fc_size=32) if critic_input == "sequence"
                   else ConditionalCritic(z_dim=4, h_dim=64, fc_size=32))
-        objective = WassersteinGradientPenalty(gp_weight=10.0)
-        optimizer = torch.optim.Adam(critic.parameters(), lr=1e-3, betas=(0.5, 0.9))
         x, mask = torch.zeros(batch, length, 6), torch.ones(batch, length)
-
-        def score(z, h):
-            return critic(z, mask, h)
-
-        for _ in range(steps):
-            with torch.no_grad():
-                z_post, z_prior, h, h_prior = model.latents(x)
-            loss, _ = objective.critic_loss(score, (z_prior, h_prior), (z_post, h), mask)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        with torch.no_grad():
-            differences = torch.cat([(lambda z_post, z_prior, h, h_prior: score(z_post, h) - score(z_prior, h_prior))(
-                *model.latents(x)) for _ in range(held_out_batches)])
+        return held_out_critic_distance(model, critic, lambda: iter([(x, mask)]),
+                                        lambda: iter([(x, mask)] * held_out_batches), steps=steps)
     finally:
         torch.set_num_threads(threads)
-    return differences.mean().item(), (differences.std() / len(differences) ** 0.5).item()
 
 
 @pytest.mark.slow

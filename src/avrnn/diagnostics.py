@@ -1,0 +1,60 @@
+"""Where does a critic's zero sit? Tools to put q = p into a model and read a strong critic there.
+
+With the proposal set equal to the transition (PS_tau(x, h) := TR_omega(h)), posterior and prior
+latents have the same law step by step, so a critic input whose zero sits at q = p must read zero;
+a critic that reads clearly above zero measures the bias of its input (the issue's finding 3: the
+paper's sequence critic on the shared h path). Used by tests/test_critic_inputs.py (a constructed
+model) and tests/scripts/critic_zero_bias.py (a trained checkpoint).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import torch
+
+from avrnn.models import VRNN
+from avrnn.models.objectives import WassersteinGradientPenalty
+
+Batches = Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]  # -> (x, mask) batches, fresh each call
+
+
+def set_proposal_to_transition(model: VRNN, shift: float = 0.0) -> None:
+    """PS_tau(x, h) := TR_omega(h) (+ shift on the mean): the proposal ignores x, reads h as TR does."""
+    proposal, transition, n_x = model.proposal, model.transition, model.proposal.fc1.in_features - model.hidden_size
+    with torch.no_grad():
+        proposal.fc1.weight.zero_()
+        proposal.fc1.weight[:, n_x:] = transition.fc1.weight
+        proposal.fc1.bias.copy_(transition.fc1.bias)
+        for name in ("fc2", "mean", "raw_std"):
+            getattr(proposal, name).load_state_dict(getattr(transition, name).state_dict())
+        proposal.mean.bias += shift
+
+
+def held_out_critic_distance(model: VRNN, critic: torch.nn.Module, train_batches: Batches, held_out_batches: Batches,
+                             steps: int = 500, lr: float = 1e-3, gp_weight: float = 10.0) -> tuple[float, float]:
+    """A WGAN-GP critic (the project's objective, Adam) trained for `steps` batches of fresh prior
+    and posterior latents, then its Wasserstein estimate on held-out ones with its standard error:
+    (mean, standard error) of the per-sequence differences D(posterior) - D(prior), independent
+    across sequences (the two samples of one sequence share its x and, on the shared path, its h)."""
+    objective = WassersteinGradientPenalty(gp_weight=gp_weight)
+    optimizer = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.5, 0.9))
+    done = 0
+    while done < steps:
+        for x, mask in train_batches():
+            with torch.no_grad():
+                z_post, z_prior, h, h_prior = model.latents(x)
+            loss, _ = objective.critic_loss(lambda z, h_: critic(z, mask, h_), (z_prior, h_prior), (z_post, h), mask)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            done += 1
+            if done == steps:
+                break
+    differences = []
+    with torch.no_grad():
+        for x, mask in held_out_batches():
+            z_post, z_prior, h, h_prior = model.latents(x)
+            differences.append(critic(z_post, mask, h) - critic(z_prior, mask, h_prior))
+    differences = torch.cat(differences)
+    return differences.mean().item(), (differences.std() / len(differences) ** 0.5).item()
