@@ -15,7 +15,7 @@ from avrnn.checkpoints import CheckpointError, upgrade_hyper_parameters
 from avrnn.evaluation import evaluate
 from avrnn.models.objectives import JensenShannon, Wasserstein, WassersteinGradientPenalty
 from avrnn.module import AVRNNModule
-from avrnn.training import train
+from avrnn.training import build_module, train
 
 LEGACY = Path(__file__).parent / "data" / "legacy"
 # the architecture the legacy checkpoints were written with (tests/data/legacy/README.md)
@@ -64,6 +64,24 @@ def test_a_users_objective_is_one_config_away_and_needs_trust_to_load(make_cfg, 
                                       "trusted_targets=[my_objectives.HalfWasserstein]",
                                       f"output_dir={tmp_path / 'eval'}"))
     assert "test/wasserstein" in metrics
+
+
+def test_an_optimizer_of_your_own_is_a_config_value_away(make_cfg):
+    """`_target_` names the class; it is built as Hydra's _partial_ with the keys it takes."""
+    cfg = make_cfg("model.optimizer._target_=torch.optim.AdamW", "model.optimizer.lr=2e-4",
+                   "model.optimizer.weight_decay=0.05", "model.adversarial_optimizer._target_=torch.optim.Adagrad")
+    module = build_module(cfg)
+    rec, critic, adversarial = module.configure_optimizers()
+    assert type(rec) is torch.optim.AdamW and type(adversarial) is torch.optim.Adagrad
+    assert rec.defaults["lr"] == 2e-4 and rec.defaults["weight_decay"] == 0.05 and rec.defaults["betas"] == (0.9, 0.999)
+    assert type(critic) is torch.optim.RMSprop  # critic=wgan's, by name as before
+    metrics = train(make_cfg("model.optimizer._target_=torch.optim.AdamW", "trainer.fast_dev_run=1"))
+    assert metrics["train/rec_per_timestep"] == metrics["train/rec_per_timestep"]
+
+
+def test_an_optimizer_target_that_cannot_be_imported_is_one_line(make_cfg):
+    with pytest.raises(registry.UntrustedTargetError, match="_target_ 'torch.optim.Nope' cannot be imported"):
+        train(make_cfg("model.optimizer._target_=torch.optim.Nope"))
 
 
 def test_a_checkpoint_naming_another_target_is_refused_in_one_line_and_nothing_is_imported(

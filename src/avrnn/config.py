@@ -28,7 +28,10 @@ class ConfigError(ValueError):
 
 @dataclass
 class OptimizerConfig:
-    name: str = "adam"  # adam | rmsprop | sgd
+    name: str = "adam"  # adam | rmsprop | sgd (a label when _target_ is set)
+    # your own optimizer class instead (e.g. torch.optim.AdamW), built as Hydra's _partial_: with the keys
+    # below that its signature takes, then the parameters
+    _target_: Optional[str] = None
     lr: float = 1e-3
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adam
     alpha: float = 0.99  # rmsprop smoothing
@@ -192,7 +195,7 @@ def check_choices(model, critic) -> None:
             _choice(f"model.{key}", model[key], allowed)
     for owner, key in (("model", "optimizer"), ("model", "adversarial_optimizer"), ("critic", "optimizer")):
         node = (model if owner == "model" else critic).get(key)
-        if node is not None:
+        if node is not None and not node.get("_target_"):
             _choice(f"{owner}.{key}.name", node["name"], tuple(OPTIMIZERS))
     if "readout" in critic:
         _choice("critic.readout", critic["readout"], READOUTS)

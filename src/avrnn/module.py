@@ -71,9 +71,12 @@ class AVRNNModule(pl.LightningModule):
 
     def configure_optimizers(self):
         model, critic = self.hparams.model, self.hparams.critic
-        specs = {"elbo": model["optimizer"], "reconstruction": model["optimizer"],
-                 "critic": critic["optimizer"], "adversarial": model["adversarial_optimizer"]}
-        return [build_optimizer(specs[phase], params) for phase, params in self.phase_parameters().items()]
+        keys = {"elbo": "model.optimizer", "reconstruction": "model.optimizer", "critic": "critic.optimizer",
+                "adversarial": "model.adversarial_optimizer"}
+        specs = {"model.optimizer": model["optimizer"], "critic.optimizer": critic["optimizer"],
+                 "model.adversarial_optimizer": model["adversarial_optimizer"]}
+        return [build_optimizer(specs[keys[phase]], params, keys[phase])
+                for phase, params in self.phase_parameters().items()]
 
     # --- what every phase reports ------------------------------------------------------------
     @staticmethod

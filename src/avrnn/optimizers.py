@@ -1,8 +1,13 @@
-"""Optimizers by name (model.optimizer, model.adversarial_optimizer, critic.optimizer)."""
+"""Optimizers by name (model.optimizer, model.adversarial_optimizer, critic.optimizer), or a class
+of your own by `_target_` (e.g. model.optimizer._target_=torch.optim.AdamW)."""
 
 from __future__ import annotations
 
+import inspect
+
 import torch
+
+from avrnn import registry
 
 # name -> (class, the keys of the optimizer config it takes besides lr)
 OPTIMIZERS = {
@@ -13,7 +18,16 @@ OPTIMIZERS = {
 DEFAULTS = {"betas": (0.9, 0.999), "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0}
 
 
-def build_optimizer(spec: dict, params) -> torch.optim.Optimizer:
+def build_optimizer(spec: dict, params, where: str = "optimizer") -> torch.optim.Optimizer:
+    """A built-in optimizer by `name`, or your own by `_target_` (a class the config trusts),
+    built as Hydra's `_partial_` does: the config's keys that its signature takes, then the params."""
+    if spec.get("_target_"):
+        cls = registry.lookup(spec["_target_"], where)
+        accepted = inspect.signature(cls).parameters
+        options = {key: value for key, value in spec.items() if key in accepted and key != "params" and value is not None}
+        if "betas" in options:
+            options["betas"] = tuple(options["betas"])
+        return registry.build({"_target_": spec["_target_"], "_partial_": True, **options}, where)(params)
     cls, keys = OPTIMIZERS[spec["name"]]
     options = {key: spec.get(key, DEFAULTS[key]) for key in keys}
     if "betas" in options:

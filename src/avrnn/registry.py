@@ -9,6 +9,7 @@ config or the user trusted in this process; anything else is refused in one line
 
 from __future__ import annotations
 
+import functools
 import importlib
 from typing import Any, Iterable
 
@@ -60,15 +61,23 @@ def targets_in(node: Any) -> list[str]:
     return []
 
 
-def build(spec: dict, where: str, **extra):
-    """spec = {_target_: registered class path, **kwargs} -> instance; `extra` adds arguments the
-    config does not hold (e.g. the latent size). Never imports: an unknown class is refused."""
-    kwargs = {key: value for key, value in spec.items() if key != "_target_"}
-    path = spec.get("_target_")
+def lookup(path: str, where: str) -> type:
+    """The registered class at `path`; never imports: an unknown class is refused in one line."""
     cls = _REGISTRY.get(path)
     if cls is None:
         raise UntrustedTargetError(
             f"{where}._target_={path!r} is not a registered class, so it is not imported (a checkpoint may come "
             f"from anyone); if you trust it, add trusted_targets=[{path}] to the command, or decorate the class "
             "with avrnn.registry.register")
+    return cls
+
+
+def build(spec: dict, where: str, **extra):
+    """spec = {_target_: registered class path, **kwargs} -> instance; `extra` adds arguments the
+    config does not hold (e.g. the latent size). With `_partial_: true`, as in Hydra, a
+    functools.partial that takes the rest later (e.g. an optimizer its parameters)."""
+    cls = lookup(spec.get("_target_"), where)
+    kwargs = {key: value for key, value in spec.items() if key not in ("_target_", "_partial_")}
+    if spec.get("_partial_"):
+        return functools.partial(cls, **kwargs, **extra)
     return cls(**kwargs, **extra)

@@ -58,7 +58,7 @@ def build_datamodule(cfg: DictConfig) -> SpeechDataModule:
 
 def build_module(cfg: DictConfig, normalization: dict | None = None, data: dict | None = None) -> AVRNNModule:
     """The LightningModule of a config (plain data only, so that checkpoints hold no objects)."""
-    registry.trust(registry.targets_in(plain(cfg.critic)))  # the user's config names them: import them
+    registry.trust(registry.targets_in([plain(cfg.critic), plain(cfg.model)]))  # the user's config: import them
     return AVRNNModule(model=plain(cfg.model), critic=plain(cfg.critic), ablation=plain(cfg.ablation),
                        training=plain(cfg.training), normalization=normalization, data=data)
 
