@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from omegaconf import OmegaConf
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
@@ -141,3 +142,20 @@ def test_every_study_arm_gets_the_same_budget_and_search_space(compose_config, t
     assert len(seen) == len(STUDY_ARMS)  # seven different arms
     final = compose_config("config", "experiment=study", "arm=avrnn_own", "data=audio_dir", f"data.root={tmp_path}")
     assert final.training.max_iterations == 2000
+
+
+def test_each_arms_tuned_setting_selects_that_arm_and_sets_only_the_searched_keys(compose_config, tmp_path):
+    """conf/tuned/<arm>.yaml (the study's chosen settings): `tuned=<arm>` gives the arm's config with
+    exactly the keys its search tuned changed, so the finals are one command."""
+    for arm in STUDY_ARMS:
+        common = ("config", "experiment=study", "data=audio_dir", f"data.root={tmp_path}")
+        plain_arm = compose_config(*common, f"arm={arm}")
+        search = compose_config(*common, f"arm={arm}", f"hparams_search=study_{'vrnn' if arm == 'vrnn' else 'avrnn'}",
+                                return_hydra_config=True).hydra.sweeper.params
+        tuned = compose_config(*common, f"tuned={arm}")
+        validate(tuned)
+        changed = {key for key in search if OmegaConf.select(tuned, key) != OmegaConf.select(plain_arm, key)}
+        for key in search:  # untouched keys aside, the two configs are the same
+            OmegaConf.update(tuned, key, OmegaConf.select(plain_arm, key))
+        assert tuned == plain_arm, arm
+        assert changed and changed <= set(search), (arm, changed)
