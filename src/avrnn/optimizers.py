@@ -24,7 +24,8 @@ def build_optimizer(spec: dict, params, where: str = "optimizer") -> torch.optim
     if spec.get("_target_"):
         cls = registry.lookup(spec["_target_"], where)
         accepted = inspect.signature(cls).parameters
-        options = {key: value for key, value in spec.items() if key in accepted and key != "params" and value is not None}
+        options = {key: value for key, value in spec.items()
+                   if key in accepted and key != "params" and value is not None}
         if "betas" in options:
             options["betas"] = tuple(options["betas"])
         return registry.build({"_target_": spec["_target_"], "_partial_": True, **options}, where)(params)
