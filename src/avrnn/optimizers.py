@@ -22,15 +22,16 @@ def build_optimizer(spec: dict, params, where: str = "optimizer") -> torch.optim
     """A built-in optimizer by `name`, or your own by `_target_` (a class the config trusts),
     built as Hydra's `_partial_` does: the config's keys that its signature takes, then the params."""
     if spec.get("_target_"):
-        cls = registry.lookup(spec["_target_"], where)
-        accepted = inspect.signature(cls).parameters
+        accepted = inspect.signature(registry.lookup(spec["_target_"], where)).parameters
         options = {key: value for key, value in spec.items()
                    if key in accepted and key != "params" and value is not None}
-        if "betas" in options:
-            options["betas"] = tuple(options["betas"])
-        return registry.build({"_target_": spec["_target_"], "_partial_": True, **options}, where)(params)
+        make = registry.build({"_target_": spec["_target_"], "_partial_": True, **_tuple_betas(options)}, where)
+        return make(params)
     cls, keys = OPTIMIZERS[spec["name"]]
     options = {key: spec.get(key, DEFAULTS[key]) for key in keys}
-    if "betas" in options:
-        options["betas"] = tuple(options["betas"])
-    return cls(params, lr=spec["lr"], **options)
+    return cls(params, lr=spec["lr"], **_tuple_betas(options))
+
+
+def _tuple_betas(options: dict) -> dict:
+    """Configs hold lists; torch's optimizers compare betas as a tuple."""
+    return {**options, "betas": tuple(options["betas"])} if "betas" in options else options
