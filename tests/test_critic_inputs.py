@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from avrnn.config import ConfigError, validate
-from avrnn.diagnostics import held_out_critic_distance, set_proposal_to_transition
+from avrnn.diagnostics import held_out_critic_distance, latent_scales, set_proposal_to_transition
 from avrnn.models import VRNN
 from avrnn.models.critic import ConditionalCritic, SequenceCritic
 from avrnn.training import train
@@ -36,6 +36,23 @@ def test_own_path_with_ps_equal_to_tr_and_the_same_noise_gives_the_posteriors_la
     set_proposal_to_transition(model, shift=0.5)
     z_post, z_prior, _, _ = model.latents(torch.randn(4, 9, 6))
     assert not torch.equal(z_prior, z_post)  # PS off TR: the two differ (the check above can fail)
+
+
+def test_latent_scales_read_zero_kl_at_ps_equal_to_tr_and_the_shift_when_ps_is_moved():
+    torch.manual_seed(0)
+    model = VRNN(**SMALL)
+    mask = torch.ones(4, 9)
+    mask[1, 5:] = 0
+    batches = [(torch.randn(4, 9, 6), mask)]
+    set_proposal_to_transition(model)
+    same = latent_scales(model, batches)
+    assert same["KL (nats/timestep)"] == pytest.approx(0.0, abs=1e-6) and same["mean difference (RMS)"] < 1e-6
+    assert same["posterior std (median)"] == pytest.approx(same["prior std (median)"])
+    assert same["prior std (median)"] > same["prior std (1st percentile)"] > 0
+    set_proposal_to_transition(model, shift=0.5)
+    moved = latent_scales(model, batches)
+    assert moved["mean difference (RMS)"] == pytest.approx(0.5)  # every unmasked frame and dimension, by 0.5
+    assert moved["KL (nats/timestep)"] > 0.1
 
 
 def test_the_conditional_critics_score_at_step_t_reads_only_step_t():

@@ -4,12 +4,13 @@ With the proposal set equal to the transition (PS_tau(x, h) := TR_omega(h)), pos
 latents have the same law step by step, so a critic input whose zero sits at q = p must read zero;
 a critic that reads clearly above zero measures the bias of its input (the issue's finding 3: the
 paper's sequence critic on the shared h path). Used by tests/test_critic_inputs.py (a constructed
-model) and tests/scripts/critic_zero_bias.py (a trained checkpoint).
+model) and tests/scripts/critic_zero_bias.py (a trained checkpoint); `latent_scales` reads prior and
+posterior scales (tests/scripts/latent_scales.py).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import torch
 
@@ -58,3 +59,26 @@ def held_out_critic_distance(model: VRNN, critic: torch.nn.Module, train_batches
             differences.append(critic(z_post, mask, h) - critic(z_prior, mask, h_prior))
     differences = torch.cat(differences)
     return differences.mean().item(), (differences.std() / len(differences) ** 0.5).item()
+
+
+@torch.no_grad()
+def latent_scales(model: VRNN, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
+    """Where KL(q || p) comes from: over all unmasked frames and latent dimensions of `batches`, the
+    median (and 1st percentile) std of the prior p(z_t | h_{t-1}), the posterior's median std, the
+    root mean square of the prior mean, the posterior mean and their difference, and the KL in nats
+    per timestep. A critic pushing TR off q = p shows as a collapsing prior std (finding 3)."""
+    prior_std, post_std, squares, kl, frames = [], [], torch.zeros(3, dtype=torch.float64), 0.0, 0
+    for x, mask in batches:
+        out = model(x, mask, prior_samples=False)
+        real = mask.bool()
+        prior, posterior = out.prior, out.posterior
+        prior_std.append(prior.stddev[real].flatten())
+        post_std.append(posterior.stddev[real].flatten())
+        means = (prior.mean[real], posterior.mean[real], prior.mean[real] - posterior.mean[real])
+        squares += torch.tensor([m.double().pow(2).mean(-1).sum().item() for m in means], dtype=torch.float64)
+        kl += out.kl.sum().item()
+        frames += int(real.sum())
+    prior_std, rms = torch.cat(prior_std), (squares / frames).sqrt().tolist()
+    return {"prior std (median)": prior_std.median().item(),
+            "prior std (1st percentile)": prior_std.quantile(0.01).item(), "posterior std (median)": torch.cat(post_std).median().item(), "prior mean (RMS)": rms[0],
+            "posterior mean (RMS)": rms[1], "mean difference (RMS)": rms[2], "KL (nats/timestep)": kl / frames}
