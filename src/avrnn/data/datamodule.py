@@ -149,9 +149,6 @@ class SpeechDataModule(pl.LightningDataModule):
                 raise DataError(f"{name} must be a positive integer, got {value}")
         self.options = options
         self.root = Path(options.root)
-        self.frame_size, self.crop_frames = options.frame_size, options.crop_frames
-        self.batch_size, self.eval_batch_size = options.batch_size, options.eval_batch_size
-        self.cache_dir = Path(options.cache_dir) if options.cache_dir else None
         self.batches_per_iteration, self.iterations_per_epoch = batches_per_iteration, iterations_per_epoch
         self.seed = seed  # training batch order (the split has its own split_seed)
         self.resume_skip: tuple[int, int] | None = None  # (epoch, batches already trained) after a resume
@@ -181,9 +178,9 @@ class SpeechDataModule(pl.LightningDataModule):
         """Waveform of one file, or None when it is bad and data.on_bad_file=skip."""
         try:
             wave = read_audio(path, self.options.sample_rate, self.options.resample)
-            if len(wave) < self.frame_size:
+            if len(wave) < self.options.frame_size:
                 raise DataError(f"{path} is shorter than one frame ({len(wave)} < data.frame_size="
-                                f"{self.frame_size} samples); remove it, lower data.frame_size or set "
+                                f"{self.options.frame_size} samples); remove it, lower data.frame_size or set "
                                 "data.on_bad_file=skip")
         except DataError:
             if self.options.on_bad_file == "fail":
@@ -208,7 +205,7 @@ class SpeechDataModule(pl.LightningDataModule):
                     raise DataError(f"every {split} file under {self.root} was unreadable or too short; "
                                     "check the files or data.frame_size")
         normalization = Normalization.fit(waves["train"])  # training split only
-        frames = {split: [frame_signal(normalization.apply(w), self.frame_size, self.options.hop,
+        frames = {split: [frame_signal(normalization.apply(w), self.options.frame_size, self.options.hop,
                                             self.options.last_frame == "pad")
                           for w in split_waves] for split, split_waves in waves.items()}
         return {"frames": frames, "paths": paths, "normalization": normalization.to_dict(),
@@ -221,9 +218,9 @@ class SpeechDataModule(pl.LightningDataModule):
         files = [p for split_files in splits.as_dict().values() for p in split_files]
         cache_file = None
         content = None
-        if self.cache_dir is not None:
+        if self.options.cache_dir:
             key = cache.cache_key(self._options(), files)
-            cache_file = self.cache_dir / f"{self.root.name}-{key}.pt"
+            cache_file = Path(self.options.cache_dir) / f"{self.root.name}-{key}.pt"
             content = cache.load(cache_file)
         if content is None:
             content = self._build(splits)
@@ -253,11 +250,11 @@ class SpeechDataModule(pl.LightningDataModule):
 
     # --- loaders --------------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
-        per_step = self.batch_size * self.batches_per_iteration
+        crop_frames, per_step = self.options.crop_frames, self.options.batch_size * self.batches_per_iteration
         lengths = [len(f) for f in self.frames["train"]]
-        sampler = EpochBatchSampler(lengths, per_step, self.iterations_per_epoch, self.seed, self.crop_frames,
+        sampler = EpochBatchSampler(lengths, per_step, self.iterations_per_epoch, self.seed, crop_frames,
                                     **self._shard())
-        dataset = Crops(self.frames["train"], self.crop_frames) if self.crop_frames else Utterances(self.frames["train"])
+        dataset = Crops(self.frames["train"], crop_frames) if crop_frames else Utterances(self.frames["train"])
         if self.resume_skip is not None:
             sampler.epoch, sampler.skip = self.resume_skip
             self.resume_skip = None
@@ -291,8 +288,9 @@ class SpeechDataModule(pl.LightningDataModule):
         with repeats and bias the bound); the logged sums are then reduced over processes."""
         shard = self._shard()
         indices = range(shard["rank"], len(self.frames[split]), shard["world_size"])
-        return DataLoader(Utterances(self.frames[split]), batch_size=self.eval_batch_size, sampler=list(indices),
-                          collate_fn=pad_batch, num_workers=self.options.num_workers, generator=self._own_generator())
+        return DataLoader(Utterances(self.frames[split]), batch_size=self.options.eval_batch_size,
+                          sampler=list(indices), collate_fn=pad_batch, num_workers=self.options.num_workers,
+                          generator=self._own_generator())
 
     def _own_generator(self) -> torch.Generator:
         """Each new DataLoader iterator draws a seed; from its own generator it leaves torch's
