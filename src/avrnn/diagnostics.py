@@ -64,9 +64,9 @@ def held_out_critic_distance(model: VRNN, critic: torch.nn.Module, train_batches
 @torch.no_grad()
 def latent_scales(model: VRNN, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
     """Where KL(q || p) comes from: over all unmasked frames and latent dimensions of `batches`, the
-    median (and 1st percentile) std of the prior p(z_t | h_{t-1}), the posterior's median std, the
-    root mean square of the prior mean, the posterior mean and their difference, and the KL in nats
-    per timestep. A critic pushing TR off q = p shows as a collapsing prior std (finding 3)."""
+    median (and 1st percentile) std of the prior p(z_t | h_{t-1}) and the fraction of it below 0.01,
+    the posterior's median std, the root mean square of the prior mean, the posterior mean and their
+    difference, and the KL in nats per timestep. A critic pushing TR off q = p shows as a collapsing prior std (finding 3)."""
     prior_std, post_std, squares, kl, frames = [], [], torch.zeros(3, dtype=torch.float64), 0.0, 0
     for x, mask in batches:
         out = model(x, mask, prior_samples=False)
@@ -80,5 +80,7 @@ def latent_scales(model: VRNN, batches: Iterable[tuple[torch.Tensor, torch.Tenso
         frames += int(real.sum())
     prior_std, rms = torch.cat(prior_std), (squares / frames).sqrt().tolist()
     return {"prior std (median)": prior_std.median().item(),
-            "prior std (1st percentile)": prior_std.quantile(0.01).item(), "posterior std (median)": torch.cat(post_std).median().item(), "prior mean (RMS)": rms[0],
+            "prior std (1st percentile)": prior_std.quantile(0.01).item(),
+            "prior std < 0.01 (fraction)": (prior_std < 0.01).double().mean().item(),
+            "posterior std (median)": torch.cat(post_std).median().item(), "prior mean (RMS)": rms[0],
             "posterior mean (RMS)": rms[1], "mean difference (RMS)": rms[2], "KL (nats/timestep)": kl / frames}
