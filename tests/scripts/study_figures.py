@@ -1,11 +1,15 @@
 """The study's figures (docs/results.md): Fig. 2, Fig. 3 and KL of every arm, the seeds overlaid.
 
     python tests/scripts/study_figures.py logs/study docs/figures/study [--corpus fsdd]
+    python tests/scripts/study_figures.py logs/study docs/figures/study --critics
 
 Reads the TensorBoard logs of logs/study/final-<arm>/<corpus>-seed<k>/ and writes three PNGs:
 study_fig2_<corpus>.png (validation ELBO and training reconstruction per timestep),
 study_fig3_<corpus>.png (critic's distance estimate and adversarial loss, training, 100-iteration
 means) and study_kl_<corpus>.png (training KL per timestep, log scale), one panel per arm.
+With --critics: study_critics_kl_fsdd.png, the training KL of the gan and wgan_gp runs
+(logs/study/critic-<arm>-<critic>/fsdd-seed1/) beside the arm's own WGAN final (seed 1), one panel
+per critic input and prior path.
 """
 
 import argparse
@@ -58,13 +62,42 @@ def curve(axis, scalars, tag, colour, label, style="-", every=100, sign=1.0):
     axis.plot(np.asarray(steps) + 1, values, style, color=colour, label=label, linewidth=1)
 
 
+CRITIC_ARMS = {"avrnn_paper": "sequence critic, shared path (the paper's)", "avrnn_own": "sequence critic, own path",
+               "avrnn_conditional": "conditional critic"}
+
+
+def critics_figure(root: Path, path: Path) -> None:
+    """Training KL per timestep (10-iteration means) of wgan, gan and wgan_gp, one panel per critic input."""
+    fig, axes = plt.subplots(1, len(CRITIC_ARMS), figsize=(4 * len(CRITIC_ARMS), 3), sharey=True)
+    for axis, (arm, title) in zip(axes, CRITIC_ARMS.items()):
+        for colour, critic in zip(COLOURS, ("wgan", "gan", "wgan_gp")):
+            run = root / (f"final-{arm}" if critic == "wgan" else f"critic-{arm}-{critic}") / "fsdd-seed1"
+            if (run / "tensorboard").is_dir():
+                curve(axis, read_scalars(run), "train/kl_per_timestep", colour, critic, every=10)
+        axis.set_title(title, fontsize=10)
+        axis.set_xlabel("iteration")
+        axis.set_yscale("log")
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel("KL, nats per timestep")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("fsdd, seed 1: training KL with the WGAN (clipped), GAN and WGAN-GP critics, 10-iteration means")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--corpus", default="fsdd")
+    parser.add_argument("--critics", action="store_true", help="the gan / wgan_gp runs' KL figure instead")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.critics:
+        critics_figure(args.root, args.out / "study_critics_kl_fsdd.png")
+        print(args.out / "study_critics_kl_fsdd.png")
+        return
     arms = [arm for arm in ARMS if runs_of(args.root, arm, args.corpus)]
 
     def fig2(axis, s, colour, label):
