@@ -66,8 +66,8 @@ def latent_scales(model: VRNN, batches: Iterable[tuple[torch.Tensor, torch.Tenso
     """Where KL(q || p) comes from: over all unmasked frames and latent dimensions of `batches`, the
     median (and 1st percentile) std of the prior p(z_t | h_{t-1}) and the fraction of it below 0.01,
     the posterior's median std, the root mean square of the prior mean, the posterior mean and their
-    difference, and the KL in nats per timestep. A critic pushing TR off q = p shows as a collapsing
-    prior std (finding 3)."""
+    difference, and the KL in nats per timestep. A KL of 1e8 says little by itself: this tells a
+    prior std collapsed to its floor (suspected in the issue's finding 3) from a blown-up posterior."""
     prior_std, post_std, squares, kl, frames = [], [], torch.zeros(3, dtype=torch.float64), 0.0, 0
     for x, mask in batches:
         out = model(x, mask, prior_samples=False)
