@@ -72,10 +72,10 @@ def latent_scales(model: VRNN, batches: Iterable[tuple[torch.Tensor, torch.Tenso
     for x, mask in batches:
         out = model(x, mask, prior_samples=False)
         real = mask.bool()
-        prior, posterior = out.prior, out.posterior
-        prior_std.append(prior.stddev[real].flatten())
-        post_std.append(posterior.stddev[real].flatten())
-        means = (prior.mean[real], posterior.mean[real], prior.mean[real] - posterior.mean[real])
+        prior_mean, post_mean = out.prior.mean[real], out.posterior.mean[real]
+        prior_std.append(out.prior.stddev[real].flatten())
+        post_std.append(out.posterior.stddev[real].flatten())
+        means = (prior_mean, post_mean, prior_mean - post_mean)
         squares += torch.tensor([m.double().pow(2).mean(-1).sum().item() for m in means], dtype=torch.float64)
         kl += out.kl.sum().item()
         frames += int(real.sum())

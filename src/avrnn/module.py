@@ -70,13 +70,13 @@ class AVRNNModule(pl.LightningModule):
         return {phase: params[phase] for phase in self.optimizer_phases}
 
     def configure_optimizers(self):
-        model, critic = self.hparams.model, self.hparams.critic
-        keys = {"elbo": "model.optimizer", "reconstruction": "model.optimizer", "critic": "critic.optimizer",
-                "adversarial": "model.adversarial_optimizer"}
-        specs = {"model.optimizer": model["optimizer"], "critic.optimizer": critic["optimizer"],
-                 "model.adversarial_optimizer": model["adversarial_optimizer"]}
-        return [build_optimizer(specs[keys[phase]], params, keys[phase])
-                for phase, params in self.phase_parameters().items()]
+        config_key = {"elbo": ("model", "optimizer"), "reconstruction": ("model", "optimizer"),
+                      "critic": ("critic", "optimizer"), "adversarial": ("model", "adversarial_optimizer")}
+        optimizers = []
+        for phase, params in self.phase_parameters().items():
+            owner, key = config_key[phase]
+            optimizers.append(build_optimizer(self.hparams[owner][key], params, f"{owner}.{key}"))
+        return optimizers
 
     # --- what every phase reports ------------------------------------------------------------
     @staticmethod
