@@ -51,6 +51,7 @@ def test_ddp_two_cpu_processes_keep_identical_parameters(tmp_path, corpus_dir, t
     ranks = [torch.load(out / f"rank{rank}.pt") for rank in (0, 1)]
     assert all(r["world_size"] == 2 and r["iteration"] == 3 for r in ranks)
     assert all(r["precision"] == "32-true" for r in ranks)  # CPU DDP trains in fp32 by default
+    assert all(r["denormals"] == "flushed" for r in ranks)  # every rank, its intra-op threads included
     assert ranks[0]["first_batch_sum"] != ranks[1]["first_batch_sum"]  # each process trains on its own shard
     for name, start in ranks[0]["start"].items():
         assert torch.equal(ranks[0]["end"][name], ranks[1]["end"][name]), name  # all-reduced, clipped alike

@@ -32,6 +32,7 @@ def test_launcher_runs_two_tiny_jobs(run_script, tmp_path, corpus_dir, tiny, lau
     assert [run.name[-6:] for run in runs] == ["_seed1", "_seed2"]
     metrics = [json.loads((run / "metrics.json").read_text()) for run in runs]
     assert all(m["iterations"] == 3 and m[BEST] < 0 for m in metrics)
+    assert all(m["denormals"] == "flushed" for m in metrics)  # flush_denormal reaches every launcher job
     assert metrics[0]["test/elbo_per_timestep"] != metrics[1]["test/elbo_per_timestep"]  # the seeds differ
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import torch
 
+from avrnn import denormals
 from avrnn.data.framing import Normalization, unframe
 
 
@@ -44,3 +45,15 @@ class RandomState(pl.Callback):
             torch.set_rng_state(rng["torch"])
             if "cuda" in rng and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+class DenormalPolicy(pl.Callback):
+    """Applies `flush_denormal` (avrnn.denormals) in every process that trains, DDP ranks started by
+    spawning included, where the entry point's own call did not reach (a no-op where it did)."""
+
+    def __init__(self, flush: bool):
+        self.flush = flush
+
+    def setup(self, trainer, module, stage: str) -> None:
+        if denormals.state() != ("flushed" if self.flush else "IEEE"):
+            denormals.apply(self.flush)

@@ -145,6 +145,8 @@ class Config:
     trainer: dict[str, Any] = field(default_factory=dict)  # keyword arguments of pl.Trainer
     seed: int = 1234
     num_threads: Optional[int] = None  # torch CPU threads per run (null: torch's default, all cores)
+    # flush denormal floats to zero on every computing thread (avrnn.denormals; README "Speed"); false: IEEE
+    flush_denormal: bool = True
     ckpt_path: Optional[str] = None  # resume: a .ckpt path, or `last` (= <hydra.run.dir>/checkpoints/last.ckpt)
 
 

@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from avrnn import registry
+from avrnn import denormals, registry
 from avrnn.checkpoints import CheckpointError, load_checkpoint
 from avrnn.config import ConfigError, check_choices
 from avrnn.data.datamodule import SpeechDataModule
@@ -124,6 +124,7 @@ class LatentUse:
 
 
 def evaluate(cfg: DictConfig) -> dict:
+    denormals.apply(cfg.get("flush_denormal", True))
     torch.manual_seed(cfg.seed)
     module = load_module(Path(cfg.ckpt_path).expanduser(), cfg.trusted_targets)
     datamodule = build_eval_data(module, cfg.get("data"), cfg.split, cfg.batch_size)

@@ -10,6 +10,7 @@ import soundfile as sf
 import torch
 from omegaconf import DictConfig
 
+from avrnn import denormals
 from avrnn.data.framing import Normalization, unframe
 from avrnn.evaluation import build_eval_data, load_module
 
@@ -20,6 +21,7 @@ def to_waveform(frames: torch.Tensor, normalization: Normalization) -> np.ndarra
 
 
 def generate(cfg: DictConfig) -> list[Path]:
+    denormals.apply(cfg.get("flush_denormal", True))
     torch.manual_seed(cfg.seed)
     module = load_module(Path(cfg.ckpt_path).expanduser(), cfg.trusted_targets)
     normalization = Normalization(**module.hparams.normalization)

@@ -22,8 +22,8 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from avrnn.checkpoints import load_checkpoint, resolve_ckpt_path
 from avrnn.config import ConfigError, validate
 from avrnn.data.datamodule import SpeechDataModule
-from avrnn import registry
-from avrnn.callbacks import PriorAudioSamples, RandomState
+from avrnn import denormals, registry
+from avrnn.callbacks import DenormalPolicy, PriorAudioSamples, RandomState
 from avrnn.module import AVRNNModule
 from avrnn.phases import batches_per_iteration
 from avrnn.run_summary import summarize_run
@@ -71,7 +71,8 @@ def build_trainer(cfg: DictConfig, output_dir: Path, steps_per_iteration: int,
                            filename="best-epoch{epoch:03d}", auto_insert_metric_name=False)
     # last.ckpt: at every epoch end, and optionally every N iterations and every N minutes.
     last = dict(dirpath=output_dir / "checkpoints", filename="last", enable_version_counter=False)
-    callbacks = [best, ModelCheckpoint(**last), PriorAudioSamples(), RandomState(), *extra_callbacks]
+    callbacks = [best, ModelCheckpoint(**last), PriorAudioSamples(), RandomState(), DenormalPolicy(cfg.flush_denormal),
+                 *extra_callbacks]
     if cfg.training.checkpoint_every_iterations:
         # Lightning's step counter counts optimizer steps: steps_per_iteration per iteration
         callbacks.append(ModelCheckpoint(**last, every_n_train_steps=cfg.training.checkpoint_every_iterations
@@ -120,6 +121,7 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> dict[str, f
     validate(cfg)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
+    denormals.apply(cfg.flush_denormal)
     pl.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir).resolve()
     datamodule = build_datamodule(cfg)
@@ -144,7 +146,8 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> dict[str, f
         tested = trainer.test(module, datamodule=datamodule, ckpt_path=best, weights_only=True, verbose=False)
         metrics.update({key: float(value) for key, value in tested[0].items()})
         summary = {**metrics, "iterations": trained_iterations, "test_checkpoint_iteration": module.iteration,
-                   "test_checkpoint": best or "final weights"}
+                   "test_checkpoint": best or "final weights", "precision": str(trainer.precision),
+                   "denormals": denormals.state()}
         if trainer.is_global_zero:
             (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
             summarize_run(trainer.logger, plain(cfg), metrics, output_dir, trained_iterations)

@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 
+from avrnn import denormals
 from avrnn.config import register_configs
 from avrnn.training import train
 
@@ -31,7 +32,8 @@ class SaveRankState(pl.Callback):
 
     def on_train_end(self, trainer, module):
         self.record.update(end=self.parameters(module), iteration=module.iteration,
-                           world_size=trainer.world_size, precision=trainer.precision, clip=module.hparams.critic["clip_value"])
+                           world_size=trainer.world_size, precision=trainer.precision,
+                           denormals=denormals.state(), clip=module.hparams.critic["clip_value"])
         torch.save(self.record, self.out / f"rank{trainer.global_rank}.pt")
 
 
