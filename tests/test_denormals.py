@@ -56,3 +56,15 @@ def test_training_applies_the_switch_and_says_which_is_in_force(make_cfg, two_th
 def test_flush_denormal_is_in_the_evaluate_and_generate_configs(compose_config):
     for name in ("config", "evaluate", "generate"):
         assert compose_config(name, "ckpt_path=x").flush_denormal is True
+
+
+@pytest.mark.parametrize("dtype,view,mantissa_bits", [(torch.float32, torch.int32, 23), (torch.float64, torch.int64, 52),
+                                                     (torch.bfloat16, torch.int16, 7), (torch.float16, torch.int16, 10)])
+def test_count_subnormal_reads_the_bits(dtype, view, mantissa_bits):
+    """Built from bit patterns: a conversion would flush the subnormals where flushing is on."""
+    sign, mantissa = -(1 << (torch.iinfo(view).bits - 1)), (1 << mantissa_bits) - 1
+    infinity = ((1 << (torch.iinfo(view).bits - 1)) - 1) & ~mantissa  # exponent bits all set
+    patterns = [0, sign, 1 << mantissa_bits, 1, mantissa, sign | 1, sign | mantissa, infinity, infinity | 1]
+    values = torch.tensor(patterns, dtype=view).view(dtype)
+    assert float(values[2]) == torch.finfo(dtype).tiny  # the smallest normal is not counted
+    assert denormals.count_subnormal(values) == 4  # 1, mantissa, and both negated

@@ -33,6 +33,33 @@ def test_bf16_autocast_trains_on_cpu(make_cfg):
     assert torch.isfinite(torch.tensor(metrics["train/elbo_per_timestep"]))
 
 
+class RecordBoundDtypes(pl.Callback):
+    """Wraps the VRNN's forward: (training?, autocast on?, dtype of the RNN states h) of every call."""
+
+    def __init__(self):
+        self.calls = []
+
+    def on_fit_start(self, trainer, module):
+        forward = module.vrnn.forward
+
+        def recorded(*args, **kwargs):
+            out = forward(*args, **kwargs)
+            self.calls.append((module.training, torch.is_autocast_enabled("cpu"), out.h.dtype))
+            return out
+        module.vrnn.forward = recorded
+
+
+@needs_cpu_bf16
+def test_bf16_mixed_trains_in_bf16_and_validates_and_tests_in_fp32(make_cfg):
+    record = RecordBoundDtypes()
+    train(make_cfg("trainer.precision=bf16-mixed", "model=vrnn", "critic=none", "training.max_iterations=2",
+                   "training.iterations_per_epoch=2"), callbacks=[record])
+    training = {(autocast, dtype) for is_training, autocast, dtype in record.calls if is_training}
+    evaluation = {(autocast, dtype) for is_training, autocast, dtype in record.calls if not is_training}
+    assert training == {(True, torch.bfloat16)}
+    assert evaluation == {(False, torch.float32)}  # validation and the test of the best checkpoint
+
+
 @pytest.mark.parametrize("requested", ["bf16-mixed", "bf16-true", "16-mixed"])
 @pytest.mark.parametrize("accelerator", ["cpu", "auto"])
 def test_bf16_on_a_cpu_without_it_trains_in_fp32_with_one_log_line(make_cfg, monkeypatch, caplog, requested,

@@ -25,6 +25,23 @@ log = logging.getLogger(__name__)
 _TINY = 1e-20  # _TINY * _TINY = 1e-40: subnormal in fp32, 0 where flushed
 
 
+# dtype -> (integer view, exponent bits, mantissa bits) of its IEEE layout
+_LAYOUTS = {
+    torch.float32: (torch.int32, 0x7F800000, 0x007FFFFF),
+    torch.float64: (torch.int64, 0x7FF0000000000000, 0x000FFFFFFFFFFFFF),
+    torch.bfloat16: (torch.int16, 0x7F80, 0x007F),
+    torch.float16: (torch.int16, 0x7C00, 0x03FF),
+}
+
+
+def count_subnormal(tensor: torch.Tensor) -> int:
+    """How many elements of a float tensor are subnormal (exponent bits 0, mantissa not), read from
+    the bits, so that the answer does not depend on this thread's flush (DAZ) mode."""
+    view, exponent, mantissa = _LAYOUTS[tensor.dtype]
+    bits = tensor.detach().contiguous().view(view)
+    return int(((bits & exponent) == 0).logical_and_((bits & mantissa) != 0).sum())
+
+
 def subnormal_survival() -> float:
     """The fraction of a subnormal product's elements that stay non-zero, computed on all intra-op
     threads (a large elementwise product is split evenly over them): 0 where every thread flushes,

@@ -198,12 +198,17 @@ class AVRNNModule(pl.LightningModule):
                           batch_size=frames)
 
     def _evaluate(self, batch, split: str) -> None:
+        """Bounds in fp32 whatever trainer.precision: Lightning's bf16-mixed also autocasts validation
+        and test steps, and a bound summed over thousands of frames in bf16 (8 significant bits) is
+        not the number a checkpoint is chosen by. (bf16-true keeps bf16 weights: its bounds stay bf16;
+        src/evaluate.py scores its checkpoints in fp32.)"""
         x, mask = batch
-        out = self.vrnn(x, mask, prior_samples=self.adversarial)
-        logs = self.bound_terms(out)
-        if self.adversarial:
-            name, distance = self.critic_distance(out)
-            logs[name] = distance
+        with torch.autocast(x.device.type, enabled=False):
+            out = self.vrnn(x, mask, prior_samples=self.adversarial)
+            logs = self.bound_terms(out)
+            if self.adversarial:
+                name, distance = self.critic_distance(out)
+                logs[name] = distance
         # batch_size=frames makes the epoch average a ratio of sums (nats per timestep); under DDP the
         # sums and frame counts are reduced over processes, so every process monitors the same value.
         self.log_dict({f"{split}/{k}": v for k, v in logs.items()}, batch_size=int(mask.sum()),
