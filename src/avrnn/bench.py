@@ -20,6 +20,8 @@ import argparse
 import json
 import resource
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -29,11 +31,14 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
+from tqdm.auto import tqdm
 
+from avrnn import denormals
 from avrnn.config import register_configs
 from avrnn.cuda_graphs import GraphedBackward
 from avrnn.models import VRNN, loop_linear, losses
 from avrnn.models.reference import reference_terms
+from avrnn.precision import cpu_bf16_matmul_speedup, cpu_bf16_native
 from avrnn.training import build_module
 
 SIZES = dict(frame_size=200, hidden_size=256, z_dim=64, x_features=256, z_features=256, mlp_hidden=256)
@@ -241,6 +246,14 @@ def run_size(conf_dir: Path, batch: int, steps: int, device: torch.device, warmu
         "gru_floor": median_seconds(gru_step(batch, steps, device), warmup, repeats, device),
         "avrnn": avrnn,
     }
+    if device.type == "cpu" and cpu_bf16_native():  # native bf16: bf16-mixed beside fp32, paired
+        bf16_seconds, fp32_seconds = alternating_seconds(elbo_step(model, optimizer, x, mask, False, bf16=True),
+                                                         vrnn_step, warmup, repeats, device)
+        timings["vrnn_bf16"] = statistics.median(bf16_seconds)
+        record["vrnn_bf16_speedup"] = statistics.median(f / b for b, f in zip(bf16_seconds, fp32_seconds))
+        timings["avrnn_bf16"], record["avrnn_bf16_over_vrnn_time"] = avrnn_seconds(
+            conf_dir, batch, steps, device, warmup, repeats, precision="bf16-mixed", between=vrnn_step)
+        record["avrnn_bf16_speedup"] = avrnn_over_vrnn / record["avrnn_bf16_over_vrnn_time"]  # both against fp32 VRNN
     if device.type == "cuda":  # the GPU options (docs/performance.md): bf16 autocast and CUDA graphs
         timings.update({
             "vrnn_bf16": median_seconds(elbo_step(model, optimizer, x, mask, False, bf16=True), warmup, repeats,
@@ -274,6 +287,63 @@ def run_size(conf_dir: Path, batch: int, steps: int, device: torch.device, warmu
     return record
 
 
+def ratio_in_this_process(conf_dir: Path, batch: int, steps: int, device: torch.device, warmup: int,
+                          repeats: int) -> dict:
+    """The A-VRNN iteration's time over the VRNN step's, measured in this process (one of --processes)."""
+    torch.manual_seed(0)
+    model = VRNN(**SIZES).to(device)
+    x = torch.randn(batch, steps, SIZES["frame_size"], device=device)
+    vrnn_step = elbo_step(model, torch.optim.Adam(model.parameters(), lr=1e-4), x, torch.ones(batch, steps,
+                                                                                              device=device), False)
+    seconds, ratio = avrnn_seconds(conf_dir, batch, steps, device, warmup, repeats, between=vrnn_step)
+    return {"avrnn_over_vrnn_time": ratio, "avrnn_fps": batch * steps / seconds}
+
+
+def across_processes(args, processes: int) -> dict:
+    """--ratio-only in `processes` fresh processes, one after the other: how far the A-VRNN / VRNN ratio
+    moves from process to process (each ratio is paired within its process, so host speed cancels)."""
+    command = [sys.executable, sys.argv[0], "--ratio-only", "--sizes", args.sizes, "--warmup", str(args.warmup),
+               "--repeats", str(args.repeats), "--device", args.device,
+               *(["--ieee-denormals"] if args.ieee_denormals else [])]
+    per_process = []
+    for _ in tqdm(range(processes), desc="A-VRNN / VRNN in separate processes", unit="process"):
+        result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+        if result.returncode:
+            raise RuntimeError(f"bench --ratio-only failed: {result.stderr[-2000:]}")
+        per_process.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    summary = {}
+    for size in per_process[0]:
+        ratios = [record[size]["avrnn_over_vrnn_time"] for record in per_process]
+        median = statistics.median(ratios)
+        summary[size] = {"avrnn_over_vrnn_time": ratios, "median": median, "min": min(ratios), "max": max(ratios),
+                         "spread": (max(ratios) - min(ratios)) / median,
+                         "avrnn_fps": [record[size]["avrnn_fps"] for record in per_process]}
+    return summary
+
+
+def targets(runs: list[dict], processes: dict) -> dict:
+    """The speed issue's targets, each with its measured value and whether it is met (None: not measured
+    here). fp32: not slower than the AMD EPYC figures of that issue."""
+    by_size = {f"{r['batch']}x{r['T']}": r for r in runs}
+
+    def at(size, key):
+        return by_size.get(size, {}).get(key)
+    checks = {
+        "avrnn_over_vrnn spread across processes <= 0.10 (every size)":
+            max((p["spread"] for p in processes.values()), default=None),
+        "vrnn_bf16_speedup at 64x200 >= 1.8 (native bf16 only)": at("64x200", "vrnn_bf16_speedup"),
+        "vrnn_fraction_of_matmul at 64x200 >= 0.61": at("64x200", "vrnn_fraction_of_matmul"),
+        "vrnn_speedup_over_reference at 4x200 >= 2.5": at("4x200", "vrnn_speedup_over_reference"),
+        "avrnn_over_vrnn_time <= 2.3 (every size)": max((r["avrnn_over_vrnn_time"] for r in runs), default=None),
+    }
+    result = {}
+    for name, value in checks.items():
+        bound = float(name.split("= ")[1].split()[0])
+        met = None if value is None else value <= bound if "<=" in name else value >= bound
+        result[name] = {"value": value, "met": met}
+    return result
+
+
 def main(conf_dir: Path) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="64x200,4x200", help="comma-separated BATCHxT (default: 64x200,4x200)")
@@ -281,37 +351,61 @@ def main(conf_dir: Path) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--output", default="bench.json")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--processes", type=int, default=5,
+                        help="also time the A-VRNN / VRNN ratio in this many fresh processes (0: not)")
+    parser.add_argument("--ieee-denormals", action="store_true",
+                        help="keep IEEE subnormal floats (training's flush_denormal=false); default: flushed")
+    parser.add_argument("--ratio-only", action="store_true", help=argparse.SUPPRESS)  # one of --processes
     args = parser.parse_args()
     device = torch.device(args.device)
+    denormal_state = denormals.apply(not args.ieee_denormals)
+    sizes = [tuple(int(v) for v in size.lower().split("x")) for size in args.sizes.split(",")]
+    if args.ratio_only:
+        print(json.dumps({f"{b}x{t}": ratio_in_this_process(conf_dir, b, t, device, args.warmup, args.repeats)
+                          for b, t in sizes}))
+        return
     rate = matmul_meter(device)
     rates = []
 
     def matmul_rate() -> float:
         rates.append(rate())
         return rates[-1]
-    runs = []
-    for size in args.sizes.split(","):
-        batch, steps = (int(v) for v in size.lower().split("x"))
-        runs.append(run_size(conf_dir, batch, steps, device, args.warmup, args.repeats, matmul_rate))
+    runs = [run_size(conf_dir, batch, steps, device, args.warmup, args.repeats, matmul_rate) for batch, steps in sizes]
+    processes = across_processes(args, args.processes) if args.processes else {}
     matmul = statistics.median(rates)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    bf16 = cpu_bf16_matmul_speedup() if device.type == "cpu" else None
     result = {"device": name, "torch": torch.__version__, "matmul_gflops": matmul, "sizes": SIZES,
+              "denormals": denormal_state, "cpu_bf16_matmul_speedup": bf16,
+              "cpu_bf16": None if device.type != "cpu" else "native" if cpu_bf16_native() else
+              "emulated" if bf16 is not None else "none",
               "units": "frames/s = B*T / seconds per training step; GFLOP/s = model FLOPs per frame x frames/s",
               **{k: runs[0][k] for k in ("reference_fps", "vrnn_fps", "avrnn_fps", "gru_floor_fps", "vrnn_gflops")},
-              "runs": runs}
+              "runs": runs, "avrnn_over_vrnn_across_processes": processes, "targets": targets(runs, processes)}
     with open(args.output, "w") as handle:
         json.dump(result, handle, indent=2)
     print(f"device {name}, torch {torch.__version__}, dense fp32 matmul {matmul:.0f} GFLOP/s "
-          f"(median; {min(rates):.0f} to {max(rates):.0f} over the run)")
+          f"(median; {min(rates):.0f} to {max(rates):.0f} over the run); denormals {denormal_state}")
     print(f"{'B x T':>9} {'reference':>10} {'vrnn':>10} {'avrnn':>10} {'gru floor':>10}  (frames/s)"
           f" {'vrnn GFLOP/s':>13} {'of matmul':>9} {'speed-up':>8} {'avrnn/vrnn':>10} {'peak MB':>8}")
     for r in runs:
         print(f"{r['batch']:>4} x {r['T']:<3} {r['reference_fps']:>10.0f} {r['vrnn_fps']:>10.0f} {r['avrnn_fps']:>10.0f} "
               f"{r['gru_floor_fps']:>10.0f}             {r['vrnn_gflops']:>13.1f} {r['vrnn_fraction_of_matmul']:>9.0%} "
               f"{r['vrnn_speedup_over_reference']:>7.2f}x {r['avrnn_over_vrnn_time']:>9.2f}x {r['peak_memory_mb']:>8.0f}")
+    if device.type == "cpu":
+        if result["cpu_bf16"] == "native":
+            print(f"native CPU bf16 (a bf16 matmul {bf16:.1f}x fp32): trainer.precision=bf16-mixed, frames/s "
+                  "(x the fp32 step of the same model, paired):")
+            for r in runs:
+                print(f"{r['batch']:>4} x {r['T']:<3} vrnn {r['vrnn_bf16_fps']:.0f} ({r['vrnn_bf16_speedup']:.2f}x), "
+                      f"avrnn {r['avrnn_bf16_fps']:.0f} ({r['avrnn_bf16_speedup']:.2f}x)")
+        else:
+            print(f"this CPU has no native bf16 ({result['cpu_bf16']}"
+                  + (f": a bf16 matmul runs at {bf16:.2f}x fp32" if bf16 is not None else ": oneDNN cannot run it")
+                  + "): bf16-mixed not timed; train in fp32")
     gpu_options = [k[:-4] for k in runs[0] if k.endswith("_fps") and k.split("_")[0] in ("vrnn", "avrnn")
                    and k not in ("vrnn_fps", "avrnn_fps")]
-    if gpu_options:
+    if gpu_options and device.type == "cuda":
         print("GPU options, frames/s (x the eager fp32 step of the same model):")
         for r in runs:
             cells = [f"{k} {r[k + '_fps']:.0f} ({r[k + '_fps'] / r[k.split('_')[0] + '_fps']:.2f}x)" for k in gpu_options]
@@ -320,4 +414,10 @@ def main(conf_dir: Path) -> None:
         if "one_thread_switch_speedup" in r:
             print(f"{r['batch']:>4} x {r['T']:<3} one-thread switch (AVRNN_ONE_THREAD_MAX_ROWS): VRNN step "
                   f"{r['one_thread_switch_speedup']:.2f}x faster with it than without (below 1: set it to 0)")
+    for size, p in processes.items():
+        print(f"{size:>9} A-VRNN / VRNN in {len(p['avrnn_over_vrnn_time'])} processes: median {p['median']:.2f}x, "
+              f"{p['min']:.2f}x to {p['max']:.2f}x (spread {p['spread']:.0%} of the median)")
+    for target, check in result["targets"].items():
+        value = "not measured here" if check["value"] is None else f"{check['value']:.3g}"
+        print(f"target {target}: {value}" + ("" if check["met"] is None else " (met)" if check["met"] else " (NOT met)"))
     print(f"wrote {args.output}")
