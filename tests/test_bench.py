@@ -39,6 +39,10 @@ def test_bench_writes_one_record_per_size(run_in_process, tmp_path):
         assert ("vrnn_bf16_speedup" in run and "avrnn_bf16_speedup" in run) == native
     assert ("native CPU bf16" in result.stdout) == native and ("no native bf16" in result.stdout) != native
     assert all(set(check) == {"value", "met"} for check in bench["targets"].values())
+    for rate, cost in bench["resampling_to_16000"].items():  # odd rates: memory does not grow with the ratio
+        assert cost["output_samples"] == 160000, rate  # 10 s at 16 kHz
+        assert cost["peak_memory_increase_mb"] is None or cost["peak_memory_increase_mb"] < 64, (rate, cost)
+    assert set(bench["resampling_to_16000"]) == {"16001", "44099", "7999"}
 
 
 @pytest.mark.slow

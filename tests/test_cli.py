@@ -82,3 +82,16 @@ def test_unwritable_output_folder_is_one_line(run_in_process, tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.last_line.startswith(f"error: Not a directory {blocker / 'run'}; "
                                        "free disk space or choose a writable folder")
+
+
+@pytest.mark.parametrize("script", ["train.py", "evaluate.py", "generate.py"])
+@pytest.mark.parametrize("override,fix", [
+    ("data.root=/corpora/k=v", "'data.root=\"/corpora/k=v\"'"),  # an = inside a path
+    ("data.root=/corpora/a,b(1)", "'data.root=\"/corpora/a,b(1)\"'"),
+])
+def test_an_override_hydra_cannot_parse_gets_one_line_with_the_quoted_fix(run_in_process, script, override, fix):
+    result = run_in_process(script, "ckpt_path=x.ckpt", override)
+    assert result.returncode == 2
+    assert result.last_line.startswith(f"error: cannot parse the override '{override}' (")
+    assert result.last_line.endswith(f"quote its value for Hydra, inside single quotes for the shell: {fix}")
+    assert len(result.stderr.strip().splitlines()) == 1

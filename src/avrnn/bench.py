@@ -321,6 +321,45 @@ def across_processes(args, processes: int) -> dict:
     return summary
 
 
+ODD_RATES = (16001, 44099, 7999)  # Hz, read at 16 kHz: coprime with it, the costly case of a polyphase kernel
+
+
+def _resident_peak_mb() -> float:
+    """This process's peak resident memory (VmHWM) in MB, Linux; nan elsewhere."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(float(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM"))
+    except (OSError, StopIteration):
+        return float("nan")
+
+
+def _reset_resident_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")  # resets VmHWM to the current resident size (Linux)
+        return True
+    except OSError:
+        return False
+
+
+def resampling_cost(seconds: float = 10.0) -> dict:
+    """Seconds and peak memory of resampling `seconds` of audio at each odd rate to 16 kHz
+    (avrnn.data.audio.resample, as data loading does)."""
+    from avrnn.data.audio import resample
+
+    result = {}
+    for rate in ODD_RATES:
+        wave = torch.randn(int(seconds * rate)).numpy() * 0.1
+        reset = _reset_resident_peak()
+        before = _resident_peak_mb()
+        start = time.perf_counter()
+        out = resample(wave, rate, 16000)
+        elapsed = time.perf_counter() - start
+        result[str(rate)] = {"seconds": elapsed, "audio_seconds": seconds, "output_samples": len(out),
+                             "peak_memory_increase_mb": _resident_peak_mb() - before if reset else None}
+    return result
+
+
 def targets(runs: list[dict], processes: dict) -> dict:
     """The speed issue's targets, each with its measured value and whether it is met (None: not measured
     here). fp32: not slower than the AMD EPYC figures of that issue."""
@@ -372,6 +411,7 @@ def main(conf_dir: Path) -> None:
         return rates[-1]
     runs = [run_size(conf_dir, batch, steps, device, args.warmup, args.repeats, matmul_rate) for batch, steps in sizes]
     processes = across_processes(args, args.processes) if args.processes else {}
+    resampling = resampling_cost()
     matmul = statistics.median(rates)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     bf16 = cpu_bf16_matmul_speedup() if device.type == "cpu" else None
@@ -381,7 +421,8 @@ def main(conf_dir: Path) -> None:
               "emulated" if bf16 is not None else "none",
               "units": "frames/s = B*T / seconds per training step; GFLOP/s = model FLOPs per frame x frames/s",
               **{k: runs[0][k] for k in ("reference_fps", "vrnn_fps", "avrnn_fps", "gru_floor_fps", "vrnn_gflops")},
-              "runs": runs, "avrnn_over_vrnn_across_processes": processes, "targets": targets(runs, processes)}
+              "runs": runs, "avrnn_over_vrnn_across_processes": processes, "targets": targets(runs, processes),
+              "resampling_to_16000": resampling}
     with open(args.output, "w") as handle:
         json.dump(result, handle, indent=2)
     print(f"device {name}, torch {torch.__version__}, dense fp32 matmul {matmul:.0f} GFLOP/s "
@@ -417,6 +458,10 @@ def main(conf_dir: Path) -> None:
     for size, p in processes.items():
         print(f"{size:>9} A-VRNN / VRNN in {len(p['avrnn_over_vrnn_time'])} processes: median {p['median']:.2f}x, "
               f"{p['min']:.2f}x to {p['max']:.2f}x (spread {p['spread']:.0%} of the median)")
+    for rate, cost in resampling.items():
+        memory = "n/a" if cost["peak_memory_increase_mb"] is None else f"{cost['peak_memory_increase_mb']:.0f} MB"
+        print(f"resampling {cost['audio_seconds']:.0f} s of audio {rate} -> 16000 Hz: {cost['seconds']:.3f} s, "
+              f"peak memory +{memory}")
     for target, check in result["targets"].items():
         value = "not measured here" if check["value"] is None else f"{check['value']:.3g}"
         print(f"target {target}: {value}" + ("" if check["met"] is None else " (met)" if check["met"] else " (NOT met)"))

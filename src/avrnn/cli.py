@@ -13,7 +13,7 @@ import re
 import sys
 from typing import Callable
 
-from hydra.errors import HydraException, MissingConfigException
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf.errors import OmegaConfBaseException
 
 from avrnn import config as schema
@@ -56,6 +56,21 @@ def one_line(error: BaseException) -> str:
     return ": ".join(parts).replace("\n", " ")
 
 
+def unparsable_override(override: str, message: str) -> str:
+    """One line for an override Hydra's grammar cannot parse: which one, what the parser said, and the
+    override with its value quoted (characters such as = : , [ ] ( ) { } and spaces are grammar)."""
+    said = " ".join(line.strip() for line in message.split("; ")[-1].splitlines()
+                    if line.strip() and not line.strip().startswith("See https"))
+    key, sep, value = override.partition("=")
+    if not sep:
+        return f"cannot parse the override {override!r} ({said}); write it as key=value"
+    if '"' not in value:
+        fix = f"quote its value for Hydra, inside single quotes for the shell: '{key}=\"{value}\"'"
+    else:
+        fix = f"quote its value for Hydra with single quotes: {key}='{value}' (escaped for your shell)"
+    return f"cannot parse the override {override!r} ({said}); {fix}"
+
+
 def run(main: Callable[[], object]) -> None:
     """Call a @hydra.main function; user-fixable errors exit 2 with one line on stderr."""
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # let composition errors reach us instead of Hydra's printer
@@ -63,6 +78,8 @@ def run(main: Callable[[], object]) -> None:
         main()
     except USER_ERRORS as error:
         _fail(str(error))
+    except OverrideParseException as error:
+        _fail(unparsable_override(error.override, error.message))
     except (MissingConfigException, HydraException, OmegaConfBaseException) as error:
         _fail(one_line(error))
     except ValueError as error:

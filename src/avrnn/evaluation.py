@@ -19,6 +19,7 @@ from avrnn import denormals, registry
 from avrnn.checkpoints import CheckpointError, load_checkpoint
 from avrnn.config import ConfigError, check_choices
 from avrnn.data.datamodule import SpeechDataModule
+from avrnn.data.errors import DataError
 from avrnn.data.framing import Normalization
 from avrnn.models.bounds import iwae_bound, sequence_log_weights, vrnn_fivo
 from avrnn.module import AVRNNModule
@@ -37,6 +38,11 @@ def load_module(path: Path, trusted_targets=()) -> AVRNNModule:
                               "use a checkpoint written by src/train.py") from error
     except ConfigError as error:
         raise CheckpointError(f"{path} was not written by this version of the project: {error}") from error
+    if hyper.get("normalization") is not None:
+        try:
+            Normalization(**hyper["normalization"]).check(f"stored in the checkpoint {path}")
+        except DataError as error:
+            raise CheckpointError(str(error)) from error
     module = AVRNNModule(**hyper)
     module.on_load_checkpoint(checkpoint)  # counters, and parameter names of earlier versions
     module.load_state_dict(checkpoint["state_dict"])

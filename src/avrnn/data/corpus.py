@@ -7,6 +7,12 @@ Two layouts:
           a seeded fraction of TRAIN for validation.
   folder  any folder of audio, searched recursively; split by speaker when a regex on the path
           names the speaker, else by file, with a fixed seed.
+
+What counts as one utterance (find_corpus): a file's path relative to the corpus root with every
+audio suffix removed, case-folded, so that re-packaged copies (`SI1.WAV` beside a RIFF `SI1.WAV.wav`)
+are one utterance and reach one split only; `spk1/001.wav` and `spk2/001.wav` stay two. Hidden
+files, macOS resource forks (`._name.wav`) and `__MACOSX/` folders are not audio and are ignored.
+Splitting takes the files that were found (and, in data.on_bad_file=skip, read), never the folder.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from pathlib import Path
 from avrnn.data.errors import DataError
 
 TIMIT_LAYOUT = "ROOT/TRAIN/DR1/FCJF0/SA1.WAV and ROOT/TEST/... (TIMIT layout)"
+FOLDER_LAYOUT = "any folder holding .wav/.flac/.ogg/.sph files (searched recursively)"
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".sph", ".nist")
 # The 24 speakers of TIMIT's core test set (2 male, 1 female per dialect region; 8 SI/SX sentences
 # each = 192 utterances), as listed in the TIMIT documentation.
@@ -63,12 +70,88 @@ def find_split_dirs(root: Path) -> tuple[Path, Path]:
     raise DataError(f"no TRAIN/ and TEST/ folders under data.root {root}{hint}; expected {TIMIT_LAYOUT}")
 
 
-def list_audio(folder: Path, extensions=(".wav",), layout: str = TIMIT_LAYOUT) -> list[Path]:
+def is_hidden(path: Path, root: Path) -> bool:
+    """A hidden file or folder (`.name`, macOS resource forks `._name`) or macOS's `__MACOSX/`."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in path.relative_to(root).parts)
+
+
+def list_audio(folder: Path, extensions=(".wav",), layout: str = TIMIT_LAYOUT,
+               hidden: list[Path] | None = None) -> list[Path]:
+    """Audio files under `folder` (recursively, sorted), hidden ones left out (and added to `hidden`)."""
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in extensions and p.is_file())
+    ignored = [p for p in files if is_hidden(p, folder)]
+    if hidden is not None:
+        hidden.extend(ignored)
+    files = [p for p in files if p not in set(ignored)]
     if not files:
         wanted = "/".join(extensions)
         raise DataError(f"no audio files ({wanted}) under {folder}; expected {layout}")
     return files
+
+
+def utterance_id(path: Path, root: Path) -> str:
+    """The path relative to `root` with every audio suffix removed, case-folded: TRAIN/DR1/FCJF0/SI1.WAV
+    and TRAIN/DR1/FCJF0/SI1.WAV.wav are one utterance, spk1/001.wav and spk2/001.wav two."""
+    relative = path.relative_to(root)
+    name = relative.name
+    while Path(name).suffix.lower() in AUDIO_EXTENSIONS:
+        name = name[: -len(Path(name).suffix)]
+    return (relative.parent / name).as_posix().casefold()
+
+
+def is_sphere(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(7) == b"NIST_1A"
+
+
+def _preference(path: Path) -> tuple:
+    """Which copy of an utterance is kept: a NIST SPHERE file (TIMIT's original) first, then the one
+    with the fewest suffixes (the name it was distributed under), then by name."""
+    return (not is_sphere(path), len(path.suffixes), str(path))
+
+
+@dataclass(frozen=True)
+class Found:
+    """The audio of a corpus, one file per utterance: `pools` (timit: train and test; folder: all),
+    `copies` (kept file -> the other copies of its utterance, left out) and `hidden` (ignored files)."""
+    root: Path
+    pools: dict[str, list[Path]]
+    copies: dict[Path, list[Path]]
+    hidden: list[Path]
+
+    @property
+    def files(self) -> list[Path]:
+        return [p for pool in self.pools.values() for p in pool]
+
+
+def one_copy_each(files: list[Path], root: Path) -> tuple[list[Path], dict[Path, list[Path]]]:
+    """(one file per utterance, in the order of `files`; kept file -> its other copies)."""
+    by_id: dict[str, list[Path]] = {}
+    for path in files:
+        by_id.setdefault(utterance_id(path, root), []).append(path)
+    copies = {}
+    for group in by_id.values():
+        if len(group) > 1:
+            kept, *others = sorted(group, key=_preference)
+            copies[kept] = others
+    dropped = {p for others in copies.values() for p in others}
+    return [p for p in files if p not in dropped], copies
+
+
+def find_corpus(root: Path, layout: str) -> Found:
+    """The utterances of a corpus (see the module's docstring), or a DataError naming the layout."""
+    hidden: list[Path] = []
+    if layout == "timit":
+        train_dir, test_dir = find_split_dirs(root)
+        pools = {"train": list_audio(train_dir, hidden=hidden), "test": list_audio(test_dir, hidden=hidden)}
+    else:
+        pools = {"all": list_audio(_require_dir(root, FOLDER_LAYOUT), AUDIO_EXTENSIONS, FOLDER_LAYOUT, hidden)}
+    root = Path(root)
+    copies: dict[Path, list[Path]] = {}
+    for name, files in pools.items():
+        pools[name], found = one_copy_each(files, root)
+        copies.update(found)
+    return Found(root=root, pools=pools, copies=copies, hidden=hidden)
 
 
 def timit_speaker(path: Path) -> str:
@@ -88,6 +171,14 @@ def _hold_out(items: list, fraction: float, seed: int, what: str) -> tuple[list,
 
 def split_timit(root: Path, val_fraction: float = 0.05, seed: int = 0, test_set: str = "full",
                 val_split: str = "utterance", exclude_sa: bool = False) -> Splits:
+    """split_timit_files of the utterances found under `root` (find_corpus)."""
+    found = find_corpus(root, "timit")
+    return split_timit_files(found.pools["train"], found.pools["test"], val_fraction, seed, test_set, val_split,
+                             exclude_sa)
+
+
+def split_timit_files(train: list[Path], test: list[Path], val_fraction: float = 0.05, seed: int = 0,
+                      test_set: str = "full", val_split: str = "utterance", exclude_sa: bool = False) -> Splits:
     """TIMIT splits. Utterance counts on the real corpus (TRAIN 4,620 = 462 speakers x 10):
 
     default                      train 4,389  val 231  test 1,680 (168 speakers x 10, SA included)
@@ -101,8 +192,6 @@ def split_timit(root: Path, val_fraction: float = 0.05, seed: int = 0, test_set:
         raise DataError(f"data.test_set={test_set!r} is not allowed; choose full or core")
     if val_split not in ("utterance", "speaker"):
         raise DataError(f"data.val_split={val_split!r} is not allowed; choose utterance or speaker")
-    train_dir, test_dir = find_split_dirs(root)
-    train, test = list_audio(train_dir), list_audio(test_dir)
     if exclude_sa or test_set == "core":
         is_sa = lambda p: p.stem.upper().startswith("SA")  # noqa: E731
         test = [p for p in test if not is_sa(p)]
@@ -110,7 +199,7 @@ def split_timit(root: Path, val_fraction: float = 0.05, seed: int = 0, test_set:
     if test_set == "core":
         test = [p for p in test if timit_speaker(p) in CORE_TEST_SPEAKERS]
         if not test:
-            raise DataError(f"none of TIMIT's 24 core test speakers is under {test_dir}; use data.test_set=full")
+            raise DataError("none of TIMIT's 24 core test speakers is in the TEST folder; use data.test_set=full")
     if val_split == "speaker":
         speakers = sorted({timit_speaker(p) for p in train})
         _, val_speakers = _hold_out(speakers, val_fraction, seed, "training speakers")
@@ -122,11 +211,16 @@ def split_timit(root: Path, val_fraction: float = 0.05, seed: int = 0, test_set:
 
 def split_folder(root: Path, val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0,
                  speaker_pattern: str | None = None) -> Splits:
+    """split_folder_files of the utterances found under `root` (find_corpus)."""
+    return split_folder_files(find_corpus(root, "folder").pools["all"], root, val_fraction, test_fraction, seed,
+                              speaker_pattern)
+
+
+def split_folder_files(files: list[Path], root: Path, val_fraction: float = 0.1, test_fraction: float = 0.1,
+                       seed: int = 0, speaker_pattern: str | None = None) -> Splits:
     """Any folder of audio. With `speaker_pattern` (a regex whose first group, searched in the path
     relative to root, is the speaker) whole speakers go to val and test; else single files do."""
-    layout = "any folder holding .wav/.flac/.ogg/.sph files (searched recursively)"
-    root = _require_dir(root, layout)
-    files = list_audio(root, AUDIO_EXTENSIONS, layout)
+    root = Path(root)
     for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0 < value < 1:
             raise DataError(f"data.{name} must lie in (0, 1), got {value}")

@@ -12,21 +12,25 @@ import random
 from pathlib import Path
 from typing import Mapping
 
+import numpy as np
 import pytorch_lightning as pl
+import soundfile as sf
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from avrnn.data import cache
 from avrnn.data.audio import read_audio
-from avrnn.data.corpus import Splits, split_folder, split_timit
+from avrnn.data.corpus import Found, Splits, find_corpus, split_folder_files, split_timit_files
 from avrnn.data.errors import DataError
 from avrnn.data.framing import Normalization, frame_signal
 from avrnn.data.options import DataOptions
 from avrnn.data.synthetic import generate_corpus
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 1
+# 2: samples checked when read, one copy per utterance, hidden files ignored, bad files dropped before
+#    the split, soxr resampling (caches of version 1 may hold unchecked or differently resampled frames)
+CACHE_VERSION = 2
 
 
 def pad_batch(sequences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,6 +137,25 @@ class EpochBatchSampler(Sampler[list]):
         return iter(batches)
 
 
+def different_copies(copies: dict[Path, list[Path]]) -> list[list[str]]:
+    """[kept, other] path pairs whose decoded samples (and rates) differ: a copy that is not one."""
+    different = []
+    for kept, others in copies.items():
+        try:
+            reference = sf.read(str(kept), dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, OSError):
+            continue  # the kept copy's own reading reports it
+        for other in others:
+            try:
+                samples, rate = sf.read(str(other), dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError, OSError):
+                different.append([str(kept), str(other)])
+                continue
+            if rate != reference[1] or not np.array_equal(samples, reference[0]):
+                different.append([str(kept), str(other)])
+    return different
+
+
 class SpeechDataModule(pl.LightningDataModule):
     """Framed speech from a TIMIT-layout folder (layout="timit") or any folder of audio
     (layout="folder"); `synthetic` generates the built-in corpus at `root` first."""
@@ -162,9 +185,20 @@ class SpeechDataModule(pl.LightningDataModule):
         if self.options.synthetic is not None:
             generate_corpus(self.root, self.options.synthetic)
 
+    def split(self, found: Found, unreadable: set[Path] = frozenset()) -> Splits:
+        """The found utterances less `unreadable` ones, split as a corpus holding only them would be."""
+        pools = {name: [p for p in files if p not in unreadable] for name, files in found.pools.items()}
+        for name, files in pools.items():
+            if not files:
+                raise DataError(f"every {name} file under {self.root} was unreadable or too short; "
+                                "check the files or data.frame_size")
+        if self.options.layout == "timit":
+            return split_timit_files(pools["train"], pools["test"], **self.options.split_options())
+        return split_folder_files(pools["all"], self.root, **self.options.split_options())
+
     def splits(self) -> Splits:
-        split = split_timit if self.options.layout == "timit" else split_folder
-        return split(self.root, **self.options.split_options())
+        """The splits of the corpus's files as found (before any is read)."""
+        return self.split(find_corpus(self.root, self.options.layout))
 
     def _options(self) -> dict:
         """Everything that changes the cached frames."""
@@ -174,7 +208,7 @@ class SpeechDataModule(pl.LightningDataModule):
                 "last_frame": o.last_frame, "resample": o.resample, "on_bad_file": o.on_bad_file,
                 **o.split_options()}
 
-    def _read(self, path: Path):
+    def _read(self, path: Path, skipped: list[str]):
         """Waveform of one file, or None when it is bad and data.on_bad_file=skip."""
         try:
             wave = read_audio(path, self.options.sample_rate, self.options.resample)
@@ -185,52 +219,61 @@ class SpeechDataModule(pl.LightningDataModule):
         except DataError:
             if self.options.on_bad_file == "fail":
                 raise
-            self.skipped.append(str(path))
+            skipped.append(str(path))
             return None
         return wave
 
-    def _build(self, splits: Splits) -> dict:
-        total = sum(len(files) for files in splits.as_dict().values())
-        waves, paths = {}, {}
-        with tqdm(total=total, desc=f"reading {self.root.name}", unit="file", leave=False) as progress:
-            for split, files in splits.as_dict().items():
-                waves[split], paths[split] = [], []
-                for path in files:
-                    wave = self._read(path)
-                    progress.update()
-                    if wave is not None:
-                        waves[split].append(wave)
-                        paths[split].append(str(path))
-                if not waves[split]:
-                    raise DataError(f"every {split} file under {self.root} was unreadable or too short; "
-                                    "check the files or data.frame_size")
-        normalization = Normalization.fit(waves["train"])  # training split only
-        frames = {split: [frame_signal(normalization.apply(w), self.options.frame_size, self.options.hop,
-                                            self.options.last_frame == "pad")
-                          for w in split_waves] for split, split_waves in waves.items()}
-        return {"frames": frames, "paths": paths, "normalization": normalization.to_dict(),
-                "skipped": list(self.skipped)}
+    def _build(self, found: Found) -> dict:
+        """Read every found file, drop the bad ones (skip mode), split what is left, fit the
+        normalisation on its training split and frame everything."""
+        waves, skipped = {}, []
+        for path in tqdm(found.files, desc=f"reading {self.root.name}", unit="file", leave=False):
+            wave = self._read(path, skipped)
+            if wave is not None:
+                waves[path] = wave
+        splits = self.split(found, unreadable={Path(p) for p in skipped})
+        normalization = Normalization.fit([waves[p] for p in splits.train])  # training split only
+        frames = {split: [frame_signal(normalization.apply(waves[p]), self.options.frame_size, self.options.hop,
+                                       self.options.last_frame == "pad") for p in files]
+                  for split, files in splits.as_dict().items()}
+        return {"frames": frames, "paths": {split: [str(p) for p in files] for split, files in splits.as_dict().items()},
+                "normalization": normalization.to_dict(), "skipped": skipped,
+                "copies_dropped": sum(len(c) for c in found.copies.values()),
+                "copies_differing": different_copies(found.copies), "hidden_ignored": len(found.hidden)}
 
     def setup(self, stage: str | None = None) -> None:
         if self.frames:
             return
-        splits = self.splits()
-        files = [p for split_files in splits.as_dict().values() for p in split_files]
+        found = find_corpus(self.root, self.options.layout)
         cache_file = None
         content = None
         if self.options.cache_dir:
-            key = cache.cache_key(self._options(), files)
+            key = cache.cache_key(self._options(), found.files)
             cache_file = Path(self.options.cache_dir) / f"{self.root.name}-{key}.pt"
             content = cache.load(cache_file)
         if content is None:
-            content = self._build(splits)
+            content = self._build(found)  # its Normalization.fit checks the statistics
             if cache_file is not None:
                 cache.save(cache_file, content)
         else:
             log.info("data: loaded %s", cache_file)
+            Normalization(**content["normalization"]).check(f"read from the data cache {cache_file}")
         self.frames, self.paths = content["frames"], content["paths"]
         self.skipped = content["skipped"]
         self.normalization = Normalization(**content["normalization"])
+        self._report(content)
+
+    def _report(self, content: dict) -> None:
+        if content["hidden_ignored"]:
+            log.info("data: ignored %d hidden file(s) (macOS resource forks ._*, __MACOSX/, .*)",
+                     content["hidden_ignored"])
+        if content["copies_dropped"]:
+            log.warning("data: %d file(s) are further copies of an utterance already found (same path without its "
+                        "audio suffixes, e.g. SI1.WAV and SI1.WAV.wav); one copy of each is used (SPHERE first)",
+                        content["copies_dropped"])
+        if content["copies_differing"]:
+            log.warning("data: %d utterance(s) have copies whose samples differ, e.g. %s; check which copy is right",
+                        len(content["copies_differing"]), " vs ".join(content["copies_differing"][0]))
         if self.skipped:
             log.warning("data: skipped %d bad file(s) (data.on_bad_file=skip), e.g. %s", len(self.skipped),
                         self.skipped[0])

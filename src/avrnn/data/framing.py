@@ -5,10 +5,18 @@ The one place where samples become frames and back; training, evaluation and gen
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+
+from avrnn.data.errors import DataError
+
+
+# Below this the training split is digital silence: 16-bit PCM's quantisation step is 3e-5, and
+# speech recorded at -60 dBFS still has a std of about 1e-3. Dividing by less would blow noise up.
+MIN_STD = 1e-5
 
 
 @dataclass(frozen=True)
@@ -27,7 +35,18 @@ class Normalization:
         total = sum(float(np.sum(w, dtype=np.float64)) for w in waveforms)
         mean = total / count
         squares = sum(float(np.sum((w.astype(np.float64) - mean) ** 2)) for w in waveforms)
-        return cls(mean=mean, std=max((squares / count) ** 0.5, 1e-8))
+        return cls(mean=mean, std=(squares / count) ** 0.5).check("fitted on the training split")
+
+    def check(self, source: str) -> "Normalization":
+        """self, or a DataError naming `source` (where the statistics came from) when the mean or std
+        is not finite or the std is below MIN_STD; wherever statistics enter: fitted, read from the
+        data cache, read from a checkpoint."""
+        if not (math.isfinite(self.mean) and math.isfinite(self.std)) or self.std < MIN_STD:
+            raise DataError(f"normalisation statistics {source} are unusable (mean {self.mean:.4g}, std {self.std:.4g}; "
+                            f"they must be finite with std >= {MIN_STD:g}): the training audio is silent or corrupt; "
+                            "check the files (every sample is checked when read: rebuild a data cache made before "
+                            "that by deleting it) or retrain")
+        return self
 
     def apply(self, waveform: np.ndarray) -> np.ndarray:
         return ((waveform - self.mean) / self.std).astype(np.float32)

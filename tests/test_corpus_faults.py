@@ -1,0 +1,233 @@
+"""Corpora as users have them (field reports): copies of one utterance, corrupt samples, resource-fork
+files, odd sample rates and SPHERE codings libsndfile cannot read. Each builds its input in tmp_path
+and asserts the right value."""
+
+import itertools
+import logging
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from avrnn.data import cache
+from avrnn.data.audio import MAX_FLOAT_AMPLITUDE, read_audio, resample, write_sphere
+from avrnn.data.corpus import CORE_TEST_SPEAKERS, find_corpus, utterance_id
+from avrnn.data.datamodule import SpeechDataModule
+from avrnn.data.errors import DataError
+from avrnn.data.framing import MIN_STD, Normalization
+from avrnn.data.options import DataOptions
+
+TRAIN = ["DR1/FAAA0", "DR1/MBBB0", "DR2/FCCC0", "DR2/MDDD0"]
+TEST = ["DR1/MDAB0", "DR1/MXYZ0"]  # MDAB0 is a core test speaker
+SENTENCES = ["SA1", "SA2", "SI1", "SX1", "SX2"]
+assert "MDAB0" in CORE_TEST_SPEAKERS
+
+
+def tone(index: int, n: int = 1600, rate: int = 16000) -> np.ndarray:
+    t = np.arange(n) / rate
+    noise = 0.02 * np.random.default_rng(index).standard_normal(n)
+    return (0.3 * np.sin(2 * np.pi * (110 + 10 * index) * t) + noise).astype(np.float32)
+
+
+def make_timit(root, twins=False):
+    """A miniature TIMIT (SPHERE); with twins, each file also as a RIFF copy `X.WAV.wav`."""
+    index = 0
+    for split, speakers in (("TRAIN", TRAIN), ("TEST", TEST)):
+        for speaker in speakers:
+            for sentence in SENTENCES:
+                path = root / split / speaker / f"{sentence}.WAV"
+                write_sphere(path, tone(index), 16000)
+                if twins:
+                    sf.write(f"{path}.wav", tone(index), 16000, subtype="PCM_16")
+                index += 1
+    return root
+
+
+def make_folder(root, count=10, subtype="PCM_16"):
+    root.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        sf.write(str(root / f"{index:02d}_{'abcde'[index % 5]}.wav"), tone(index), 16000, subtype=subtype)
+    return root
+
+
+def module(root, **options) -> SpeechDataModule:
+    dm = SpeechDataModule(DataOptions(root=str(root), **options))
+    dm.setup()
+    return dm
+
+
+def ids(dm: SpeechDataModule) -> dict[str, set[str]]:
+    return {split: {utterance_id(Path(p), dm.root) for p in paths}
+            for split, paths in dm.paths.items()}
+
+
+# --- 1. several copies of one utterance ---------------------------------------------------------
+def test_utterance_identity_removes_every_audio_suffix_and_case():
+    root = Path("/corpus")
+    assert utterance_id(root / "TRAIN/DR1/F/SI1.WAV", root) == utterance_id(root / "TRAIN/DR1/F/si1.wav.WAV", root)
+    assert utterance_id(root / "TRAIN/DR1/F/SI1.WAV.wav", root) == "train/dr1/f/si1"
+    assert utterance_id(root / "spk1/001.wav", root) != utterance_id(root / "spk2/001.wav", root)
+
+
+TIMIT_OPTIONS = [dict(test_set=t, val_split=v, exclude_sa=e)
+                 for t, v, e in itertools.product(("full", "core"), ("utterance", "speaker"), (False, True))]
+
+
+@pytest.mark.parametrize("options", TIMIT_OPTIONS, ids=lambda o: "-".join(str(v) for v in o.values()))
+def test_timit_twins_are_one_utterance_in_one_split(tmp_path, caplog, options):
+    plain = module(make_timit(tmp_path / "plain"), val_fraction=0.25, **options)
+    with caplog.at_level(logging.WARNING):
+        twins = module(make_timit(tmp_path / "twins", twins=True), val_fraction=0.25, **options)
+    found = ids(twins)
+    assert not (found["train"] & found["val"]) and not (found["train"] & found["test"]) \
+        and not (found["val"] & found["test"])
+    assert found == ids(plain)  # exactly the split of the corpus without copies
+    assert all(p.endswith(".WAV") for paths in twins.paths.values() for p in paths)  # the SPHERE original kept
+    assert "30 file(s) are further copies of an utterance" in caplog.text  # the RIFF twin of each of the 30
+    for split in ("train", "val", "test"):
+        assert all(torch.equal(a, b) for a, b in zip(plain.frames[split], twins.frames[split]))
+
+
+@pytest.mark.parametrize("pattern", [None, r"_([a-e])\."])
+def test_folder_copies_are_one_utterance_in_one_split(tmp_path, caplog, pattern):
+    plain = make_folder(tmp_path / "plain")
+    twins = make_folder(tmp_path / "twins")
+    for path in sorted(twins.glob("*.wav"))[:4]:
+        samples, rate = sf.read(str(path), dtype="int16")
+        sf.write(str(path.with_suffix(".flac")), samples, rate)  # 00_a.flac beside 00_a.wav: the same samples
+    options = dict(layout="folder", val_fraction=0.2, test_fraction=0.2, speaker_pattern=pattern)
+    with caplog.at_level(logging.WARNING):
+        dm = module(twins, **options)
+    found = ids(dm)
+    assert sum(map(len, found.values())) == 10 and not (found["train"] & (found["val"] | found["test"]))
+    assert found == ids(module(plain, **options))
+    assert "4 file(s) are further copies" in caplog.text and "differ" not in caplog.text
+
+
+def test_copies_whose_samples_differ_are_reported(tmp_path, caplog):
+    root = make_timit(tmp_path / "twins", twins=True)
+    other = root / "TRAIN/DR1/FAAA0/SI1.WAV.wav"
+    sf.write(str(other), tone(99), 16000, subtype="PCM_16")
+    with caplog.at_level(logging.WARNING):
+        module(root, val_fraction=0.25)
+    assert f"1 utterance(s) have copies whose samples differ, e.g. {root / 'TRAIN/DR1/FAAA0/SI1.WAV'} vs {other}" \
+        in caplog.text
+
+
+# --- 2. corrupt samples -------------------------------------------------------------------------
+@pytest.mark.parametrize("bad,words", [(float("nan"), "non-finite sample"), (float("inf"), "non-finite sample"),
+                                       (1e30, "magnitude 1e+30")])
+def test_a_corrupt_float_sample_names_the_file_or_is_skipped(tmp_path, caplog, bad, words):
+    root = make_folder(tmp_path / "corpus", subtype="FLOAT")
+    broken = tone(99)
+    broken[800] = bad
+    sf.write(str(root / "00_a.wav"), broken, 16000, subtype="FLOAT")
+    with pytest.raises(DataError, match=rf"{root / '00_a.wav'} holds .*{re.escape(words)}.*data.on_bad_file=skip"):
+        module(root, layout="folder")
+    with caplog.at_level(logging.WARNING):
+        skipped = module(root, layout="folder", on_bad_file="skip")
+    (root / "00_a.wav").unlink()
+    without = module(root, layout="folder")  # the folder holding only the good files
+    assert skipped.skipped == [str(root / "00_a.wav")] and "skipped 1 bad file" in caplog.text
+    assert skipped.paths == without.paths and skipped.normalization == without.normalization
+    assert np.isfinite(skipped.normalization.std) and 0.1 < skipped.normalization.std < 1
+
+
+def test_float_samples_within_the_bound_and_integer_pcm_are_accepted(tmp_path):
+    loud = tone(1) * (MAX_FLOAT_AMPLITUDE * 0.9 / 0.32)  # over full scale, within the bound
+    sf.write(str(tmp_path / "loud.wav"), loud, 16000, subtype="FLOAT")
+    assert np.abs(read_audio(tmp_path / "loud.wav", 16000)).max() == pytest.approx(np.abs(loud).max(), rel=1e-6)
+    sf.write(str(tmp_path / "pcm.wav"), np.clip(loud, -1, 1), 16000, subtype="PCM_16")
+    assert np.abs(read_audio(tmp_path / "pcm.wav", 16000)).max() <= 1.0
+
+
+def test_normalisation_statistics_are_checked_wherever_they_come_from(tmp_path):
+    for stats in (Normalization(float("nan"), 1.0), Normalization(0.0, float("inf")), Normalization(0.0, MIN_STD / 2)):
+        with pytest.raises(DataError, match="normalisation statistics here are unusable"):
+            stats.check("here")
+    silent = tmp_path / "silent"
+    silent.mkdir()
+    for index in range(10):
+        sf.write(str(silent / f"{index}.wav"), np.zeros(1600, np.float32), 16000, subtype="PCM_16")
+    with pytest.raises(DataError, match="statistics fitted on the training split are unusable .*std 0"):
+        module(silent, layout="folder")
+    root = make_folder(tmp_path / "corpus")
+    cache_dir = tmp_path / "cache"
+    module(root, layout="folder", cache_dir=str(cache_dir))
+    (cache_file,) = cache_dir.glob("*.pt")
+    content = cache.load(cache_file)
+    content["normalization"]["std"] = float("nan")  # as a cache written before samples were checked may hold
+    cache.save(cache_file, content)
+    with pytest.raises(DataError, match=rf"read from the data cache {cache_file} are unusable"):
+        module(root, layout="folder", cache_dir=str(cache_dir))
+    assert cache_file.exists()  # nothing saved is lost
+
+
+# --- 3. resource forks and hidden files ---------------------------------------------------------
+def test_resource_forks_are_ignored_and_bad_files_dropped_before_the_split(tmp_path, caplog):
+    plain = make_folder(tmp_path / "plain")
+    copied = tmp_path / "copied"
+    shutil.copytree(plain, copied)
+    for path in sorted(plain.glob("*.wav")):
+        (copied / f"._{path.name}").write_bytes(b"\x00\x05\x16\x07 resource fork")
+        (copied / "__MACOSX").mkdir(exist_ok=True)
+        (copied / "__MACOSX" / f"._{path.name}").write_bytes(b"\x00\x05\x16\x07")
+    (copied / "03_d.wav").write_bytes(b"RIFF broken")  # one truly bad file
+    with caplog.at_level(logging.INFO):
+        skipped = module(copied, layout="folder", val_fraction=0.2, test_fraction=0.2, on_bad_file="skip")
+    assert "ignored 20 hidden file(s)" in caplog.text and skipped.skipped == [str(copied / "03_d.wav")]
+    (plain / "03_d.wav").unlink()
+    without = module(plain, layout="folder", val_fraction=0.2, test_fraction=0.2)
+    assert ids(skipped) == ids(without)  # the split of a folder holding only the good files
+    assert sum(len(f) for f in skipped.frames.values()) == 9
+
+
+def test_a_folder_without_bad_files_splits_as_before(tmp_path):
+    """The split of a plain folder is the seeded one of the files found (fsdd-3spk's did not move)."""
+    root = make_folder(tmp_path / "plain", count=20)
+    dm = module(root, layout="folder", val_fraction=0.2, test_fraction=0.2, split_seed=3)
+    files = sorted(root.glob("*.wav"))
+    assert sorted(p for paths in dm.paths.values() for p in paths) == sorted(map(str, files))
+    assert [len(dm.paths[s]) for s in ("train", "val", "test")] == [12, 4, 4]
+    assert dm.paths == module(root, layout="folder", val_fraction=0.2, test_fraction=0.2, split_seed=3).paths
+    assert find_corpus(root, "folder").hidden == []
+
+
+# --- 6. resampling at any rate ------------------------------------------------------------------
+def band_limited(rate: int, seconds: float = 0.5) -> np.ndarray:
+    """A sum of sines below 3.5 kHz at `rate`, in float64, from the closed form (the exact reference)."""
+    t = np.arange(round(seconds * rate)) / rate
+    return sum(a * np.sin(2 * np.pi * f * t + p) for a, f, p in ((0.3, 220.0, 0.1), (0.2, 1234.5, 1.0),
+                                                                  (0.1, 3456.7, 2.0)))
+
+
+@pytest.mark.parametrize("from_rate,to_rate", [(16001, 16000), (44099, 16000), (7999, 16000), (8000, 16000),
+                                               (44100, 16000), (22050, 16000)])
+def test_resampling_is_accurate_for_any_rate_pair(from_rate, to_rate):
+    out = resample(band_limited(from_rate).astype(np.float32), from_rate, to_rate)
+    reference = band_limited(to_rate)
+    assert out.dtype == np.float32 and abs(len(out) - len(reference)) <= 1
+    n = min(len(out), len(reference))
+    middle = slice(n // 10, n - n // 10)  # leave out the edges, where no resampler sees the whole kernel
+    error = out[:n][middle].astype(np.float64) - reference[:n][middle]
+    snr = 10 * np.log10(np.sum(reference[:n][middle] ** 2) / np.sum(error ** 2))
+    assert snr >= 60, f"{from_rate} -> {to_rate} Hz: SNR {snr:.1f} dB"
+
+
+# --- 8. SPHERE codings libsndfile cannot read ---------------------------------------------------
+def test_shorten_sphere_names_its_coding_and_how_to_convert(tmp_path):
+    root = make_timit(tmp_path / "corpus")
+    path = root / "TRAIN/DR1/FAAA0/SI1.WAV"
+    header = ("NIST_1A\n   1024\nsample_count -i 1600\nsample_n_bytes -i 2\nchannel_count -i 1\n"
+              "sample_byte_format -s2 01\nsample_rate -i 16000\nsample_coding -s26 pcm,embedded-shorten-v2.00\n"
+              "sample_sig_bits -i 16\nend_head\n").encode().ljust(1024, b" ")
+    path.write_bytes(header + b"ajkg" + bytes(np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8)))
+    with pytest.raises(DataError) as error:
+        module(root, val_fraction=0.25)
+    message = str(error.value)
+    assert str(path) in message and "sample_coding pcm,embedded-shorten-v2.00" in message
+    assert "sph2pipe" in message and "\n" not in message
