@@ -7,6 +7,7 @@ from omegaconf import DictConfig
 
 from avrnn.cli import run
 from avrnn.config import register_configs
+from avrnn.sweeps import objective
 from avrnn.training import BEST, train
 
 register_configs()
@@ -16,8 +17,8 @@ CONF = str(Path(__file__).resolve().parents[1] / "conf")  # absolute: the entry 
 @hydra.main(version_base="1.3", config_path=CONF, config_name="config")
 def main(cfg: DictConfig) -> float:
     """Returns the best validation ELBO per timestep (NaN if none): the objective of
-    hparams_search=avrnn_optuna, where NaN marks a failed trial."""
-    return train(cfg).get(BEST, float("nan"))
+    hparams_search=*, where a trial without a finite one raises TrialFailed (Optuna: FAILED)."""
+    return objective(train(cfg), BEST)
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ def test_optuna_search_goes_on_after_failed_trials_and_says_when_all_failed(run_
     assert len(run_folders(sweep)) == 2
     assert (result.stdout + result.stderr).count("Failed experiment: 1 non-finite steps in a row") == 2
     last = [line for line in result.stderr.splitlines() if line.strip()][-1]
-    assert last.startswith("error: every trial of the hyper-parameter search failed")
+    assert last.startswith("error: every one of the 2 trials of the search failed (first: TrainingFault: 1 non-finite")
 
 
 STUDY_ARMS = ["vrnn", "avrnn_paper", "avrnn_conditional", "avrnn_own", "avrnn_hybrid", "avrnn_posterior_only",
@@ -160,3 +160,54 @@ def test_each_arms_tuned_setting_selects_that_arm_and_sets_only_the_searched_key
             OmegaConf.update(tuned, key, OmegaConf.select(plain_arm, key))
         assert tuned == plain_arm, arm
         assert changed and changed <= set(search), (arm, changed)
+
+
+def grid_search(folder, param: str) -> list[str]:
+    """A grid search over one parameter's two values, as a user's own conf/hparams_search/<name>.yaml
+    (found through --config-dir), with the project's sweeper."""
+    (folder / "hparams_search").mkdir(parents=True)
+    key, values = param.split("=", 1)
+    (folder / "hparams_search" / "two_values.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /hydra/sweeper: optuna\n  - override /hydra/sweeper/sampler: grid\n"
+        "hydra:\n  sweeper:\n    _target_: hydra_plugins.avrnn_optuna_sweeper.optuna_sweeper.OptunaSweeper\n"
+        f"    direction: maximize\n    n_trials: 2\n    max_failure_rate: 1.0\n    params:\n      {key}: {values}\n")
+    return [f"--config-dir={folder}", "hparams_search=two_values"]
+
+
+def optuna_sweep(run_script, sweep, tiny, corpus_dir, *overrides, search=("hparams_search=avrnn_optuna",)):
+    result = run_script("train.py", "-m", *search, *tiny, f"data.root={corpus_dir}", f"hydra.sweep.dir={sweep}",
+                        *overrides)
+    assert (sweep / "optimization_results.yaml").exists(), result.stderr[-3000:]
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    trials = yaml.safe_load((sweep / "trials.yaml").read_text())["trials"]
+    return result, results, trials
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("failing,reason", [
+    ("model.std_floor=choice(0.001,-1)", "ConfigError: model.std_floor must be positive, got -1"),
+    ("model.optimizer.lr=choice(1e-3,1e30)", "TrainingFault: 1 non-finite steps in a row"),
+    ("data.frame_size=choice(200,100000)", "DataError: "),
+])
+def test_a_failed_trial_is_recorded_and_the_search_goes_on(run_script, tmp_path, corpus_dir, tiny, failing, reason):
+    """A grid over one good and one failing value: one COMPLETE and one FAILED trial, the search ends normally."""
+    result, results, trials = optuna_sweep(run_script, tmp_path / "sweep", tiny, corpus_dir, "training.max_bad_steps=1",
+                                           search=grid_search(tmp_path / "conf", failing))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (results["n_trials"], results["n_complete"], results["n_failed"]) == (2, 1, 1)
+    assert results["failures"][0]["reason"].startswith(reason), results["failures"]
+    (complete,) = [t for t in trials if t["state"] == "COMPLETE"]
+    assert results["best_value"] == pytest.approx(complete["value"])
+
+
+@pytest.mark.slow
+def test_a_search_whose_every_trial_fails_ends_in_one_line_with_a_results_file(run_script, tmp_path, corpus_dir, tiny):
+    """trainer.limit_val_batches=0: no trial has an objective (NaN), none is told to Optuna as a value."""
+    result, results, trials = optuna_sweep(run_script, tmp_path / "sweep", tiny, corpus_dir, "hydra.sweeper.n_trials=2",
+                                           "trainer.limit_val_batches=0")
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: every one of the 2 trials of the search failed (first: TrialFailed: this trial has "
+                           "no usable objective: no validation ran")
+    assert results["best_value"] is None and (results["n_complete"], results["n_failed"]) == (0, 2)
+    assert [t["state"] for t in trials] == ["FAIL", "FAIL"]

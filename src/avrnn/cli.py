@@ -22,8 +22,10 @@ from avrnn.config import ConfigError
 from avrnn.data.errors import DataError
 from avrnn.module import TrainingFault
 from avrnn.registry import UntrustedTargetError
+from avrnn.sweeps import AllTrialsFailed, TrialFailed
 
-USER_ERRORS = (ConfigError, DataError, CheckpointError, TrainingFault, UntrustedTargetError)
+USER_ERRORS = (ConfigError, DataError, CheckpointError, TrainingFault, UntrustedTargetError, TrialFailed,
+               AllTrialsFailed)
 NOISE = ("full_key", "object_type", "reference_type", "To append", "Config search path", "provider=",
          "Set the environment", "explicit_type", "See https")
 
@@ -82,11 +84,6 @@ def run(main: Callable[[], object]) -> None:
         _fail(unparsable_override(error.override, error.message))
     except (MissingConfigException, HydraException, OmegaConfBaseException) as error:
         _fail(one_line(error))
-    except ValueError as error:
-        if "No trials are completed yet" not in str(error):  # Optuna, after a search where every trial failed
-            raise
-        _fail("every trial of the hyper-parameter search failed (each trial folder's log says why); "
-              "narrow hydra.sweeper.params or fix the failing setting, then run it again")
     except OSError as error:
         where = f" {error.filename}" if error.filename else ""
         _fail(f"{error.strerror or error}{where}; free disk space or choose a writable folder "
