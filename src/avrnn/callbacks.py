@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import RichProgressBar, TQDMProgressBar
+from pytorch_lightning.callbacks.progress.rich_progress import _RICH_AVAILABLE
+from pytorch_lightning.callbacks.progress.tqdm_progress import _update_n
 
 from avrnn import denormals
 from avrnn.data.framing import Normalization, unframe
@@ -57,3 +60,55 @@ class DenormalPolicy(pl.Callback):
     def setup(self, trainer, module, stage: str) -> None:
         if denormals.state() != ("flushed" if self.flush else "IEEE"):
             denormals.apply(self.flush)
+
+
+def _iteration_total(module) -> int | None:
+    return module.hparams.training.get("max_iterations")
+
+
+class IterationTQDMBar(TQDMProgressBar):
+    """Lightning's plain bar counting A-VRNN iterations out of training.max_iterations (Lightning's own
+    counts batches of an epoch and shows "Epoch N": runs here stop on iterations, with no epoch limit)."""
+
+    def on_train_epoch_start(self, trainer, module, *args) -> None:
+        super().on_train_epoch_start(trainer, module, *args)
+        if _iteration_total(module):
+            self.train_progress_bar.total = _iteration_total(module)
+            _update_n(self.train_progress_bar, module.iteration)
+            self.train_progress_bar.set_description("iterations")
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if not _iteration_total(module):
+            return super().on_train_batch_end(trainer, module, outputs, batch, batch_idx)
+        bar = self.train_progress_bar
+        if bar is not None and self._should_update(module.iteration, bar.total):
+            _update_n(bar, module.iteration)
+            bar.set_postfix(self.get_metrics(trainer, module))
+
+
+class IterationRichBar(RichProgressBar):
+    """Lightning's rich bar counting A-VRNN iterations out of training.max_iterations (see IterationTQDMBar)."""
+
+    def on_train_epoch_start(self, trainer, module) -> None:
+        super().on_train_epoch_start(trainer, module)
+        if _iteration_total(module) and self.progress is not None and self.train_progress_bar_id is not None:
+            self.progress.update(self.train_progress_bar_id, total=_iteration_total(module),
+                                 completed=module.iteration, description=self._padded("iterations"))
+            self.refresh()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if not _iteration_total(module):
+            return super().on_train_batch_end(trainer, module, outputs, batch, batch_idx)
+        if not self.is_disabled and self.train_progress_bar_id is None:
+            self._initialize_train_progress_bar_id()  # resumed mid-epoch
+        self._update(self.train_progress_bar_id, module.iteration)
+        self._update_metrics(trainer, module)
+        self.refresh()
+
+    def _padded(self, text: str) -> str:
+        return f"{text:{len(self.validation_description)}}"
+
+
+def progress_bar() -> pl.Callback:
+    """The bar Lightning would pick (rich where it is installed), counting iterations."""
+    return IterationRichBar() if _RICH_AVAILABLE else IterationTQDMBar()

@@ -43,8 +43,29 @@ def block_average(steps: np.ndarray, values: np.ndarray, every: int) -> tuple[np
     return (keys + 1) * every, np.array([values[blocks == k].mean() for k in keys])
 
 
+CONVERGED_SHARE = 0.3  # the second half of a run spans at least this share of the y axis
+
+
+def converged_limits(curves: list[tuple[np.ndarray, np.ndarray]], last_step: float) -> tuple[float, float] | None:
+    """y limits on which the second half of a run reads: None (matplotlib's own) where the values of
+    iterations >= last_step / 2 already span CONVERGED_SHARE of the whole range; else the second half's
+    range padded to 2x (it then fills half the axis height) and the early values leave the axis. An
+    untrained VRNN starts near -1.5e6 nats per timestep and converges near +50: on its whole range the
+    converged curve is a flat line at 0."""
+    every = np.concatenate([v[np.isfinite(v)] for _, v in curves]) if curves else np.array([])
+    late = np.concatenate([v[(s >= last_step / 2) & np.isfinite(v)] for s, v in curves]) if curves else np.array([])
+    if late.size == 0 or every.size == 0:
+        return None
+    low, high = float(late.min()), float(late.max())
+    whole = float(every.max() - every.min())
+    if whole == 0 or (high - low) >= CONVERGED_SHARE * whole:
+        return None
+    pad = max(high - low, 1e-6 * max(abs(low), abs(high), 1.0)) / 2
+    return low - pad, high + pad
+
+
 def _panel(axis, scalars, tags: dict[str, str], every: int, ylabel: str) -> bool:
-    drawn = False
+    drawn, curves = False, []
     for tag, label in tags.items():
         if tag not in scalars:
             continue
@@ -53,8 +74,14 @@ def _panel(axis, scalars, tags: dict[str, str], every: int, ylabel: str) -> bool
             steps, values = block_average(steps, values, every)
             axis.plot(steps, values, label=f"{label} (train, mean of {every})")
         else:
-            axis.plot(steps + 1, values, "o--", label=f"{label} (validation)")
+            steps = steps + 1
+            axis.plot(steps, values, "o--", label=f"{label} (validation)")
+        curves.append((steps, values))
         drawn = True
+    limits = converged_limits(curves, max((float(s.max()) for s, _ in curves if s.size), default=0.0))
+    if limits is not None:
+        axis.set_ylim(*limits)
+        ylabel += " (axis fits the run's second half; earlier values off the axis)"
     axis.set_xlabel("training iteration")
     axis.set_ylabel(ylabel)
     axis.grid(alpha=0.3)

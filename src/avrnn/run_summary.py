@@ -10,16 +10,22 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from pytorch_lightning.loggers import TensorBoardLogger
 
+from avrnn.phases import iteration_phases
 from avrnn.plots import plot_run
 
 log = logging.getLogger(__name__)
 
 # the settings a comparison varies (config keys, dotted)
 HPARAMS = ("model.name", "critic.name", "critic.input", "model.prior_path", "model.recurrence_input", "ablation.name",
-           "ablation.kl_weight", "model.optimizer.name", "model.optimizer.lr", "model.adversarial_optimizer.name",
-           "model.adversarial_optimizer.lr", "critic.optimizer.name", "critic.optimizer.lr", "critic.n_critic",
-           "critic.clip_value", "critic.gp_weight", "model.z_dim", "model.hidden_size", "model.rnn", "data.name",
-           "training.max_iterations", "seed")
+           "ablation.adversarial_phases", "ablation.kl_weight", "model.optimizer.name", "model.optimizer.lr",
+           "model.adversarial_optimizer.name", "model.adversarial_optimizer.lr", "critic.optimizer.name",
+           "critic.optimizer.lr", "critic.n_critic", "critic.clip_value", "critic.gp_weight", "model.z_dim",
+           "model.hidden_size", "model.rnn", "data.name", "training.max_iterations", "trainer.precision",
+           "flush_denormal", "seed")
+# what only a run that builds a critic has: left out of the table where it builds none (the VRNN, no adversary)
+CRITIC_HPARAMS = ("critic.name", "critic.input", "model.prior_path", "model.adversarial_optimizer.name",
+                  "model.adversarial_optimizer.lr", "critic.optimizer.name", "critic.optimizer.lr", "critic.n_critic",
+                  "critic.clip_value", "critic.gp_weight")
 METRICS = ("val/best_elbo_per_timestep", "test/elbo_per_timestep", "test/rec_per_timestep", "test/kl_per_timestep")
 
 
@@ -29,9 +35,15 @@ def _get(config: dict, dotted: str):
     return config
 
 
-def summarize_run(logger: TensorBoardLogger, config: dict, metrics: dict, output_dir: Path, iterations: int) -> None:
-    """HParams entry and figures of one run; `config` is the resolved config as plain data."""
-    params = {key: value for key in HPARAMS if (value := _get(config, key)) is not None}
+def summarize_run(logger: TensorBoardLogger, config: dict, metrics: dict, output_dir: Path, iterations: int,
+                  precision: str | None = None) -> None:
+    """HParams entry and figures of one run; `config` is the resolved config as plain data, and
+    `precision` the one the run trained in (a bf16 request falls back to fp32 on some CPUs)."""
+    if precision is not None:
+        config = {**config, "trainer": {**config.get("trainer", {}), "precision": precision}}
+    builds_critic = "critic" in iteration_phases(config["critic"], config["ablation"])
+    keys = [key for key in HPARAMS if builds_critic or key not in CRITIC_HPARAMS]
+    params = {key: value for key in keys if (value := _get(config, key)) is not None}
     logger.log_hyperparams(params, metrics={f"hp/{key}": float(metrics[key]) for key in METRICS if key in metrics})
     logger.experiment.flush()  # the figures are drawn from the event files written so far
     every = min(100, max(1, iterations // 10))  # the paper averages training curves over 100 iterations

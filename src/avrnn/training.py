@@ -16,14 +16,14 @@ import torch
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from avrnn.checkpoints import load_checkpoint, resolve_ckpt_path
 from avrnn.config import ConfigError, validate
 from avrnn.data.datamodule import SpeechDataModule
 from avrnn import denormals, registry
-from avrnn.callbacks import DenormalPolicy, PriorAudioSamples, RandomState
+from avrnn.callbacks import DenormalPolicy, PriorAudioSamples, RandomState, progress_bar
 from avrnn.module import AVRNNModule
 from avrnn.phases import batches_per_iteration
 from avrnn.run_summary import summarize_run
@@ -73,6 +73,8 @@ def build_trainer(cfg: DictConfig, output_dir: Path, steps_per_iteration: int,
     last = dict(dirpath=output_dir / "checkpoints", filename="last", enable_version_counter=False)
     callbacks = [best, ModelCheckpoint(**last), PriorAudioSamples(), RandomState(), DenormalPolicy(cfg.flush_denormal),
                  *extra_callbacks]
+    if cfg.trainer.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
+        callbacks.append(progress_bar())  # iterations out of training.max_iterations
     if cfg.training.checkpoint_every_iterations:
         # Lightning's step counter counts optimizer steps: steps_per_iteration per iteration
         callbacks.append(ModelCheckpoint(**last, every_n_train_steps=cfg.training.checkpoint_every_iterations
@@ -133,6 +135,7 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> dict[str, f
         load_checkpoint(ckpt_path)  # refuse unsafe or corrupt files with one line, before Lightning reads them
     trainer = build_trainer(cfg, output_dir, len(module.phases), callbacks)
     check_launch(trainer)
+    record_precision(cfg, str(trainer.precision), output_dir)
     if cfg.training.validate_before_training and ckpt_path is None:
         trainer.validate(module, datamodule=datamodule, verbose=False)  # the curves' starting point
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
@@ -151,6 +154,25 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> dict[str, f
         if trainer.is_global_zero:
             (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
             summarize_run(trainer.logger, plain(cfg), metrics, output_dir, trained_iterations)
-    log.info("finished %d iterations; %s = %.3f nats/timestep; outputs in %s", trained_iterations, MONITOR,
-             metrics.get(MONITOR, float("nan")), output_dir)
+        log.info("finished %d iterations; best %s = %.3f nats/timestep (checkpoint of iteration %d, tested); test "
+                 "ELBO %.3f, reconstruction %.3f, KL %.3f nats/timestep; outputs in %s", trained_iterations, MONITOR,
+                 metrics.get(BEST, float("nan")), module.iteration, metrics.get("test/elbo_per_timestep", float("nan")),
+                 metrics.get("test/rec_per_timestep", float("nan")), metrics.get("test/kl_per_timestep", float("nan")),
+                 output_dir)
+    else:
+        log.info("finished %d iterations; best %s = %.3f nats/timestep (not tested: training.test_after_training="
+                 "false); outputs in %s", trained_iterations, MONITOR, metrics.get(BEST, float("nan")), output_dir)
     return metrics
+
+
+def record_precision(cfg: DictConfig, precision: str, output_dir: Path) -> None:
+    """The precision the run trains in, in its config and in the run folder's .hydra/config.yaml
+    (where Hydra saved the requested one: bf16 falls back to fp32 on a CPU without it, null means 32-true)."""
+    if cfg.trainer.get("precision") == precision:
+        return
+    cfg.trainer.precision = precision
+    saved = output_dir / ".hydra" / "config.yaml"
+    if saved.exists():
+        stored = OmegaConf.load(saved)
+        stored.trainer.precision = precision
+        OmegaConf.save(stored, saved)

@@ -1,0 +1,93 @@
+"""What a run shows at its end, in TensorBoard and in its folder: figures on which the converged part
+reads, a last log line with the best validation bound and the test bounds, a progress bar counting
+iterations, and an HParams table of the settings the run really has."""
+
+import logging
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from avrnn import plots
+from avrnn.callbacks import IterationRichBar, IterationTQDMBar
+from avrnn.plots import CONVERGED_SHARE, converged_limits
+from avrnn.training import BEST, train
+
+
+def second_half_share(steps, values, limits):
+    late = values[steps >= steps.max() / 2]
+    return (late.max() - late.min()) / (limits[1] - limits[0])
+
+
+def test_a_vrnn_like_curve_gets_an_axis_on_which_its_second_half_reads():
+    steps = np.arange(1, 2001, dtype=float)
+    values = 50 - 1.5e6 * np.exp(-steps / 30) + np.sin(steps / 50)  # -1.5e6 at the start, ~50 +- 1 converged
+    limits = converged_limits([(steps, values)], steps.max())
+    assert limits is not None and second_half_share(steps, values, limits) >= CONVERGED_SHARE
+    assert limits[0] > -10 and limits[1] < 100  # the early values leave the axis
+    flat_start = np.linspace(-100, 50, 2000)  # already readable on its whole range: matplotlib's own limits
+    assert converged_limits([(steps, flat_start)], steps.max()) is None
+
+
+def test_the_run_figures_use_the_converged_limits(make_cfg, tmp_path, monkeypatch):
+    seen = []
+
+    def recorded(curves, last_step):
+        limits = converged_limits(curves, last_step)
+        seen.append((curves, last_step, limits))
+        return limits
+    monkeypatch.setattr(plots, "converged_limits", recorded)
+    run = tmp_path / "run"
+    train(make_cfg(f"paths.output_dir={run}", "model=vrnn", "critic=none", "training.max_iterations=6"))
+    assert len(seen) == 3  # Fig. 2, Fig. 3 (no critic: no curves), KL
+    for curves, last_step, limits in seen:
+        if limits is not None:
+            for steps, values in curves:
+                assert second_half_share(steps, values, limits) <= 1.0
+
+
+def test_the_last_log_line_reports_the_best_validation_and_the_test_bounds(make_cfg, caplog):
+    with caplog.at_level(logging.INFO, logger="avrnn.training"):
+        metrics = train(make_cfg("training.max_iterations=6", "training.iterations_per_epoch=2"))
+    last = [r.getMessage() for r in caplog.records if r.name == "avrnn.training"][-1]
+    assert f"best val/elbo_per_timestep = {metrics[BEST]:.3f} nats/timestep (checkpoint of iteration" in last
+    assert f"test ELBO {metrics['test/elbo_per_timestep']:.3f}, reconstruction {metrics['test/rec_per_timestep']:.3f}"\
+        in last
+
+
+class BarState(pl.Callback):
+    def on_train_epoch_end(self, trainer, module):
+        bar = trainer.progress_bar_callback
+        if isinstance(bar, IterationRichBar):
+            task = bar.progress.tasks[bar.train_progress_bar_id]
+            self.state = (task.description.strip(), task.completed, task.total)
+        else:
+            self.state = (bar.train_progress_bar.desc.strip(": "), bar.train_progress_bar.n, bar.train_progress_bar.total)
+
+
+@pytest.mark.parametrize("bar", [IterationRichBar, IterationTQDMBar])
+def test_the_progress_bar_counts_iterations_out_of_max_iterations(make_cfg, bar):
+    state = BarState()
+    train(make_cfg("training.max_iterations=4", "training.iterations_per_epoch=2", "trainer.enable_progress_bar=true"),
+          callbacks=[bar(), state])
+    assert state.state == ("iterations", 4, 4)  # not "Epoch 1/-2"
+
+
+def hparams_of(run) -> dict:
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"tensors": 0})
+    events.Reload()
+    content = events.PluginTagToContent("hparams")
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    return dict(session.session_start_info.hparams)
+
+
+@pytest.mark.parametrize("overrides", [("model=vrnn", "critic=none"), ("ablation.adversarial_phases=false",)])
+def test_the_hparams_table_of_a_run_without_a_critic_lists_no_critic_setting(make_cfg, tmp_path, overrides):
+    run = tmp_path / "run"
+    train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=2", *overrides))
+    hparams = hparams_of(run)
+    assert not [key for key in hparams if key.startswith("critic.") or "adversarial_optimizer" in key]
+    assert "ablation.adversarial_phases" in hparams and hparams["trainer.precision"].string_value == "32-true"
+    assert hparams["flush_denormal"].number_value == 1  # TensorBoard stores a bool as a number
