@@ -112,3 +112,16 @@ class IterationRichBar(RichProgressBar):
 def progress_bar() -> pl.Callback:
     """The bar Lightning would pick (rich where it is installed), counting iterations."""
     return IterationRichBar() if _RICH_AVAILABLE else IterationTQDMBar()
+
+
+class StoreConfig(pl.Callback):
+    """Saves the run's whole resolved config (plain data) in every checkpoint, for a resume to compare
+    against (avrnn.resume)."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def on_save_checkpoint(self, trainer, module, checkpoint: dict) -> None:
+        from omegaconf import OmegaConf
+
+        checkpoint["avrnn_config"] = OmegaConf.to_container(self.cfg, resolve=True)

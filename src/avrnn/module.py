@@ -20,6 +20,7 @@ from avrnn.checkpoints import check_optimizer_states, upgrade_hyper_parameters, 
 from avrnn.models import VRNN, losses
 from avrnn.optimizers import build_optimizer
 from avrnn.phases import iteration_phases, optimizer_phases
+from avrnn.resume import apply_optimizer_settings
 from avrnn.step_guard import NonFiniteGuard, TrainingFault, guarded_step
 from avrnn.step_sizes import StepSizes
 
@@ -69,14 +70,16 @@ class AVRNNModule(pl.LightningModule):
         }
         return {phase: params[phase] for phase in self.optimizer_phases}
 
-    def configure_optimizers(self):
+    def optimizer_nodes(self) -> list[tuple[str, dict]]:
+        """(config key, config node) of each phase's optimizer, in the phases' order."""
         config_key = {"elbo": ("model", "optimizer"), "reconstruction": ("model", "optimizer"),
                       "critic": ("critic", "optimizer"), "adversarial": ("model", "adversarial_optimizer")}
-        optimizers = []
-        for phase, params in self.phase_parameters().items():
-            owner, key = config_key[phase]
-            optimizers.append(build_optimizer(self.hparams[owner][key], params, f"{owner}.{key}"))
-        return optimizers
+        return [(f"{owner}.{key}", self.hparams[owner][key])
+                for owner, key in (config_key[phase] for phase in self.optimizer_phases)]
+
+    def configure_optimizers(self):
+        return [build_optimizer(node, params, name)
+                for (name, node), params in zip(self.optimizer_nodes(), self.phase_parameters().values())]
 
     # --- what every phase reports ------------------------------------------------------------
     @staticmethod
@@ -229,5 +232,7 @@ class AVRNNModule(pl.LightningModule):
         checkpoint["state_dict"] = upgrade_state_dict(checkpoint["state_dict"])  # layer names of earlier versions
         if self._trainer is not None:  # resuming a fit, not just loading weights
             check_optimizer_states(checkpoint, self.phase_parameters())
+            # the config's learning rates (and other optimizer settings), not the checkpoint's (avrnn.resume)
+            apply_optimizer_settings(checkpoint, [node for _, node in self.optimizer_nodes()])
         self.iteration = checkpoint.get("avrnn_iteration", 0)
         self.guard.skipped = dict(checkpoint.get("avrnn_skipped_steps", {}))

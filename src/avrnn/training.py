@@ -23,9 +23,10 @@ from avrnn.checkpoints import load_checkpoint, resolve_ckpt_path
 from avrnn.config import ConfigError, validate
 from avrnn.data.datamodule import SpeechDataModule
 from avrnn import denormals, registry
-from avrnn.callbacks import DenormalPolicy, PriorAudioSamples, RandomState, progress_bar
+from avrnn.callbacks import DenormalPolicy, PriorAudioSamples, RandomState, StoreConfig, progress_bar
 from avrnn.module import AVRNNModule
 from avrnn.phases import batches_per_iteration
+from avrnn.resume import check_resume, check_same_corpus, restore_earlier_run_config
 from avrnn.run_summary import summarize_run
 from avrnn.precision import supported_precision
 
@@ -126,14 +127,21 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> dict[str, f
     denormals.apply(cfg.flush_denormal)
     pl.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir).resolve()
+    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, output_dir)
+    checkpoint = None
+    if ckpt_path is not None:
+        checkpoint = load_checkpoint(ckpt_path)  # refuse unsafe or corrupt files with one line, before Lightning
+        refused_resume_keeps_earlier_config(check_resume, stored_config(checkpoint), plain(cfg), ckpt_path)
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
     datamodule.setup("fit")
+    if checkpoint is not None:
+        hyper = checkpoint.get("hyper_parameters") or {}
+        refused_resume_keeps_earlier_config(check_same_corpus, hyper.get("normalization"),
+                                            datamodule.normalization.to_dict(), (hyper.get("data") or {}).get("root"),
+                                            data_options(cfg)["root"])
     module = build_module(cfg, normalization=datamodule.normalization.to_dict(), data=data_options(cfg))
-    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, output_dir)
-    if ckpt_path is not None:
-        load_checkpoint(ckpt_path)  # refuse unsafe or corrupt files with one line, before Lightning reads them
-    trainer = build_trainer(cfg, output_dir, len(module.phases), callbacks)
+    trainer = build_trainer(cfg, output_dir, len(module.phases), [*callbacks, StoreConfig(cfg)])
     check_launch(trainer)
     record_precision(cfg, str(trainer.precision), output_dir)
     if cfg.training.validate_before_training and ckpt_path is None:
@@ -163,6 +171,24 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> dict[str, f
         log.info("finished %d iterations; best %s = %.3f nats/timestep (not tested: training.test_after_training="
                  "false); outputs in %s", trained_iterations, MONITOR, metrics.get(BEST, float("nan")), output_dir)
     return metrics
+
+
+def stored_config(checkpoint: dict) -> dict:
+    """The resolved config a checkpoint trained with; from checkpoints of earlier versions, the
+    config groups their hyper-parameters hold."""
+    if "avrnn_config" in checkpoint:
+        return checkpoint["avrnn_config"]
+    hyper = checkpoint.get("hyper_parameters") or {}
+    return {key: hyper[key] for key in ("model", "critic", "ablation", "training") if key in hyper}
+
+
+def refused_resume_keeps_earlier_config(check, *args) -> None:
+    """check(*args); where it refuses the resume, the run folder's earlier .hydra/ files go back first."""
+    try:
+        check(*args)
+    except ConfigError:
+        restore_earlier_run_config()
+        raise
 
 
 def record_precision(cfg: DictConfig, precision: str, output_dir: Path) -> None:

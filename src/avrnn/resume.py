@@ -1,0 +1,166 @@
+"""Resuming with a changed setting: every key of the config schema is applied mid-run or refused.
+
+A checkpoint stores the whole resolved config it was trained with (plain data, `avrnn_config`). On
+resume (`ckpt_path=...`) `check_resume` compares it with the config of the new command, leaf by
+leaf, and looks each changed leaf up in RESUME_RULES:
+  apply   run control: learning rates and the other optimizer settings (written into the restored
+          optimizer states: Lightning would otherwise restore the checkpoint's), max_iterations,
+          checkpoint intervals, logging, threads, a moved data.root that holds the same corpus;
+          one log line per changed key;
+  refuse  what gives the checkpoint's weights and state their meaning: the architecture, the critic,
+          the ablation, the corpus's content, framing and splits, the batches, the seed. One line
+          names the key, both values and the fix, before anything is written; the run folder's
+          earlier .hydra/ files (which Hydra overwrote before the job started) are put back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import typing
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from avrnn.config import Config, ConfigError
+
+log = logging.getLogger(__name__)
+
+APPLY, REFUSE = "apply", "refuse"
+_OPTIMIZER = {"name": REFUSE, "_target_": REFUSE, "lr": APPLY, "betas": APPLY, "alpha": APPLY, "eps": APPLY,
+              "weight_decay": APPLY}
+OPTIMIZER_NODES = ("model.optimizer", "model.adversarial_optimizer", "critic.optimizer")
+RULES: list[tuple[str, str]] = [  # (leaf, rule); a test holds it to one entry per leaf of the schema
+    *[(f"model.{key}", REFUSE) for key in ("name", "frame_size", "z_dim", "hidden_size", "x_features", "z_features",
+                                           "mlp_hidden", "rnn", "prior_path", "recurrence_input", "emission",
+                                           "std_floor", "std_max", "kl_warmup_iterations", "free_bits")],
+    *[(f"{node}.{key}", rule) for node in OPTIMIZER_NODES for key, rule in _OPTIMIZER.items()],
+    *[(f"critic.{key}", REFUSE) for key in ("name", "objective", "input", "networks", "lstm_size", "fc_size",
+                                            "readout", "n_critic", "clip_value", "gp_weight")],
+    *[(f"ablation.{key}", REFUSE) for key in ("name", "adversarial_trains_prior", "kl_weight", "adversarial_phases")],
+    *[(f"training.{key}", APPLY) for key in ("max_iterations", "grad_clip_norm", "max_bad_steps",
+                                             "validate_before_training", "checkpoint_every_iterations",
+                                             "checkpoint_every_minutes", "test_after_training", "audio_every_n_epochs",
+                                             "audio_seconds", "cuda_graphs")],
+    ("training.iterations_per_epoch", REFUSE),  # the batches of an epoch are a function of it: resume = uninterrupted
+    ("training.fresh_batch_per_phase", REFUSE),
+    ("data.name", APPLY),  # a label; the corpus itself is checked (check_same_corpus)
+    ("data.root", APPLY),  # moved: allowed where it holds the same corpus (check_same_corpus)
+    *[(f"data.{key}", REFUSE) for key in ("layout", "sample_rate", "resample", "frame_size", "hop", "last_frame",
+                                          "batch_size", "crop_frames", "val_fraction", "test_fraction", "split_seed",
+                                          "test_set", "val_split", "exclude_sa", "speaker_pattern", "on_bad_file")],
+    *[(f"data.synthetic.{key}", REFUSE) for key in ("train_speakers", "test_speakers", "utterances_per_speaker",
+                                                    "min_seconds", "max_seconds", "sample_rate", "seed")],
+    *[(f"data.{key}", APPLY) for key in ("eval_batch_size", "cache_dir", "num_workers")],
+    *[(f"paths.{key}", APPLY) for key in ("data_dir", "cache_dir", "log_dir", "output_dir")],
+    ("trainer", APPLY),  # pl.Trainer's arguments: how to run, not what the weights mean
+    ("seed", REFUSE),  # the noise and batch order of the rest of the run
+    ("num_threads", APPLY),
+    ("flush_denormal", APPLY),
+    ("ckpt_path", APPLY),
+]
+RESUME_RULES: dict[str, str] = dict(RULES)
+
+
+def schema_leaves(node=Config, prefix: str = "") -> list[str]:
+    """The dotted paths of every leaf of the config schema (dataclass fields, nested dataclasses
+    entered; a free dict such as `trainer` is one leaf)."""
+    leaves = []
+    hints = typing.get_type_hints(node)
+    for field in dataclasses.fields(node):
+        kind = hints[field.name]
+        inner = [a for a in typing.get_args(kind) if dataclasses.is_dataclass(a)]  # Optional[SomeDataclass]
+        target = kind if dataclasses.is_dataclass(kind) else inner[0] if inner else None
+        path = f"{prefix}{field.name}"
+        leaves += schema_leaves(target, f"{path}.") if target is not None else [path]
+    return leaves
+
+
+def rule(path: str) -> str:
+    """RESUME_RULES for a changed leaf (a key below a free dict or a leaf of Any takes its owner's rule)."""
+    parts = path.split(".")
+    for end in range(len(parts), 0, -1):
+        if ".".join(parts[:end]) in RESUME_RULES:
+            return RESUME_RULES[".".join(parts[:end])]
+    return REFUSE  # a key the schema does not know: say so rather than guess
+
+
+# values that mean the same: Lightning trains in 32-true where trainer.precision is null
+SAME = {"trainer.precision": (None, "32-true")}
+
+
+def changed_leaves(before, after, prefix: str = "") -> dict[str, tuple]:
+    """path -> (before, after) for every leaf that differs, dicts entered (rule() finds their owner's rule)."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        changes = {}
+        for key in sorted(set(before) | set(after), key=str):
+            changes.update(changed_leaves(before.get(key), after.get(key), f"{prefix}{key}."))
+        return changes
+    path = prefix.rstrip(".")
+    if before == after or (before, after) in (SAME.get(path), SAME.get(path, ())[::-1]):
+        return {}
+    return {path: (before, after)}
+
+
+def check_resume(stored: dict, current: dict, checkpoint_path: Path) -> dict[str, tuple]:
+    """The applied changes (path -> (old, new)), each logged in one line; ConfigError at the first
+    refused one, naming the key, both values and the fix."""
+    changes = changed_leaves(stored, current)
+    for path, (old, new) in changes.items():
+        if rule(path) == REFUSE:
+            raise ConfigError(
+                f"cannot resume {checkpoint_path} with {path}={_show(new)}: it trained with {path}={_show(old)}, and "
+                f"{path} cannot change mid-run (it changes what the checkpoint's weights and state mean); resume with "
+                f"{path}={_show(old)}, or start a new run (no ckpt_path)")
+    for path, (old, new) in changes.items():
+        if path != "ckpt_path" and not path.startswith("paths."):  # where this run writes: no news
+            log.info("resume: %s changed from %s to %s (applied from now on)", path, _show(old), _show(new))
+    return changes
+
+
+def _show(value) -> str:
+    return "null" if value is None else str(value)
+
+
+def apply_optimizer_settings(checkpoint: dict, nodes: list[dict]) -> None:
+    """Write the config's optimizer settings (lr, betas, ...) into the checkpoint's optimizer states,
+    which Lightning restores after this: the i-th state belongs to the i-th node (the phases' order)."""
+    for state, node in zip(checkpoint.get("optimizer_states", []), nodes):
+        for group in state["param_groups"]:
+            for key, value in node.items():
+                if key in group and _OPTIMIZER.get(key) == APPLY:
+                    group[key] = tuple(value) if isinstance(value, list) else value
+
+
+def check_same_corpus(stored_normalization: dict | None, normalization: dict, stored_root, root) -> None:
+    """A moved data.root must hold the corpus the run trained on: the training split's statistics,
+    which every sample enters, must be equal."""
+    if stored_normalization is None or stored_root == root:
+        return
+    if stored_normalization != normalization:
+        raise ConfigError(f"cannot resume with data.root={root}: the run trained on data.root={stored_root}, and the "
+                          f"corpus here differs (training-split normalisation {normalization} against "
+                          f"{stored_normalization}); point data.root at the same corpus, or start a new run")
+
+
+# --- the run folder's earlier .hydra/ files, which Hydra overwrites before a job starts ---------
+_EARLIER: dict[Path, bytes] = {}
+
+
+class KeepEarlierRunConfig(Callback):
+    """Hydra callback (conf/config.yaml): before Hydra writes a resumed run's .hydra/ files, keep the
+    earlier ones, so that a refused resume can put them back (restore_earlier_run_config)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        _EARLIER.clear()
+        if config.get("ckpt_path") is None:
+            return
+        folder = Path(config.hydra.run.dir) / config.hydra.output_subdir
+        for path in folder.glob("*.yaml"):
+            _EARLIER[path.resolve()] = path.read_bytes()
+
+
+def restore_earlier_run_config() -> None:
+    for path, content in _EARLIER.items():
+        path.write_bytes(content)

@@ -1,0 +1,110 @@
+"""Resuming with a changed setting: applied mid-run (learning rates, max_iterations, ...) or refused
+in one line (architecture, critic, ablation, corpus content, seed), nothing saved lost."""
+
+import logging
+import shutil
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from avrnn.config import ConfigError
+from avrnn.resume import APPLY, REFUSE, RESUME_RULES, RULES, rule, schema_leaves
+from avrnn.training import train
+
+
+def test_every_leaf_of_the_schema_is_classified_exactly_once():
+    leaves = schema_leaves()
+    assert len(leaves) == len(set(leaves)) and len(RULES) == len(RESUME_RULES)  # no leaf listed twice
+    assert set(RESUME_RULES) == set(leaves)
+    assert set(RESUME_RULES.values()) == {APPLY, REFUSE}
+    assert rule("trainer.max_epochs") == APPLY and rule("critic.objective._target_") == REFUSE
+    assert rule("model.optimizer.lr") == APPLY and rule("model.optimizer.name") == REFUSE
+
+
+def lr_logged(run, phase="reconstruction"):
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    return {int(e.step): e.value for e in events.Scalars(f"lr/{phase}")}
+
+
+def test_a_changed_learning_rate_is_applied_on_resume_and_logged(make_cfg, tmp_path, caplog):
+    run = tmp_path / "run"
+    train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=2", "training.iterations_per_epoch=2"))
+    with caplog.at_level(logging.INFO, logger="avrnn.resume"):
+        train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=4", "training.iterations_per_epoch=2",
+                       "ckpt_path=last", "model.optimizer.lr=1e-5", "critic.optimizer.lr=2e-5"))
+    lrs = lr_logged(run)
+    steps = sorted(lrs)
+    assert [lrs[s] for s in steps[:2]] == pytest.approx([3e-4, 3e-4]) and lrs[steps[-1]] == pytest.approx(1e-5)
+    assert list(lr_logged(run, "critic").values())[-1] == pytest.approx(2e-5)
+    lines = [r.getMessage() for r in caplog.records if r.name == "avrnn.resume"]
+    assert "resume: model.optimizer.lr changed from 0.0003 to 1e-05 (applied from now on)" in lines
+    assert "resume: training.max_iterations changed from 2 to 4 (applied from now on)" in lines
+    state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(1e-5)
+    assert state["avrnn_config"]["model"]["optimizer"]["lr"] == pytest.approx(1e-5)
+
+
+@pytest.mark.parametrize("override,key,old", [("model.z_dim=8", "model.z_dim", "4"), ("seed=7", "seed", "1234"),
+                                              ("critic.n_critic=2", "critic.n_critic", "1"),
+                                              ("ablation=hybrid", "ablation.kl_weight", "0.0"),
+                                              ("data.batch_size=3", "data.batch_size", "2")])
+def test_a_change_that_alters_what_the_weights_mean_is_refused_before_anything_is_written(make_cfg, tmp_path, override,
+                                                                                           key, old):
+    run = tmp_path / "run"
+    train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=2", "training.iterations_per_epoch=2"))
+    saved = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (run / "checkpoints").iterdir()}
+    with pytest.raises(ConfigError) as error:
+        train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=4", "ckpt_path=last", override))
+    message = str(error.value)
+    assert message.startswith(f"cannot resume {run / 'checkpoints' / 'last.ckpt'} with {key}=")
+    assert f"it trained with {key}={old}" in message and f"resume with {key}={old}, or start a new run" in message
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (run / "checkpoints").iterdir()} == saved
+
+
+def audio_folder(root, seed):
+    import numpy as np
+    import soundfile as sf
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for index in range(10):
+        sf.write(str(root / f"{index:02d}.wav"), (0.1 * rng.standard_normal(3200)).astype("float32"), 16000)
+    return root
+
+
+def test_a_moved_corpus_is_accepted_and_another_corpus_refused(make_cfg, tmp_path):
+    corpus = audio_folder(tmp_path / "corpus", seed=0)
+    audio = ["data=audio_dir", "data.crop_frames=8", "data.batch_size=2", "data.cache_dir=null", "data.val_fraction=0.2",
+             "data.test_fraction=0.2", "training.iterations_per_epoch=2", "model.hidden_size=16", "model.x_features=8",
+             "model.z_features=8", "model.mlp_hidden=16", "model.z_dim=4", "trainer.enable_progress_bar=false"]
+    run = tmp_path / "run"
+    train(make_cfg(*audio, f"data.root={corpus}", f"paths.output_dir={run}", "training.max_iterations=2", tiny=False))
+    moved = tmp_path / "moved"
+    shutil.copytree(corpus, moved)
+    metrics = train(make_cfg(*audio, f"data.root={moved}", f"paths.output_dir={run}", "training.max_iterations=3",
+                             "ckpt_path=last", tiny=False))
+    assert metrics["iteration"] == 3
+    other = audio_folder(tmp_path / "other", seed=1)
+    with pytest.raises(ConfigError, match=rf"cannot resume with data.root={other}: .* the corpus here differs"):
+        train(make_cfg(*audio, f"data.root={other}", f"paths.output_dir={run}", "training.max_iterations=4",
+                       "ckpt_path=last", tiny=False))
+
+
+def test_from_the_command_line_a_refused_resume_keeps_the_run_folders_config_and_an_accepted_one_records_what_ran(
+        run_in_process, tmp_path, corpus_dir, tiny):
+    run = tmp_path / "run"
+    common = [*tiny, f"data.root={corpus_dir}", f"hydra.run.dir={run}", "training.iterations_per_epoch=2"]
+    assert run_in_process("train.py", *common, "training.max_iterations=2").returncode == 0
+    config = run / ".hydra" / "config.yaml"
+    earlier = {p.name: p.read_bytes() for p in config.parent.iterdir()}
+    refused = run_in_process("train.py", *common, "training.max_iterations=4", "ckpt_path=last", "model.z_dim=8")
+    assert refused.returncode == 2 and refused.last_line.startswith("error: cannot resume ")
+    assert {p.name: p.read_bytes() for p in config.parent.iterdir()} == earlier
+    accepted = run_in_process("train.py", *common, "training.max_iterations=4", "ckpt_path=last",
+                              "model.optimizer.lr=1e-5")
+    assert accepted.returncode == 0, accepted.stderr[-2000:]
+    import yaml
+    ran = yaml.safe_load(config.read_text())
+    assert ran["model"]["optimizer"]["lr"] == 1e-5 and ran["training"]["max_iterations"] == 4
+    assert ran["ckpt_path"] == "last" and ran["trainer"]["precision"] == "32-true"
