@@ -4,7 +4,8 @@ A checkpoint stores the whole resolved config it was trained with (plain data, `
 resume (`ckpt_path=...`) `check_resume` compares it with the config of the new command, leaf by
 leaf, and looks each changed leaf up in RESUME_RULES:
   apply   run control: learning rates and the other optimizer settings (written into the restored
-          optimizer states: Lightning would otherwise restore the checkpoint's), max_iterations,
+          optimizer states: Lightning would otherwise restore the checkpoint's), max_iterations, the
+          validation interval (iterations_per_epoch; the batch order then follows the new epochs),
           checkpoint intervals, logging, threads, a moved data.root that holds the same corpus;
           one log line per changed key;
   refuse  what gives the checkpoint's weights and state their meaning: the architecture, the critic,
@@ -24,6 +25,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from avrnn.config import Config, ConfigError
+from avrnn.phases import iteration_phases
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +41,11 @@ RULES: list[tuple[str, str]] = [  # (leaf, rule); a test holds it to one entry p
     *[(f"critic.{key}", REFUSE) for key in ("name", "objective", "input", "networks", "lstm_size", "fc_size",
                                             "readout", "n_critic", "clip_value", "gp_weight")],
     *[(f"ablation.{key}", REFUSE) for key in ("name", "adversarial_trains_prior", "kl_weight", "adversarial_phases")],
-    *[(f"training.{key}", APPLY) for key in ("max_iterations", "grad_clip_norm", "max_bad_steps",
+    *[(f"training.{key}", APPLY) for key in ("max_iterations", "iterations_per_epoch", "grad_clip_norm",
+                                             "max_bad_steps",
                                              "validate_before_training", "checkpoint_every_iterations",
                                              "checkpoint_every_minutes", "test_after_training", "audio_every_n_epochs",
                                              "audio_seconds", "cuda_graphs")],
-    ("training.iterations_per_epoch", REFUSE),  # the batches of an epoch are a function of it: resume = uninterrupted
     ("training.fresh_batch_per_phase", REFUSE),
     ("data.name", APPLY),  # a label; the corpus itself is checked (check_same_corpus)
     ("data.root", APPLY),  # moved: allowed where it holds the same corpus (check_same_corpus)
@@ -91,11 +93,13 @@ SAME = {"trainer.precision": (None, "32-true")}
 
 
 def changed_leaves(before, after, prefix: str = "") -> dict[str, tuple]:
-    """path -> (before, after) for every leaf that differs, dicts entered (rule() finds their owner's rule)."""
+    """path -> (before, after) for every leaf that differs, dicts entered (rule() finds their owner's rule).
+    A key only one side has is no change: a checkpoint of an earlier version did not know it (its
+    default applied), or this version dropped it."""
     if isinstance(before, dict) and isinstance(after, dict):
         changes = {}
-        for key in sorted(set(before) | set(after), key=str):
-            changes.update(changed_leaves(before.get(key), after.get(key), f"{prefix}{key}."))
+        for key in sorted(set(before) & set(after), key=str):
+            changes.update(changed_leaves(before[key], after[key], f"{prefix}{key}."))
         return changes
     path = prefix.rstrip(".")
     if before == after or (before, after) in (SAME.get(path), SAME.get(path, ())[::-1]):
@@ -107,6 +111,8 @@ def check_resume(stored: dict, current: dict, checkpoint_path: Path) -> dict[str
     """The applied changes (path -> (old, new)), each logged in one line; ConfigError at the first
     refused one, naming the key, both values and the fix."""
     changes = changed_leaves(stored, current)
+    if not (builds_critic(stored) or builds_critic(current)):  # settings of a critic neither run has
+        changes = {path: change for path, change in changes.items() if not path.startswith(CRITIC_ONLY)}
     for path, (old, new) in changes.items():
         if rule(path) == REFUSE:
             raise ConfigError(
@@ -117,6 +123,14 @@ def check_resume(stored: dict, current: dict, checkpoint_path: Path) -> dict[str
         if path != "ckpt_path" and not path.startswith("paths."):  # where this run writes: no news
             log.info("resume: %s changed from %s to %s (applied from now on)", path, _show(old), _show(new))
     return changes
+
+
+CRITIC_ONLY = ("critic.", "model.adversarial_optimizer.", "model.prior_path")
+
+
+def builds_critic(config: dict) -> bool:
+    critic, ablation = config.get("critic"), config.get("ablation")
+    return critic is not None and ablation is not None and "critic" in iteration_phases(critic, ablation)
 
 
 def _show(value) -> str:

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from avrnn.checkpoints import load_checkpoint, resolve_ckpt_path
+from avrnn.checkpoints import load_checkpoint, resolve_ckpt_path, upgrade_hyper_parameters
 from avrnn.config import ConfigError, validate
 from avrnn.data.datamodule import SpeechDataModule
 from avrnn import denormals, registry
@@ -178,7 +178,9 @@ def stored_config(checkpoint: dict) -> dict:
     config groups their hyper-parameters hold."""
     if "avrnn_config" in checkpoint:
         return checkpoint["avrnn_config"]
-    hyper = checkpoint.get("hyper_parameters") or {}
+    hyper = dict(checkpoint.get("hyper_parameters") or {})
+    if "critic" in hyper and "ablation" in hyper:
+        hyper["critic"], hyper["ablation"] = upgrade_hyper_parameters(hyper["critic"], hyper["ablation"])
     return {key: hyper[key] for key in ("model", "critic", "ablation", "training") if key in hyper}
 
 
