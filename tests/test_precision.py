@@ -119,3 +119,18 @@ def test_bf16_training_from_the_command_line_on_a_cpu_without_bf16(tmp_path, cor
     assert result.returncode == 0, result.stderr[-3000:]
     assert "trainer.precision=bf16-mixed trains in fp32 (32-true)" in result.stdout + result.stderr
     assert (tmp_path / "run" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("native,batch,requested,hinted", [(True, 64, "32-true", True), (True, 2, "32-true", False),
+                                                           (False, 64, "32-true", False),
+                                                           (True, 64, "bf16-mixed", False)])
+def test_a_one_line_bf16_hint_where_it_pays(make_cfg, monkeypatch, caplog, native, batch, requested, hinted):
+    monkeypatch.setattr(precision, "cpu_bf16_native", lambda: native)
+    monkeypatch.setattr(precision, "cpu_bf16_matmul_speedup", lambda: 4.0)
+    monkeypatch.setattr(precision, "cpu_bf16_works", lambda: True)
+    with caplog.at_level(logging.INFO, logger="avrnn.training"):
+        train(make_cfg(f"data.batch_size={batch}", f"trainer.precision={requested}", "trainer.fast_dev_run=1"))
+    lines = [r.getMessage() for r in caplog.records if "computes bf16 natively" in r.getMessage()]
+    assert len(lines) == int(hinted)
+    if hinted:
+        assert lines[0].startswith("this CPU computes bf16 natively (a bf16 matrix product 4.0x fp32): at batch 64")

@@ -28,7 +28,7 @@ from avrnn.module import AVRNNModule
 from avrnn.phases import batches_per_iteration
 from avrnn.resume import check_resume, check_same_corpus, restore_earlier_run_config
 from avrnn.run_summary import summarize_run
-from avrnn.precision import supported_precision
+from avrnn.precision import bf16_hint, supported_precision
 
 log = logging.getLogger(__name__)
 MONITOR = "val/elbo_per_timestep"
@@ -144,6 +144,9 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> dict[str, f
     trainer = build_trainer(cfg, output_dir, len(module.phases), [*callbacks, StoreConfig(cfg)])
     check_launch(trainer)
     record_precision(cfg, str(trainer.precision), output_dir)
+    hint = bf16_hint(trainer.precision, cfg.trainer.get("accelerator"), cfg.data.batch_size)
+    if hint and trainer.is_global_zero:
+        log.info(hint)
     if cfg.training.validate_before_training and ckpt_path is None:
         trainer.validate(module, datamodule=datamodule, verbose=False)  # the curves' starting point
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
