@@ -231,3 +231,23 @@ def test_shorten_sphere_names_its_coding_and_how_to_convert(tmp_path):
     message = str(error.value)
     assert str(path) in message and "sample_coding pcm,embedded-shorten-v2.00" in message
     assert "sph2pipe" in message and "\n" not in message
+
+
+def test_the_synthetic_corpus_is_never_generated_into_a_folder_of_other_files(tmp_path):
+    """data.root given without data=audio_dir: the default data=synthetic must not write into (and train
+    on) a user's own folder."""
+    from avrnn.data.synthetic import SyntheticCorpusSpec, generate_corpus
+
+    own = make_folder(tmp_path / "own")
+    before = sorted(own.iterdir())
+    with pytest.raises(DataError, match=rf"data.root={own} holds files that are not the built-in synthetic corpus.*"
+                                        "add data=audio_dir"):
+        generate_corpus(own, SyntheticCorpusSpec(train_speakers=2, test_speakers=1, utterances_per_speaker=2))
+    assert sorted(own.iterdir()) == before
+    small = SyntheticCorpusSpec(train_speakers=2, test_speakers=1, utterances_per_speaker=2, min_seconds=0.2,
+                                max_seconds=0.3)
+    generate_corpus(tmp_path / "synthetic", SyntheticCorpusSpec(train_speakers=3, test_speakers=1,
+                                                                utterances_per_speaker=2, min_seconds=0.2,
+                                                                max_seconds=0.3))
+    generate_corpus(tmp_path / "synthetic", small)  # other settings: the earlier corpus is replaced whole
+    assert len(list((tmp_path / "synthetic").rglob("*.WAV"))) == 3 * 2

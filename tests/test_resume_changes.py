@@ -48,7 +48,7 @@ def test_a_changed_learning_rate_is_applied_on_resume_and_logged(make_cfg, tmp_p
 
 @pytest.mark.parametrize("override,key,old", [("model.z_dim=8", "model.z_dim", "4"), ("seed=7", "seed", "1234"),
                                               ("critic.n_critic=2", "critic.n_critic", "1"),
-                                              ("ablation=hybrid", "ablation.kl_weight", "0.0"),
+                                              ("ablation.kl_weight=1.0", "ablation.kl_weight", "0.0"),
                                               ("data.batch_size=3", "data.batch_size", "2")])
 def test_a_change_that_alters_what_the_weights_mean_is_refused_before_anything_is_written(make_cfg, tmp_path, override,
                                                                                            key, old):
@@ -59,7 +59,7 @@ def test_a_change_that_alters_what_the_weights_mean_is_refused_before_anything_i
         train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=4", "ckpt_path=last", override))
     message = str(error.value)
     assert message.startswith(f"cannot resume {run / 'checkpoints' / 'last.ckpt'} with {key}=")
-    assert f"it trained with {key}={old}" in message and f"resume with {key}={old}, or start a new run" in message
+    assert f"it trained with {key}={old}" in message and f"resume with {key}={old} (the config groups" in message
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (run / "checkpoints").iterdir()} == saved
 
 
@@ -86,7 +86,8 @@ def test_a_moved_corpus_is_accepted_and_another_corpus_refused(make_cfg, tmp_pat
                              "ckpt_path=last", tiny=False))
     assert metrics["iteration"] == 3
     other = audio_folder(tmp_path / "other", seed=1)
-    with pytest.raises(ConfigError, match=rf"cannot resume with data.root={other}: .* the corpus here differs"):
+    with pytest.raises(ConfigError, match=rf"cannot resume: the run trained on data.root={moved}, and the corpus at "
+                                          rf"data.root={other} is not the same training data now"):
         train(make_cfg(*audio, f"data.root={other}", f"paths.output_dir={run}", "training.max_iterations=4",
                        "ckpt_path=last", tiny=False))
 
@@ -108,3 +109,36 @@ def test_from_the_command_line_a_refused_resume_keeps_the_run_folders_config_and
     ran = yaml.safe_load(config.read_text())
     assert ran["model"]["optimizer"]["lr"] == 1e-5 and ran["training"]["max_iterations"] == 4
     assert ran["ckpt_path"] == "last" and ran["trainer"]["precision"] == "32-true"
+
+
+def test_every_refused_change_is_named_in_the_one_line(make_cfg, tmp_path):
+    run = tmp_path / "run"
+    train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=2", "training.iterations_per_epoch=2"))
+    with pytest.raises(ConfigError) as error:
+        train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=4", "ckpt_path=last", "ablation=hybrid"))
+    message = str(error.value)
+    assert "ablation.kl_weight=1.0" in message and "ablation.name=hybrid" in message and "\n" not in message
+    assert "resume with ablation.kl_weight=0.0, ablation.name=none (the config groups" in message
+
+
+def test_resuming_with_max_iterations_at_or_below_the_checkpoints_iteration_is_refused(make_cfg, tmp_path):
+    run = tmp_path / "run"
+    train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=4", "training.iterations_per_epoch=2"))
+    with pytest.raises(ConfigError, match="it is at iteration 4 already; set training.max_iterations above 4"):
+        train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=3", "training.iterations_per_epoch=2",
+                       "ckpt_path=last"))
+
+
+def test_a_corpus_that_changed_in_place_is_refused(make_cfg, tmp_path):
+    corpus = audio_folder(tmp_path / "corpus", seed=0)
+    audio = ["data=audio_dir", "data.crop_frames=8", "data.batch_size=2", "data.cache_dir=null", "data.val_fraction=0.2",
+             "data.test_fraction=0.2", "training.iterations_per_epoch=2", "model.hidden_size=16", "model.x_features=8",
+             "model.z_features=8", "model.mlp_hidden=16", "model.z_dim=4", "trainer.enable_progress_bar=false",
+             f"data.root={corpus}", f"paths.output_dir={tmp_path / 'run'}"]
+    train(make_cfg(*audio, "training.max_iterations=2", tiny=False))
+    audio_folder(tmp_path / "more", seed=3)
+    for path in (tmp_path / "more").iterdir():  # ten more files in the same folder
+        path.rename(corpus / f"more_{path.name}")
+    with pytest.raises(ConfigError, match=rf"the run trained on data.root={corpus}, and the corpus there is not the "
+                                          "same training data now"):
+        train(make_cfg(*audio, "training.max_iterations=4", "ckpt_path=last", tiny=False))

@@ -4,6 +4,7 @@ iterations, and an HParams table of the settings the run really has."""
 
 import logging
 
+import matplotlib.axes
 import numpy as np
 import pytest
 import pytorch_lightning as pl
@@ -31,21 +32,34 @@ def test_a_vrnn_like_curve_gets_an_axis_on_which_its_second_half_reads():
     assert converged_limits([(steps, flat_start)], steps.max()) is None
 
 
-def test_the_run_figures_use_the_converged_limits(make_cfg, tmp_path, monkeypatch):
-    seen = []
+def test_the_run_figures_use_the_converged_limits(tmp_path, monkeypatch):
+    """A run folder whose TensorBoard holds a VRNN-like ELBO curve: Fig. 2 gets limits on which its
+    second half spans at least 30% of the axis."""
+    from torch.utils.tensorboard import SummaryWriter
 
-    def recorded(curves, last_step):
-        limits = converged_limits(curves, last_step)
-        seen.append((curves, last_step, limits))
-        return limits
-    monkeypatch.setattr(plots, "converged_limits", recorded)
     run = tmp_path / "run"
-    train(make_cfg(f"paths.output_dir={run}", "model=vrnn", "critic=none", "training.max_iterations=6"))
-    assert len(seen) == 3  # Fig. 2, Fig. 3 (no critic: no curves), KL
-    for curves, last_step, limits in seen:
-        if limits is not None:
-            for steps, values in curves:
-                assert second_half_share(steps, values, limits) <= 1.0
+    writer = SummaryWriter(str(run / "tensorboard"))
+    for step in range(0, 2000, 10):
+        elbo = 50 - 1.5e6 * np.exp(-step / 30) + np.sin(step / 50)
+        writer.add_scalar("train/elbo_per_timestep", elbo, step)
+        writer.add_scalar("train/rec_per_timestep", -elbo - 2, step)
+    writer.close()
+    applied = []
+    real_set_ylim = matplotlib.axes.Axes.set_ylim
+
+    def set_ylim(axis, *args, **kwargs):
+        applied.append(args)
+        return real_set_ylim(axis, *args, **kwargs)
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_ylim", set_ylim)
+    written = plots.plot_run(run, every=100)
+    assert [p.name for p in written] == ["fig2_bounds.png"]  # no critic or KL curves in this log
+    (limits,) = [args for args in applied if len(args) == 2]  # ours (matplotlib's own calls pass keywords)
+    steps = np.arange(0, 2000, 10, dtype=float)
+    elbo = 50 - 1.5e6 * np.exp(-steps / 30) + np.sin(steps / 50)
+    blocks, means = plots.block_average(steps.astype(int), elbo, 100)
+    both = np.concatenate([means, means + 2])  # the ELBO and -reconstruction (= ELBO + 2 here) share the axis
+    assert second_half_share(np.concatenate([blocks, blocks]).astype(float), both, limits) >= CONVERGED_SHARE
+    assert limits[0] > 0  # the start, near -1.5e6, is off the axis
 
 
 def test_the_last_log_line_reports_the_best_validation_and_the_test_bounds(make_cfg, caplog):

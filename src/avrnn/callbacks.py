@@ -9,6 +9,7 @@ from pytorch_lightning.callbacks.progress.rich_progress import _RICH_AVAILABLE
 from pytorch_lightning.callbacks.progress.tqdm_progress import _update_n
 
 from avrnn import denormals
+from avrnn.resume import mark_training_started
 from avrnn.data.framing import Normalization, unframe
 
 
@@ -115,13 +116,15 @@ def progress_bar() -> pl.Callback:
 
 
 class StoreConfig(pl.Callback):
-    """Saves the run's whole resolved config (plain data) in every checkpoint, for a resume to compare
-    against (avrnn.resume)."""
+    """Saves the run's whole resolved config (plain data, resolved once: spawned DDP processes have no
+    Hydra to resolve it) in every checkpoint, for a resume to compare against (avrnn.resume); marks
+    when training has started (a resume that fails before that puts the run folder's config back)."""
 
-    def __init__(self, cfg):
-        self.cfg = cfg
+    def __init__(self, config: dict):
+        self.config = config
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        mark_training_started()
 
     def on_save_checkpoint(self, trainer, module, checkpoint: dict) -> None:
-        from omegaconf import OmegaConf
-
-        checkpoint["avrnn_config"] = OmegaConf.to_container(self.cfg, resolve=True)
+        checkpoint["avrnn_config"] = self.config

@@ -84,6 +84,11 @@ def run(main: Callable[[], object]) -> None:
         _fail(unparsable_override(error.override, error.message))
     except (MissingConfigException, HydraException, OmegaConfBaseException) as error:
         _fail(one_line(error))
+    except ValueError as error:
+        if "No trials are completed yet" not in str(error):  # Optuna: a search of the stock sweeper all failed
+            raise
+        _fail("every trial of the hyper-parameter search failed (each trial folder's log says why); narrow "
+              "hydra.sweeper.params or fix the failing setting, then run it again")
     except OSError as error:
         where = f" {error.filename}" if error.filename else ""
         _fail(f"{error.strerror or error}{where}; free disk space or choose a writable folder "

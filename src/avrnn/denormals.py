@@ -57,11 +57,23 @@ def state() -> str:
     return "flushed" if survival == 0.0 else "IEEE" if survival == 1.0 else "mixed"
 
 
+def _loaded_libgomp() -> list[str]:
+    """Paths of the libgomp this process has loaded (Linux), else torch's bundled copies."""
+    try:
+        with open("/proc/self/maps") as maps:
+            loaded = sorted({line.split()[-1] for line in maps if "libgomp" in line and "/" in line})
+    except OSError:
+        loaded = []
+    torch_dir = os.path.dirname(torch.__file__)
+    return loaded or sorted(glob.glob(os.path.join(torch_dir, "lib", "libgomp*.so*"))
+                            + glob.glob(os.path.join(os.path.dirname(torch_dir), "torch.libs", "libgomp*.so*")))
+
+
 @functools.lru_cache(maxsize=1)
 def _openmp_team():
-    """libgomp's GOMP_parallel, as torch's own copy of the runtime (None where there is none)."""
-    folder = os.path.join(os.path.dirname(torch.__file__), "lib")
-    for path in sorted(glob.glob(os.path.join(folder, "libgomp*.so*"))):
+    """libgomp's GOMP_parallel, of the runtime torch runs on (None where there is none). Its teams
+    belong to the calling thread: apply() and state() cover the thread that calls them."""
+    for path in _loaded_libgomp():
         try:
             library = ctypes.CDLL(path)
             parallel = library.GOMP_parallel

@@ -23,6 +23,7 @@ from avrnn.data.errors import DataError
 from avrnn.data.framing import Normalization
 from avrnn.models.bounds import iwae_bound, sequence_log_weights, vrnn_fivo
 from avrnn.module import AVRNNModule
+from avrnn.speech_quality import PESQ_MODES, score_reconstructions
 
 
 def load_module(path: Path, trusted_targets=()) -> AVRNNModule:
@@ -104,6 +105,20 @@ def score(module: AVRNNModule, loader, iwae_k: list[int], fivo_k: list[int], pre
     return {**metrics, **latent.metrics(prefix)}
 
 
+def print_speech_quality(metrics: dict, split: str, sample_rate: int) -> None:
+    """The reconstructions' SI-SDR, PESQ and ESTOI as mean +/- std over utterances, with units."""
+    names = {"si_sdr": "SI-SDR", "pesq": f"PESQ ({PESQ_MODES.get(sample_rate, '-')})", "estoi": "ESTOI"}
+    print(f"reconstruction quality (teacher-forced, {sample_rate} Hz; reconstructions, not prior samples):")
+    for key, name in names.items():
+        mean, count = metrics[f"{split}/{key}_mean"], metrics[f"{split}/{key}_utterances"]
+        skipped = metrics[f"{split}/{key}_skipped"]
+        why = f"; {skipped} not scored: {', '.join(metrics[f'{split}/{key}_skipped_because'])}" if skipped else ""
+        value = "not computed" if mean is None else \
+            f"{mean:.3f} +/- {metrics[f'{split}/{key}_std']:.3f} {metrics[f'{split}/{key}_unit']}"
+        print(f"  {name:<12}{value} over {count} utterances{why}")
+    print(f"  scored in {metrics[f'{split}/speech_quality_seconds']:.1f} s")
+
+
 class LatentUse:
     """Which latent dimensions the model uses, over all unmasked frames: the KL of each dimension in
     nats per timestep, and the active units (Burda et al. 2016): dimensions whose posterior mean
@@ -136,6 +151,9 @@ def evaluate(cfg: DictConfig) -> dict:
     datamodule = build_eval_data(module, cfg.get("data"), cfg.split, cfg.batch_size)
     loader = datamodule.eval_dataloader(cfg.split)
     metrics = score(module, loader, list(cfg.iwae_k), list(cfg.fivo_k), cfg.split)
+    sample_rate = int(datamodule.options.sample_rate)
+    if cfg.get("speech_quality", True):
+        metrics.update(score_reconstructions(module.vrnn, loader, datamodule.normalization, sample_rate, cfg.split))
     metrics["frames_scored"] = "all frames of each utterance, including the first and a zero-padded last frame"
     metrics["units"] = ("nats (per timestep = total / frames; per sequence = mean over utterances); kl_by_dimension: "
                         "nats per timestep per latent dimension; active_units: dimensions whose posterior mean "
@@ -149,6 +167,8 @@ def evaluate(cfg: DictConfig) -> dict:
         if key.endswith("_per_timestep"):
             name = key.split("/", 1)[1].removesuffix("_per_timestep")
             print(f"{name:<16}{value:>15.3f}{metrics[key.replace('per_timestep', 'per_sequence')]:>15.2f}")
+    if cfg.get("speech_quality", True):
+        print_speech_quality(metrics, cfg.split, sample_rate)
     kl_by_dimension = metrics[f"{cfg.split}/kl_by_dimension"]
     print(f"latent use: {metrics[f'{cfg.split}/active_units']} of {len(kl_by_dimension)} dimensions active; KL per "
           f"dimension {min(kl_by_dimension):.3f} to {max(kl_by_dimension):.3f} nats/timestep")

@@ -81,7 +81,7 @@ def _panel(axis, scalars, tags: dict[str, str], every: int, ylabel: str) -> bool
     limits = converged_limits(curves, max((float(s.max()) for s, _ in curves if s.size), default=0.0))
     if limits is not None:
         axis.set_ylim(*limits)
-        ylabel += " (axis fits the run's second half; earlier values off the axis)"
+        ylabel += " (zoomed to the 2nd half)"
     axis.set_xlabel("training iteration")
     axis.set_ylabel(ylabel)
     axis.grid(alpha=0.3)

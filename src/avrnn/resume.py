@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import typing
 from pathlib import Path
 
@@ -94,9 +95,10 @@ SAME = {"trainer.precision": (None, "32-true")}
 
 def changed_leaves(before, after, prefix: str = "") -> dict[str, tuple]:
     """path -> (before, after) for every leaf that differs, dicts entered (rule() finds their owner's rule).
-    A key only one side has is no change: a checkpoint of an earlier version did not know it (its
-    default applied), or this version dropped it."""
-    if isinstance(before, dict) and isinstance(after, dict):
+    A key of the schema that only one side has is no change: a checkpoint of an earlier version did not
+    store it (unknown_keys says which), or this version dropped it. A free dict that is refused whole
+    (critic.objective, critic.networks) is compared whole: a key added there is a change."""
+    if isinstance(before, dict) and isinstance(after, dict) and RESUME_RULES.get(prefix.rstrip(".")) != REFUSE:
         changes = {}
         for key in sorted(set(before) & set(after), key=str):
             changes.update(changed_leaves(before[key], after[key], f"{prefix}{key}."))
@@ -107,22 +109,53 @@ def changed_leaves(before, after, prefix: str = "") -> dict[str, tuple]:
     return {path: (before, after)}
 
 
-def check_resume(stored: dict, current: dict, checkpoint_path: Path) -> dict[str, tuple]:
-    """The applied changes (path -> (old, new)), each logged in one line; ConfigError at the first
-    refused one, naming the key, both values and the fix."""
-    changes = changed_leaves(stored, current)
+def unknown_keys(stored: dict, current: dict, prefix: str = "") -> list[str]:
+    """Leaves of the current config that the stored one lacks (a checkpoint of an earlier version)."""
+    missing = []
+    for key, value in current.items():
+        path = f"{prefix}{key}"
+        if key not in stored:
+            missing.append(path)
+        elif isinstance(value, dict) and isinstance(stored[key], dict) and RESUME_RULES.get(path) != REFUSE:
+            missing += unknown_keys(stored[key], value, f"{path}.")
+    return missing
+
+
+def check_resume(stored: dict, current: dict, checkpoint_path: Path, iteration: int = 0) -> dict[str, tuple]:
+    """The applied changes (path -> (old, new)), each logged in one line; a ConfigError naming every
+    refused one with both values, and the fix. `iteration`: where the checkpoint stopped."""
+    changes = changed_leaves(_network_in_use(stored), _network_in_use(current))
     if not (builds_critic(stored) or builds_critic(current)):  # settings of a critic neither run has
         changes = {path: change for path, change in changes.items() if not path.startswith(CRITIC_ONLY)}
+    refused = {path: change for path, change in changes.items() if rule(path) == REFUSE}
+    if refused:
+        now = ", ".join(f"{path}={_show(new)}" for path, (_, new) in refused.items())
+        then = ", ".join(f"{path}={_show(old)}" for path, (old, _) in refused.items())
+        raise ConfigError(
+            f"cannot resume {checkpoint_path} with {now}: it trained with {then}, and these cannot change mid-run "
+            f"(they change what the checkpoint's weights and state mean); resume with {then} (the config groups "
+            "it was trained with), or start a new run (no ckpt_path)")
+    max_iterations = (current.get("training") or {}).get("max_iterations")
+    if max_iterations is not None and iteration and max_iterations <= iteration:
+        raise ConfigError(f"cannot resume {checkpoint_path} with training.max_iterations={max_iterations}: it is at "
+                          f"iteration {iteration} already; set training.max_iterations above {iteration}")
+    unknown = [key for key in unknown_keys(stored, current) if rule(key) == REFUSE]
+    if unknown:
+        log.warning("resume: %s, written by an earlier version, does not store %s; they cannot be checked against "
+                    "this run's", checkpoint_path, ", ".join(unknown))
     for path, (old, new) in changes.items():
-        if rule(path) == REFUSE:
-            raise ConfigError(
-                f"cannot resume {checkpoint_path} with {path}={_show(new)}: it trained with {path}={_show(old)}, and "
-                f"{path} cannot change mid-run (it changes what the checkpoint's weights and state mean); resume with "
-                f"{path}={_show(old)}, or start a new run (no ckpt_path)")
-    for path, (old, new) in changes.items():
-        if path != "ckpt_path" and not path.startswith("paths."):  # where this run writes: no news
+        if path not in ("ckpt_path", "data.root") and not path.startswith("paths."):  # data.root: check_same_corpus
             log.info("resume: %s changed from %s to %s (applied from now on)", path, _show(old), _show(new))
     return changes
+
+
+def _network_in_use(config: dict) -> dict:
+    """critic.networks reduced to the one critic.input selects (the others are offers, not state)."""
+    critic = config.get("critic")
+    if not isinstance(critic, dict) or not isinstance(critic.get("networks"), dict):
+        return config
+    networks = {key: value for key, value in critic["networks"].items() if key == critic.get("input")}
+    return {**config, "critic": {**critic, "networks": networks}}
 
 
 CRITIC_ONLY = ("critic.", "model.adversarial_optimizer.", "model.prior_path")
@@ -148,33 +181,54 @@ def apply_optimizer_settings(checkpoint: dict, nodes: list[dict]) -> None:
 
 
 def check_same_corpus(stored_normalization: dict | None, normalization: dict, stored_root, root) -> None:
-    """A moved data.root must hold the corpus the run trained on: the training split's statistics,
-    which every sample enters, must be equal."""
-    if stored_normalization is None or stored_root == root:
+    """data.root, moved or not, must hold the corpus the run trained on, framed and split the same way:
+    the training split's statistics, which every sample of it enters, must be equal (files added or
+    removed, or read differently by another version, change them)."""
+    if stored_normalization is None:
         return
-    if stored_normalization != normalization:
-        raise ConfigError(f"cannot resume with data.root={root}: the run trained on data.root={stored_root}, and the "
-                          f"corpus here differs (training-split normalisation {normalization} against "
-                          f"{stored_normalization}); point data.root at the same corpus, or start a new run")
+    same = all(math.isclose(stored_normalization[key], normalization[key], rel_tol=1e-9, abs_tol=0.0)
+               for key in ("mean", "std"))
+    if not same:
+        where = "the corpus there" if stored_root == root else f"the corpus at data.root={root}"
+        raise ConfigError(f"cannot resume: the run trained on data.root={stored_root}, and {where} is not the same "
+                          f"training data now (training-split normalisation {normalization} against "
+                          f"{stored_normalization}: files added, removed or read differently); use the same corpus, "
+                          "or start a new run")
+    if stored_root != root:
+        log.info("resume: data.root changed from %s to %s, which holds the same corpus (applied)", stored_root, root)
 
 
 # --- the run folder's earlier .hydra/ files, which Hydra overwrites before a job starts ---------
 _EARLIER: dict[Path, bytes] = {}
 
 
+_TRAINING_STARTED = [False]
+
+
+def mark_training_started() -> None:
+    """Called when the first training batch starts (callbacks.StoreConfig): from then on the run
+    folder's config is the one that ran."""
+    _TRAINING_STARTED[0] = True
+
+
 class KeepEarlierRunConfig(Callback):
     """Hydra callback (conf/config.yaml): before Hydra writes a resumed run's .hydra/ files, keep the
-    earlier ones, so that a refused resume can put them back (restore_earlier_run_config)."""
+    earlier ones; a resume that fails before its first training batch (refused, or any error) puts them
+    back. (Not in multirun jobs, whose folders Hydra names anew.)"""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         _EARLIER.clear()
-        if config.get("ckpt_path") is None:
+        _TRAINING_STARTED[0] = False
+        subdir = config.hydra.get("output_subdir")
+        if config.get("ckpt_path") is None or subdir is None:  # DDP ranks > 0 run with output_subdir=null
             return
-        folder = Path(config.hydra.run.dir) / config.hydra.output_subdir
-        for path in folder.glob("*.yaml"):
+        for path in (Path(config.hydra.run.dir) / subdir).glob("*.yaml"):
             _EARLIER[path.resolve()] = path.read_bytes()
 
+    def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
+        from hydra.core.utils import JobStatus
 
-def restore_earlier_run_config() -> None:
-    for path, content in _EARLIER.items():
-        path.write_bytes(content)
+        if job_return.status == JobStatus.FAILED and not _TRAINING_STARTED[0]:
+            for path, content in _EARLIER.items():
+                path.write_bytes(content)
+        _EARLIER.clear()

@@ -35,12 +35,9 @@ def _get(config: dict, dotted: str):
     return config
 
 
-def summarize_run(logger: TensorBoardLogger, config: dict, metrics: dict, output_dir: Path, iterations: int,
-                  precision: str | None = None) -> None:
-    """HParams entry and figures of one run; `config` is the resolved config as plain data, and
-    `precision` the one the run trained in (a bf16 request falls back to fp32 on some CPUs)."""
-    if precision is not None:
-        config = {**config, "trainer": {**config.get("trainer", {}), "precision": precision}}
+def summarize_run(logger: TensorBoardLogger, config: dict, metrics: dict, output_dir: Path, iterations: int) -> None:
+    """HParams entry and figures of one run; `config` is the resolved config as plain data (its
+    trainer.precision the one the run trained in: avrnn.training.record_precision)."""
     builds_critic = "critic" in iteration_phases(config["critic"], config["ablation"])
     keys = [key for key in HPARAMS if builds_critic or key not in CRITIC_HPARAMS]
     params = {key: value for key in keys if (value := _get(config, key)) is not None}

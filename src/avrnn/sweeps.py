@@ -26,9 +26,14 @@ class AllTrialsFailed(RuntimeError):
 
 
 def in_optuna_search() -> bool:
+    """Whether this run is a trial of an Optuna search (a multirun whose sweeper is Optuna's)."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
-    return HydraConfig.initialized() and "optuna" in str(HydraConfig.get().sweeper.get("_target_", "")).lower()
+    if not HydraConfig.initialized():
+        return False
+    hydra = HydraConfig.get()
+    return hydra.mode == RunMode.MULTIRUN and "optuna" in str(hydra.sweeper.get("_target_", "")).lower()
 
 
 def objective(metrics: dict, key: str) -> float:

@@ -26,7 +26,7 @@ from avrnn import denormals, registry
 from avrnn.callbacks import DenormalPolicy, PriorAudioSamples, RandomState, StoreConfig, progress_bar
 from avrnn.module import AVRNNModule
 from avrnn.phases import batches_per_iteration
-from avrnn.resume import check_resume, check_same_corpus, restore_earlier_run_config
+from avrnn.resume import check_resume, check_same_corpus
 from avrnn.run_summary import summarize_run
 from avrnn.precision import bf16_hint, supported_precision
 
@@ -131,21 +131,23 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> dict[str, f
     checkpoint = None
     if ckpt_path is not None:
         checkpoint = load_checkpoint(ckpt_path)  # refuse unsafe or corrupt files with one line, before Lightning
-        refused_resume_keeps_earlier_config(check_resume, stored_config(checkpoint), plain(cfg), ckpt_path)
+        check_resume(stored_config(checkpoint), plain(cfg), ckpt_path, checkpoint.get("avrnn_iteration", 0))
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
     datamodule.setup("fit")
     if checkpoint is not None:
         hyper = checkpoint.get("hyper_parameters") or {}
-        refused_resume_keeps_earlier_config(check_same_corpus, hyper.get("normalization"),
-                                            datamodule.normalization.to_dict(), (hyper.get("data") or {}).get("root"),
-                                            data_options(cfg)["root"])
+        check_same_corpus(hyper.get("normalization"), datamodule.normalization.to_dict(),
+                          (hyper.get("data") or {}).get("root"), data_options(cfg)["root"])
     module = build_module(cfg, normalization=datamodule.normalization.to_dict(), data=data_options(cfg))
-    trainer = build_trainer(cfg, output_dir, len(module.phases), [*callbacks, StoreConfig(cfg)])
+    store = StoreConfig(plain(cfg))
+    trainer = build_trainer(cfg, output_dir, len(module.phases), [*callbacks, store])
     check_launch(trainer)
-    record_precision(cfg, str(trainer.precision), output_dir)
-    hint = bf16_hint(trainer.precision, cfg.trainer.get("accelerator"), cfg.data.batch_size)
-    if hint and trainer.is_global_zero:
+    record_precision(cfg, str(trainer.precision), output_dir if trainer.is_global_zero else None)
+    store.config["trainer"]["precision"] = str(trainer.precision)
+    hint = bf16_hint(trainer.precision, cfg.trainer.get("accelerator"), cfg.data.batch_size) \
+        if trainer.is_global_zero else None
+    if hint:
         log.info(hint)
     if cfg.training.validate_before_training and ckpt_path is None:
         trainer.validate(module, datamodule=datamodule, verbose=False)  # the curves' starting point
@@ -165,9 +167,10 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> dict[str, f
         if trainer.is_global_zero:
             (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
             summarize_run(trainer.logger, plain(cfg), metrics, output_dir, trained_iterations)
-        log.info("finished %d iterations; best %s = %.3f nats/timestep (checkpoint of iteration %d, tested); test "
-                 "ELBO %.3f, reconstruction %.3f, KL %.3f nats/timestep; outputs in %s", trained_iterations, MONITOR,
-                 metrics.get(BEST, float("nan")), module.iteration, metrics.get("test/elbo_per_timestep", float("nan")),
+        tested = (f"best {MONITOR} = {metrics[BEST]:.3f} nats/timestep (checkpoint of iteration {module.iteration}, "
+                  "tested)" if BEST in metrics else "no validation ran (the final weights tested)")
+        log.info("finished %d iterations; %s; test ELBO %.3f, reconstruction %.3f, KL %.3f nats/timestep; outputs in %s",
+                 trained_iterations, tested, metrics.get("test/elbo_per_timestep", float("nan")),
                  metrics.get("test/rec_per_timestep", float("nan")), metrics.get("test/kl_per_timestep", float("nan")),
                  output_dir)
     else:
@@ -184,26 +187,18 @@ def stored_config(checkpoint: dict) -> dict:
     hyper = dict(checkpoint.get("hyper_parameters") or {})
     if "critic" in hyper and "ablation" in hyper:
         hyper["critic"], hyper["ablation"] = upgrade_hyper_parameters(hyper["critic"], hyper["ablation"])
-    return {key: hyper[key] for key in ("model", "critic", "ablation", "training") if key in hyper}
+    return {key: hyper[key] for key in ("model", "critic", "ablation", "training", "data") if key in hyper}
 
 
-def refused_resume_keeps_earlier_config(check, *args) -> None:
-    """check(*args); where it refuses the resume, the run folder's earlier .hydra/ files go back first."""
-    try:
-        check(*args)
-    except ConfigError:
-        restore_earlier_run_config()
-        raise
-
-
-def record_precision(cfg: DictConfig, precision: str, output_dir: Path) -> None:
-    """The precision the run trains in, in its config and in the run folder's .hydra/config.yaml
-    (where Hydra saved the requested one: bf16 falls back to fp32 on a CPU without it, null means 32-true)."""
+def record_precision(cfg: DictConfig, precision: str, output_dir: Path | None) -> None:
+    """The precision the run trains in, in its config and (output_dir given: rank 0) in the run folder's
+    .hydra/config.yaml (where Hydra saved the requested one: bf16 falls back to fp32 on a CPU without it,
+    null means 32-true)."""
     if cfg.trainer.get("precision") == precision:
         return
     cfg.trainer.precision = precision
-    saved = output_dir / ".hydra" / "config.yaml"
-    if saved.exists():
+    saved = output_dir / ".hydra" / "config.yaml" if output_dir is not None else None
+    if saved is not None and saved.exists():
         stored = OmegaConf.load(saved)
         stored.trainer.precision = precision
         OmegaConf.save(stored, saved)

@@ -48,8 +48,9 @@ def _unreadable(path: Path, error: Exception) -> DataError:
     if header:  # sph2pipe (NIST's own converter) decodes PCM, u-law and shorten-compressed SPHERE alike
         coding = header.get("sample_coding", "not given (no sample_coding field)")
         return DataError(f"cannot read audio file {path}: NIST SPHERE with sample_coding {coding}, which libsndfile "
-                         "cannot decode; convert every file to PCM WAV first with sph2pipe (`sph2pipe -f wav IN.WAV "
-                         "OUT.wav`; it decodes shorten), or set data.on_bad_file=skip")
+                         "cannot decode; convert it to PCM WAV with sph2pipe (`sph2pipe -f wav IN.WAV IN.WAV.wav`; it "
+                         "decodes shorten): a readable copy beside it is used instead, or convert the corpus into a new "
+                         "data.root; or set data.on_bad_file=skip")
     return DataError(f"cannot read audio file {path} ({error}); replace or delete it, or set data.on_bad_file=skip")
 
 
@@ -71,7 +72,7 @@ def check_samples(waveform: np.ndarray, path: Path, subtype: str) -> None:
 def resample(waveform: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     """float32 waveform from `from_rate` to `to_rate` Hz (soxr, RESAMPLER_QUALITY): time and memory
     linear in the samples for any pair of rates; at least 60 dB SNR against an exact band-limited
-    reference on test signals (tests/test_resampling.py)."""
+    reference on test signals (tests/test_corpus_faults.py)."""
     if from_rate == to_rate:
         return waveform
     return soxr.resample(waveform, from_rate, to_rate, quality=RESAMPLER_QUALITY).astype(np.float32)

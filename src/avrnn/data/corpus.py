@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import soundfile as sf
+
 from avrnn.data.errors import DataError
 
 TIMIT_LAYOUT = "ROOT/TRAIN/DR1/FCJF0/SA1.WAV and ROOT/TEST/... (TIMIT layout)"
@@ -79,10 +81,10 @@ def list_audio(folder: Path, extensions=(".wav",), layout: str = TIMIT_LAYOUT,
                hidden: list[Path] | None = None) -> list[Path]:
     """Audio files under `folder` (recursively, sorted), hidden ones left out (and added to `hidden`)."""
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in extensions and p.is_file())
-    ignored = [p for p in files if is_hidden(p, folder)]
+    ignored = {p for p in files if is_hidden(p, folder)}
     if hidden is not None:
-        hidden.extend(ignored)
-    files = [p for p in files if p not in set(ignored)]
+        hidden.extend(sorted(ignored))
+    files = [p for p in files if p not in ignored]
     if not files:
         wanted = "/".join(extensions)
         raise DataError(f"no audio files ({wanted}) under {folder}; expected {layout}")
@@ -100,14 +102,27 @@ def utterance_id(path: Path, root: Path) -> str:
 
 
 def is_sphere(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(7) == b"NIST_1A"
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(7) == b"NIST_1A"
+    except OSError:
+        return False
+
+
+def is_readable(path: Path) -> bool:
+    """Whether libsndfile can open the file (a shorten-compressed SPHERE file it cannot)."""
+    try:
+        sf.info(str(path))
+        return True
+    except (sf.LibsndfileError, RuntimeError, OSError):
+        return False
 
 
 def _preference(path: Path) -> tuple:
-    """Which copy of an utterance is kept: a NIST SPHERE file (TIMIT's original) first, then the one
-    with the fewest suffixes (the name it was distributed under), then by name."""
-    return (not is_sphere(path), len(path.suffixes), str(path))
+    """Which copy of an utterance is kept: a readable one (a PCM conversion beside a shorten original),
+    a NIST SPHERE file (TIMIT's original) among those, then the one with the fewest suffixes (the name it
+    was distributed under), then by name."""
+    return (not is_readable(path), not is_sphere(path), len(path.suffixes), str(path))
 
 
 @dataclass(frozen=True)
@@ -177,6 +192,21 @@ def split_timit(root: Path, val_fraction: float = 0.05, seed: int = 0, test_set:
                              exclude_sa)
 
 
+def timit_candidates(train: list[Path], test: list[Path], test_set: str = "full",
+                     exclude_sa: bool = False) -> tuple[list[Path], list[Path]]:
+    """The files the options leave in play, before any random choice: SA sentences out (exclude_sa, and
+    always from the core test set), only the 24 core speakers in test (test_set=core). Idempotent."""
+    if exclude_sa or test_set == "core":
+        is_sa = lambda p: Path(p.stem).stem.upper().startswith("SA")  # noqa: E731
+        test = [p for p in test if not is_sa(p)]
+        train = [p for p in train if not (exclude_sa and is_sa(p))]
+    if test_set == "core":
+        test = [p for p in test if timit_speaker(p) in CORE_TEST_SPEAKERS]
+        if not test:
+            raise DataError("none of TIMIT's 24 core test speakers is in the TEST folder; use data.test_set=full")
+    return train, test
+
+
 def split_timit_files(train: list[Path], test: list[Path], val_fraction: float = 0.05, seed: int = 0,
                       test_set: str = "full", val_split: str = "utterance", exclude_sa: bool = False) -> Splits:
     """TIMIT splits. Utterance counts on the real corpus (TRAIN 4,620 = 462 speakers x 10):
@@ -192,14 +222,7 @@ def split_timit_files(train: list[Path], test: list[Path], val_fraction: float =
         raise DataError(f"data.test_set={test_set!r} is not allowed; choose full or core")
     if val_split not in ("utterance", "speaker"):
         raise DataError(f"data.val_split={val_split!r} is not allowed; choose utterance or speaker")
-    if exclude_sa or test_set == "core":
-        is_sa = lambda p: p.stem.upper().startswith("SA")  # noqa: E731
-        test = [p for p in test if not is_sa(p)]
-        train = [p for p in train if not (exclude_sa and is_sa(p))]
-    if test_set == "core":
-        test = [p for p in test if timit_speaker(p) in CORE_TEST_SPEAKERS]
-        if not test:
-            raise DataError("none of TIMIT's 24 core test speakers is in the TEST folder; use data.test_set=full")
+    train, test = timit_candidates(train, test, test_set, exclude_sa)
     if val_split == "speaker":
         speakers = sorted({timit_speaker(p) for p in train})
         _, val_speakers = _hold_out(speakers, val_fraction, seed, "training speakers")

@@ -7,6 +7,7 @@ The train loader therefore yields a list of `batches_per_iteration` independentl
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from pathlib import Path
@@ -21,7 +22,7 @@ from tqdm.auto import tqdm
 
 from avrnn.data import cache
 from avrnn.data.audio import read_audio
-from avrnn.data.corpus import Found, Splits, find_corpus, split_folder_files, split_timit_files
+from avrnn.data.corpus import Found, Splits, find_corpus, split_folder_files, split_timit_files, timit_candidates
 from avrnn.data.errors import DataError
 from avrnn.data.framing import Normalization, frame_signal
 from avrnn.data.options import DataOptions
@@ -185,20 +186,26 @@ class SpeechDataModule(pl.LightningDataModule):
         if self.options.synthetic is not None:
             generate_corpus(self.root, self.options.synthetic)
 
+    def candidates(self, found: Found) -> Found:
+        """Only the files the options leave in play (TIMIT: no SA sentences with exclude_sa, only core
+        speakers with test_set=core): files that no split takes are never read."""
+        if self.options.layout != "timit":
+            return found
+        train, test = timit_candidates(found.pools["train"], found.pools["test"], self.options.test_set,
+                                       self.options.exclude_sa)
+        return dataclasses.replace(found, pools={"train": train, "test": test})
+
     def split(self, found: Found, unreadable: set[Path] = frozenset()) -> Splits:
         """The found utterances less `unreadable` ones, split as a corpus holding only them would be."""
         pools = {name: [p for p in files if p not in unreadable] for name, files in found.pools.items()}
         for name, files in pools.items():
             if not files:
-                raise DataError(f"every {name} file under {self.root} was unreadable or too short; "
+                where = f"{name} " if name != "all" else ""
+                raise DataError(f"every {where}file under {self.root} was unreadable or too short; "
                                 "check the files or data.frame_size")
         if self.options.layout == "timit":
             return split_timit_files(pools["train"], pools["test"], **self.options.split_options())
         return split_folder_files(pools["all"], self.root, **self.options.split_options())
-
-    def splits(self) -> Splits:
-        """The splits of the corpus's files as found (before any is read)."""
-        return self.split(find_corpus(self.root, self.options.layout))
 
     def _options(self) -> dict:
         """Everything that changes the cached frames."""
@@ -244,11 +251,11 @@ class SpeechDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.frames:
             return
-        found = find_corpus(self.root, self.options.layout)
+        found = self.candidates(find_corpus(self.root, self.options.layout))
         cache_file = None
         content = None
-        if self.options.cache_dir:
-            key = cache.cache_key(self._options(), found.files)
+        if self.options.cache_dir:  # the copies too: which of them differ is part of what is cached
+            key = cache.cache_key(self._options(), found.files + [p for c in found.copies.values() for p in c])
             cache_file = Path(self.options.cache_dir) / f"{self.root.name}-{key}.pt"
             content = cache.load(cache_file)
         if content is None:

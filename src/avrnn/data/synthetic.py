@@ -9,12 +9,14 @@ additive (harmonics weighted by the formant envelope), so it is vectorised and t
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from avrnn.data.audio import write_sphere
+from avrnn.data.errors import DataError
 
 # Formant targets (Hz) of a few vowels (Peterson & Barney, adult male averages).
 VOWELS = np.array(
@@ -100,11 +102,20 @@ def synthesize_utterance(rng: np.random.Generator, seconds: float, sample_rate: 
 
 
 def generate_corpus(root: Path, spec: SyntheticCorpusSpec = SyntheticCorpusSpec()) -> Path:
-    """Write the corpus under root/TRAIN and root/TEST (TIMIT layout); skip if already there."""
+    """Write the corpus under root/TRAIN and root/TEST (TIMIT layout); skip if already there. A root
+    that holds anything else is refused (a user's own audio, named without data=audio_dir or
+    data=timit, must not receive a generated corpus and be trained on it); a synthetic corpus of other
+    settings is replaced whole."""
     root = Path(root)
     marker = root / MARKER
     if marker.exists() and json.loads(marker.read_text()) == asdict(spec):
         return root
+    if root.is_dir() and any(root.iterdir()) and not marker.exists():
+        raise DataError(f"data.root={root} holds files that are not the built-in synthetic corpus, and data=synthetic "
+                        "(the default) generates its corpus there; for your own audio add data=audio_dir (any folder) "
+                        "or data=timit, or point data.root at a new or empty folder")
+    for split in ("TRAIN", "TEST"):  # an earlier synthetic corpus (the marker says so): no file of it may stay
+        shutil.rmtree(root / split, ignore_errors=True)
     rng = np.random.default_rng(spec.seed)
     speakers = [("TRAIN", i) for i in range(spec.train_speakers)] + [("TEST", i) for i in range(spec.test_speakers)]
     for split, index in speakers:

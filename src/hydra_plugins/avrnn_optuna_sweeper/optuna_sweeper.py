@@ -7,17 +7,23 @@ import math
 from pathlib import Path
 
 from hydra.core.utils import JobStatus
-from hydra_plugins.hydra_optuna_sweeper import optuna_sweeper
 from omegaconf import OmegaConf
 
 from avrnn.sweeps import AllTrialsFailed
+
+try:  # Hydra imports every hydra_plugins module on every run: without the `sweep` extra, define nothing
+    from hydra_plugins.hydra_optuna_sweeper import optuna_sweeper
+except ImportError:  # pragma: no cover - the extra is installed by make install
+    optuna_sweeper = None
 
 
 def _record(number: int, overrides, ret) -> dict:
     record = {"trial": number, "overrides": list(overrides)}
     if ret.status == JobStatus.FAILED:
-        error = ret._return_value
-        return {**record, "state": "FAIL", "reason": f"{type(error).__name__}: {error}"}
+        try:
+            ret.return_value  # re-raises the job's exception
+        except Exception as error:  # noqa: BLE001 - any failure of a trial is recorded as such
+            return {**record, "state": "FAIL", "reason": f"{type(error).__name__}: {error}"}
     try:
         value = float(ret.return_value)
     except (TypeError, ValueError):
@@ -27,7 +33,7 @@ def _record(number: int, overrides, ret) -> dict:
     return {**record, "state": "COMPLETE", "value": value}
 
 
-class OptunaSweeper(optuna_sweeper.OptunaSweeper):
+class OptunaSweeper(optuna_sweeper.OptunaSweeper if optuna_sweeper else object):
     """The plugin's sweeper, recording each trial's outcome (see the module's docstring)."""
 
     def sweep(self, arguments):
@@ -49,7 +55,8 @@ class OptunaSweeper(optuna_sweeper.OptunaSweeper):
             self._write(records, self._best(records))
             return
         except ValueError as error:
-            if "No trials are completed yet" not in str(error) or any(r["state"] == "COMPLETE" for r in records):
+            if "No trials are completed yet" not in str(error) or not records or any(
+                    r["state"] == "COMPLETE" for r in records):
                 raise
             self._write(records, {"name": "optuna", "best_params": None, "best_value": None})
             raise AllTrialsFailed(
