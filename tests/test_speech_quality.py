@@ -59,12 +59,16 @@ def test_an_utterance_shorter_than_the_minimum_is_skipped_and_counted():
 
 def test_evaluate_reports_the_three_measures_and_says_why_none_was_computed(make_cfg, compose_config, tmp_path,
                                                                          capsys):
-    """The tiny corpus's utterances (0.2-0.4 s) are all too short: counted, never a crash or a number."""
+    """The tiny corpus's utterances (0.2-0.4 s) are mostly too short: each is scored or counted with its
+    reason, never a crash or a made-up number."""
     run = tmp_path / "run"
     train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=2"))
     metrics = evaluate(compose_config("evaluate", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "iwae_k=[]",
                                       "fivo_k=[]", f"output_dir={tmp_path / 'eval'}"))
-    assert metrics["test/pesq_mean"] is None and metrics["test/pesq_skipped"] == 4
+    for name in ("si_sdr", "pesq", "estoi"):
+        assert metrics[f"test/{name}_utterances"] + metrics[f"test/{name}_skipped"] == 4
+        assert (metrics[f"test/{name}_mean"] is None) == (metrics[f"test/{name}_utterances"] == 0)
+    assert metrics["test/estoi_skipped"] == 4  # none holds 0.4 s of speech
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["test/si_sdr_unit"] == "dB"
     out = capsys.readouterr().out
-    assert "SI-SDR      not computed over 0 utterances; 4 not scored: shorter than 0.5 s" in out
+    assert "ESTOI       not computed over 0 utterances; 4 not scored: " in out and "SI-SDR" in out

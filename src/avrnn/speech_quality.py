@@ -11,8 +11,8 @@ P.862) and `pystoi` packages.
   ESTOI    extended short-time objective intelligibility, 0-1 (Jensen and Taal 2016)
 
 An utterance shorter than MIN_SECONDS, or one a metric cannot score (PESQ finds no speech; ESTOI has
-too few non-silent frames, where pystoi would return 1e-5 with a warning), is left out of that
-metric's mean and counted.
+fewer than 30 non-silent frames of 25.6 ms, about 0.4 s of speech, where pystoi would return 1e-5 with
+a warning), is left out of that metric's mean and counted, with the reason.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from torchmetrics.functional.audio.pesq import perceptual_evaluation_speech_qual
 from torchmetrics.functional.audio.stoi import short_time_objective_intelligibility
 
 PESQ_MODES = {16000: "wb", 8000: "nb"}
-MIN_SECONDS = 0.5  # ESTOI needs 30 frames of 25.6 ms (at 10 kHz) after silent frames are removed
+MIN_SECONDS = 0.25  # shorter utterances are not scored (PESQ's analysis needs about this much speech)
 METRICS = {"si_sdr": "dB", "pesq": "MOS-LQO (1-4.5)", "estoi": "0-1"}
 
 
