@@ -276,7 +276,8 @@ class SpeechDataModule(pl.LightningDataModule):
                      content["hidden_ignored"])
         if content["copies_dropped"]:
             log.warning("data: %d file(s) are further copies of an utterance already found (same path without its "
-                        "audio suffixes, e.g. SI1.WAV and SI1.WAV.wav); one copy of each is used (SPHERE first)",
+                        "audio suffixes, e.g. SI1.WAV and SI1.WAV.wav); one copy of each is used (a readable one, "
+                        "SPHERE first)",
                         content["copies_dropped"])
         if content["copies_differing"]:
             log.warning("data: %d utterance(s) have copies whose samples differ, e.g. %s; check which copy is right",
