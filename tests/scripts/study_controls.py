@@ -2,6 +2,7 @@
 
     python tests/scripts/study_controls.py queue [--item 1|2|3] > queue.txt   # NAME OVERRIDES... per line
     python tests/scripts/study_controls.py collect RUNS_DIR > docs/study-controls/runs.csv
+    python tests/scripts/study_controls.py report docs/study-controls/runs.csv   # the tables of docs/results.md
 
 Every run is `src/train.py experiment=study data=audio_dir data.root=../shared/data/fsdd-3spk
 trainer.precision=32-true <overrides> hydra.run.dir=RUNS_DIR/NAME` (2,000 iterations, one thread), from
@@ -66,7 +67,7 @@ def collect(runs: Path) -> None:
     """One CSV row per finished run: its name, overrides, commit, CPU, wall time and final metrics."""
     columns = ["name", "overrides", "commit", "cpu", "wall_s", "precision", "denormals", "iterations",
                "test_checkpoint_iteration", "val/best_elbo_per_timestep", "test/elbo_per_timestep",
-               "test/rec_per_timestep", "test/kl_per_timestep"]
+               "test/rec_per_timestep", "test/kl_per_timestep", "test/wasserstein"]
     writer = csv.DictWriter(sys.stdout, columns, extrasaction="ignore")
     writer.writeheader()
     for job in sorted(runs.glob("*.job.json")):
@@ -77,15 +78,129 @@ def collect(runs: Path) -> None:
         writer.writerow({**record, **json.loads(metrics_file.read_text())})
 
 
+BASE_ARMS = {"vrnn": "tuned VRNN (RMSProp 2.4e-3)", "hybrid": "hybrid", "hybrid_twin": "hybrid's twin (no adversary)",
+             "twin_lr77": "VRNN at 7.7e-5 (twin of paper, conditional, own, posterior_only)",
+             "twin_lr77_x": "VRNN at 7.7e-5, recurrence x (twin of literal)",
+             **{arm.removeprefix("avrnn_"): arm for arm in CRITIC_ONLY}}
+# (arm, control, what the difference measures); paired by seed
+CONTRASTS = [("hybrid", "hybrid_twin", "the regulariser"), ("hybrid_twin", "vrnn", "the rate"),
+             ("hybrid", "vrnn", "the earlier headline"), ("twin_lr77", "vrnn", "the rate"),
+             ("twin_lr77_x", "vrnn", "the rate and recurrence x")] + \
+            [(arm.removeprefix("avrnn_"), "twin_lr77_x" if arm == "avrnn_literal" else "twin_lr77", "the regulariser")
+             for arm in CRITIC_ONLY]
+PICKED_FROM = 6  # the hybrid was picked as the best of six adversarial arms: Bonferroni over 6
+
+
+def read_runs(path: Path) -> dict[str, dict[int, dict]]:
+    """{run group (name without -sN): {seed: row}} with the numeric columns as floats."""
+    groups: dict[str, dict[int, dict]] = {}
+    with path.open() as f:
+        for row in csv.DictReader(f):
+            group, seed = row["name"].rsplit("-s", 1)
+            groups.setdefault(group, {})[int(seed)] = {
+                key: (float(value) if value not in ("", None) and key.startswith(("test/", "val/")) else value)
+                for key, value in row.items()}
+    return groups
+
+
+def interval(values: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and two-sided t-interval of the mean (NaN bounds for fewer than 2 values)."""
+    from scipy import stats
+    n, mean = len(values), sum(values) / len(values)
+    if n < 2:
+        return mean, float("nan"), float("nan")
+    sd = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * sd / n ** 0.5
+    return mean, mean - half, mean + half
+
+
+def fmt(value: float, digits: int = 2) -> str:
+    return "-" if value != value else f"{value:.{digits}f}"
+
+
+def report(path: Path, metric: str = "test/elbo_per_timestep") -> None:
+    """Markdown: item 1 (arms by seed, paired contrasts with 95% t-intervals and the hybrid's Bonferroni
+    correction), item 2 (the rate grid) and item 3 (critic strength), from runs.csv."""
+    groups = read_runs(path)
+    print(f"### Item 1: test ELBO by seed (nats per timestep, higher is better)\n")
+    seeds = range(1, 6)
+    print("| run | " + " | ".join(f"seed {s}" for s in seeds) + " | mean +/- sd (n) |\n|---" * 1 + "|---" * 6 + "|")
+    for group, label in BASE_ARMS.items():
+        runs = groups.get(group, {})
+        values = [runs[s][metric] for s in seeds if s in runs]
+        if not values:
+            continue
+        mean = sum(values) / len(values)
+        sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else float("nan")
+        print(f"| {group} ({label}) | " + " | ".join(fmt(runs[s][metric]) if s in runs else "" for s in seeds)
+              + f" | {fmt(mean)} +/- {fmt(sd)} ({len(values)}) |")
+    print("\n### Item 1: paired differences (arm - control, same seed)\n")
+    print("| arm - control | measures | n | mean | 95% interval | excludes 0 | arm ahead in |\n|---|---|---|---|---|---|---|")
+    for arm, control, measures in CONTRASTS:
+        a, c = groups.get(arm, {}), groups.get(control, {})
+        paired = sorted(set(a) & set(c))
+        if not paired:
+            continue
+        diffs = [a[s][metric] - c[s][metric] for s in paired]
+        mean, low, high = interval(diffs)
+        note = ""
+        if arm == "hybrid":
+            _, blow, bhigh = interval(diffs, 1 - 0.05 / PICKED_FROM)
+            note = f" (picked best of {PICKED_FROM}: [{fmt(blow)}, {fmt(bhigh)}])"
+        excludes = "-" if low != low else ("yes" if low > 0 or high < 0 else "no")
+        print(f"| {arm} - {control} | {measures} | {len(paired)} | {mean:+.2f} | [{fmt(low)}, {fmt(high)}]{note} "
+              f"| {excludes} | {sum(d > 0 for d in diffs)} of {len(diffs)} |")
+    print("\n### Item 2: the likelihood rate at 2,000 iterations (x1 = the rate tuned at 400 iterations)\n")
+    print("| arm | rate x | rate | seed 1 | seed 2 | mean (seeds 1-2) |\n|---|---|---|---|---|---|")
+    for arm in ("vrnn", "hybrid"):
+        for factor in ("0.25", "0.5", "1", "2", "4"):
+            runs = groups.get(arm if factor == "1" else f"{arm}_lrx{factor}", {})
+            values = [runs[s][metric] for s in (1, 2) if s in runs]
+            if not values:
+                continue
+            rate = next((o for o in runs[min(runs)]["overrides"].split() if o.startswith("model.optimizer.lr=")),
+                        "tuned").removeprefix("model.optimizer.lr=")
+            print(f"| {arm} | {factor} | {rate} | " + " | ".join(fmt(runs[s][metric]) if s in runs else "" for s in (1, 2))
+                  + f" | {fmt(sum(values) / len(values))} |")
+    for arm in ("vrnn", "hybrid"):  # the best rate at 2,000 iterations against the tuned one, paired by seed
+        cells = {factor: groups.get(arm if factor == "1" else f"{arm}_lrx{factor}", {})
+                 for factor in ("0.25", "0.5", "1", "2", "4")}
+        cells = {f: {s: r for s, r in runs.items() if s in (1, 2)} for f, runs in cells.items()}
+        if not all(len(runs) == 2 for runs in cells.values()):
+            continue
+        best = max(cells, key=lambda f: sum(r[metric] for r in cells[f].values()))
+        diffs = [cells[best][s][metric] - cells["1"][s][metric] for s in (1, 2)]
+        mean, low, high = interval(diffs)
+        print(f"\n{arm}: best at 2,000 iterations x{best}; best - tuned (x1), paired over seeds 1-2: {mean:+.2f}, "
+              f"95% interval [{fmt(low)}, {fmt(high)}]")
+    print("\n### Item 3: critic strength (n_critic, clip), 2 seeds: test ELBO, KL, critic estimate\n")
+    print("| arm | n_critic | clip | test ELBO (seeds) | mean | KL mean | critic estimate (test wasserstein) mean |\n"
+          "|---|---|---|---|---|---|---|")
+    for arm in ("paper", "conditional"):
+        for n_critic, clip in ((1, "0.1"), (1, "0.01"), (5, "0.01"), (5, "0.1")):
+            group = arm if (n_critic, clip) == (1, "0.1") else f"{arm}_n{n_critic}_c{clip}"
+            runs = {s: r for s, r in groups.get(group, {}).items() if s in (1, 2)}
+            if not runs:
+                continue
+            mean = lambda key: sum(r[key] for r in runs.values()) / len(runs)  # noqa: E731
+            print(f"| {arm} | {n_critic} | {clip} | " + ", ".join(fmt(r[metric]) for r in runs.values())
+                  + f" | {fmt(mean(metric))} | {fmt(mean('test/kl_per_timestep'))} "
+                  f"| {mean('test/wasserstein'):.2g} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     queue = sub.add_parser("queue")
     queue.add_argument("--item", type=int, choices=(1, 2, 3), action="append")
     sub.add_parser("collect").add_argument("runs", type=Path)
+    sub.add_parser("report").add_argument("csv", type=Path)
     args = parser.parse_args()
     if args.command == "collect":
         collect(args.runs)
+        return
+    if args.command == "report":
+        report(args.csv)
         return
     for item in args.item or (1, 2, 3):
         print("\n".join({1: item1, 2: item2, 3: item3}[item]()))
