@@ -90,3 +90,21 @@ def test_the_probes_view_leaves_the_training_random_stream_as_it_was():
     assert torch.equal(torch.rand(3), expected)
     second = probe_script.latent_view(model, x, mask)
     assert torch.equal(first["post_mean"], second["post_mean"]) and first["kl"] == second["kl"]
+
+
+def test_the_quality_table_gives_mean_and_sd_over_seeds_with_the_scored_counts(tmp_path, capsys):
+    study = script("study_controls")
+    import json
+    for seed, (elbo, si_sdr, estoi_count) in enumerate([(10.0, 1.0, 79), (14.0, 3.0, 81)], start=1):
+        run = tmp_path / f"hybrid-s{seed}"
+        run.mkdir()
+        metrics = {"test/sequences": 150, "test/elbo_per_timestep": elbo, "test/iwae_64_per_timestep": elbo + 1,
+                   "test/fivo_64_per_timestep": elbo + 2, "test/si_sdr_mean": si_sdr, "test/pesq_mean": 1.5,
+                   "test/estoi_mean": 0.25, "test/si_sdr_utterances": 138, "test/pesq_utterances": 138,
+                   "test/estoi_utterances": estoi_count}
+        (run / "metrics.json").write_text(json.dumps(metrics))
+    study.quality(tmp_path)
+    row = capsys.readouterr().out.splitlines()[-1]
+    # ELBO 10 and 14: mean 12, sample sd 2.83; SI-SDR 1 and 3: mean 2, sd 1.41
+    assert row.startswith("| hybrid | 2 | 12.00 +/- 2.83 | 13.00 +/- 2.83 | 14.00 +/- 2.83 | 2.00 +/- 1.41 |")
+    assert row.endswith("| 138, 138, 79-81 of 150 |")

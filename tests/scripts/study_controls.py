@@ -3,6 +3,7 @@
     python tests/scripts/study_controls.py queue [--item 1|2|3] > queue.txt   # NAME OVERRIDES... per line
     python tests/scripts/study_controls.py collect RUNS_DIR > docs/study-controls/runs.csv
     python tests/scripts/study_controls.py report docs/study-controls/runs.csv   # the tables of docs/results.md
+    python tests/scripts/study_controls.py quality EVAL_DIR   # src/evaluate.py's metrics.json of each run, by arm
 
 Every run is `src/train.py experiment=study data=audio_dir data.root=../shared/data/fsdd-3spk
 trainer.precision=32-true <overrides> hydra.run.dir=RUNS_DIR/NAME` (2,000 iterations, one thread), from
@@ -188,6 +189,31 @@ def report(path: Path, metric: str = "test/elbo_per_timestep") -> None:
                   f"| {mean('test/wasserstein'):.2g} |")
 
 
+QUALITY = [("test/elbo_per_timestep", "ELBO", 2), ("test/iwae_64_per_timestep", "IWAE-64", 2),
+           ("test/fivo_64_per_timestep", "FIVO-64", 2), ("test/si_sdr_mean", "SI-SDR (dB)", 2),
+           ("test/pesq_mean", "PESQ wb (MOS-LQO)", 3), ("test/estoi_mean", "ESTOI (0-1)", 3)]
+
+
+def quality(evaluations: Path) -> None:
+    """Markdown: per arm, mean +/- sd over seeds of the bounds and the reconstructions' SI-SDR, PESQ and
+    ESTOI, from EVAL_DIR/<name>-s<seed>/metrics.json (src/evaluate.py iwae_k=[64] fivo_k=[64])."""
+    arms: dict[str, list[dict]] = {}
+    for path in sorted(evaluations.glob("*-s*/metrics.json")):
+        arms.setdefault(path.parent.name.rsplit("-s", 1)[0], []).append(json.loads(path.read_text()))
+    print("| arm | seeds | " + " | ".join(label for _, label, _ in QUALITY) + " | utterances scored (SI-SDR, PESQ, ESTOI) |")
+    print("|---" * (len(QUALITY) + 3) + "|")
+    for arm, runs in arms.items():
+        cells = []
+        for key, _, digits in QUALITY:
+            values = [r[key] for r in runs if r.get(key) is not None]
+            mean = sum(values) / len(values)
+            sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else float("nan")
+            cells.append(f"{mean:.{digits}f} +/- {fmt(sd, digits)}")
+        counts = [sorted({r[f"test/{m}_utterances"] for r in runs}) for m in ("si_sdr", "pesq", "estoi")]
+        scored = ", ".join(f"{c[0]}" if len(c) == 1 else f"{c[0]}-{c[-1]}" for c in counts)
+        print(f"| {arm} | {len(runs)} | " + " | ".join(cells) + f" | {scored} of {runs[0]['test/sequences']} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -195,12 +221,16 @@ def main() -> None:
     queue.add_argument("--item", type=int, choices=(1, 2, 3), action="append")
     sub.add_parser("collect").add_argument("runs", type=Path)
     sub.add_parser("report").add_argument("csv", type=Path)
+    sub.add_parser("quality").add_argument("evaluations", type=Path)
     args = parser.parse_args()
     if args.command == "collect":
         collect(args.runs)
         return
     if args.command == "report":
         report(args.csv)
+        return
+    if args.command == "quality":
+        quality(args.evaluations)
         return
     for item in args.item or (1, 2, 3):
         print("\n".join({1: item1, 2: item2, 3: item3}[item]()))
