@@ -1,15 +1,19 @@
-"""Time the training steps: `python src/bench.py [--sizes 64x200,4x200]` (= `make bench`); see avrnn.bench."""
+"""Time the training steps: `python src/bench.py [--sizes 64x200,4x200]` (= `make bench`). The
+benchmark is a tool, not part of the library: tools/benchmark.py."""
 
+import sys
 from pathlib import Path
 
-from avrnn import bench
-from avrnn.cli import run
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+import benchmark  # noqa: E402  (tools/benchmark.py)
+
+from avrnn.cli import run  # noqa: E402
 
 
 def main() -> None:
-    bench.main(CONF)
+    benchmark.main(ROOT / "conf")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 from avrnn.cli import run
-from avrnn.evaluation import evaluate
+from avrnn.evaluation.scoring import evaluate
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")  # absolute: the entry point also runs in-process (tests)
 

@@ -6,7 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 from avrnn.cli import run
-from avrnn.generation import generate
+from avrnn.evaluation.sampling import generate
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")  # absolute: the entry point also runs in-process (tests)
 

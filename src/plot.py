@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from avrnn.plots import plot_run
+from avrnn.analysis.figures import plot_run
 
 
 def main() -> None:

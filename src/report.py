@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from avrnn.report import report
+from avrnn.analysis.sweep_report import report
 
 
 def main() -> None:

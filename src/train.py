@@ -7,8 +7,8 @@ from omegaconf import DictConfig
 
 from avrnn.cli import run
 from avrnn.config import register_configs
-from avrnn.sweeps import objective
-from avrnn.training import BEST, train
+from avrnn.training.sweeps import objective
+from avrnn.training.fit import BEST, train
 
 register_configs()
 CONF = str(Path(__file__).resolve().parents[1] / "conf")  # absolute: the entry point also runs in-process (tests)

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from avrnn.precision import cpu_bf16_native
+from avrnn.training.precision import cpu_bf16_native
 
 REQUIRED = ("reference_fps", "vrnn_fps", "avrnn_fps", "gru_floor_fps", "matmul_gflops", "vrnn_gflops", "device",
             "sizes", "runs")

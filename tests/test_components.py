@@ -11,11 +11,11 @@ import pytorch_lightning as pl
 import torch
 
 from avrnn import registry
-from avrnn.checkpoints import CheckpointError, upgrade_hyper_parameters
-from avrnn.evaluation import evaluate
+from avrnn.training.checkpoints import CheckpointError, upgrade_hyper_parameters
+from avrnn.evaluation.scoring import evaluate
 from avrnn.models.objectives import JensenShannon, Wasserstein, WassersteinGradientPenalty
-from avrnn.module import AVRNNModule
-from avrnn.training import build_module, train
+from avrnn.training.module import AVRNNModule
+from avrnn.training.fit import build_module, train
 
 LEGACY = Path(__file__).parent / "data" / "legacy"
 # the architecture the legacy checkpoints were written with (tests/data/legacy/README.md)
@@ -162,7 +162,7 @@ def test_legacy_names_map_to_todays_objects():
 
 
 def test_parameter_names_of_earlier_versions_map_to_todays():
-    from avrnn.checkpoints import upgrade_state_dict
+    from avrnn.training.checkpoints import upgrade_state_dict
     old = ["vrnn.phi_x.0.weight", "vrnn.phi_z.2.bias", "vrnn.transition.0.2.weight", "vrnn.proposal.1.raw_std.bias",
            "vrnn.emission.0.0.weight", "vrnn.emission.1.mean.bias", "vrnn.emission.1.weight", "vrnn.f_theta.weight_hh",
            "critic.lstm.weight_ih_l0", "critic.fc.0.weight", "critic.fc.2.bias", "critic.score.weight"]

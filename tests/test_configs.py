@@ -15,7 +15,7 @@ from omegaconf.errors import ValidationError
 from avrnn.config import ConfigError, validate
 from avrnn.data.datamodule import SpeechDataModule
 from avrnn.data.errors import DataError
-from avrnn.training import train
+from avrnn.training.fit import train
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 MODELS, CRITICS, ABLATIONS = ("avrnn", "vrnn"), ("wgan", "wgan_gp", "gan", "none"), ("none", "posterior_only", "hybrid")

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from avrnn.config import ConfigError, validate
-from avrnn.diagnostics import held_out_critic_distance, latent_scales, set_proposal_to_transition
+from avrnn.analysis.diagnostics import held_out_critic_distance, latent_scales, set_proposal_to_transition
 from avrnn.models import VRNN
 from avrnn.models.critic import ConditionalCritic, SequenceCritic
-from avrnn.training import train
+from avrnn.training.fit import train
 
 SMALL = dict(frame_size=6, z_dim=3, hidden_size=8, x_features=5, z_features=5, mlp_hidden=8)
 
@@ -139,7 +139,7 @@ def z_drives_h(prior_path: str, shift: float = 0.0, gain: float = 3.0) -> VRNN:
 
 def held_out_distance(model: VRNN, critic_input: str, steps: int = 500, batch: int = 64, length: int = 30,
                       held_out_batches: int = 25) -> tuple[float, float]:
-    """avrnn.diagnostics' WGAN-GP critic distance (mean, standard error) for x = 0, one thread."""
+    """avrnn.analysis.diagnostics' WGAN-GP critic distance (mean, standard error) for x = 0, one thread."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small ops: one thread is several times faster than two here
     try:

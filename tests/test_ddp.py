@@ -10,7 +10,7 @@ import torch
 
 from avrnn.config import ConfigError, validate
 from avrnn.data.datamodule import EpochBatchSampler
-from avrnn.training import build_datamodule, train
+from avrnn.training.fit import build_datamodule, train
 DDP_CPU = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]  # the README's CPU DDP command
 
 

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from avrnn.checkpoints import CheckpointError
-from avrnn.evaluation import evaluate
-from avrnn.training import train
+from avrnn.training.checkpoints import CheckpointError
+from avrnn.evaluation.scoring import evaluate
+from avrnn.training.fit import train
 
 
 def test_checkpoint_is_scored_with_bounds_in_the_stated_units(make_cfg, compose_config, tmp_path):
@@ -63,7 +63,7 @@ def test_latent_use_is_reported_per_dimension(make_cfg, compose_config, tmp_path
     varies over the test frames by more than 0.01."""
     import torch
 
-    from avrnn.evaluation import LatentUse, build_eval_data, load_module
+    from avrnn.evaluation.scoring import LatentUse, build_eval_data, load_module
 
     run = tmp_path / "run"
     train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=2"))

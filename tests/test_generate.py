@@ -3,8 +3,8 @@
 import numpy as np
 import soundfile as sf
 
-from avrnn.generation import generate
-from avrnn.training import train
+from avrnn.evaluation.sampling import generate
+from avrnn.training.fit import train
 
 
 def test_samples_and_reconstructions_are_written_as_audio(make_cfg, compose_config, tmp_path):

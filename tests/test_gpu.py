@@ -3,17 +3,18 @@ skipped without one (CI has none; they were run on a lent H100, see docs/perform
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import pytest
 import pytorch_lightning as pl
 import torch
 
-from avrnn.bench import elbo_loss  # the benchmark's training step: -ELBO per timestep, {rec, kl}
-from avrnn.cuda_graphs import GraphedBackward
+from avrnn.models.phase_losses import elbo_loss  # the training step of model=vrnn: -ELBO per timestep, terms
+from avrnn.training.cuda_graphs import GraphedBackward
 from avrnn.models import VRNN, losses
 from avrnn.models.reference import reference_terms
-from avrnn.training import train
+from avrnn.training.fit import train
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 SMALL = dict(frame_size=6, z_dim=3, hidden_size=8, x_features=5, z_features=5, mlp_hidden=8)
@@ -70,7 +71,7 @@ def test_graphed_backward_equals_eager_for_new_inputs_and_does_not_accumulate(mo
     fixed_noise(monkeypatch)
     torch.manual_seed(0)
     model = VRNN(**SMALL).cuda()
-    loss_fn = elbo_loss(model)
+    loss_fn = functools.partial(elbo_loss, model)
     graphed = GraphedBackward(loss_fn, list(model.parameters()))
     inputs = [(torch.randn(4, 9, 6, device="cuda"), torch.ones(4, 9, device="cuda")) for _ in range(2)]
     inputs[1][1][3, 5:] = 0
@@ -104,7 +105,7 @@ def test_training_with_cuda_graphs_gives_the_eager_weights(make_cfg, monkeypatch
     finals = []
     for graphs in (False, True):
         weights = _FinalWeights()
-        with caplog.at_level(logging.INFO, logger="avrnn.cuda_graphs"):
+        with caplog.at_level(logging.INFO, logger="avrnn.training.cuda_graphs"):
             train(make_cfg("trainer=gpu", "trainer.precision=32-true", *arm, f"training.cuda_graphs={graphs}",
                            "training.test_after_training=false", "training.validate_before_training=false"),
                   callbacks=[weights])
@@ -119,7 +120,7 @@ def test_training_with_cuda_graphs_gives_the_eager_weights(make_cfg, monkeypatch
                                  ["model=avrnn", "critic=gan", "ablation=posterior_only"],
                                  ["model=vrnn", "critic=none"]])
 def test_bf16_training_with_cuda_graphs_runs(make_cfg, arm, caplog):
-    with caplog.at_level(logging.INFO, logger="avrnn.cuda_graphs"):
+    with caplog.at_level(logging.INFO, logger="avrnn.training.cuda_graphs"):
         metrics = train(make_cfg("trainer=gpu", *arm, "training.cuda_graphs=true"))
     assert "captured the" in caplog.text and "failed" not in caplog.text
     assert torch.isfinite(torch.tensor(metrics["test/elbo_per_timestep"]))

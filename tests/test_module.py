@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from avrnn.module import AVRNNModule
-from avrnn.training import train
+from avrnn.training.module import AVRNNModule
+from avrnn.training.fit import train
 
 GROUP_PREFIXES = {
     "theta": "vrnn.f_theta.", "phi": "vrnn.emission.", "tau": "vrnn.proposal.", "omega": "vrnn.transition.",
@@ -20,24 +20,20 @@ def names_in(module, *groups):
 
 @pytest.fixture
 def spied_phases(monkeypatch):
-    """Record which parameters each phase call changed, and the critic's weights after each call."""
+    """Record which parameters each phase call changed, and the critic's weights after each call
+    (as (f"{phase}_phase", changed, critic_max, result) per call of AVRNNModule.run_phase)."""
     calls = []
+    original = AVRNNModule.run_phase
 
-    def spy(phase):
-        original = getattr(AVRNNModule, phase)
+    def wrapper(self, phase, *args):
+        before = {n: p.detach().clone() for n, p in self.named_parameters()}
+        result = original(self, phase, *args)
+        changed = {n for n, p in self.named_parameters() if not torch.equal(before[n], p)}
+        critic_max = max(p.abs().max().item() for p in self.critic.parameters()) if self.critic else None
+        calls.append((f"{phase}_phase", changed, critic_max, result))
+        return result
 
-        def wrapper(self, *args):
-            before = {n: p.detach().clone() for n, p in self.named_parameters()}
-            result = original(self, *args)
-            changed = {n for n, p in self.named_parameters() if not torch.equal(before[n], p)}
-            critic_max = max(p.abs().max().item() for p in self.critic.parameters()) if self.critic else None
-            calls.append((phase, changed, critic_max, result))
-            return result
-
-        monkeypatch.setattr(AVRNNModule, phase, wrapper)
-
-    for phase in ("reconstruction_phase", "critic_phase", "adversarial_phase", "elbo_phase"):
-        spy(phase)
+    monkeypatch.setattr(AVRNNModule, "run_phase", wrapper)
     return calls
 
 

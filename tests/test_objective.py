@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from avrnn import sweeps
-from avrnn.sweeps import TrialFailed, objective
+from avrnn.training import sweeps
+from avrnn.training.sweeps import TrialFailed, objective
 
 
 def test_outside_a_search_the_objective_is_returned_as_it_is(monkeypatch):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from avrnn.plots import block_average, plot_run
-from avrnn.training import train
+from avrnn.analysis.figures import block_average, plot_run
+from avrnn.training.fit import train
 
 
 def test_block_average_means_each_block_of_iterations():

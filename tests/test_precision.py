@@ -10,9 +10,9 @@ import pytorch_lightning as pl
 import pytest
 import torch
 
-from avrnn import precision
-from avrnn.precision import cpu_bf16_works, supported_precision
-from avrnn.training import train
+from avrnn.training import precision
+from avrnn.training.precision import cpu_bf16_works, supported_precision
+from avrnn.training.fit import train
 
 needs_cpu_bf16 = pytest.mark.skipif(
     not cpu_bf16_works(), reason="this CPU has no oneDNN bf16 (a bf16 LSTM cannot run under CPU autocast)")
@@ -69,12 +69,12 @@ def test_bf16_on_a_cpu_without_it_trains_in_fp32_with_one_log_line(make_cfg, mon
         pytest.skip("accelerator=auto finds a GPU here")
     monkeypatch.setattr(precision, "cpu_bf16_works", lambda: False)
     record = RecordPrecision()
-    with caplog.at_level(logging.WARNING, logger="avrnn.precision"):
+    with caplog.at_level(logging.WARNING, logger="avrnn.training.precision"):
         metrics = train(make_cfg(f"trainer.precision={requested}", f"trainer.accelerator={accelerator}",
                                  "trainer.fast_dev_run=2", "critic=wgan_gp"), callbacks=[record])
     assert record.precision == "32-true"
     assert torch.isfinite(torch.tensor(metrics["train/elbo_per_timestep"]))
-    lines = [r.getMessage() for r in caplog.records if r.name == "avrnn.precision"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "avrnn.training.precision"]
     assert len(lines) == 1 and f"trainer.precision={requested} trains in fp32 (32-true)" in lines[0]
 
 
@@ -98,7 +98,7 @@ def test_the_probe_draws_no_random_numbers():
 def test_the_probe_fails_where_onednn_has_no_bf16():
     """ONEDNN_MAX_CPU_ISA=AVX2 makes oneDNN behave like a CPU without bf16 (AMD EPYC without
     AVX-512): the probe's LSTM then raises, as the critic's did there, and the probe says False."""
-    code = ("import torch; from avrnn.precision import cpu_bf16_works; "
+    code = ("import torch; from avrnn.training.precision import cpu_bf16_works; "
             "print(torch.ops.mkldnn._is_mkldnn_bf16_supported(), cpu_bf16_works())")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                             env={**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"})
@@ -128,7 +128,7 @@ def test_a_one_line_bf16_hint_where_it_pays(make_cfg, monkeypatch, caplog, nativ
     monkeypatch.setattr(precision, "cpu_bf16_native", lambda: native)
     monkeypatch.setattr(precision, "cpu_bf16_matmul_speedup", lambda: 4.0)
     monkeypatch.setattr(precision, "cpu_bf16_works", lambda: True)
-    with caplog.at_level(logging.INFO, logger="avrnn.training"):
+    with caplog.at_level(logging.INFO, logger="avrnn.training.fit"):
         train(make_cfg(f"data.batch_size={batch}", f"trainer.precision={requested}", "trainer.fast_dev_run=1"))
     lines = [r.getMessage() for r in caplog.records if "computes bf16 natively" in r.getMessage()]
     assert len(lines) == int(hinted)

@@ -4,7 +4,7 @@ import csv
 
 import pytest
 
-from avrnn.report import report
+from avrnn.analysis.sweep_report import report
 
 
 def test_sweep_report_rows_and_seed_statistics(run_in_process, tmp_path, corpus_dir, tiny):

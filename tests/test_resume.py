@@ -5,9 +5,9 @@ import os
 import pytest
 import torch
 
-from avrnn.checkpoints import CheckpointError, load_checkpoint
-from avrnn.module import AVRNNModule, TrainingFault
-from avrnn.training import train
+from avrnn.training.checkpoints import CheckpointError, load_checkpoint
+from avrnn.training.module import AVRNNModule, TrainingFault
+from avrnn.training.fit import train
 
 # deterministic kernels; 2 iterations per epoch so that checkpoints fall mid-epoch as well
 DETERMINISTIC = ["trainer.deterministic=true", "training.iterations_per_epoch=2", "training.validate_before_training=false"]

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from avrnn.data.synthetic import synthesize_utterance
-from avrnn.evaluation import evaluate
-from avrnn.speech_quality import MIN_SECONDS, score_utterance, si_sdr, summarize
-from avrnn.training import train
+from avrnn.evaluation.scoring import evaluate
+from avrnn.evaluation.speech_quality import MIN_SECONDS, score_utterance, si_sdr, summarize
+from avrnn.training.fit import train
 
 pytest.importorskip("pesq")
 pytest.importorskip("pystoi")

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from avrnn.training import train
+from avrnn.training.fit import train
 
-SCRIPTS = Path(__file__).resolve().parent / "scripts"
+SCRIPTS = Path(__file__).resolve().parents[1] / "tools" / "study"
 
 
 def script(name: str):

@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from avrnn.config import validate
-from avrnn.training import BEST
+from avrnn.training.fit import BEST
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher")  # the `sweep` extra (make install has it)
 

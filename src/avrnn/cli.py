@@ -17,12 +17,12 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf.errors import OmegaConfBaseException
 
 from avrnn import config as schema
-from avrnn.checkpoints import CheckpointError
+from avrnn.training.checkpoints import CheckpointError
 from avrnn.config import ConfigError
 from avrnn.data.errors import DataError
-from avrnn.module import TrainingFault
+from avrnn.training.module import TrainingFault
 from avrnn.registry import UntrustedTargetError
-from avrnn.sweeps import AllTrialsFailed, TrialFailed
+from avrnn.training.sweeps import AllTrialsFailed, TrialFailed
 
 USER_ERRORS = (ConfigError, DataError, CheckpointError, TrainingFault, UntrustedTargetError, TrialFailed,
                AllTrialsFailed)

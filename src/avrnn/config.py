@@ -17,9 +17,9 @@ from omegaconf import II, MISSING, OmegaConf
 
 from avrnn.data.options import DataOptions
 from avrnn.models.critic import READOUTS
-from avrnn.models.vrnn import EMISSIONS, PRIOR_PATHS, RECURRENCE_INPUTS, RNN_CELLS
-from avrnn.optimizers import OPTIMIZERS
-from avrnn.precision import default_precision
+from avrnn.models.vrnn import ModelConfigError, VRNNConfig
+from avrnn.training.optimizers import OPTIMIZERS
+from avrnn.training.precision import default_precision
 
 
 class ConfigError(ValueError):
@@ -40,20 +40,13 @@ class OptimizerConfig:
 
 
 @dataclass
-class ModelConfig:
-    name: str = "avrnn"  # avrnn (adversarial, Algorithms 1-2) | vrnn (KL-only ELBO baseline)
+class ModelConfig(VRNNConfig):
+    """The `model` node: the VRNN's architecture (VRNNConfig, avrnn.models.vrnn: frame_size, z_dim,
+    hidden_size, x_features, z_features, mlp_hidden, rnn, prior_path, recurrence_input, emission,
+    std_floor, std_max) and how it trains."""
+
     frame_size: int = II("data.frame_size")
-    z_dim: int = 32
-    hidden_size: int = 256
-    x_features: int = 128
-    z_features: int = 128
-    mlp_hidden: int = 256
-    rnn: str = "gru"  # gru | lstm
-    prior_path: str = "shared"  # shared (prior samples along the posterior's h path, the paper's) | own
-    recurrence_input: str = "xz"  # xz: h_t = f(h_{t-1}, phi_x(x_t), phi_z(z_t)) | x: phi_x(x_t) only (Alg. 1-2)
-    emission: str = "gaussian"  # gaussian | bernoulli
-    std_floor: float = 1e-3
-    std_max: float = 100.0
+    name: str = "avrnn"  # avrnn (adversarial, Algorithms 1-2) | vrnn (KL-only ELBO baseline)
     # reconstruction phase (avrnn) or the whole negative ELBO (vrnn)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     # adversarial phase: omega (TR) and tau (PS)
@@ -145,7 +138,7 @@ class Config:
     trainer: dict[str, Any] = field(default_factory=dict)  # keyword arguments of pl.Trainer
     seed: int = 1234
     num_threads: Optional[int] = None  # torch CPU threads per run (null: torch's default, all cores)
-    # flush denormal floats to zero on every computing thread (avrnn.denormals; README "Speed"); false: IEEE
+    # flush denormal floats to zero on every computing thread (avrnn.training.denormals; README "Speed"); false: IEEE
     flush_denormal: bool = True
     ckpt_path: Optional[str] = None  # resume: a .ckpt path, or `last` (= <hydra.run.dir>/checkpoints/last.ckpt)
 
@@ -188,13 +181,14 @@ def _positive(key: str, value) -> None:
 
 
 def check_choices(model, critic) -> None:
-    """The names that pick a component, checked here only (the classes trust them): by validate,
-    and on a checkpoint's hyper-parameters before anything is built from them (keys that a
-    checkpoint of an earlier version lacks are skipped; their defaults are allowed)."""
-    for key, allowed in (("rnn", tuple(RNN_CELLS)), ("emission", EMISSIONS), ("prior_path", PRIOR_PATHS),
-                         ("recurrence_input", RECURRENCE_INPUTS)):
-        if key in model:
-            _choice(f"model.{key}", model[key], allowed)
+    """The values that pick and size the model (VRNNConfig.check) and the names that pick a critic
+    or an optimizer, checked here only (the classes trust them): by validate, and on a checkpoint's
+    hyper-parameters before anything is built from them (keys that a checkpoint of an earlier version
+    lacks are skipped; their defaults are allowed)."""
+    try:
+        VRNNConfig.from_dict(model).check()
+    except ModelConfigError as error:
+        raise ConfigError(str(error)) from None
     for owner, key in (("model", "optimizer"), ("model", "adversarial_optimizer"), ("critic", "optimizer")):
         node = (model if owner == "model" else critic).get(key)
         if node is not None and not node.get("_target_"):
@@ -212,13 +206,11 @@ def validate(cfg) -> None:
         raise ConfigError(f"data={cfg.data.name} needs its location: add data.root=/path/to/your/corpus")
     _choice("model.name", model.name, MODELS)
     _choice("ablation.name", ablation.name, ABLATIONS)
-    # the allowed values are defined once, beside what they select (avrnn.models, avrnn.optimizers)
+    # the allowed values are defined once, beside what they select (avrnn.models, avrnn.training.optimizers)
     check_choices(model, critic)
     for key in ("optimizer", "adversarial_optimizer"):
         _positive(f"model.{key}.lr", model[key].lr)
     _positive("critic.optimizer.lr", critic.optimizer.lr)
-    for key in ("frame_size", "z_dim", "hidden_size", "x_features", "z_features", "mlp_hidden", "std_floor"):
-        _positive(f"model.{key}", model[key])
     for key in ("lstm_size", "fc_size", "n_critic"):
         _positive(f"critic.{key}", critic[key])
     DataOptions.from_dict(OmegaConf.to_container(cfg.data, resolve=True)).check()  # raises DataError

@@ -9,9 +9,9 @@ import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 
-from avrnn import denormals
+from avrnn.training import denormals
 from avrnn.config import register_configs
-from avrnn.training import train
+from avrnn.training.fit import train
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 

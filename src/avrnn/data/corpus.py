@@ -25,6 +25,7 @@ from pathlib import Path
 import soundfile as sf
 
 from avrnn.data.errors import DataError
+from avrnn.data.options import check_timit_choices
 
 TIMIT_LAYOUT = "ROOT/TRAIN/DR1/FCJF0/SA1.WAV and ROOT/TEST/... (TIMIT layout)"
 FOLDER_LAYOUT = "any folder holding .wav/.flac/.ogg/.sph files (searched recursively)"
@@ -218,10 +219,7 @@ def split_timit_files(train: list[Path], test: list[Path], val_fraction: float =
     """
     if not 0 < val_fraction < 1:
         raise DataError(f"data.val_fraction must lie in (0, 1), got {val_fraction}")
-    if test_set not in ("full", "core"):
-        raise DataError(f"data.test_set={test_set!r} is not allowed; choose full or core")
-    if val_split not in ("utterance", "speaker"):
-        raise DataError(f"data.val_split={val_split!r} is not allowed; choose utterance or speaker")
+    check_timit_choices(test_set, val_split)
     train, test = timit_candidates(train, test, test_set, exclude_sa)
     if val_split == "speaker":
         speakers = sorted({timit_speaker(p) for p in train})

@@ -14,6 +14,15 @@ from avrnn.data.errors import DataError
 from avrnn.data.synthetic import SyntheticCorpusSpec
 
 CHOICES = {"layout": ("timit", "folder"), "last_frame": ("pad", "drop"), "on_bad_file": ("fail", "skip")}
+TIMIT_CHOICES = {"test_set": ("full", "core"), "val_split": ("utterance", "speaker")}
+
+
+def check_timit_choices(test_set: str, val_split: str) -> None:
+    """data.test_set and data.val_split (TIMIT's split options): by DataOptions.check at start-up, and
+    by avrnn.data.corpus's split functions for their direct callers."""
+    for key, value in (("test_set", test_set), ("val_split", val_split)):
+        if value not in TIMIT_CHOICES[key]:
+            raise DataError(f"data.{key}={value!r} is not allowed; choose {' or '.join(TIMIT_CHOICES[key])}")
 
 
 @dataclass
@@ -64,6 +73,7 @@ class DataOptions:
         for key, allowed in CHOICES.items():
             if getattr(self, key) not in allowed:
                 raise DataError(f"data.{key}={getattr(self, key)!r} is not allowed; choose one of {', '.join(allowed)}")
+        check_timit_choices(self.test_set, self.val_split)
         return self
 
     def split_options(self) -> dict:

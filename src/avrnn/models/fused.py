@@ -7,13 +7,13 @@ at once. Before the loop, the x-dependent parts of the proposal's first layer an
 input gates are one product over all steps; inside it, weights go through LoopLinear (input
 gradients per step, weight gradients in one product after the loop, avrnn.models.loop_linear).
 
-It reads the layers by name (proposal.fc1, phi_z.fc2, ...) and checks their layout first: a
-change to an MLP's layers fails here, loudly, instead of being skipped.
+It reads the model through an explicit interface: `FusedModel` (what a VRNN exposes) and the blocks'
+`layers()` (avrnn.models.layers), never by attribute names of their insides.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import torch
 from torch import nn
@@ -22,6 +22,30 @@ from torch.nn import functional as F
 
 from avrnn.models.layers import MLP, GaussianMLP
 from avrnn.models.loop_linear import LoopLinear
+
+
+class FusedModel(Protocol):
+    """What the fused pass reads of a model (avrnn.models.vrnn.VRNN): the cell f_theta (torch's
+    nn.GRUCell or nn.LSTMCell, read through their documented weight_ih/weight_hh/bias_ih/bias_hh),
+    the blocks phi_z, PS (proposal) and TR (transition) through their `layers()`, and the prior and
+    posterior as distributions of all steps at once."""
+
+    hidden_size: int
+    rnn: str  # gru | lstm
+    recurrence_input: str  # xz | x
+    prior_path: str  # shared | own
+    f_theta: nn.GRUCell | nn.LSTMCell
+    phi_z: MLP
+    proposal: GaussianMLP
+    transition: GaussianMLP
+
+    def initial_state(self, batch: int, like: torch.Tensor): ...
+
+    def hidden(self, state) -> torch.Tensor: ...
+
+    def prior(self, h_prev: torch.Tensor) -> Normal: ...
+
+    def posterior(self, x_features: torch.Tensor, h_prev: torch.Tensor) -> Normal: ...
 
 
 class Trajectory(NamedTuple):
@@ -38,15 +62,19 @@ class Trajectory(NamedTuple):
     h_prior: torch.Tensor
 
 
-def _expect_layout(module: nn.Module, kind: type, where: str) -> None:
-    children = [name for name, _ in module.named_children()]
-    expected = {MLP: ["fc1", "fc2", "activation"], GaussianMLP: ["fc1", "fc2", "activation", "mean", "raw_std"]}[kind]
-    if type(module) is not kind or children != expected:
-        raise TypeError(f"the fused VRNN pass reads {where} as {kind.__name__} with layers {expected}, but it is "
-                        f"{type(module).__name__} with {children}; update avrnn/models/fused.py to the new layout")
+def _layers(block: MLP | GaussianMLP, where: str):
+    """The block's `layers()` view, refused where the block holds layers the view leaves out (a
+    layer added to a block must reach this pass, not be skipped)."""
+    view = block.layers()
+    children = [name for name, _ in block.named_children()]
+    expected = [name for name in view._fields if name != "std"]  # std: a function of raw_std, not a layer
+    if children != expected:
+        raise TypeError(f"the fused VRNN pass reads {where} as {type(block).__name__} with layers {expected}, but it is "
+                        f"{type(block).__name__} with {children}; update avrnn/models/fused.py to the new layout")
+    return view
 
 
-def fused_trajectory(vrnn, x_features: torch.Tensor, post_noise: torch.Tensor, prior_noise: torch.Tensor,
+def fused_trajectory(vrnn: FusedModel, x_features: torch.Tensor, post_noise: torch.Tensor, prior_noise: torch.Tensor,
                      prior_samples: bool = True) -> Trajectory:
     """The teacher-forced pass over all t (batch first); noise is (T, B, Z). h follows the posterior
     samples (or x alone, recurrence_input=x); prior samples come from vrnn.prior_path (skipped with
@@ -66,7 +94,7 @@ def fused_trajectory(vrnn, x_features: torch.Tensor, post_noise: torch.Tensor, p
     return Trajectory(h_prev, posterior, torch.stack(z_post, 1), torch.stack(z_features, 1), prior, z_prior, h_prior)
 
 
-def _x_driven(vrnn, x_features, post_noise, prior_noise, prior_samples: bool) -> Trajectory:
+def _x_driven(vrnn: FusedModel, x_features, post_noise, prior_noise, prior_samples: bool) -> Trajectory:
     """recurrence_input=x: h_t = f_theta(h_{t-1}, phi_x(x_t)) does not read z, so only the cell
     runs in the loop; the proposal, sampling and phi_z run for all steps at once, and the prior's
     samples share the posterior's h path whatever prior_path says (z never moves h)."""
@@ -82,12 +110,10 @@ def _x_driven(vrnn, x_features, post_noise, prior_noise, prior_samples: bool) ->
     return Trajectory(h_prev, posterior, z_post, vrnn.phi_z(z_post), prior, z_prior, h_prev)
 
 
-def _loop(vrnn, x_features: torch.Tensor, noise: torch.Tensor, drive: GaussianMLP, name: str):
-    """The recurrence driven by samples of `drive` (the proposal, or the transition for the prior's
-    own path): per step its h-dependent part, sampling, phi_z and the cell."""
-    phi_z, cell = vrnn.phi_z, vrnn.f_theta
-    _expect_layout(drive, GaussianMLP, name)
-    _expect_layout(phi_z, MLP, "phi_z")
+def _loop(vrnn: FusedModel, x_features: torch.Tensor, noise: torch.Tensor, drive_block: GaussianMLP, where: str):
+    """The recurrence driven by samples of `drive_block` (the proposal, or the transition for the
+    prior's own path): per step its h-dependent part, sampling, phi_z and the cell."""
+    drive, phi_z, cell = _layers(drive_block, where), _layers(vrnn.phi_z, "phi_z"), vrnn.f_theta
     n_x, fc1 = x_features.shape[-1], drive.fc1
     from_x = fc1.weight.shape[1] - vrnn.hidden_size  # the proposal reads [phi_x(x_t), h]; the transition h only
     pre_x = (F.linear(x_features, fc1.weight[:, :from_x], fc1.bias).unbind(1) if from_x
@@ -103,7 +129,7 @@ def _loop(vrnn, x_features: torch.Tensor, noise: torch.Tensor, drive: GaussianML
                       torch.cat([drive.mean.bias, drive.raw_std.bias]))
     z_fc1, z_fc2 = LoopLinear(phi_z.fc1.weight, phi_z.fc1.bias), LoopLinear(phi_z.fc2.weight, phi_z.fc2.bias)
     gates_z = LoopLinear(cell.weight_ih[:, n_x:])
-    act, z_act = drive.activation.forward, phi_z.activation.forward  # bound: no module-call overhead per step
+    act, z_act = drive.activation, phi_z.activation  # bound forward: no module-call overhead per step
 
     state = vrnn.initial_state(x_features.shape[0], x_features)
     h_prev, means, stds, z, z_features = [], [], [], [], []

@@ -13,8 +13,8 @@ timesteps (avrnn.models.fused), held equal to `step` by a float64 test.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import NamedTuple
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping, NamedTuple
 
 import torch
 from torch import nn
@@ -28,6 +28,55 @@ RNN_CELLS = {"gru": nn.GRUCell, "lstm": nn.LSTMCell}
 EMISSIONS = ("gaussian", "bernoulli")
 PRIOR_PATHS = ("shared", "own")  # prior samples along the posterior's h path, or driving their own
 RECURRENCE_INPUTS = ("xz", "x")  # f_theta reads phi_x(x_t) and phi_z(z_t) (Sections II, VI), or x only (Alg. 1-2)
+CHOICES = {"rnn": tuple(RNN_CELLS), "emission": EMISSIONS, "prior_path": PRIOR_PATHS,
+           "recurrence_input": RECURRENCE_INPUTS}
+SIZES = ("frame_size", "z_dim", "hidden_size", "x_features", "z_features", "mlp_hidden", "std_floor")
+
+
+class ModelConfigError(ValueError):
+    """A model value that cannot work; the message names the key (model.<key>) and what to use."""
+
+
+@dataclass
+class VRNNConfig:
+    """The VRNN's architecture: the `model` keys that shape it (avrnn.config.ModelConfig adds the
+    training keys to the same node). Checkpoints store it as plain data (their `model` dict);
+    `check` is the one place that checks these values, reached by avrnn.config.validate at start-up."""
+
+    frame_size: int  # samples per frame (the `model` node takes data.frame_size)
+    z_dim: int = 32
+    hidden_size: int = 256
+    x_features: int = 128
+    z_features: int = 128
+    mlp_hidden: int = 256
+    rnn: str = "gru"  # gru | lstm
+    prior_path: str = "shared"  # shared (prior samples along the posterior's h path, the paper's) | own
+    recurrence_input: str = "xz"  # xz: h_t = f(h_{t-1}, phi_x(x_t), phi_z(z_t)) | x: phi_x(x_t) only (Alg. 1-2)
+    emission: str = "gaussian"  # gaussian | bernoulli
+    std_floor: float = 1e-3  # Gaussian stds are softplus(.) + std_floor, capped at std_max
+    std_max: float = 100.0
+
+    @classmethod
+    def from_dict(cls, model: Mapping[str, Any]) -> VRNNConfig:
+        """The architecture keys of a `model` node or of a checkpoint's (other keys, the optimizers',
+        are not the model's; keys an earlier version lacks take their defaults)."""
+        return cls(**{f.name: model[f.name] for f in fields(cls) if f.name in model})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def check(self) -> VRNNConfig:
+        """Raises ModelConfigError naming the key and the allowed values."""
+        for key, allowed in CHOICES.items():
+            if getattr(self, key) not in allowed:
+                raise ModelConfigError(f"model.{key}={getattr(self, key)!r} is not allowed; choose one of "
+                                       f"{', '.join(allowed)}")
+        for key in SIZES:
+            if getattr(self, key) is None or getattr(self, key) <= 0:
+                raise ModelConfigError(f"model.{key} must be positive, got {getattr(self, key)}")
+        if not self.std_floor < self.std_max:
+            raise ModelConfigError(f"need 0 < std_floor < std_max, got {self.std_floor} and {self.std_max}")
+        return self
 
 
 @dataclass
@@ -69,24 +118,34 @@ class Step:
 
 
 class VRNN(nn.Module):
-    """VRNN over framed sequences x of shape (B, T, frame_size) with a (B, T) mask."""
+    """VRNN over framed sequences x of shape (B, T, frame_size) with a (B, T) mask; its architecture
+    is one VRNNConfig (self.config)."""
 
-    def __init__(self, frame_size: int, z_dim: int = 32, hidden_size: int = 256, x_features: int = 128,
-                 z_features: int = 128, mlp_hidden: int = 256, rnn: str = "gru", emission: str = "gaussian",
-                 std_floor: float = 1e-3, std_max: float = 100.0, prior_path: str = "shared",
-                 recurrence_input: str = "xz"):
+    def __init__(self, config: VRNNConfig | None = None, **keys):
+        """VRNN(VRNNConfig(...)), or the same keys as keyword arguments: VRNN(frame_size=200, z_dim=32).
+        Raises ModelConfigError for a value VRNNConfig.check refuses."""
         super().__init__()
-        self.z_dim, self.hidden_size, self.rnn, self.emission_kind = z_dim, hidden_size, rnn, emission
-        self.prior_path, self.recurrence_input = prior_path, recurrence_input
+        if config is None:
+            config = VRNNConfig(**keys)
+        elif keys:
+            raise TypeError("give a VRNNConfig or keyword arguments, not both")
+        self.config = config.check()
+        frame_size, z_dim, mlp_hidden = config.frame_size, config.z_dim, config.mlp_hidden
+        x_features, z_features, hidden_size = config.x_features, config.z_features, config.hidden_size
+        std_floor, std_max = config.std_floor, config.std_max
+        self.z_dim, self.hidden_size, self.rnn, self.emission_kind = z_dim, hidden_size, config.rnn, config.emission
+        self.prior_path, self.recurrence_input = config.prior_path, config.recurrence_input
         self.phi_x = MLP(frame_size, mlp_hidden, x_features)
         self.phi_z = MLP(z_dim, mlp_hidden, z_features)
-        self.f_theta = RNN_CELLS[rnn](x_features + (z_features if recurrence_input == "xz" else 0), hidden_size)
+        self.f_theta = RNN_CELLS[config.rnn](x_features + (z_features if config.recurrence_input == "xz" else 0),
+                                             hidden_size)
         self.transition = GaussianMLP(hidden_size, mlp_hidden, z_dim, std_floor, std_max)
         self.proposal = GaussianMLP(x_features + hidden_size, mlp_hidden, z_dim, std_floor, std_max)
         # head_first: the emission's initial weights drawn in the order of earlier versions (same seed, same model)
         em_in = z_features + hidden_size
         self.emission = (GaussianMLP(em_in, mlp_hidden, frame_size, std_floor, std_max, head_first=True)
-                         if emission == "gaussian" else BernoulliMLP(em_in, mlp_hidden, frame_size, head_first=True))
+                         if config.emission == "gaussian"
+                         else BernoulliMLP(em_in, mlp_hidden, frame_size, head_first=True))
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """As in Algorithms 1 and 2: theta (RNN cell), phi (emission), tau (proposal), omega

@@ -1,4 +1,4 @@
-"""The hydra-optuna-sweeper plugin's sweeper, recording every trial's outcome (see avrnn.sweeps).
+"""The hydra-optuna-sweeper plugin's sweeper, recording every trial's outcome (see avrnn.training.sweeps).
 Needs the `sweep` extra (make install has it)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 from hydra.core.utils import JobStatus
 from omegaconf import OmegaConf
 
-from avrnn.sweeps import AllTrialsFailed
+from avrnn.training.sweeps import AllTrialsFailed
 
 try:  # Hydra imports every hydra_plugins module on every run: without the `sweep` extra, define nothing
     from hydra_plugins.hydra_optuna_sweeper import optuna_sweeper

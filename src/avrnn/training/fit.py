@@ -19,16 +19,17 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from avrnn.checkpoints import load_checkpoint, resolve_ckpt_path, upgrade_hyper_parameters
+from avrnn.training.checkpoints import load_checkpoint, resolve_ckpt_path, upgrade_hyper_parameters
 from avrnn.config import ConfigError, validate
 from avrnn.data.datamodule import SpeechDataModule
-from avrnn import denormals, registry
-from avrnn.callbacks import DenormalPolicy, PriorAudioSamples, RandomState, StoreConfig, progress_bar
-from avrnn.module import AVRNNModule
-from avrnn.phases import batches_per_iteration
-from avrnn.resume import check_resume, check_same_corpus
-from avrnn.run_summary import summarize_run
-from avrnn.precision import bf16_hint, supported_precision
+from avrnn import registry
+from avrnn.training import denormals
+from avrnn.training.callbacks import DenormalPolicy, PriorAudioSamples, RandomState, StoreConfig, progress_bar
+from avrnn.training.module import AVRNNModule
+from avrnn.training.phases import batches_per_iteration
+from avrnn.training.resume import check_resume, check_same_corpus
+from avrnn.training.run_summary import summarize_run
+from avrnn.training.precision import bf16_hint, supported_precision
 
 log = logging.getLogger(__name__)
 MONITOR = "val/elbo_per_timestep"

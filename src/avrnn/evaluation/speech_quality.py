@@ -95,7 +95,7 @@ def summarize(per_utterance: list[dict], prefix: str) -> dict:
 def score_reconstructions(vrnn, loader, normalization, sample_rate: int, prefix: str) -> dict:
     """Every utterance of `loader` reconstructed and scored (see the module's docstring); also the
     seconds the scoring took."""
-    from avrnn.generation import to_waveform
+    from avrnn.evaluation.sampling import to_waveform
 
     start, per_utterance = time.perf_counter(), []
     for x, mask in loader:

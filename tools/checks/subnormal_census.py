@@ -1,6 +1,6 @@
 """Where do subnormal floats arise in A-VRNN training? Counts them per phase and per tensor.
 
-    python tests/scripts/subnormal_census.py --out census.json -- experiment=study data=audio_dir \
+    python tools/checks/subnormal_census.py --out census.json -- experiment=study data=audio_dir \
         data.root=../shared/data/fsdd-3spk tuned=avrnn_paper training.max_iterations=300
 
 Trains with flush_denormal=false (IEEE subnormals, so that they survive to be counted) and counts
@@ -28,8 +28,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from avrnn.config import register_configs
-from avrnn.denormals import count_subnormal
-from avrnn.training import train
+from avrnn.training.denormals import count_subnormal
+from avrnn.training.fit import train
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 

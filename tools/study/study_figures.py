@@ -1,7 +1,7 @@
 """The study's figures (docs/results.md): Fig. 2, Fig. 3 and KL of every arm, the seeds overlaid.
 
-    python tests/scripts/study_figures.py logs/study docs/figures/study [--corpus fsdd]
-    python tests/scripts/study_figures.py logs/study docs/figures/study --critics
+    python tools/study/study_figures.py logs/study docs/figures/study [--corpus fsdd]
+    python tools/study/study_figures.py logs/study docs/figures/study --critics
 
 Reads the TensorBoard logs of logs/study/final-<arm>/<corpus>-seed<k>/ and writes three PNGs:
 study_fig2_<corpus>.png (validation ELBO and training reconstruction per timestep),
@@ -21,7 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from avrnn.plots import block_average, read_scalars  # noqa: E402
+from avrnn.analysis.figures import block_average, read_scalars  # noqa: E402
 
 ARMS = ["vrnn", "avrnn_paper", "avrnn_conditional", "avrnn_own", "avrnn_literal", "avrnn_hybrid",
         "avrnn_posterior_only"]

@@ -26,7 +26,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from avrnn.config import Config, ConfigError
-from avrnn.phases import iteration_phases
+from avrnn.models.vrnn import VRNNConfig
+from avrnn.training.phases import iteration_phases
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,8 @@ _OPTIMIZER = {"name": REFUSE, "_target_": REFUSE, "lr": APPLY, "betas": APPLY, "
               "weight_decay": APPLY}
 OPTIMIZER_NODES = ("model.optimizer", "model.adversarial_optimizer", "critic.optimizer")
 RULES: list[tuple[str, str]] = [  # (leaf, rule); a test holds it to one entry per leaf of the schema
-    *[(f"model.{key}", REFUSE) for key in ("name", "frame_size", "z_dim", "hidden_size", "x_features", "z_features",
-                                           "mlp_hidden", "rnn", "prior_path", "recurrence_input", "emission",
-                                           "std_floor", "std_max", "kl_warmup_iterations", "free_bits")],
+    *[(f"model.{field.name}", REFUSE) for field in dataclasses.fields(VRNNConfig)],  # the architecture
+    *[(f"model.{key}", REFUSE) for key in ("name", "kl_warmup_iterations", "free_bits")],
     *[(f"{node}.{key}", rule) for node in OPTIMIZER_NODES for key, rule in _OPTIMIZER.items()],
     *[(f"critic.{key}", REFUSE) for key in ("name", "objective", "input", "networks", "lstm_size", "fc_size",
                                             "readout", "n_critic", "clip_value", "gp_weight")],

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from avrnn.plots import plt, read_scalars
+from avrnn.analysis.figures import plt, read_scalars
 
 COLUMNS = ["iterations", "test_checkpoint_iteration", "val/elbo_per_timestep", "val/rec_per_timestep", "val/kl_per_timestep",
            "test/elbo_per_timestep", "test/rec_per_timestep", "test/kl_per_timestep"]

@@ -15,15 +15,16 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from avrnn import denormals, registry
-from avrnn.checkpoints import CheckpointError, load_checkpoint
+from avrnn import registry
+from avrnn.training import denormals
+from avrnn.training.checkpoints import CheckpointError, load_checkpoint
 from avrnn.config import ConfigError, check_choices
 from avrnn.data.datamodule import SpeechDataModule
 from avrnn.data.errors import DataError
 from avrnn.data.framing import Normalization
 from avrnn.models.bounds import iwae_bound, sequence_log_weights, vrnn_fivo
-from avrnn.module import AVRNNModule
-from avrnn.speech_quality import PESQ_MODES, score_reconstructions
+from avrnn.training.module import AVRNNModule
+from avrnn.evaluation.speech_quality import PESQ_MODES, score_reconstructions
 
 
 def load_module(path: Path, trusted_targets=()) -> AVRNNModule:
@@ -44,10 +45,7 @@ def load_module(path: Path, trusted_targets=()) -> AVRNNModule:
             Normalization(**hyper["normalization"]).check(f"stored in the checkpoint {path}")
         except DataError as error:
             raise CheckpointError(str(error)) from error
-    module = AVRNNModule(**hyper)
-    module.on_load_checkpoint(checkpoint)  # counters, and parameter names of earlier versions
-    module.load_state_dict(checkpoint["state_dict"])
-    return module.eval()
+    return AVRNNModule.from_checkpoint(checkpoint).eval()  # earlier versions' checkpoints upgraded there
 
 
 def build_eval_data(module: AVRNNModule, data_override, split: str, batch_size: int) -> SpeechDataModule:

@@ -2,10 +2,10 @@
 not move": every arm's parameters after 5 iterations in deterministic mode, and the test bounds of
 a short run. Run before and after a change:
 
-    python tests/scripts/redesign_reference.py record  /tmp/reference.pt
-    python tests/scripts/redesign_reference.py compare /tmp/reference.pt
+    python tools/checks/redesign_reference.py record  /tmp/reference.pt
+    python tools/checks/redesign_reference.py compare /tmp/reference.pt
 
-`compare` maps renamed parameters through avrnn.checkpoints' key map, so a layer rename is not a
+`compare` maps renamed parameters through avrnn.training.checkpoints' key map, so a layer rename is not a
 difference; it prints the largest difference per arm and exits 1 unless parameters are bitwise equal
 and the bounds equal up to float rounding.
 """
@@ -19,7 +19,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from avrnn.config import register_configs
-from avrnn.training import train
+from avrnn.training.fit import train
 
 ROOT = Path(__file__).resolve().parents[2]
 ARMS = {
@@ -30,6 +30,10 @@ ARMS = {
     "avrnn_hybrid": ["arm=avrnn_wgan", "ablation=hybrid"],
     "avrnn_lstm_shared_batch": ["arm=avrnn_wgan", "model.rnn=lstm", "training.fresh_batch_per_phase=false",
                                 "critic.n_critic=2"],
+    "avrnn_paper": ["arm=avrnn_paper"],
+    "avrnn_conditional": ["arm=avrnn_conditional"],
+    "avrnn_own": ["arm=avrnn_own"],
+    "avrnn_literal": ["arm=avrnn_literal"],
     "vrnn": ["arm=vrnn"],
     "vrnn_warmup_free_bits_bernoulli": ["arm=vrnn", "model.kl_warmup_iterations=3", "model.free_bits=0.5",
                                         "model.emission=bernoulli"],
@@ -62,7 +66,7 @@ def run(overrides: list[str], workdir: Path) -> dict:
 
 def renamed(state: dict) -> dict:
     try:
-        from avrnn.checkpoints import upgrade_state_dict  # present after the layer renames
+        from avrnn.training.checkpoints import upgrade_state_dict  # present after the layer renames
     except ImportError:
         return state
     return upgrade_state_dict(state)

@@ -1,4 +1,4 @@
-"""Lightning callbacks the training run adds (avrnn.training.build_trainer)."""
+"""Lightning callbacks the training run adds (avrnn.training.fit.build_trainer)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pytorch_lightning.callbacks import RichProgressBar, TQDMProgressBar
 from pytorch_lightning.callbacks.progress.rich_progress import _RICH_AVAILABLE
 from pytorch_lightning.callbacks.progress.tqdm_progress import _update_n
 
-from avrnn import denormals
-from avrnn.resume import mark_training_started
+from avrnn.training import denormals
+from avrnn.training.resume import mark_training_started
 from avrnn.data.framing import Normalization, unframe
 
 
@@ -52,7 +52,7 @@ class RandomState(pl.Callback):
 
 
 class DenormalPolicy(pl.Callback):
-    """Applies `flush_denormal` (avrnn.denormals) in every process that trains, DDP ranks started by
+    """Applies `flush_denormal` (avrnn.training.denormals) in every process that trains, DDP ranks started by
     spawning included, where the entry point's own call did not reach (a no-op where it did)."""
 
     def __init__(self, flush: bool):
@@ -117,7 +117,7 @@ def progress_bar() -> pl.Callback:
 
 class StoreConfig(pl.Callback):
     """Saves the run's whole resolved config (plain data, resolved once: spawned DDP processes have no
-    Hydra to resolve it) in every checkpoint, for a resume to compare against (avrnn.resume); marks
+    Hydra to resolve it) in every checkpoint, for a resume to compare against (avrnn.training.resume); marks
     when training has started (a resume that fails before that puts the run folder's config back)."""
 
     def __init__(self, config: dict):

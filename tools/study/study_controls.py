@@ -1,13 +1,13 @@
 """The runs of the study-controls issue (docs/study-controls.md): list them, or collect their results.
 
-    python tests/scripts/study_controls.py queue [--item 1|2|3] > queue.txt   # NAME OVERRIDES... per line
-    python tests/scripts/study_controls.py collect RUNS_DIR > docs/study-controls/runs.csv
-    python tests/scripts/study_controls.py report docs/study-controls/runs.csv   # the tables of docs/results.md
-    python tests/scripts/study_controls.py quality EVAL_DIR   # src/evaluate.py's metrics.json of each run, by arm
+    python tools/study/study_controls.py queue [--item 1|2|3] > queue.txt   # NAME OVERRIDES... per line
+    python tools/study/study_controls.py collect RUNS_DIR > docs/study-controls/runs.csv
+    python tools/study/study_controls.py report docs/study-controls/runs.csv   # the tables of docs/results.md
+    python tools/study/study_controls.py quality EVAL_DIR   # src/evaluate.py's metrics.json of each run, by arm
 
 Every run is `src/train.py experiment=study data=audio_dir data.root=../shared/data/fsdd-3spk
 trainer.precision=32-true <overrides> hydra.run.dir=RUNS_DIR/NAME` (2,000 iterations, one thread), from
-one frozen commit; tests/scripts/study_controls_job.sh runs one line and skips finished runs.
+one frozen commit; tools/study/study_controls_job.sh runs one line and skips finished runs.
 """
 
 from __future__ import annotations

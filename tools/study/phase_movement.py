@@ -1,6 +1,6 @@
 """Which phase drives the KL up? How far each phase moves the posterior and the prior (issue 22, item 4).
 
-    python tests/scripts/phase_movement.py OUT_DIR [--arm avrnn_paper] [--factors 1 10] [--iterations 1000]
+    python tools/study/phase_movement.py OUT_DIR [--arm avrnn_paper] [--factors 1 10] [--iterations 1000]
 
 Trains a critic-only arm (the study's setting, `experiment=study tuned=<arm>` on fsdd-3spk, one thread,
 fp32) at its tuned likelihood rate times each factor, and around every phase of every iteration
@@ -30,7 +30,7 @@ from hydra import compose, initialize_config_dir
 
 from avrnn.config import register_configs
 from avrnn.models import losses
-from avrnn.training import train
+from avrnn.training.fit import train
 
 ROOT = Path(__file__).resolve().parents[2]
 COLUMNS = ("iteration", "phase", "kl_before", "kl_after", "d_post_mean", "d_prior_mean", "d_post_logstd",
@@ -55,7 +55,7 @@ def rms(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 class PhaseProbe(pl.Callback):
-    """Wraps each of the module's phase methods so that one call is measured before and after."""
+    """Wraps the module's run_phase so that every phase call is measured before and after."""
 
     def __init__(self, out_csv: Path):
         self.out_csv = out_csv
@@ -64,13 +64,12 @@ class PhaseProbe(pl.Callback):
     def on_fit_start(self, trainer, module) -> None:
         x, mask = next(iter(trainer.datamodule.val_dataloader()))
         self.batch = (x.to(module.device), mask.to(module.device))
-        for phase in dict.fromkeys(module.phases):
-            setattr(module, f"{phase}_phase", self._probed(module, phase, getattr(module, f"{phase}_phase")))
+        module.run_phase = self._probed(module, module.run_phase)
 
-    def _probed(self, module, phase: str, run_phase):
-        def probed(optimizer, x, mask):
+    def _probed(self, module, run_phase):
+        def probed(phase, optimizer, x, mask):
             before = latent_view(module.vrnn, *self.batch)
-            terms = run_phase(optimizer, x, mask)
+            terms = run_phase(phase, optimizer, x, mask)
             after = latent_view(module.vrnn, *self.batch)
             row = {"iteration": module.iteration, "phase": phase, "kl_before": before["kl"].item(),
                    "kl_after": after["kl"].item()}

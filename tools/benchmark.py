@@ -17,6 +17,7 @@ against a VRNN step run right after it. On a GPU it also times bf16 autocast and
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import resource
 import statistics
@@ -33,13 +34,13 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
-from avrnn import denormals
+from avrnn.training import denormals
 from avrnn.config import register_configs
-from avrnn.cuda_graphs import GraphedBackward
-from avrnn.models import VRNN, loop_linear, losses
+from avrnn.training.cuda_graphs import GraphedBackward
+from avrnn.models import VRNN, loop_linear, phase_losses
 from avrnn.models.reference import reference_terms
-from avrnn.precision import cpu_bf16_matmul_speedup, cpu_bf16_native
-from avrnn.training import build_module
+from avrnn.training.precision import cpu_bf16_matmul_speedup, cpu_bf16_native
+from avrnn.training.fit import build_module
 
 SIZES = dict(frame_size=200, hidden_size=256, z_dim=64, x_features=256, z_features=256, mlp_hidden=256)
 
@@ -70,16 +71,14 @@ def median_seconds(step, warmup: int, repeats: int, device: torch.device) -> flo
 
 
 def elbo_loss(model: VRNN, reference: bool = False):
-    """loss_fn(x, mask) -> (-ELBO per timestep, {rec, kl}): the VRNN's training loss, by the fused
-    pass or by the per-step reference (the benchmark's step; the GPU tests use it too)."""
+    """loss_fn(x, mask) -> (-ELBO per timestep, terms): the VRNN's training loss
+    (avrnn.models.phase_losses.elbo_loss), by the fused pass or by the per-step reference."""
+    if not reference:
+        return functools.partial(phase_losses.elbo_loss, model)
+
     def loss_fn(x, mask):
-        if reference:
-            rec, kl = reference_terms(model, x, mask)
-        else:
-            out = model(x, mask, prior_samples=False)
-            rec, kl = out.rec_log_lik, out.kl
-        rec, kl = losses.per_timestep(rec, mask), losses.per_timestep(kl, mask)
-        return kl - rec, {"rec": rec.detach(), "kl": kl.detach()}
+        rec, kl = reference_terms(model, x, mask)
+        return phase_losses.negative_elbo(rec, kl, mask)
     return loss_fn
 
 

@@ -4,8 +4,8 @@ With the proposal set equal to the transition (PS_tau(x, h) := TR_omega(h)), pos
 latents have the same law step by step, so a critic input whose zero sits at q = p must read zero;
 a critic that reads clearly above zero measures the bias of its input (the issue's finding 3: the
 paper's sequence critic on the shared h path). Used by tests/test_critic_inputs.py (a constructed
-model) and tests/scripts/critic_zero_bias.py (a trained checkpoint); `latent_scales` reads prior and
-posterior scales (tests/scripts/latent_scales.py).
+model) and tools/study/critic_zero_bias.py (a trained checkpoint); `latent_scales` reads prior and
+posterior scales (tools/study/latent_scales.py).
 """
 
 from __future__ import annotations

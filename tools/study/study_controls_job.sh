@@ -3,8 +3,8 @@
 # Trains from the frozen clone CLONE (its own src/, the project's .venv) into RUNS_DIR/NAME; a run whose
 # metrics.json exists is skipped, an interrupted one restarts from scratch. Writes RUNS_DIR/NAME.job.json
 # (exit status, wall seconds, CPU model, commit, overrides) for `study_controls.py collect`.
-#   python tests/scripts/study_controls.py queue --item 1 | \
-#       xargs -P 2 -L 1 tests/scripts/study_controls_job.sh /path/to/frozen/clone /path/to/runs
+#   python tools/study/study_controls.py queue --item 1 | \
+#       xargs -P 2 -L 1 tools/study/study_controls_job.sh /path/to/frozen/clone /path/to/runs
 set -u
 clone=$1; runs=$2; name=$3; shift 3
 out=$runs/$name

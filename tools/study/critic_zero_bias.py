@@ -1,6 +1,6 @@
 """How far from zero does a strong critic read at q = p in a *trained* model? (issue: finding 3)
 
-    python tests/scripts/critic_zero_bias.py <checkpoint.ckpt> [--steps 300] [--batch 32]
+    python tools/study/critic_zero_bias.py <checkpoint.ckpt> [--steps 300] [--batch 32]
 
 Loads the model, sets its proposal equal to its transition (q = p step by step), and for each
 critic input (the paper's sequence critic on the shared h path, on the own path, the conditional
@@ -18,8 +18,8 @@ import torch
 
 from avrnn.data.datamodule import SpeechDataModule
 from avrnn.data.framing import Normalization
-from avrnn.diagnostics import held_out_critic_distance, set_proposal_to_transition
-from avrnn.evaluation import load_module
+from avrnn.analysis.diagnostics import held_out_critic_distance, set_proposal_to_transition
+from avrnn.evaluation.scoring import load_module
 from avrnn.models.critic import ConditionalCritic, SequenceCritic
 
 CASES = (("sequence", "shared"), ("sequence", "own"), ("conditional", "shared"))

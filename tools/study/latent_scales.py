@@ -1,10 +1,10 @@
 """Where does KL(q || p) come from in a trained model? Prior and posterior scales on the test split.
 
-    python tests/scripts/latent_scales.py <checkpoint.ckpt> [<checkpoint.ckpt> ...]
+    python tools/study/latent_scales.py <checkpoint.ckpt> [<checkpoint.ckpt> ...]
 
 The issue's finding 3 suspects that a strong critic reading a biased sequence distance pushes the
 transition TR off q = p, seen as a collapsing prior std and a KL in the 1e11 range. This prints, per
-checkpoint, `avrnn.diagnostics.latent_scales` over the test split as one markdown row.
+checkpoint, `avrnn.analysis.diagnostics.latent_scales` over the test split as one markdown row.
 """
 
 import argparse
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from avrnn.diagnostics import latent_scales
-from avrnn.evaluation import build_eval_data, load_module
+from avrnn.analysis.diagnostics import latent_scales
+from avrnn.evaluation.scoring import build_eval_data, load_module
 
 
 def main() -> None:

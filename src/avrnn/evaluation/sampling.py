@@ -10,9 +10,9 @@ import soundfile as sf
 import torch
 from omegaconf import DictConfig
 
-from avrnn import denormals
+from avrnn.training import denormals
 from avrnn.data.framing import Normalization, unframe
-from avrnn.evaluation import build_eval_data, load_module
+from avrnn.evaluation.scoring import build_eval_data, load_module
 
 
 def to_waveform(frames: torch.Tensor, normalization: Normalization) -> np.ndarray:

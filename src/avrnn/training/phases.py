@@ -1,0 +1,119 @@
+"""The phases of one training iteration: the one table that knows them (Algorithms 1-2).
+
+A-VRNN: reconstruction, then n_critic critic steps, then the adversarial step, each on its own
+batch (or all on one, training.fresh_batch_per_phase=false); with ablation.adversarial_phases=false
+only the reconstruction phase runs (no critic is built). The KL-only VRNN baseline (critic=none):
+one ELBO step. Each phase is one optimizer step, so Lightning's global_step advances by
+len(phases) per iteration, and the data module draws batches_per_iteration batches per iteration.
+
+A phase is one entry of PHASES: its loss (avrnn.models.phase_losses) and the inputs it reads, the
+parameters its optimizer steps, the config node of that optimizer, and what runs after its step.
+`iteration_phases` says which entries run, in which order.
+
+Optimizers and their parameter groups (names of Algorithms 1-2):
+  avrnn  reconstruction: theta (f_theta), phi (EM), tau (PS), encoders (phi_x, phi_z)
+         critic:         eta (D)
+         adversarial:    omega (TR) and tau (PS); tau only where ablation.adversarial_trains_prior=false
+         (a KL term in the reconstruction phase, ablation.kl_weight > 0, adds omega there)
+  vrnn   elbo:           every VRNN parameter
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from avrnn.models import phase_losses
+
+Module = Any  # the LightningModule (avrnn.training.module.AVRNNModule): vrnn, critic, objective, hparams
+
+
+def _batch(module: Module, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    return x, mask
+
+
+def _no_logs(module: Module, inputs: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+    return {}
+
+
+def _nothing(module: Module) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One optimizer step of an iteration. `loss(module, *inputs) -> (loss, terms)`; `inputs(module,
+    x, mask)` are tensors only (a CUDA graph copies them into its static buffers)."""
+
+    optimizer: str  # the config node of its optimizer: "<owner>.<key>"
+    parameters: Callable[[Module], list[torch.nn.Parameter]]
+    loss: Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
+    inputs: Callable[[Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]] = _batch
+    logs: Callable[[Module, tuple[torch.Tensor, ...]], dict[str, torch.Tensor]] = _no_logs  # beside the terms
+    after_step: Callable[[Module], None] = _nothing
+
+
+def _reconstruction_parameters(module: Module) -> list[torch.nn.Parameter]:
+    """A KL term in the reconstruction phase (ablation.kl_weight > 0, the hybrid) trains the prior
+    TR (omega) there too: its gradient reaches omega."""
+    groups = module.vrnn.parameter_groups()
+    return (groups["theta"] + groups["phi"] + groups["tau"] + groups["encoders"]
+            + (groups["omega"] if module.hparams.ablation["kl_weight"] else []))
+
+
+def _adversarial_parameters(module: Module) -> list[torch.nn.Parameter]:
+    groups = module.vrnn.parameter_groups()
+    return groups["tau"] + (groups["omega"] if module.hparams.ablation["adversarial_trains_prior"] else [])
+
+
+def _kl_weight(module: Module, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The KL warm-up weight of this iteration, a tensor (a CUDA graph reads its current value)."""
+    warmup = module.hparams.model["kl_warmup_iterations"]
+    weight = min(1.0, (module.iteration + 1) / warmup) if warmup > 0 else 1.0
+    return x, mask, torch.tensor(weight, device=x.device)
+
+
+PHASES: dict[str, Phase] = {
+    "elbo": Phase(
+        optimizer="model.optimizer",
+        parameters=lambda module: list(module.vrnn.parameters()),
+        loss=lambda module, x, mask, kl_weight: phase_losses.elbo_loss(
+            module.vrnn, x, mask, kl_weight, module.hparams.model["free_bits"]),
+        inputs=_kl_weight,
+        logs=lambda module, inputs: {"kl_weight": inputs[2]}),
+    "reconstruction": Phase(
+        optimizer="model.optimizer",
+        parameters=_reconstruction_parameters,
+        loss=lambda module, x, mask: phase_losses.reconstruction_loss(
+            module.vrnn, x, mask, module.hparams.ablation["kl_weight"])),
+    "critic": Phase(
+        optimizer="critic.optimizer",
+        parameters=lambda module: list(module.critic.parameters()),
+        loss=lambda module, x, mask: phase_losses.critic_loss(module.vrnn, module.critic, module.objective, x, mask),
+        after_step=lambda module: module.objective.after_critic_step(module.critic)),  # e.g. WGAN weight clipping
+    "adversarial": Phase(
+        optimizer="model.adversarial_optimizer",
+        parameters=_adversarial_parameters,
+        loss=lambda module, x, mask: phase_losses.adversarial_loss(
+            module.vrnn, module.critic, module.objective, x, mask, module.hparams.ablation["adversarial_trains_prior"])),
+}
+
+
+def iteration_phases(critic: dict, ablation: dict) -> list[str]:
+    """The phases one iteration runs, in order (names of PHASES)."""
+    if critic.get("objective") is None:
+        return ["elbo"]
+    if not ablation.get("adversarial_phases", True):
+        return ["reconstruction"]
+    return ["reconstruction", *["critic"] * critic["n_critic"], "adversarial"]
+
+
+def optimizer_phases(critic: dict, ablation: dict) -> list[str]:
+    """One optimizer per distinct phase, in order."""
+    return list(dict.fromkeys(iteration_phases(critic, ablation)))
+
+
+def batches_per_iteration(critic: dict, ablation: dict, training: dict) -> int:
+    return len(iteration_phases(critic, ablation)) if training["fresh_batch_per_phase"] else 1
