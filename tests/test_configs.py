@@ -104,6 +104,8 @@ def test_typos_and_wrong_types_fail_at_composition(make_cfg, override, exception
     ("trainer.gradient_clip_val=1.0", "trainer.gradient_clip_val=1.0 is not supported with manual optimization"),
     ("trainer.accumulate_grad_batches=4", "trainer.accumulate_grad_batches=4 is not supported"),
     ("model.kl_warmup_iterations=10", "model=vrnn"),
+    # fired only when the model was built, before VRNNConfig.check was reached by validate
+    ("model.std_floor=200", "need 0 < std_floor < std_max, got 200.0 and 100.0"),
 ])
 def test_bad_values_get_one_clear_line(make_cfg, override, needle):
     with pytest.raises(ConfigError, match=None) as error:
@@ -115,6 +117,13 @@ def test_bad_values_get_one_clear_line(make_cfg, override, needle):
     ("data.batch_size=0", "data.batch_size must be a positive integer, got 0"),
     ("data.last_frame=keep", "data.last_frame='keep' is not allowed; choose one of pad, drop"),
     ("data.crop_frames=0", "data.crop_frames must be positive or null, got 0"),
+    # fired only when the corpus was split, before DataOptions.check held them
+    ("data.test_set=tiny", "data.test_set='tiny' is not allowed; choose full or core"),
+    ("data.val_split=voice", "data.val_split='voice' is not allowed; choose utterance or speaker"),
+    ("data.val_fraction=1.5", "data.val_fraction must lie in (0, 1), got 1.5"),
+    ("data.test_fraction=0", "data.test_fraction must lie in (0, 1), got 0"),
+    ("data.speaker_pattern=abc", "data.speaker_pattern='abc' has no group"),
+    ("data.speaker_pattern='(ab'", "data.speaker_pattern='(ab' is not a regular expression"),
 ])
 def test_bad_data_values_fail_before_any_file_is_read(make_cfg, override, needle):
     """The data config is checked in one place (DataOptions.check), at validation already."""

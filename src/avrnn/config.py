@@ -40,13 +40,17 @@ class OptimizerConfig:
 
 
 @dataclass
-class ModelConfig(VRNNConfig):
-    """The `model` node: the VRNN's architecture (VRNNConfig, avrnn.models.vrnn: frame_size, z_dim,
-    hidden_size, x_features, z_features, mlp_hidden, rnn, prior_path, recurrence_input, emission,
-    std_floor, std_max) and how it trains."""
+class _TrainingMode:
+    name: str = "avrnn"  # avrnn (adversarial, Algorithms 1-2) | vrnn (KL-only ELBO baseline)
+
+
+@dataclass
+class ModelConfig(VRNNConfig, _TrainingMode):  # keys in this order: name, the architecture, the rest
+    """The `model` node: the training mode (name), the VRNN's architecture (VRNNConfig, avrnn.models.vrnn:
+    frame_size, z_dim, hidden_size, x_features, z_features, mlp_hidden, rnn, prior_path,
+    recurrence_input, emission, std_floor, std_max) and its optimizers."""
 
     frame_size: int = II("data.frame_size")
-    name: str = "avrnn"  # avrnn (adversarial, Algorithms 1-2) | vrnn (KL-only ELBO baseline)
     # reconstruction phase (avrnn) or the whole negative ELBO (vrnn)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     # adversarial phase: omega (TR) and tau (PS)

@@ -25,7 +25,7 @@ from pathlib import Path
 import soundfile as sf
 
 from avrnn.data.errors import DataError
-from avrnn.data.options import check_timit_choices
+from avrnn.data.options import check_fraction, check_speaker_pattern, check_timit_choices
 
 TIMIT_LAYOUT = "ROOT/TRAIN/DR1/FCJF0/SA1.WAV and ROOT/TEST/... (TIMIT layout)"
 FOLDER_LAYOUT = "any folder holding .wav/.flac/.ogg/.sph files (searched recursively)"
@@ -217,8 +217,7 @@ def split_timit_files(train: list[Path], test: list[Path], val_fraction: float =
     exclude_sa=true              train 3,511  val 185  test 1,344 (core: 192)
     val_split=speaker            val = all utterances of 23 held-out speakers (230; 184 without SA)
     """
-    if not 0 < val_fraction < 1:
-        raise DataError(f"data.val_fraction must lie in (0, 1), got {val_fraction}")
+    check_fraction("val_fraction", val_fraction)
     check_timit_choices(test_set, val_split)
     train, test = timit_candidates(train, test, test_set, exclude_sa)
     if val_split == "speaker":
@@ -242,9 +241,9 @@ def split_folder_files(files: list[Path], root: Path, val_fraction: float = 0.1,
     """Any folder of audio. With `speaker_pattern` (a regex whose first group, searched in the path
     relative to root, is the speaker) whole speakers go to val and test; else single files do."""
     root = Path(root)
-    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if not 0 < value < 1:
-            raise DataError(f"data.{name} must lie in (0, 1), got {value}")
+    check_fraction("val_fraction", val_fraction)
+    check_fraction("test_fraction", test_fraction)
+    check_speaker_pattern(speaker_pattern)
     if speaker_pattern is None:
         rest, test = _hold_out(files, test_fraction, seed, "audio files")
         train, val = _hold_out(rest, val_fraction / (1 - test_fraction), seed + 1, "audio files")

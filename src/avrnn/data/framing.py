@@ -79,3 +79,8 @@ def frame_signal(waveform: np.ndarray, frame_size: int, hop: int | None = None,
 def unframe(frames: torch.Tensor) -> torch.Tensor:
     """Inverse of non-overlapping frame_signal: (..., T, frame_size) -> (..., T * frame_size)."""
     return frames.reshape(*frames.shape[:-2], -1)
+
+
+def to_waveform(frames: torch.Tensor, normalization: Normalization) -> np.ndarray:
+    """(T, frame) normalised frames -> float32 waveform in [-1, 1] (non-overlapping frames)."""
+    return np.clip(normalization.undo(unframe(frames).cpu().numpy()), -1.0, 1.0).astype(np.float32)

@@ -7,6 +7,7 @@ its values, each with a one-line message naming the key and what to use instead.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from typing import Any, Mapping, Optional
 
@@ -15,6 +16,27 @@ from avrnn.data.synthetic import SyntheticCorpusSpec
 
 CHOICES = {"layout": ("timit", "folder"), "last_frame": ("pad", "drop"), "on_bad_file": ("fail", "skip")}
 TIMIT_CHOICES = {"test_set": ("full", "core"), "val_split": ("utterance", "speaker")}
+
+
+def check_fraction(key: str, value: float) -> None:
+    """data.val_fraction and data.test_fraction: by DataOptions.check at start-up, and by
+    avrnn.data.corpus's split functions for their direct callers."""
+    if not 0 < value < 1:
+        raise DataError(f"data.{key} must lie in (0, 1), got {value}")
+
+
+def check_speaker_pattern(pattern: str | None) -> None:
+    """data.speaker_pattern: null, or a regular expression with a group (the speaker)."""
+    if pattern is None:
+        return
+    try:
+        groups = re.compile(pattern).groups
+    except re.error as error:
+        raise DataError(f"data.speaker_pattern={pattern!r} is not a regular expression ({error}); "
+                        "fix it (its first group is the speaker) or set data.speaker_pattern=null") from None
+    if groups < 1:
+        raise DataError(f"data.speaker_pattern={pattern!r} has no group; put the speaker in parentheses, "
+                        "e.g. '_([a-z]+)_', or set data.speaker_pattern=null")
 
 
 def check_timit_choices(test_set: str, val_split: str) -> None:
@@ -74,6 +96,9 @@ class DataOptions:
             if getattr(self, key) not in allowed:
                 raise DataError(f"data.{key}={getattr(self, key)!r} is not allowed; choose one of {', '.join(allowed)}")
         check_timit_choices(self.test_set, self.val_split)
+        check_fraction("val_fraction", self.val_fraction)
+        check_fraction("test_fraction", self.test_fraction)
+        check_speaker_pattern(self.speaker_pattern)
         return self
 
     def split_options(self) -> dict:

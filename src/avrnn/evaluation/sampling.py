@@ -5,19 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
 import torch
 from omegaconf import DictConfig
 
 from avrnn.training import denormals
-from avrnn.data.framing import Normalization, unframe
+from avrnn.data.framing import Normalization, to_waveform
 from avrnn.evaluation.scoring import build_eval_data, load_module
-
-
-def to_waveform(frames: torch.Tensor, normalization: Normalization) -> np.ndarray:
-    """(T, frame) normalised frames -> float32 waveform in [-1, 1] (non-overlapping frames)."""
-    return np.clip(normalization.undo(unframe(frames).cpu().numpy()), -1.0, 1.0).astype(np.float32)
 
 
 def generate(cfg: DictConfig) -> list[Path]:

@@ -27,6 +27,8 @@ from torchmetrics.functional.audio import scale_invariant_signal_distortion_rati
 from torchmetrics.functional.audio.pesq import perceptual_evaluation_speech_quality
 from torchmetrics.functional.audio.stoi import short_time_objective_intelligibility
 
+from avrnn.data.framing import to_waveform
+
 PESQ_MODES = {16000: "wb", 8000: "nb"}
 MIN_SECONDS = 0.25  # shorter utterances are not scored (PESQ's analysis needs about this much speech)
 METRICS = {"si_sdr": "dB", "pesq": "MOS-LQO (1-4.5)", "estoi": "0-1"}
@@ -95,8 +97,6 @@ def summarize(per_utterance: list[dict], prefix: str) -> dict:
 def score_reconstructions(vrnn, loader, normalization, sample_rate: int, prefix: str) -> dict:
     """Every utterance of `loader` reconstructed and scored (see the module's docstring); also the
     seconds the scoring took."""
-    from avrnn.evaluation.sampling import to_waveform
-
     start, per_utterance = time.perf_counter(), []
     for x, mask in loader:
         reconstruction = vrnn.reconstruct(x, mask)

@@ -13,8 +13,6 @@ search ends with one line, AllTrialsFailed), and lists every trial in <sweep dir
 from __future__ import annotations
 
 import math
-from pathlib import Path
-
 
 
 class TrialFailed(RuntimeError):
