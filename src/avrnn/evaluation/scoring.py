@@ -23,6 +23,7 @@ from avrnn.data.datamodule import SpeechDataModule
 from avrnn.data.errors import DataError
 from avrnn.data.framing import Normalization
 from avrnn.models.bounds import iwae_bound, sequence_log_weights, vrnn_fivo
+from avrnn.models import phase_losses
 from avrnn.training.module import AVRNNModule
 from avrnn.evaluation.speech_quality import PESQ_MODES, score_reconstructions
 
@@ -85,7 +86,7 @@ def score(module: AVRNNModule, loader, iwae_k: list[int], fivo_k: list[int], pre
         for k in fivo_k:
             add(f"fivo_{k}", vrnn_fivo(module.vrnn, x, mask, k))
         if module.critic is not None:
-            name, distance = module.critic_distance(out)
+            name, distance = phase_losses.critic_distance(out, module.critic, module.objective)
             add(name, distance.expand(x.shape[0]))
         latent.add(out)
         frames += int(mask.sum())

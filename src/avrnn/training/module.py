@@ -6,6 +6,8 @@ of avrnn.training.phases; here: the optimizers, one step per phase, logging, che
 
 from __future__ import annotations
 
+import functools
+
 import pytorch_lightning as pl
 import torch
 
@@ -16,7 +18,7 @@ from avrnn.training import cuda_graphs
 from avrnn.training.checkpoints import (check_optimizer_states, load_checkpoint, upgrade_hyper_parameters,
                                         upgrade_state_dict)
 from avrnn.training.optimizers import build_optimizer
-from avrnn.training.phases import PHASES, iteration_phases, optimizer_phases
+from avrnn.training.phases import PHASES, builds_critic, iteration_phases, optimizer_phases
 from avrnn.training.resume import apply_optimizer_settings
 from avrnn.training.step_guard import NonFiniteGuard, TrainingFault, guarded_step
 from avrnn.training.step_sizes import StepSizes
@@ -38,7 +40,7 @@ class AVRNNModule(pl.LightningModule):
         self.vrnn = VRNN(VRNNConfig.from_dict(model))
         self.phases = iteration_phases(critic, ablation)
         self.optimizer_phases = optimizer_phases(critic, ablation)  # one optimizer per distinct phase, in order
-        self.adversarial = "critic" in self.phases
+        self.adversarial = builds_critic(critic, ablation)
         self.critic = registry.build(critic["networks"][critic["input"]], f"critic.networks.{critic['input']}",
                                      z_dim=model["z_dim"], h_dim=model["hidden_size"]) if self.adversarial else None
         self.objective = registry.build(critic["objective"], "critic.objective") if self.adversarial else None
@@ -91,19 +93,7 @@ class AVRNNModule(pl.LightningModule):
         return [build_optimizer(node, params, name)
                 for (name, node), params in zip(self.optimizer_nodes(), self.phase_parameters().values())]
 
-    # --- what every phase reports ------------------------------------------------------------
-    bound_terms = staticmethod(phase_losses.bound_terms)  # rec, KL and ELBO in nats per timestep
-
-    def critic_distance(self, out) -> tuple[str, torch.Tensor]:
-        """The divergence the critic estimates between the prior's and the posterior's latents."""
-        return phase_losses.critic_distance(out, self.critic, self.objective)
-
     # --- one phase: one optimizer step on the table's loss -------------------------------------
-    def phase_loss(self, phase: str):
-        """(*inputs) -> (loss, terms): the phase's loss on this module (what a CUDA graph records)."""
-        loss = PHASES[phase].loss
-        return lambda *inputs: loss(self, *inputs)
-
     def run_phase(self, phase: str, optimizer, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """One optimizer step of `phase` on the batch (x, mask); its terms, step sizes and logs. The
         forward and backward replay a CUDA graph where training.cuda_graphs has built one (on_fit_start)."""
@@ -124,7 +114,7 @@ class AVRNNModule(pl.LightningModule):
 
     # --- Lightning hooks ---------------------------------------------------------------------
     def on_fit_start(self) -> None:
-        losses_by_phase = {phase: self.phase_loss(phase) for phase in self.optimizer_phases}
+        losses_by_phase = {phase: functools.partial(PHASES[phase].loss, self) for phase in self.optimizer_phases}
         self._graphs = cuda_graphs.phase_graphs(self.hparams.training.get("cuda_graphs"), self, losses_by_phase)
 
     def on_fit_end(self) -> None:
@@ -166,9 +156,9 @@ class AVRNNModule(pl.LightningModule):
         x, mask = batch
         with torch.autocast(x.device.type, enabled=False):
             out = self.vrnn(x, mask, prior_samples=self.adversarial)
-            logs = self.bound_terms(out)
+            logs = phase_losses.bound_terms(out)  # rec, KL and ELBO in nats per timestep
             if self.adversarial:
-                name, distance = self.critic_distance(out)
+                name, distance = phase_losses.critic_distance(out, self.critic, self.objective)
                 logs[name] = distance
         # batch_size=frames makes the epoch average a ratio of sums (nats per timestep); under DDP the
         # sums and frame counts are reduced over processes, so every process monitors the same value.

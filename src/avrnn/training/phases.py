@@ -110,6 +110,11 @@ def iteration_phases(critic: dict, ablation: dict) -> list[str]:
     return ["reconstruction", *["critic"] * critic["n_critic"], "adversarial"]
 
 
+def builds_critic(critic: dict, ablation: dict) -> bool:
+    """Whether an iteration trains a critic (and so a run builds one)."""
+    return "critic" in iteration_phases(critic, ablation)
+
+
 def optimizer_phases(critic: dict, ablation: dict) -> list[str]:
     """One optimizer per distinct phase, in order."""
     return list(dict.fromkeys(iteration_phases(critic, ablation)))

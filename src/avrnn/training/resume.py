@@ -27,7 +27,7 @@ from omegaconf import DictConfig
 
 from avrnn.config import Config, ConfigError
 from avrnn.models.vrnn import VRNNConfig
-from avrnn.training.phases import iteration_phases
+from avrnn.training.phases import builds_critic
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def check_resume(stored: dict, current: dict, checkpoint_path: Path, iteration: 
     """The applied changes (path -> (old, new)), each logged in one line; a ConfigError naming every
     refused one with both values, and the fix. `iteration`: where the checkpoint stopped."""
     changes = changed_leaves(_network_in_use(stored), _network_in_use(current))
-    if not (builds_critic(stored) or builds_critic(current)):  # settings of a critic neither run has
+    if not (trains_critic(stored) or trains_critic(current)):  # settings of a critic neither run has
         changes = {path: change for path, change in changes.items() if not path.startswith(CRITIC_ONLY)}
     refused = {path: change for path, change in changes.items() if rule(path) == REFUSE}
     if refused:
@@ -161,9 +161,9 @@ def _network_in_use(config: dict) -> dict:
 CRITIC_ONLY = ("critic.", "model.adversarial_optimizer.", "model.prior_path")
 
 
-def builds_critic(config: dict) -> bool:
+def trains_critic(config: dict) -> bool:
     critic, ablation = config.get("critic"), config.get("ablation")
-    return critic is not None and ablation is not None and "critic" in iteration_phases(critic, ablation)
+    return critic is not None and ablation is not None and builds_critic(critic, ablation)
 
 
 def _show(value) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from avrnn.training.phases import iteration_phases
+from avrnn.training.phases import builds_critic
 from avrnn.analysis.figures import plot_run
 
 log = logging.getLogger(__name__)
@@ -38,8 +38,8 @@ def _get(config: dict, dotted: str):
 def summarize_run(logger: TensorBoardLogger, config: dict, metrics: dict, output_dir: Path, iterations: int) -> None:
     """HParams entry and figures of one run; `config` is the resolved config as plain data (its
     trainer.precision the one the run trained in: avrnn.training.fit.record_precision)."""
-    builds_critic = "critic" in iteration_phases(config["critic"], config["ablation"])
-    keys = [key for key in HPARAMS if builds_critic or key not in CRITIC_HPARAMS]
+    with_critic = builds_critic(config["critic"], config["ablation"])
+    keys = [key for key in HPARAMS if with_critic or key not in CRITIC_HPARAMS]
     params = {key: value for key in keys if (value := _get(config, key)) is not None}
     logger.log_hyperparams(params, metrics={f"hp/{key}": float(metrics[key]) for key in METRICS if key in metrics})
     logger.experiment.flush()  # the figures are drawn from the event files written so far
