@@ -36,7 +36,7 @@ def test_apply_reaches_every_intra_op_thread(two_threads):
 @needs_flush
 def test_flag_set_on_the_calling_thread_only_leaves_an_existing_worker_unflushed():
     """Why apply() goes further than torch.set_flush_denormal: measured in a fresh process."""
-    code = ("import torch; from avrnn import denormals; torch.set_num_threads(2); torch.full((1 << 20,), 1.).mul(2.);"
+    code = ("import torch; from avrnn.training import denormals; torch.set_num_threads(2); torch.full((1 << 20,), 1.).mul(2.);"
             "torch.set_flush_denormal(True); print(denormals.state()); denormals.apply(True); print(denormals.state())")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

@@ -113,14 +113,14 @@ def test_vrnn_baseline_uses_one_optimizer_and_kl_warmup(make_cfg, spied_phases, 
 
 def test_shared_batch_option_feeds_every_phase_the_same_batch(make_cfg, spied_phases, monkeypatch):
     batches = []
-    for phase in ("reconstruction_phase", "critic_phase", "adversarial_phase"):
-        spied = getattr(AVRNNModule, phase)
+    spied = AVRNNModule.run_phase
 
-        def record(self, optimizer, x, mask, _spied=spied):
+    def record(self, phase, optimizer, x, mask):
+        if phase in ("reconstruction", "critic", "adversarial"):
             batches.append(x)
-            return _spied(self, optimizer, x, mask)
+        return spied(self, phase, optimizer, x, mask)
 
-        monkeypatch.setattr(AVRNNModule, phase, record)
+    monkeypatch.setattr(AVRNNModule, "run_phase", record)
     train(make_cfg("training.fresh_batch_per_phase=false", "training.max_iterations=1"))
     assert len(batches) == 3 and all(b is batches[0] for b in batches)
     batches.clear()
@@ -149,13 +149,13 @@ def test_hybrid_without_its_adversarial_phases_takes_the_vrnns_steps(make_cfg, m
 def test_each_phase_logs_the_update_it_applies_to_the_shared_groups(make_cfg, monkeypatch):
     """Finding 2 of the study issue: the update norm each phase applies to PS (tau) and TR (omega)."""
     checked = []
-    for phase in ("reconstruction_phase", "adversarial_phase"):
-        original = getattr(AVRNNModule, phase)
+    original = AVRNNModule.run_phase
 
-        def measured(self, optimizer, x, mask, _original=original, _phase=phase.removesuffix("_phase")):
+    def measured(self, _phase, optimizer, x, mask):
+        if _phase in ("reconstruction", "adversarial"):
             groups = self.vrnn.parameter_groups()
             before = {g: [p.detach().clone() for p in groups[g]] for g in ("tau", "omega")}
-            terms = _original(self, optimizer, x, mask)
+            terms = original(self, _phase, optimizer, x, mask)
             for group, values in before.items():
                 moved = torch.stack([(p.detach() - v).pow(2).sum() for p, v in zip(groups[group], values)]).sum()
                 key = f"update_norm/{_phase}/{group}"
@@ -166,8 +166,9 @@ def test_each_phase_logs_the_update_it_applies_to_the_shared_groups(make_cfg, mo
                     assert terms[key] > 0 and terms[f"grad_norm/{_phase}/{group}"] > 0
                     checked.append(key)
             return terms
+        return original(self, _phase, optimizer, x, mask)
 
-        monkeypatch.setattr(AVRNNModule, phase, measured)
+    monkeypatch.setattr(AVRNNModule, "run_phase", measured)
     metrics = train(make_cfg("training.max_iterations=2"))
     assert sorted(set(checked)) == ["update_norm/adversarial/omega", "update_norm/adversarial/tau",
                                     "update_norm/reconstruction/tau"]
