@@ -121,15 +121,25 @@ def test_bad_values_get_one_clear_line(make_cfg, override, needle):
     ("data.test_set=tiny", "data.test_set='tiny' is not allowed; choose full or core"),
     ("data.val_split=voice", "data.val_split='voice' is not allowed; choose utterance or speaker"),
     ("data.val_fraction=1.5", "data.val_fraction must lie in (0, 1), got 1.5"),
-    ("data.test_fraction=0", "data.test_fraction must lie in (0, 1), got 0"),
-    ("data.speaker_pattern=abc", "data.speaker_pattern='abc' has no group"),
-    ("data.speaker_pattern='(ab'", "data.speaker_pattern='(ab' is not a regular expression"),
 ])
 def test_bad_data_values_fail_before_any_file_is_read(make_cfg, override, needle):
     """The data config is checked in one place (DataOptions.check), at validation already."""
     with pytest.raises(DataError) as error:
         validate(make_cfg(override))
     assert needle in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("data.test_fraction=0", "data.test_fraction must lie in (0, 1), got 0"),
+    ("data.speaker_pattern=abc", "data.speaker_pattern='abc' has no group"),
+    ("data.speaker_pattern='(ab'", "data.speaker_pattern='(ab' is not a regular expression"),
+])
+def test_bad_folder_layout_values_fail_before_any_file_is_read(make_cfg, override, needle):
+    """The keys only a folder corpus's split reads are checked where it is one (data.layout=folder)."""
+    with pytest.raises(DataError) as error:
+        validate(make_cfg("data.layout=folder", override))
+    assert needle in str(error.value) and "\n" not in str(error.value)
+    validate(make_cfg(override))  # a TIMIT-layout corpus never reads them
 
 
 def test_a_stored_data_config_with_an_unknown_key_is_refused_in_one_line():

@@ -46,10 +46,10 @@ def test_flag_set_on_the_calling_thread_only_leaves_an_existing_worker_unflushed
 @needs_flush
 @pytest.mark.parametrize("flush,state", [(True, "flushed"), (False, "IEEE")])
 def test_training_applies_the_switch_and_says_which_is_in_force(make_cfg, two_threads, caplog, flush, state):
-    with caplog.at_level(logging.INFO, logger="avrnn.training.denormals"):
+    with caplog.at_level(logging.INFO, logger="avrnn.denormals"):
         train(make_cfg("num_threads=2", f"flush_denormal={str(flush).lower()}", "trainer.fast_dev_run=1"))
     assert denormals.state() == state and torch.get_num_threads() == 2
-    lines = [r.getMessage() for r in caplog.records if r.name == "avrnn.training.denormals"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "avrnn.denormals"]
     assert len(lines) == 1 and lines[0].startswith(f"denormal floats: {'flushed to zero' if flush else 'IEEE'}")
 
 

@@ -105,7 +105,7 @@ def test_training_with_cuda_graphs_gives_the_eager_weights(make_cfg, monkeypatch
     finals = []
     for graphs in (False, True):
         weights = _FinalWeights()
-        with caplog.at_level(logging.INFO, logger="avrnn.training.cuda_graphs"):
+        with caplog.at_level(logging.INFO, logger="avrnn.cuda_graphs"):
             train(make_cfg("trainer=gpu", "trainer.precision=32-true", *arm, f"training.cuda_graphs={graphs}",
                            "training.test_after_training=false", "training.validate_before_training=false"),
                   callbacks=[weights])
@@ -120,7 +120,7 @@ def test_training_with_cuda_graphs_gives_the_eager_weights(make_cfg, monkeypatch
                                  ["model=avrnn", "critic=gan", "ablation=posterior_only"],
                                  ["model=vrnn", "critic=none"]])
 def test_bf16_training_with_cuda_graphs_runs(make_cfg, arm, caplog):
-    with caplog.at_level(logging.INFO, logger="avrnn.training.cuda_graphs"):
+    with caplog.at_level(logging.INFO, logger="avrnn.cuda_graphs"):
         metrics = train(make_cfg("trainer=gpu", *arm, "training.cuda_graphs=true"))
     assert "captured the" in caplog.text and "failed" not in caplog.text
     assert torch.isfinite(torch.tensor(metrics["test/elbo_per_timestep"]))

@@ -69,12 +69,12 @@ def test_bf16_on_a_cpu_without_it_trains_in_fp32_with_one_log_line(make_cfg, mon
         pytest.skip("accelerator=auto finds a GPU here")
     monkeypatch.setattr(precision, "cpu_bf16_works", lambda: False)
     record = RecordPrecision()
-    with caplog.at_level(logging.WARNING, logger="avrnn.training.precision"):
+    with caplog.at_level(logging.WARNING, logger="avrnn.precision"):
         metrics = train(make_cfg(f"trainer.precision={requested}", f"trainer.accelerator={accelerator}",
                                  "trainer.fast_dev_run=2", "critic=wgan_gp"), callbacks=[record])
     assert record.precision == "32-true"
     assert torch.isfinite(torch.tensor(metrics["train/elbo_per_timestep"]))
-    lines = [r.getMessage() for r in caplog.records if r.name == "avrnn.training.precision"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "avrnn.precision"]
     assert len(lines) == 1 and f"trainer.precision={requested} trains in fp32 (32-true)" in lines[0]
 
 
@@ -128,7 +128,7 @@ def test_a_one_line_bf16_hint_where_it_pays(make_cfg, monkeypatch, caplog, nativ
     monkeypatch.setattr(precision, "cpu_bf16_native", lambda: native)
     monkeypatch.setattr(precision, "cpu_bf16_matmul_speedup", lambda: 4.0)
     monkeypatch.setattr(precision, "cpu_bf16_works", lambda: True)
-    with caplog.at_level(logging.INFO, logger="avrnn.training.fit"):
+    with caplog.at_level(logging.INFO, logger="avrnn.training"):
         train(make_cfg(f"data.batch_size={batch}", f"trainer.precision={requested}", "trainer.fast_dev_run=1"))
     lines = [r.getMessage() for r in caplog.records if "computes bf16 natively" in r.getMessage()]
     assert len(lines) == int(hinted)

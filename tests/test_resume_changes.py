@@ -31,14 +31,14 @@ def lr_logged(run, phase="reconstruction"):
 def test_a_changed_learning_rate_is_applied_on_resume_and_logged(make_cfg, tmp_path, caplog):
     run = tmp_path / "run"
     train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=2", "training.iterations_per_epoch=2"))
-    with caplog.at_level(logging.INFO, logger="avrnn.training.resume"):
+    with caplog.at_level(logging.INFO, logger="avrnn.resume"):
         train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=4", "training.iterations_per_epoch=2",
                        "ckpt_path=last", "model.optimizer.lr=1e-5", "critic.optimizer.lr=2e-5"))
     lrs = lr_logged(run)
     steps = sorted(lrs)
     assert [lrs[s] for s in steps[:2]] == pytest.approx([3e-4, 3e-4]) and lrs[steps[-1]] == pytest.approx(1e-5)
     assert list(lr_logged(run, "critic").values())[-1] == pytest.approx(2e-5)
-    lines = [r.getMessage() for r in caplog.records if r.name == "avrnn.training.resume"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "avrnn.resume"]
     assert "resume: model.optimizer.lr changed from 0.0003 to 1e-05 (applied from now on)" in lines
     assert "resume: training.max_iterations changed from 2 to 4 (applied from now on)" in lines
     state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)

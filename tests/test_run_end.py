@@ -63,9 +63,9 @@ def test_the_run_figures_use_the_converged_limits(tmp_path, monkeypatch):
 
 
 def test_the_last_log_line_reports_the_best_validation_and_the_test_bounds(make_cfg, caplog):
-    with caplog.at_level(logging.INFO, logger="avrnn.training.fit"):
+    with caplog.at_level(logging.INFO, logger="avrnn.training"):
         metrics = train(make_cfg("training.max_iterations=6", "training.iterations_per_epoch=2"))
-    last = [r.getMessage() for r in caplog.records if r.name == "avrnn.training.fit"][-1]
+    last = [r.getMessage() for r in caplog.records if r.name == "avrnn.training"][-1]
     assert f"best val/elbo_per_timestep = {metrics[BEST]:.3f} nats/timestep (checkpoint of iteration" in last
     assert f"test ELBO {metrics['test/elbo_per_timestep']:.3f}, reconstruction {metrics['test/rec_per_timestep']:.3f}"\
         in last

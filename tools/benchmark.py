@@ -1,6 +1,6 @@
 """Benchmark: frames/s of the VRNN and A-VRNN training steps against a per-step reference port,
 a fused GRU and the machine's matmul rate. Prints a table and writes bench.json (current folder).
-Run by src/bench.py (`make bench`); the GPU tests share its training-step helpers.
+Run by src/bench.py (`make bench`); the VRNN's step is avrnn.models.phase_losses.elbo_loss, as in training.
 
     python src/bench.py                      # the default sizes: batch 64 and 4, T = 200 (= make bench)
     python src/bench.py --sizes 16x100 --repeats 9

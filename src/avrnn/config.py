@@ -7,6 +7,8 @@ and raises ConfigError with one line that names the key and the allowed values.
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -46,9 +48,8 @@ class _TrainingMode:
 
 @dataclass
 class ModelConfig(VRNNConfig, _TrainingMode):  # keys in this order: name, the architecture, the rest
-    """The `model` node: the training mode (name), the VRNN's architecture (VRNNConfig, avrnn.models.vrnn:
-    frame_size, z_dim, hidden_size, x_features, z_features, mlp_hidden, rnn, prior_path,
-    recurrence_input, emission, std_floor, std_max) and its optimizers."""
+    """The `model` node: the training mode (name), the VRNN's architecture (the fields of VRNNConfig,
+    avrnn.models.vrnn, defined and checked there) and its optimizers."""
 
     frame_size: int = II("data.frame_size")
     # reconstruction phase (avrnn) or the whole negative ELBO (vrnn)
@@ -147,6 +148,21 @@ class Config:
     ckpt_path: Optional[str] = None  # resume: a .ckpt path, or `last` (= <hydra.run.dir>/checkpoints/last.ckpt)
 
 
+def _optimizer_nodes(node: type, prefix: str = "") -> tuple[str, ...]:
+    """The dotted paths of the schema's optimizer nodes (fields typed OptimizerConfig), in schema order."""
+    hints, found = typing.get_type_hints(node), []
+    for item in dataclasses.fields(node):
+        kind = hints[item.name]
+        if kind is OptimizerConfig:
+            found.append(f"{prefix}{item.name}")
+        elif dataclasses.is_dataclass(kind):
+            found += _optimizer_nodes(kind, f"{prefix}{item.name}.")
+    return tuple(found)
+
+
+OPTIMIZER_NODES = _optimizer_nodes(Config)  # model.optimizer, model.adversarial_optimizer, critic.optimizer
+
+
 def short_dirname(overrides: str, limit: int = 100) -> str:
     """A run's overrides as a folder name: no '/', and at most `limit` characters (a hash of the
     whole string keeps long ones unique; .hydra/overrides.yaml in the run folder has them all)."""
@@ -185,18 +201,19 @@ def _positive(key: str, value) -> None:
 
 
 def check_choices(model, critic) -> None:
-    """The values that pick and size the model (VRNNConfig.check) and the names that pick a critic
-    or an optimizer, checked here only (the classes trust them): by validate, and on a checkpoint's
+    """The names that pick the model's components (VRNNConfig.check_choices), a critic or an
+    optimizer, checked here only (the classes trust them): by validate, and on a checkpoint's
     hyper-parameters before anything is built from them (keys that a checkpoint of an earlier version
     lacks are skipped; their defaults are allowed)."""
     try:
-        VRNNConfig.from_dict(model).check()
+        VRNNConfig.from_dict(model).check_choices()
     except ModelConfigError as error:
         raise ConfigError(str(error)) from None
-    for owner, key in (("model", "optimizer"), ("model", "adversarial_optimizer"), ("critic", "optimizer")):
+    for path in OPTIMIZER_NODES:
+        owner, key = path.split(".")
         node = (model if owner == "model" else critic).get(key)
         if node is not None and not node.get("_target_"):
-            _choice(f"{owner}.{key}.name", node["name"], tuple(OPTIMIZERS))
+            _choice(f"{path}.name", node["name"], tuple(OPTIMIZERS))
     if "readout" in critic:
         _choice("critic.readout", critic["readout"], READOUTS)
     if "networks" in critic:
@@ -212,9 +229,12 @@ def validate(cfg) -> None:
     _choice("ablation.name", ablation.name, ABLATIONS)
     # the allowed values are defined once, beside what they select (avrnn.models, avrnn.training.optimizers)
     check_choices(model, critic)
-    for key in ("optimizer", "adversarial_optimizer"):
-        _positive(f"model.{key}.lr", model[key].lr)
-    _positive("critic.optimizer.lr", critic.optimizer.lr)
+    for path in OPTIMIZER_NODES:
+        _positive(f"{path}.lr", OmegaConf.select(cfg, path).lr)
+    try:
+        VRNNConfig.from_dict(model).check_sizes()
+    except ModelConfigError as error:
+        raise ConfigError(str(error)) from None
     for key in ("lstm_size", "fc_size", "n_critic"):
         _positive(f"critic.{key}", critic[key])
     DataOptions.from_dict(OmegaConf.to_container(cfg.data, resolve=True)).check()  # raises DataError

@@ -52,7 +52,7 @@ def main() -> None:
     for shift in (0.0, args.shift):
         for critic_input, path in CASES:
             vrnn = copy.deepcopy(module.vrnn)
-            vrnn.prior_path = path
+            vrnn.config.prior_path = path
             set_proposal_to_transition(vrnn, shift)
             torch.manual_seed(1)
             critic = (SequenceCritic(z_dim=z_dim, lstm_size=128, fc_size=100) if critic_input == "sequence"

@@ -95,10 +95,12 @@ class DataOptions:
         for key, allowed in CHOICES.items():
             if getattr(self, key) not in allowed:
                 raise DataError(f"data.{key}={getattr(self, key)!r} is not allowed; choose one of {', '.join(allowed)}")
-        check_timit_choices(self.test_set, self.val_split)
         check_fraction("val_fraction", self.val_fraction)
-        check_fraction("test_fraction", self.test_fraction)
-        check_speaker_pattern(self.speaker_pattern)
+        if self.layout == "timit":  # the keys each layout's split reads (split_options)
+            check_timit_choices(self.test_set, self.val_split)
+        else:
+            check_fraction("test_fraction", self.test_fraction)
+            check_speaker_pattern(self.speaker_pattern)
         return self
 
     def split_options(self) -> dict:

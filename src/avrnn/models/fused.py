@@ -62,14 +62,15 @@ class Trajectory(NamedTuple):
     h_prior: torch.Tensor
 
 
-def _layers(block: MLP | GaussianMLP, where: str):
-    """The block's `layers()` view, refused where the block holds layers the view leaves out (a
-    layer added to a block must reach this pass, not be skipped)."""
+def _layers(block: MLP | GaussianMLP, kind: type, where: str):
+    """The block's `layers()` view, refused where the block is not exactly `kind` (a subclass may
+    compute otherwise) or holds layers the view leaves out (a layer added to a block must reach this
+    pass, not be skipped)."""
     view = block.layers()
     children = [name for name, _ in block.named_children()]
     expected = [name for name in view._fields if name != "std"]  # std: a function of raw_std, not a layer
-    if children != expected:
-        raise TypeError(f"the fused VRNN pass reads {where} as {type(block).__name__} with layers {expected}, but it is "
+    if type(block) is not kind or children != expected:
+        raise TypeError(f"the fused VRNN pass reads {where} as {kind.__name__} with layers {expected}, but it is "
                         f"{type(block).__name__} with {children}; update avrnn/models/fused.py to the new layout")
     return view
 
@@ -113,7 +114,7 @@ def _x_driven(vrnn: FusedModel, x_features, post_noise, prior_noise, prior_sampl
 def _loop(vrnn: FusedModel, x_features: torch.Tensor, noise: torch.Tensor, drive_block: GaussianMLP, where: str):
     """The recurrence driven by samples of `drive_block` (the proposal, or the transition for the
     prior's own path): per step its h-dependent part, sampling, phi_z and the cell."""
-    drive, phi_z, cell = _layers(drive_block, where), _layers(vrnn.phi_z, "phi_z"), vrnn.f_theta
+    drive, phi_z, cell = _layers(drive_block, GaussianMLP, where), _layers(vrnn.phi_z, MLP, "phi_z"), vrnn.f_theta
     n_x, fc1 = x_features.shape[-1], drive.fc1
     from_x = fc1.weight.shape[1] - vrnn.hidden_size  # the proposal reads [phi_x(x_t), h]; the transition h only
     pre_x = (F.linear(x_features, fc1.weight[:, :from_x], fc1.bias).unbind(1) if from_x

@@ -67,10 +67,18 @@ class VRNNConfig:
 
     def check(self) -> VRNNConfig:
         """Raises ModelConfigError naming the key and the allowed values."""
+        return self.check_choices().check_sizes()
+
+    def check_choices(self) -> VRNNConfig:
+        """The names that pick a component (rnn, emission, prior_path, recurrence_input)."""
         for key, allowed in CHOICES.items():
             if getattr(self, key) not in allowed:
                 raise ModelConfigError(f"model.{key}={getattr(self, key)!r} is not allowed; choose one of "
                                        f"{', '.join(allowed)}")
+        return self
+
+    def check_sizes(self) -> VRNNConfig:
+        """Sizes and the std bounds: positive, std_floor < std_max."""
         for key in SIZES:
             if getattr(self, key) is None or getattr(self, key) <= 0:
                 raise ModelConfigError(f"model.{key} must be positive, got {getattr(self, key)}")
@@ -127,14 +135,12 @@ class VRNN(nn.Module):
         super().__init__()
         if config is None:
             config = VRNNConfig(**keys)
-        elif keys:
-            raise TypeError("give a VRNNConfig or keyword arguments, not both")
-        self.config = config.check()
+        elif not isinstance(config, VRNNConfig) or keys:
+            raise TypeError("VRNN takes a VRNNConfig or keyword arguments (VRNN(frame_size=200, ...)), not both")
+        self.config = config.check()  # the one copy of the architecture: the properties below read it
         frame_size, z_dim, mlp_hidden = config.frame_size, config.z_dim, config.mlp_hidden
         x_features, z_features, hidden_size = config.x_features, config.z_features, config.hidden_size
         std_floor, std_max = config.std_floor, config.std_max
-        self.z_dim, self.hidden_size, self.rnn, self.emission_kind = z_dim, hidden_size, config.rnn, config.emission
-        self.prior_path, self.recurrence_input = config.prior_path, config.recurrence_input
         self.phi_x = MLP(frame_size, mlp_hidden, x_features)
         self.phi_z = MLP(z_dim, mlp_hidden, z_features)
         self.f_theta = RNN_CELLS[config.rnn](x_features + (z_features if config.recurrence_input == "xz" else 0),
@@ -146,6 +152,13 @@ class VRNN(nn.Module):
         self.emission = (GaussianMLP(em_in, mlp_hidden, frame_size, std_floor, std_max, head_first=True)
                          if config.emission == "gaussian"
                          else BernoulliMLP(em_in, mlp_hidden, frame_size, head_first=True))
+
+    z_dim = property(lambda self: self.config.z_dim)
+    hidden_size = property(lambda self: self.config.hidden_size)
+    rnn = property(lambda self: self.config.rnn)
+    emission_kind = property(lambda self: self.config.emission)
+    prior_path = property(lambda self: self.config.prior_path)
+    recurrence_input = property(lambda self: self.config.recurrence_input)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """As in Algorithms 1 and 2: theta (RNN cell), phi (emission), tau (proposal), omega

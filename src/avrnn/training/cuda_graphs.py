@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 
 import torch
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("avrnn.cuda_graphs")  # the name before the layout change: log lines and users' logging settings keep it
 
 MAX_GRAPHS = 8  # per phase; each holds its activations' memory
 WARMUP_RUNS = 2

@@ -20,7 +20,7 @@ import os
 
 import torch
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("avrnn.denormals")  # the name before the layout change: log lines and users' logging settings keep it
 
 _TINY = 1e-20  # _TINY * _TINY = 1e-40: subnormal in fp32, 0 where flushed
 

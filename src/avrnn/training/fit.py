@@ -31,7 +31,7 @@ from avrnn.training.resume import check_resume, check_same_corpus
 from avrnn.training.run_summary import summarize_run
 from avrnn.training.precision import bf16_hint, supported_precision
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("avrnn.training")  # the name before the layout change: log lines and users' logging settings keep it
 MONITOR = "val/elbo_per_timestep"
 BEST = "val/best_elbo_per_timestep"  # the best checkpoint's MONITOR: what sweeps and Optuna maximise
 

@@ -15,7 +15,7 @@ from avrnn import registry
 from avrnn.models import VRNN, phase_losses
 from avrnn.models.vrnn import VRNNConfig
 from avrnn.training import cuda_graphs
-from avrnn.training.checkpoints import (check_optimizer_states, load_checkpoint, upgrade_hyper_parameters,
+from avrnn.training.checkpoints import (CheckpointError, check_optimizer_states, upgrade_hyper_parameters,
                                         upgrade_state_dict)
 from avrnn.training.optimizers import build_optimizer
 from avrnn.training.phases import PHASES, builds_critic, iteration_phases, optimizer_phases
@@ -29,12 +29,15 @@ __all__ = ["AVRNNModule", "TrainingFault"]
 class AVRNNModule(pl.LightningModule):
     """Takes plain dicts (the resolved config groups) so checkpoints hold only plain data; the
     critic and its objective are built from the allow-list in avrnn.registry, never imported.
-    Checkpoints of earlier versions load through `from_checkpoint` (or Lightning's
-    `load_from_checkpoint`), which upgrade their hyper-parameters first."""
+    Checkpoints of earlier versions load through `from_checkpoint`, which upgrades their
+    hyper-parameters first (Lightning's `load_from_checkpoint` reads today's checkpoints)."""
 
     def __init__(self, model: dict, critic: dict, ablation: dict, training: dict,
                  normalization: dict | None = None, data: dict | None = None):
         super().__init__()
+        if "objective" not in critic or "adversarial_trains_prior" not in ablation:
+            raise CheckpointError("these hyper-parameters come from a checkpoint of an earlier version; load it with "
+                                  "AVRNNModule.from_checkpoint (or src/evaluate.py, src/generate.py), which upgrades them")
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.vrnn = VRNN(VRNNConfig.from_dict(model))
@@ -62,15 +65,6 @@ class AVRNNModule(pl.LightningModule):
         module.on_load_checkpoint(checkpoint)  # counters, and parameter names of earlier versions
         module.load_state_dict(checkpoint["state_dict"])
         return module
-
-    @classmethod
-    def load_from_checkpoint(cls, checkpoint_path, *args, **kwargs):
-        """Lightning's loader, the hyper-parameters of earlier versions upgraded first (arguments given
-        here still override the stored ones, as in Lightning)."""
-        hyper = load_checkpoint(checkpoint_path).get("hyper_parameters") or {}
-        if "critic" in hyper and "ablation" in hyper and not {"critic", "ablation"} & set(kwargs):
-            kwargs["critic"], kwargs["ablation"] = upgrade_hyper_parameters(hyper["critic"], hyper["ablation"])
-        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     @property
     def skipped_steps(self) -> dict[str, int]:

@@ -6,9 +6,9 @@ only the reconstruction phase runs (no critic is built). The KL-only VRNN baseli
 one ELBO step. Each phase is one optimizer step, so Lightning's global_step advances by
 len(phases) per iteration, and the data module draws batches_per_iteration batches per iteration.
 
-A phase is one entry of PHASES: its loss (avrnn.models.phase_losses) and the inputs it reads, the
-parameters its optimizer steps, the config node of that optimizer, and what runs after its step.
-`iteration_phases` says which entries run, in which order.
+A phase is one entry of PHASES, in the order an iteration runs them: how often it runs for a config,
+its loss (avrnn.models.phase_losses) and the inputs it reads, the parameters its optimizer steps,
+the config node of that optimizer, and what runs after its step. Adding a phase is adding an entry.
 
 Optimizers and their parameter groups (names of Algorithms 1-2):
   avrnn  reconstruction: theta (f_theta), phi (EM), tau (PS), encoders (phi_x, phi_z)
@@ -44,9 +44,11 @@ def _nothing(module: Module) -> None:
 
 @dataclass(frozen=True)
 class Phase:
-    """One optimizer step of an iteration. `loss(module, *inputs) -> (loss, terms)`; `inputs(module,
+    """One optimizer step of an iteration. `runs(critic, ablation)`: how many times an iteration runs
+    it (the config groups as plain dicts); `loss(module, *inputs) -> (loss, terms)`; `inputs(module,
     x, mask)` are tensors only (a CUDA graph copies them into its static buffers)."""
 
+    runs: Callable[[dict, dict], int]
     optimizer: str  # the config node of its optimizer: "<owner>.<key>"
     parameters: Callable[[Module], list[torch.nn.Parameter]]
     loss: Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
@@ -75,8 +77,14 @@ def _kl_weight(module: Module, x: torch.Tensor, mask: torch.Tensor) -> tuple[tor
     return x, mask, torch.tensor(weight, device=x.device)
 
 
-PHASES: dict[str, Phase] = {
+def _adversarial(critic: dict, ablation: dict) -> bool:
+    """A critic objective, and ablation.adversarial_phases not switched off."""
+    return critic.get("objective") is not None and ablation.get("adversarial_phases", True)
+
+
+PHASES: dict[str, Phase] = {  # in the order an iteration runs them
     "elbo": Phase(
+        runs=lambda critic, ablation: int(critic.get("objective") is None),  # the KL-only VRNN (critic=none)
         optimizer="model.optimizer",
         parameters=lambda module: list(module.vrnn.parameters()),
         loss=lambda module, x, mask, kl_weight: phase_losses.elbo_loss(
@@ -84,16 +92,19 @@ PHASES: dict[str, Phase] = {
         inputs=_kl_weight,
         logs=lambda module, inputs: {"kl_weight": inputs[2]}),
     "reconstruction": Phase(
+        runs=lambda critic, ablation: int(critic.get("objective") is not None),
         optimizer="model.optimizer",
         parameters=_reconstruction_parameters,
         loss=lambda module, x, mask: phase_losses.reconstruction_loss(
             module.vrnn, x, mask, module.hparams.ablation["kl_weight"])),
     "critic": Phase(
+        runs=lambda critic, ablation: critic["n_critic"] if _adversarial(critic, ablation) else 0,
         optimizer="critic.optimizer",
         parameters=lambda module: list(module.critic.parameters()),
         loss=lambda module, x, mask: phase_losses.critic_loss(module.vrnn, module.critic, module.objective, x, mask),
         after_step=lambda module: module.objective.after_critic_step(module.critic)),  # e.g. WGAN weight clipping
     "adversarial": Phase(
+        runs=lambda critic, ablation: int(_adversarial(critic, ablation)),
         optimizer="model.adversarial_optimizer",
         parameters=_adversarial_parameters,
         loss=lambda module, x, mask: phase_losses.adversarial_loss(
@@ -102,12 +113,8 @@ PHASES: dict[str, Phase] = {
 
 
 def iteration_phases(critic: dict, ablation: dict) -> list[str]:
-    """The phases one iteration runs, in order (names of PHASES)."""
-    if critic.get("objective") is None:
-        return ["elbo"]
-    if not ablation.get("adversarial_phases", True):
-        return ["reconstruction"]
-    return ["reconstruction", *["critic"] * critic["n_critic"], "adversarial"]
+    """The phases one iteration runs, in order (names of PHASES, each as often as it runs)."""
+    return [name for name, phase in PHASES.items() for _ in range(phase.runs(critic, ablation))]
 
 
 def builds_critic(critic: dict, ablation: dict) -> bool:

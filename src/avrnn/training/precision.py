@@ -14,7 +14,7 @@ import logging
 
 import torch
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("avrnn.precision")  # the name before the layout change: log lines and users' logging settings keep it
 
 # What reaches bf16 on a CPU: the bf16 modes, and 16-bit mixed, which Lightning turns into bf16-mixed
 # on a CPU by itself (CPU autocast has no fp16).

@@ -25,16 +25,15 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from avrnn.config import Config, ConfigError
+from avrnn.config import OPTIMIZER_NODES, Config, ConfigError
 from avrnn.models.vrnn import VRNNConfig
 from avrnn.training.phases import builds_critic
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("avrnn.resume")  # the name before the layout change: log lines and users' logging settings keep it
 
 APPLY, REFUSE = "apply", "refuse"
 _OPTIMIZER = {"name": REFUSE, "_target_": REFUSE, "lr": APPLY, "betas": APPLY, "alpha": APPLY, "eps": APPLY,
               "weight_decay": APPLY}
-OPTIMIZER_NODES = ("model.optimizer", "model.adversarial_optimizer", "critic.optimizer")
 RULES: list[tuple[str, str]] = [  # (leaf, rule); a test holds it to one entry per leaf of the schema
     *[(f"model.{field.name}", REFUSE) for field in dataclasses.fields(VRNNConfig)],  # the architecture
     *[(f"model.{key}", REFUSE) for key in ("name", "kl_warmup_iterations", "free_bits")],

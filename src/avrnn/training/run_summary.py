@@ -13,7 +13,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from avrnn.training.phases import builds_critic
 from avrnn.analysis.figures import plot_run
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("avrnn.run_summary")  # the name before the layout change: log lines and users' logging settings keep it
 
 # the settings a comparison varies (config keys, dotted)
 HPARAMS = ("model.name", "critic.name", "critic.input", "model.prior_path", "model.recurrence_input", "ablation.name",
