@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 
 from avrnn import registry
-from avrnn.training.checkpoints import CheckpointError, upgrade_hyper_parameters
+from avrnn.training.checkpoints import CheckpointError, load_checkpoint, upgrade_hyper_parameters
 from avrnn.evaluation.scoring import evaluate
 from avrnn.models.objectives import JensenShannon, Wasserstein, WassersteinGradientPenalty
 from avrnn.training.module import AVRNNModule
@@ -172,3 +172,15 @@ def test_parameter_names_of_earlier_versions_map_to_todays():
            "critic.score.weight"]
     assert list(upgrade_state_dict(dict.fromkeys(old))) == new
     assert list(upgrade_state_dict(dict.fromkeys(new))) == new  # today's names pass through
+
+
+def test_legacy_hyper_parameters_are_upgraded_on_the_load_path_only():
+    """from_checkpoint upgrades an earlier version's hyper-parameters (its critic is built again); the
+    constructor, which every fresh run goes through, refuses them in one line instead of building
+    something else (a critic without an objective would silently make a VRNN)."""
+    checkpoint = load_checkpoint(LEGACY / "363845d-avrnn-wgan_gp-hybrid-lstm.ckpt")
+    module = AVRNNModule.from_checkpoint(checkpoint)
+    assert module.phases[0] == "reconstruction" and "adversarial" in module.phases and module.critic is not None
+    assert module.iteration == checkpoint["avrnn_iteration"]
+    with pytest.raises(CheckpointError, match="earlier version; load it with AVRNNModule.from_checkpoint"):
+        AVRNNModule(**load_checkpoint(LEGACY / "363845d-avrnn-wgan_gp-hybrid-lstm.ckpt")["hyper_parameters"])
