@@ -123,7 +123,7 @@ def report(path: Path, metric: str = "test/elbo_per_timestep") -> None:
     """Markdown: item 1 (arms by seed, paired contrasts with 95% t-intervals and the hybrid's Bonferroni
     correction), item 2 (the rate grid) and item 3 (critic strength), from runs.csv."""
     groups = read_runs(path)
-    print(f"### Item 1: test ELBO by seed (nats per timestep, higher is better)\n")
+    print("### Item 1: test ELBO by seed (nats per timestep, higher is better)\n")
     seeds = range(1, 6)
     print("| run | " + " | ".join(f"seed {s}" for s in seeds) + " | mean +/- sd (n) |\n|---" * 1 + "|---" * 6 + "|")
     for group, label in BASE_ARMS.items():
