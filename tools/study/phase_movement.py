@@ -117,31 +117,53 @@ def summary(rows: list[dict]) -> dict[str, dict[str, float]]:
     return out
 
 
-def figure(runs: dict[str, list[dict]], path: Path) -> None:
+def running_mean(values: list[float], width: int) -> list[float]:
+    out, total = [], 0.0
+    for i, value in enumerate(values):
+        total += value - (values[i - width] if i >= width else 0.0)
+        out.append(total / min(i + 1, width))
+    return out
+
+
+def figure(runs: dict[str, list[dict]], path: Path, width: int = 50) -> None:
+    """Left: the KL on the fixed batch. Then, per run: how far each phase moves the posterior's (q)
+    and the prior's (p) means per step (RMS over frames and latent dimensions; `width`-iteration
+    running means)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 1 + len(runs), figsize=(5 * (1 + len(runs)), 4))
     for label, rows in runs.items():
         starts = [r for r in rows if r["phase"] == rows[0]["phase"]]
         axes[0].plot([r["iteration"] for r in starts], [r["kl_before"] for r in starts], label=label)
-        for phase, style in (("reconstruction", "-"), ("adversarial", "--")):
-            mine = [r for r in rows if r["phase"] == phase]
-            total, cumulative = 0.0, []
-            for r in mine:
-                total += r["kl_after"] - r["kl_before"]
-                cumulative.append(total)
-            axes[1].plot([r["iteration"] for r in mine], cumulative, style, label=f"{label}: {phase} phases")
     axes[0].set(yscale="log", xlabel="iteration", ylabel="KL on the fixed batch (nats per timestep)",
                 title="KL(q || p) on one validation batch")
-    axes[1].set(yscale="symlog", xlabel="iteration", ylabel="summed KL change (nats per timestep)",
-                title="KL change caused by each phase, summed")
+    for ax, (label, rows) in zip(axes[1:], runs.items()):
+        for phase, style in (("reconstruction", "-"), ("adversarial", "--")):
+            mine = [r for r in rows if r["phase"] == phase]
+            for key, name, color in (("d_post_mean", "q mean (PS)", "tab:blue"), ("d_prior_mean", "p mean (TR)",
+                                                                                     "tab:red")):
+                ax.plot([r["iteration"] for r in mine], running_mean([r[key] for r in mine], width), style,
+                        color=color, label=f"{name} moved by the {phase} phase")
+        ax.set(yscale="log", xlabel="iteration", ylabel="RMS move per step", title=label)
     for ax in axes:
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+
+
+def windows(rows: list[dict], edges: tuple[int, ...]) -> dict[tuple[int, int], dict[str, float]]:
+    """KL change caused by each phase, summed within each window of iterations [edges[i], edges[i+1])."""
+    out = {}
+    for low, high in zip(edges, edges[1:]):
+        sums: dict[str, float] = {}
+        for r in rows:
+            if low <= r["iteration"] < high:
+                sums[r["phase"]] = sums.get(r["phase"], 0.0) + r["kl_after"] - r["kl_before"]
+        out[(low, high)] = sums
+    return out
 
 
 def main() -> None:
@@ -164,6 +186,16 @@ def main() -> None:
             path = run(args.arm, factor, args.iterations, args.out_dir, args.data_root.resolve(), args.seed)
         runs[f"{args.arm} x{factor:g} rate"] = read(path)
     figure(runs, args.out_dir / "phase_movement.png")
+    edges = (0, 10, 100, 400, 700, args.iterations)
+    print("| run | iterations | KL at start -> end | KL change by reconstruction phases | by adversarial phases |")
+    print("|---|---|---|---|---|")
+    for label, rows in runs.items():
+        starts = {int(r["iteration"]): r["kl_before"] for r in rows if r["phase"] == rows[0]["phase"]}
+        for (low, high), sums in windows(rows, edges).items():
+            end = starts.get(high, rows[-1]["kl_after"])
+            print(f"| {label} | {low}-{high} | {starts[low]:.4g} -> {end:.4g} | {sums.get('reconstruction', 0):+.4g} "
+                  f"| {sums.get('adversarial', 0):+.4g} |")
+    print()
     print("| run | phase | calls | KL change, summed (nats/timestep) | calls raising the KL | RMS move of "
           "q mean | p mean | q log std | p log std |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -212,6 +212,20 @@ def quality(evaluations: Path) -> None:
         counts = [sorted({r[f"test/{m}_utterances"] for r in runs}) for m in ("si_sdr", "pesq", "estoi")]
         scored = ", ".join(f"{c[0]}" if len(c) == 1 else f"{c[0]}-{c[-1]}" for c in counts)
         print(f"| {arm} | {len(runs)} | " + " | ".join(cells) + f" | {scored} of {runs[0]['test/sequences']} |")
+    by_seed = {arm: {int(path.parent.name.rsplit("-s", 1)[1]): json.loads(path.read_text())
+                     for path in evaluations.glob(f"{arm}-s*/metrics.json")} for arm in arms}
+    pairs = [(a, c) for a, c, _ in CONTRASTS if a in by_seed and c in by_seed]
+    if pairs:
+        print("\nPaired by seed, arm - control: mean [95% t-interval]\n")
+        print("| arm - control | n | " + " | ".join(label for _, label, _ in QUALITY) + " |")
+        print("|---" * (len(QUALITY) + 2) + "|")
+    for arm, control in pairs:
+        seeds = sorted(set(by_seed[arm]) & set(by_seed[control]))
+        cells = []
+        for key, _, digits in QUALITY:
+            mean, low, high = interval([by_seed[arm][s][key] - by_seed[control][s][key] for s in seeds])
+            cells.append(f"{mean:+.{digits}f} [{fmt(low, digits)}, {fmt(high, digits)}]")
+        print(f"| {arm} - {control} | {len(seeds)} | " + " | ".join(cells) + " |")
 
 
 def main() -> None:
