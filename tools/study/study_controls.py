@@ -170,6 +170,9 @@ def report(path: Path, metric: str = "test/elbo_per_timestep") -> None:
         if not all(len(runs) == 2 for runs in cells.values()):
             continue
         best = max(cells, key=lambda f: sum(r[metric] for r in cells[f].values()))
+        if best == "1":
+            print(f"\n{arm}: best at 2,000 iterations: the tuned rate (x1)")
+            continue
         diffs = [cells[best][s][metric] - cells["1"][s][metric] for s in (1, 2)]
         mean, low, high = interval(diffs)
         print(f"\n{arm}: best at 2,000 iterations x{best}; best - tuned (x1), paired over seeds 1-2: {mean:+.2f}, "
