@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -104,13 +105,18 @@ def read_runs(path: Path) -> dict[str, dict[int, dict]]:
     return groups
 
 
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (NaN for fewer than 2 values)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else float("nan")
+
+
 def interval(values: list[float], level: float = 0.95) -> tuple[float, float, float]:
     """Mean and two-sided t-interval of the mean (NaN bounds for fewer than 2 values)."""
     from scipy import stats
-    n, mean = len(values), sum(values) / len(values)
+    mean, sd = mean_sd(values)
+    n = len(values)
     if n < 2:
         return mean, float("nan"), float("nan")
-    sd = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5
     half = stats.t.ppf(0.5 + level / 2, n - 1) * sd / n ** 0.5
     return mean, mean - half, mean + half
 
@@ -131,8 +137,7 @@ def report(path: Path, metric: str = "test/elbo_per_timestep") -> None:
         values = [runs[s][metric] for s in seeds if s in runs]
         if not values:
             continue
-        mean = sum(values) / len(values)
-        sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else float("nan")
+        mean, sd = mean_sd(values)
         print(f"| {group} ({label}) | " + " | ".join(fmt(runs[s][metric]) if s in runs else "" for s in seeds)
               + f" | {fmt(mean)} +/- {fmt(sd)} ({len(values)}) |")
     print("\n### Item 1: paired differences (arm - control, same seed)\n")
@@ -200,23 +205,22 @@ QUALITY = [("test/elbo_per_timestep", "ELBO", 2), ("test/iwae_64_per_timestep", 
 def quality(evaluations: Path) -> None:
     """Markdown: per arm, mean +/- sd over seeds of the bounds and the reconstructions' SI-SDR, PESQ and
     ESTOI, from EVAL_DIR/<name>-s<seed>/metrics.json (src/evaluate.py iwae_k=[64] fivo_k=[64])."""
-    arms: dict[str, list[dict]] = {}
+    by_seed: dict[str, dict[int, dict]] = {}  # arm -> seed -> metrics
     for path in sorted(evaluations.glob("*-s*/metrics.json")):
-        arms.setdefault(path.parent.name.rsplit("-s", 1)[0], []).append(json.loads(path.read_text()))
+        arm, seed = path.parent.name.rsplit("-s", 1)
+        by_seed.setdefault(arm, {})[int(seed)] = json.loads(path.read_text())
+    arms = {arm: list(runs.values()) for arm, runs in by_seed.items()}
     print("| arm | seeds | " + " | ".join(label for _, label, _ in QUALITY) + " | utterances scored (SI-SDR, PESQ, ESTOI) |")
     print("|---" * (len(QUALITY) + 3) + "|")
     for arm, runs in arms.items():
         cells = []
         for key, _, digits in QUALITY:
             values = [r[key] for r in runs if r.get(key) is not None]
-            mean = sum(values) / len(values)
-            sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else float("nan")
+            mean, sd = mean_sd(values)
             cells.append(f"{mean:.{digits}f} +/- {fmt(sd, digits)}")
         counts = [sorted({r[f"test/{m}_utterances"] for r in runs}) for m in ("si_sdr", "pesq", "estoi")]
         scored = ", ".join(f"{c[0]}" if len(c) == 1 else f"{c[0]}-{c[-1]}" for c in counts)
         print(f"| {arm} | {len(runs)} | " + " | ".join(cells) + f" | {scored} of {runs[0]['test/sequences']} |")
-    by_seed = {arm: {int(path.parent.name.rsplit("-s", 1)[1]): json.loads(path.read_text())
-                     for path in evaluations.glob(f"{arm}-s*/metrics.json")} for arm in arms}
     pairs = [(a, c) for a, c, _ in CONTRASTS if a in by_seed and c in by_seed]
     if pairs:
         print("\nPaired by seed, arm - control: mean [95% t-interval]\n")
