@@ -83,3 +83,24 @@ def test_latent_use_is_reported_per_dimension(make_cfg, compose_config, tmp_path
     torch.testing.assert_close(torch.tensor(metrics["test/posterior_mean_variance_by_dimension"],
                                             dtype=torch.double), variance)
     assert metrics["test/active_units"] == int((variance > LatentUse.ACTIVE_VARIANCE).sum())
+
+
+def test_evaluation_takes_num_threads_like_training_and_refuses_a_bad_count(make_cfg, compose_config, tmp_path):
+    import torch
+
+    from avrnn.config import ConfigError
+
+    run = tmp_path / "run"
+    train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=1"))
+    checkpoint = f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        evaluate(compose_config("evaluate", checkpoint, "num_threads=1", "iwae_k=[2]", "fivo_k=[2]",
+                                "speech_quality=false", f"output_dir={tmp_path / 'eval'}"))
+        assert torch.get_num_threads() == 1
+        for bad in ("0", "1.5"):
+            with pytest.raises(ConfigError, match=r"^num_threads must be a positive integer \(or null: all cores\)"):
+                evaluate(compose_config("evaluate", checkpoint, f"num_threads={bad}", f"output_dir={tmp_path / 'e2'}"))
+    finally:
+        torch.set_num_threads(before)

@@ -34,3 +34,15 @@ def test_validation_logs_prior_samples_as_audio(make_cfg, tmp_path):
     events = EventAccumulator(str(run / "tensorboard"), size_guidance={"audio": 0})
     events.Reload()
     assert {"samples/prior_0", "samples/prior_1"} <= set(events.Tags()["audio"])
+
+
+def test_generation_refuses_a_bad_thread_count_before_loading_anything(compose_config, tmp_path):
+    import pytest
+
+    from avrnn.config import ConfigError
+
+    cfg = compose_config("generate", f"ckpt_path={tmp_path / 'absent.ckpt'}", "num_threads=-1",
+                         f"output_dir={tmp_path / 'wav'}")
+    with pytest.raises(ConfigError, match=r"^num_threads must be a positive integer \(or null: all cores\), got -1$"):
+        generate(cfg)
+    assert not (tmp_path / "wav").exists()

@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 import hashlib
 
+import torch
 from hydra.core.config_store import ConfigStore
 from omegaconf import II, MISSING, OmegaConf
 
@@ -198,6 +199,16 @@ def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
 def _positive(key: str, value) -> None:
     if value is None or value <= 0:
         raise ConfigError(f"{key} must be positive, got {value}")
+
+
+def apply_num_threads(num_threads) -> None:
+    """torch's CPU threads for this process: `num_threads` of train, evaluate and generate (null: torch's
+    default, all cores; 1 or 2 beside other jobs). Raises ConfigError unless a positive integer or null."""
+    if num_threads is None:
+        return
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+        raise ConfigError(f"num_threads must be a positive integer (or null: all cores), got {num_threads!r}")
+    torch.set_num_threads(num_threads)
 
 
 def check_choices(model, critic) -> None:

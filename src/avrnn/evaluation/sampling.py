@@ -9,12 +9,14 @@ import soundfile as sf
 import torch
 from omegaconf import DictConfig
 
+from avrnn.config import apply_num_threads
 from avrnn.training import denormals
 from avrnn.data.framing import Normalization, to_waveform
 from avrnn.evaluation.scoring import build_eval_data, load_module
 
 
 def generate(cfg: DictConfig) -> list[Path]:
+    apply_num_threads(cfg.get("num_threads"))
     denormals.apply(cfg.get("flush_denormal", True))
     torch.manual_seed(cfg.seed)
     module = load_module(Path(cfg.ckpt_path).expanduser(), cfg.trusted_targets)

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from avrnn import registry
 from avrnn.training import denormals
 from avrnn.training.checkpoints import CheckpointError, load_checkpoint
-from avrnn.config import ConfigError, check_choices
+from avrnn.config import ConfigError, apply_num_threads, check_choices
 from avrnn.data.datamodule import SpeechDataModule
 from avrnn.data.errors import DataError
 from avrnn.data.framing import Normalization
@@ -144,6 +144,7 @@ class LatentUse:
 
 
 def evaluate(cfg: DictConfig) -> dict:
+    apply_num_threads(cfg.get("num_threads"))
     denormals.apply(cfg.get("flush_denormal", True))
     torch.manual_seed(cfg.seed)
     module = load_module(Path(cfg.ckpt_path).expanduser(), cfg.trusted_targets)

@@ -20,7 +20,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from avrnn.training.checkpoints import load_checkpoint, resolve_ckpt_path, upgrade_hyper_parameters
-from avrnn.config import ConfigError, validate
+from avrnn.config import ConfigError, apply_num_threads, validate
 from avrnn.data.datamodule import SpeechDataModule
 from avrnn import registry
 from avrnn.training import denormals
@@ -123,8 +123,7 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> dict[str, f
     """Train one model; return the final logged metrics (floats), MONITOR and BEST included.
     `callbacks` are added to the Trainer's (for use from Python, e.g. early stopping)."""
     validate(cfg)
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
+    apply_num_threads(cfg.num_threads)
     denormals.apply(cfg.flush_denormal)
     pl.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir).resolve()
