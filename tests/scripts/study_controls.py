@@ -183,18 +183,23 @@ def report(path: Path, metric: str = "test/elbo_per_timestep") -> None:
         print(f"\n{arm}: best at 2,000 iterations x{best}; best - tuned (x1), paired over seeds 1-2: {mean:+.2f}, "
               f"95% interval [{fmt(low)}, {fmt(high)}]")
     print("\n### Item 3: critic strength (n_critic, clip), 2 seeds: test ELBO, KL, critic estimate\n")
-    print("| arm | n_critic | clip | test ELBO (seeds) | mean | KL mean | critic estimate (test wasserstein) mean |\n"
-          "|---|---|---|---|---|---|---|")
+    print("Per seed (1, 2): the cell's test ELBO, and its difference to the arm's twin (the VRNN at the same\n"
+          "likelihood rate: the regulariser's effect at this critic strength).\n")
+    print("| arm | n_critic | clip | test ELBO (seeds) | mean | - twin (seeds) | KL mean "
+          "| critic estimate (test wasserstein) mean |\n|---|---|---|---|---|---|---|---|")
     for arm in ("paper", "conditional"):
+        twin = groups.get("twin_lr77", {})
         for n_critic, clip in ((1, "0.1"), (1, "0.01"), (5, "0.01"), (5, "0.1")):
             group = arm if (n_critic, clip) == (1, "0.1") else f"{arm}_n{n_critic}_c{clip}"
-            runs = {s: r for s, r in groups.get(group, {}).items() if s in (1, 2)}
+            runs = {s: groups[group][s] for s in (1, 2) if s in groups.get(group, {})}
             if not runs:
                 continue
-            mean = lambda key: sum(r[key] for r in runs.values()) / len(runs)  # noqa: E731
+            elbo = mean_sd([r[metric] for r in runs.values()])[0]
+            kl = mean_sd([r["test/kl_per_timestep"] for r in runs.values()])[0]
+            critic = mean_sd([r["test/wasserstein"] for r in runs.values()])[0]
+            minus_twin = ", ".join(f"{r[metric] - twin[s][metric]:+.2f}" if s in twin else "-" for s, r in runs.items())
             print(f"| {arm} | {n_critic} | {clip} | " + ", ".join(fmt(r[metric]) for r in runs.values())
-                  + f" | {fmt(mean(metric))} | {fmt(mean('test/kl_per_timestep'))} "
-                  f"| {mean('test/wasserstein'):.2g} |")
+                  + f" | {fmt(elbo)} | {minus_twin} | {fmt(kl)} | {critic:.2g} |")
 
 
 QUALITY = [("test/elbo_per_timestep", "ELBO", 2), ("test/iwae_64_per_timestep", "IWAE-64", 2),
