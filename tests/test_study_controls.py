@@ -55,6 +55,24 @@ def test_the_report_leaves_out_seeds_that_one_side_lacks(tmp_path, capsys):
     assert "| 2 | +4.00 |" in row and "[4.00, 4.00]" in row  # differences 4 and 4: zero width
 
 
+def test_item_3_rows_give_each_cell_per_seed_against_the_twin_and_the_default_cell(tmp_path, capsys):
+    study = script("study_controls")
+    runs = tmp_path / "runs.csv"
+    write_runs(runs, {"paper_n5_c0.01": [-40.0, -30.0], "twin_lr77": [-10.0, -12.0], "paper": [-35.0, -38.0, -20.0]})
+    study.report(runs)
+    lines = capsys.readouterr().out.splitlines()
+    row = next(line for line in lines if line.startswith("| paper | 5 | 0.01 |"))
+    # - twin: -30, -18: mean -24, sd 8.485, t(0.975, 1) = 12.706: half-width 76.24
+    # - (1, 0.1) cell: -5, +8: mean +1.5, sd 9.192, half-width 82.59
+    assert row == ("| paper | 5 | 0.01 | -40.00, -30.00 | -35.00 | -30.00, -18.00 | -24.00 [-100.24, 52.24] "
+                   "| +1.50 [-81.09, 84.09] | 1.00 | 0, 0 |")
+    # the (1, 0.1) cell is item 1's arm, seeds 1-2 only (seed 3 is not in the 2-seed grid)
+    row = next(line for line in lines if line.startswith("| paper | 1 | 0.1 |"))
+    assert row.startswith("| paper | 1 | 0.1 | -35.00, -38.00 | -36.50 | -25.00, -26.00 | -25.50 [")
+    assert "| (this cell) |" in row
+    assert not any(line.startswith("| conditional |") for line in lines)  # no runs, no row
+
+
 def test_the_phase_probe_sees_the_critic_phase_move_nothing_and_the_kl_chain_through_the_phases(make_cfg, tmp_path):
     probe_script = script("phase_movement")
     cfg = make_cfg("model=avrnn", "critic=wgan", "training.test_after_training=false")
