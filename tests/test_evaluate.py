@@ -92,15 +92,29 @@ def test_evaluation_takes_num_threads_like_training_and_refuses_a_bad_count(make
 
     run = tmp_path / "run"
     train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=1"))
-    checkpoint = f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        evaluate(compose_config("evaluate", checkpoint, "num_threads=1", "iwae_k=[2]", "fivo_k=[2]",
-                                "speech_quality=false", f"output_dir={tmp_path / 'eval'}"))
+        evaluate(compose_config("evaluate", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "num_threads=1",
+                                "iwae_k=[2]", "fivo_k=[2]", "speech_quality=false", f"output_dir={tmp_path / 'eval'}"))
         assert torch.get_num_threads() == 1
-        for bad in ("0", "1.5"):
-            with pytest.raises(ConfigError, match=r"^num_threads must be a positive integer \(or null: all cores\)"):
-                evaluate(compose_config("evaluate", checkpoint, f"num_threads={bad}", f"output_dir={tmp_path / 'e2'}"))
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("value, message", [
+    ("0", "num_threads must be positive, got 0"),  # the words train's validate uses
+    ("-2", "num_threads must be positive, got -2"),
+    ("1.5", "num_threads must be a positive integer (or null: all cores), got 1.5"),
+    ("true", "num_threads must be a positive integer (or null: all cores), got True"),
+    ("abc", "num_threads must be a positive integer (or null: all cores), got 'abc'"),
+])
+def test_evaluation_refuses_a_bad_thread_count_before_reading_anything(compose_config, tmp_path, value, message):
+    from avrnn.config import ConfigError
+
+    cfg = compose_config("evaluate", f"ckpt_path={tmp_path / 'absent.ckpt'}", f"num_threads={value}",
+                         f"output_dir={tmp_path / 'eval'}")
+    with pytest.raises(ConfigError) as error:
+        evaluate(cfg)
+    assert str(error.value) == message  # before the (absent) checkpoint is opened or anything written
+    assert not (tmp_path / "eval").exists()

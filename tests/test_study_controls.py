@@ -73,6 +73,16 @@ def test_item_3_rows_give_each_cell_per_seed_against_the_twin_and_the_default_ce
     assert not any(line.startswith("| conditional |") for line in lines)  # no runs, no row
 
 
+def test_item_3_pairs_only_the_seeds_both_sides_have(tmp_path, capsys):
+    study = script("study_controls")
+    runs = tmp_path / "runs.csv"
+    write_runs(runs, {"conditional_n5_c0.1": [-20.0, -16.0], "twin_lr77": [-5.0], "conditional": [-30.0, -36.0]})
+    study.report(runs)
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| conditional | 5 | 0.1 |"))
+    # one twin seed: one difference, no interval; both (1, 0.1) seeds: +10, +20 -> +15 [-48.53, 78.53]
+    assert row.startswith("| conditional | 5 | 0.1 | -20.00, -16.00 | -18.00 | -15.00 | -15.00 [-, -] | +15.00 [-48.53, 78.53] |")
+
+
 def test_the_phase_probe_sees_the_critic_phase_move_nothing_and_the_kl_chain_through_the_phases(make_cfg, tmp_path):
     probe_script = script("phase_movement")
     cfg = make_cfg("model=avrnn", "critic=wgan", "training.test_after_training=false")

@@ -201,14 +201,22 @@ def _positive(key: str, value) -> None:
         raise ConfigError(f"{key} must be positive, got {value}")
 
 
-def apply_num_threads(num_threads) -> None:
-    """torch's CPU threads for this process: `num_threads` of train, evaluate and generate (null: torch's
-    default, all cores; 1 or 2 beside other jobs). Raises ConfigError unless a positive integer or null."""
+def check_num_threads(num_threads) -> None:
+    """`num_threads` of train, evaluate and generate: null (torch's default, all cores) or a positive
+    integer. Raises ConfigError (evaluate's and generate's configs have no schema to type it)."""
     if num_threads is None:
         return
-    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int):
         raise ConfigError(f"num_threads must be a positive integer (or null: all cores), got {num_threads!r}")
-    torch.set_num_threads(num_threads)
+    _positive("num_threads", num_threads)
+
+
+def apply_num_threads(num_threads) -> None:
+    """Checks `num_threads` (check_num_threads) and sets torch's CPU threads for this process to it;
+    null leaves torch's default (all cores). 1 or 2 beside other jobs."""
+    check_num_threads(num_threads)
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
 
 
 def check_choices(model, critic) -> None:
@@ -277,8 +285,7 @@ def validate(cfg) -> None:
         _positive("critic.gp_weight (gradient penalty of critic=wgan_gp)", critic.gp_weight)
     if ablation.kl_weight < 0:
         raise ConfigError(f"ablation.kl_weight must be 0 or more, got {ablation.kl_weight}")
-    if cfg.num_threads is not None:
-        _positive("num_threads", cfg.num_threads)
+    check_num_threads(cfg.num_threads)
     if cfg.trainer.get("use_distributed_sampler"):
         raise ConfigError("trainer.use_distributed_sampler must stay false: the data module shards batches over DDP "
                           "processes itself (a pure function of seed, epoch and rank); remove the override")

@@ -215,6 +215,7 @@ def report(path: Path, metric: str = "test/elbo_per_timestep") -> None:
                   + f" | {fmt(elbo)} | {twin_seeds} | {twin_interval} | {base_interval} | {fmt(kl)} | "
                   + ", ".join(f"{r['test/wasserstein']:.2g}" for r in runs.values()) + " |")
 
+
 QUALITY = [("test/elbo_per_timestep", "ELBO", 2), ("test/iwae_64_per_timestep", "IWAE-64", 2),
            ("test/fivo_64_per_timestep", "FIVO-64", 2), ("test/si_sdr_mean", "SI-SDR (dB)", 2),
            ("test/pesq_mean", "PESQ wb (MOS-LQO)", 3), ("test/estoi_mean", "ESTOI (0-1)", 3)]
