@@ -110,6 +110,11 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else float("nan")
 
 
+def paired_differences(arm: dict[int, dict], control: dict[int, dict], key: str) -> list[float]:
+    """arm - control of `key`, paired by seed: one difference per seed both have, seeds ascending."""
+    return [arm[s][key] - control[s][key] for s in sorted(set(arm) & set(control))]
+
+
 def interval(values: list[float], level: float = 0.95) -> tuple[float, float, float]:
     """Mean and two-sided t-interval of the mean (NaN bounds for fewer than 2 values)."""
     from scipy import stats
@@ -143,18 +148,16 @@ def report(path: Path, metric: str = "test/elbo_per_timestep") -> None:
     print("\n### Item 1: paired differences (arm - control, same seed)\n")
     print("| arm - control | measures | n | mean | 95% interval | excludes 0 | arm ahead in |\n|---|---|---|---|---|---|---|")
     for arm, control, measures in CONTRASTS:
-        a, c = groups.get(arm, {}), groups.get(control, {})
-        paired = sorted(set(a) & set(c))
-        if not paired:
+        diffs = paired_differences(groups.get(arm, {}), groups.get(control, {}), metric)
+        if not diffs:
             continue
-        diffs = [a[s][metric] - c[s][metric] for s in paired]
         mean, low, high = interval(diffs)
         note = ""
         if arm == "hybrid":
             _, blow, bhigh = interval(diffs, 1 - 0.05 / PICKED_FROM)
             note = f" (picked best of {PICKED_FROM}: [{fmt(blow)}, {fmt(bhigh)}])"
         excludes = "-" if low != low else ("yes" if low > 0 or high < 0 else "no")
-        print(f"| {arm} - {control} | {measures} | {len(paired)} | {mean:+.2f} | [{fmt(low)}, {fmt(high)}]{note} "
+        print(f"| {arm} - {control} | {measures} | {len(diffs)} | {mean:+.2f} | [{fmt(low)}, {fmt(high)}]{note} "
               f"| {excludes} | {sum(d > 0 for d in diffs)} of {len(diffs)} |")
     print("\n### Item 2: the likelihood rate at 2,000 iterations (x1 = the rate tuned at 400 iterations)\n")
     print("| arm | rate x | rate | seed 1 | seed 2 | mean (seeds 1-2) |\n|---|---|---|---|---|---|")
@@ -178,8 +181,7 @@ def report(path: Path, metric: str = "test/elbo_per_timestep") -> None:
         if best == "1":
             print(f"\n{arm}: best at 2,000 iterations: the tuned rate (x1)")
             continue
-        diffs = [cells[best][s][metric] - cells["1"][s][metric] for s in (1, 2)]
-        mean, low, high = interval(diffs)
+        mean, low, high = interval(paired_differences(cells[best], cells["1"], metric))
         print(f"\n{arm}: best at 2,000 iterations x{best}; best - tuned (x1), paired over seeds 1-2: {mean:+.2f}, "
               f"95% interval [{fmt(low)}, {fmt(high)}]")
     print("\n### Item 3: critic strength (n_critic, clip), 2 seeds: test ELBO, KL, critic estimate\n")
@@ -192,15 +194,14 @@ def report(path: Path, metric: str = "test/elbo_per_timestep") -> None:
           "| - (1, 0.1) cell: mean [95%] | KL mean | critic estimate (seeds) |\n|---|---|---|---|---|---|---|---|---|---|")
 
     def paired(cell: dict, control: dict) -> tuple[str, str]:
-        seeds = [s for s in cell if s in control]
-        diffs = [cell[s][metric] - control[s][metric] for s in seeds]
+        diffs = paired_differences(cell, control, metric)
         if not diffs:
             return "-", "-"
         mean, low, high = interval(diffs)
         return ", ".join(f"{d:+.2f}" for d in diffs), f"{mean:+.2f} [{fmt(low)}, {fmt(high)}]"
 
+    twin = groups.get("twin_lr77", {})  # the VRNN at 7.7e-5: the twin of both arms
     for arm in ("paper", "conditional"):
-        twin = groups.get("twin_lr77", {})
         base = {s: groups[arm][s] for s in (1, 2) if s in groups.get(arm, {})}
         for n_critic, clip in ((1, "0.1"), (1, "0.01"), (5, "0.01"), (5, "0.1")):
             group = arm if (n_critic, clip) == (1, "0.1") else f"{arm}_n{n_critic}_c{clip}"
@@ -246,12 +247,12 @@ def quality(evaluations: Path) -> None:
         print("| arm - control | n | " + " | ".join(label for _, label, _ in QUALITY) + " |")
         print("|---" * (len(QUALITY) + 2) + "|")
     for arm, control in pairs:
-        seeds = sorted(set(by_seed[arm]) & set(by_seed[control]))
         cells = []
         for key, _, digits in QUALITY:
-            mean, low, high = interval([by_seed[arm][s][key] - by_seed[control][s][key] for s in seeds])
+            diffs = paired_differences(by_seed[arm], by_seed[control], key)
+            mean, low, high = interval(diffs)
             cells.append(f"{mean:+.{digits}f} [{fmt(low, digits)}, {fmt(high, digits)}]")
-        print(f"| {arm} - {control} | {len(seeds)} | " + " | ".join(cells) + " |")
+        print(f"| {arm} - {control} | {len(diffs)} | " + " | ".join(cells) + " |")
 
 
 def main() -> None:
