@@ -22,7 +22,9 @@ from avrnn.config import ConfigError
 from avrnn.data.errors import DataError
 from avrnn.training.module import TrainingFault
 from avrnn.registry import UntrustedTargetError
-from avrnn.training.sweeps import AllTrialsFailed, TrialFailed
+from avrnn.files import WriteFailed
+from avrnn.training.stops import RunStopped
+from avrnn.training.sweeps import AllTrialsFailed, SweepLedger, TrialFailed
 
 USER_ERRORS = (ConfigError, DataError, CheckpointError, TrainingFault, UntrustedTargetError, TrialFailed,
                AllTrialsFailed)
@@ -74,10 +76,18 @@ def unparsable_override(override: str, message: str) -> str:
 
 
 def run(main: Callable[[], object]) -> None:
-    """Call a @hydra.main function; user-fixable errors exit 2 with one line on stderr."""
+    """Call a @hydra.main function; user-fixable errors exit 2 with one line on stderr; a run stopped by a
+    signal exits 128 + the signal's number (SIGTERM: 143), with its line (and, in a sweep, which jobs
+    finished and which did not)."""
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # let composition errors reach us instead of Hydra's printer
     try:
         main()
+    except RunStopped as stop:
+        sweep = f" [sweep stopped: {SweepLedger.summary()}]" if SweepLedger.active else ""
+        print(f"stopped: {stop.message}{sweep}", file=sys.stderr)
+        sys.exit(stop.exit_code)
+    except WriteFailed as error:
+        _fail(str(error))
     except USER_ERRORS as error:
         _fail(str(error))
     except OverrideParseException as error:
@@ -92,7 +102,7 @@ def run(main: Callable[[], object]) -> None:
     except OSError as error:
         where = f" {error.filename}" if error.filename else ""
         _fail(f"{error.strerror or error}{where}; free disk space or choose a writable folder "
-              "(hydra.run.dir=..., paths.data_dir=...); checkpoints already written are intact")
+              "(hydra.run.dir=..., paths.data_dir=...)")
 
 
 def _fail(message: str) -> None:

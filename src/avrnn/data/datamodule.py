@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import random
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 import pytorch_lightning as pl
@@ -91,7 +91,12 @@ class _EpochHook:
 class EpochBatchSampler(Sampler[list]):
     """Training batches that are a pure function of (seed, epoch), so a run resumed from a
     checkpoint sees exactly the batches an uninterrupted run would (`skip` drops those an
-    interrupted epoch already trained on). Lightning calls set_epoch before each epoch.
+    interrupted epoch already trained on).
+
+    Where the position comes from: `position()` (given) returns (epoch, batches of it done) when each
+    epoch's iterator starts: the training module's own iteration counter (SpeechDataModule), so the
+    data follow the iterations trained however the run stopped and resumed (Lightning's epoch counter
+    runs one ahead after a stop mid-epoch). Without it, Lightning's `set_epoch` and `skip`.
 
     crop_frames set: random (utterance, start) windows, utterances drawn with replacement.
     crop_frames None: whole utterances in length-bucketed batches (sorted by length within pools
@@ -103,11 +108,13 @@ class EpochBatchSampler(Sampler[list]):
     """
 
     def __init__(self, lengths: list[int], batch_size: int, batches: int, seed: int,
-                 crop_frames: int | None = None, pool: int = 32, rank: int = 0, world_size: int = 1):
+                 crop_frames: int | None = None, pool: int = 32, rank: int = 0, world_size: int = 1,
+                 position: Callable[[], tuple[int, int]] | None = None):
         self.lengths, self.batch_size, self.batches, self.seed = lengths, batch_size, batches, seed
         self.crop_frames, self.pool = crop_frames, pool
         self.rank, self.world_size = rank, world_size
         self.epoch, self.skip = 0, 0
+        self.position = position
         self.sampler = _EpochHook(self)
 
     def set_epoch(self, epoch: int) -> None:
@@ -133,6 +140,8 @@ class EpochBatchSampler(Sampler[list]):
         return batches[self.rank::self.world_size]
 
     def __iter__(self):
+        if self.position is not None:
+            self.epoch, self.skip = self.position()
         batches = self.epoch_batches()[self.skip:]
         self.skip = 0  # only the first epoch after a resume is partial
         return iter(batches)
@@ -175,7 +184,6 @@ class SpeechDataModule(pl.LightningDataModule):
         self.root = Path(options.root)
         self.batches_per_iteration, self.iterations_per_epoch = batches_per_iteration, iterations_per_epoch
         self.seed = seed  # training batch order (the split has its own split_seed)
-        self.resume_skip: tuple[int, int] | None = None  # (epoch, batches already trained) after a resume
         self.normalization: Normalization | None = None
         self.frames: dict[str, list[torch.Tensor]] = {}
         self.paths: dict[str, list[str]] = {}
@@ -304,27 +312,20 @@ class SpeechDataModule(pl.LightningDataModule):
         crop_frames, per_step = self.options.crop_frames, self.options.batch_size * self.batches_per_iteration
         lengths = [len(f) for f in self.frames["train"]]
         sampler = EpochBatchSampler(lengths, per_step, self.iterations_per_epoch, self.seed, crop_frames,
-                                    **self._shard())
+                                    **self._shard(), position=self.position)
         dataset = Crops(self.frames["train"], crop_frames) if crop_frames else Utterances(self.frames["train"])
-        if self.resume_skip is not None:
-            sampler.epoch, sampler.skip = self.resume_skip
-            self.resume_skip = None
         return DataLoader(dataset, batch_sampler=sampler, collate_fn=PhaseCollate(self.batches_per_iteration),
                           num_workers=self.options.num_workers, generator=self._own_generator())
 
-    # --- position in the training data, saved in every checkpoint -------------------------------
-    def state_dict(self) -> dict:
-        if self.trainer is None:
-            return {}
-        # `processed` includes the batch whose on_train_batch_end is saving this checkpoint
-        done = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        if done >= self.iterations_per_epoch:  # a finished epoch: the next one starts from scratch
-            return {"epoch": self.trainer.current_epoch + 1, "batches_done": 0}
-        return {"epoch": self.trainer.current_epoch, "batches_done": done}
-
-    def load_state_dict(self, state: dict) -> None:
-        if state:
-            self.resume_skip = (state["epoch"], state["batches_done"])
+    def position(self) -> tuple[int, int]:
+        """(epoch, batches of it trained) of the training data: from the training module's iteration
+        counter (the iterations it has trained, restored from a checkpoint on resume); a module
+        without one starts at Lightning's epoch."""
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        iteration = getattr(module, "iteration", None)
+        if iteration is None:
+            return (self.trainer.current_epoch if self.trainer is not None else 0), 0
+        return divmod(iteration, self.iterations_per_epoch)
 
     def _shard(self) -> dict[str, int]:
         """This process's place among the DDP processes (rank 0 of 1 outside DDP)."""

@@ -35,20 +35,51 @@ class PriorAudioSamples(pl.Callback):
 
 
 class RandomState(pl.Callback):
-    """Saves the torch RNG states (latent noise, gradient-penalty mixing) in every checkpoint and
-    restores them on resume, so a resumed run draws the same noise as an uninterrupted one."""
+    """The training random stream (latent noise, gradient-penalty mixing): saved in every checkpoint and
+    restored on resume, so a resumed run draws the same noise as an uninterrupted one; and never drawn
+    from by evaluation (validation, test, the sanity check, the prior samples and figures logged then),
+    which runs on its own stream seeded with `evaluation_seed` (+ the process's rank) and gives the
+    training stream back untouched. Otherwise where a run validated (or stopped) would change what it
+    trains on afterwards, and a run stopped mid-epoch would not resume to an uninterrupted one."""
+
+    def __init__(self, evaluation_seed: int = 0):
+        self.evaluation_seed = evaluation_seed
+        self._training_stream: dict | None = None
 
     def on_save_checkpoint(self, trainer, module, checkpoint: dict) -> None:
-        checkpoint["avrnn_rng"] = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            checkpoint["avrnn_rng"]["cuda"] = torch.cuda.get_rng_state_all()
+        checkpoint["avrnn_rng"] = self._training_stream or self._state()
 
     def on_load_checkpoint(self, trainer, module, checkpoint: dict) -> None:
         rng = checkpoint.get("avrnn_rng")
         if rng is not None:
-            torch.set_rng_state(rng["torch"])
-            if "cuda" in rng and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(rng["cuda"])
+            self._restore(rng)
+
+    # --- evaluation on its own stream ---------------------------------------------------------
+    def _fork(self, trainer, *args) -> None:
+        if self._training_stream is None:  # not nested (a test inside a validation is not a thing)
+            self._training_stream = self._state()
+            torch.manual_seed(self.evaluation_seed + trainer.global_rank)  # CPU and every CUDA device
+
+    def _join(self, *args) -> None:
+        if self._training_stream is not None:
+            self._restore(self._training_stream)
+            self._training_stream = None
+
+    on_validation_start = on_test_start = on_predict_start = _fork
+    on_validation_end = on_test_end = on_predict_end = _join
+
+    @staticmethod
+    def _state() -> dict:
+        state = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    @staticmethod
+    def _restore(state: dict) -> None:
+        torch.set_rng_state(state["torch"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
 
 
 class DenormalPolicy(pl.Callback):

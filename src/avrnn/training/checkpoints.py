@@ -13,6 +13,9 @@ import zipfile
 from pathlib import Path
 
 import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from avrnn import files
 
 
 class CheckpointError(ValueError):
@@ -36,6 +39,20 @@ def load_checkpoint(path: Path) -> dict:
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"{path} is not a Lightning checkpoint of this project (no state_dict)")
     return checkpoint
+
+
+def describe_kept(path: Path) -> str:
+    """A kept checkpoint, read back now: 'iteration N, read back whole' (raises if it is not readable)."""
+    return f"iteration {load_checkpoint(path).get('avrnn_iteration', '?')}, read back whole"
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, writing beside the target (avrnn.files.atomic_file): a full disk or a
+    kill mid-write leaves every earlier checkpoint as it was, never a torn last.ckpt or best-*.ckpt."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        with files.atomic_file(path, kept=describe_kept) as handle:
+            torch.save(checkpoint, handle)
 
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> Path | None:

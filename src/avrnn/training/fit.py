@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 from datetime import timedelta
 from pathlib import Path
 from typing import Sequence
@@ -19,7 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from avrnn.training.checkpoints import load_checkpoint, resolve_ckpt_path, upgrade_hyper_parameters
+from avrnn import files
+from avrnn.training.checkpoints import AtomicCheckpointIO, load_checkpoint, resolve_ckpt_path, upgrade_hyper_parameters
 from avrnn.config import ConfigError, apply_num_threads, validate
 from avrnn.data.datamodule import SpeechDataModule
 from avrnn import registry
@@ -27,7 +29,8 @@ from avrnn.training import denormals
 from avrnn.training.callbacks import DenormalPolicy, PriorAudioSamples, RandomState, StoreConfig, progress_bar
 from avrnn.training.module import AVRNNModule
 from avrnn.training.phases import batches_per_iteration
-from avrnn.training.resume import check_resume, check_same_corpus
+from avrnn.training.resume import check_resume, check_same_corpus, run_folder_checkpoint
+from avrnn.training.stops import RunStopped, StopAtBoundary, StopSignals
 from avrnn.training.run_summary import summarize_run
 from avrnn.training.precision import bf16_hint, supported_precision
 
@@ -69,11 +72,12 @@ def build_trainer(cfg: DictConfig, output_dir: Path, steps_per_iteration: int,
                   extra_callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
     # Two callbacks: Lightning 2.6 refreshes `save_last` only when a top-k checkpoint was saved in
     # the same step, so a run whose validation bound stopped improving would keep a stale last.ckpt.
+    # named by the iteration it holds: Lightning's epoch counter runs one ahead after a stop mid-epoch
     best = ModelCheckpoint(dirpath=output_dir / "checkpoints", monitor=MONITOR, mode="max", save_top_k=1,
-                           filename="best-epoch{epoch:03d}", auto_insert_metric_name=False)
+                           filename="best-iter{iteration:06.0f}", auto_insert_metric_name=False)
     # last.ckpt: at every epoch end, and optionally every N iterations and every N minutes.
     last = dict(dirpath=output_dir / "checkpoints", filename="last", enable_version_counter=False)
-    callbacks = [best, ModelCheckpoint(**last), PriorAudioSamples(), RandomState(), DenormalPolicy(cfg.flush_denormal),
+    callbacks = [best, ModelCheckpoint(**last), PriorAudioSamples(), RandomState(cfg.seed), DenormalPolicy(cfg.flush_denormal),
                  *extra_callbacks]
     if cfg.trainer.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
         callbacks.append(progress_bar())  # iterations out of training.max_iterations
@@ -91,11 +95,21 @@ def build_trainer(cfg: DictConfig, output_dir: Path, steps_per_iteration: int,
     if kwargs.get("accelerator") in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(f"trainer.accelerator={kwargs['accelerator']} needs a CUDA GPU and torch sees none; use "
                           "trainer=cpu (DDP on CPUs: trainer=ddp trainer.accelerator=cpu trainer.devices=2)")
+    kwargs["plugins"] = [*(kwargs.get("plugins") or []), AtomicCheckpointIO(), *cluster_plugins()]
     try:
         return pl.Trainer(**kwargs, logger=logger, callbacks=callbacks)
     except (MisconfigurationException, ValueError) as error:  # e.g. an unknown strategy or precision name
         message = " ".join(str(error).split())
         raise ConfigError(f"pytorch_lightning.Trainer refused the trainer.* settings: {message}") from error
+
+
+def cluster_plugins() -> list:
+    """Under SLURM, Lightning's own auto-requeue (a SIGUSR1 handler that saves an hpc checkpoint and calls
+    scontrol requeue) stays off: submitit requeues (hydra/launcher=slurm, max_num_timeout), the run
+    saves at an iteration boundary (avrnn.training.stops), and two requeue mechanisms would fight."""
+    from lightning_fabric.plugins.environments import SLURMEnvironment
+
+    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
 
 
 def in_multirun() -> bool:
@@ -121,27 +135,56 @@ def check_launch(trainer: pl.Trainer) -> None:
 
 def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> dict[str, float]:
     """Train one model; return the final logged metrics (floats), MONITOR and BEST included.
-    `callbacks` are added to the Trainer's (for use from Python, e.g. early stopping)."""
+    `callbacks` are added to the Trainer's (for use from Python, e.g. early stopping).
+    A stop signal ends it with RunStopped (avrnn.training.stops) after saving at an iteration boundary."""
     validate(cfg)
+    signals = StopSignals().install()
+    try:
+        return _train(cfg, callbacks, signals)
+    except RunStopped as stop:
+        log.warning("%s", stop.message)
+        signals.chain_previous(stop.signum)  # e.g. submitit's requeue, now that the work is saved
+        raise
+    finally:
+        signals.restore()
+
+
+def _train(cfg: DictConfig, callbacks: Sequence[pl.Callback], signals: StopSignals) -> dict[str, float]:
     apply_num_threads(cfg.num_threads)
     denormals.apply(cfg.flush_denormal)
     pl.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir).resolve()
+    for folder in (output_dir, output_dir / "checkpoints"):
+        files.remove_stale_temporaries(folder)  # of a process killed mid-write
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, output_dir)
     checkpoint = None
-    if ckpt_path is not None:
+    if ckpt_path is None:  # a requeued job reruns its command: resume from its own folder's last.ckpt
+        ckpt_path, checkpoint = run_folder_checkpoint(output_dir, plain(cfg), stored_config)
+        finished = (checkpoint is not None and cfg.training.max_iterations is not None
+                    and checkpoint.get("avrnn_iteration", 0) >= cfg.training.max_iterations)
+        if finished and (output_dir / "metrics.json").is_file():
+            log.info("%s holds this run, finished (%d iterations, metrics.json): nothing to do", output_dir,
+                     checkpoint["avrnn_iteration"])
+            return {key: value for key, value in json.loads((output_dir / "metrics.json").read_text()).items()
+                    if isinstance(value, (int, float))}
+    else:
         checkpoint = load_checkpoint(ckpt_path)  # refuse unsafe or corrupt files with one line, before Lightning
         check_resume(stored_config(checkpoint), plain(cfg), ckpt_path, checkpoint.get("avrnn_iteration", 0))
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
     datamodule.setup("fit")
+    if signals.received:
+        raise RunStopped(signals.received, f"stopped by {signal.Signals(signals.received).name} before its first iteration (while "
+                                           f"reading the corpus): nothing was trained, nothing saved"
+                                           + (f"; {ckpt_path} is kept as it was" if ckpt_path else ""))
     if checkpoint is not None:
         hyper = checkpoint.get("hyper_parameters") or {}
         check_same_corpus(hyper.get("normalization"), datamodule.normalization.to_dict(),
                           (hyper.get("data") or {}).get("root"), data_options(cfg)["root"])
     module = build_module(cfg, normalization=datamodule.normalization.to_dict(), data=data_options(cfg))
     store = StoreConfig(plain(cfg))
-    trainer = build_trainer(cfg, output_dir, len(module.phases), [*callbacks, store])
+    stops = StopAtBoundary(signals, output_dir / "checkpoints" / "last.ckpt")
+    trainer = build_trainer(cfg, output_dir, len(module.phases), [*callbacks, store, stops])
     check_launch(trainer)
     record_precision(cfg, str(trainer.precision), output_dir if trainer.is_global_zero else None)
     store.config["trainer"]["precision"] = str(trainer.precision)
@@ -165,7 +208,7 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> dict[str, f
                    "test_checkpoint": best or "final weights", "precision": str(trainer.precision),
                    "denormals": denormals.state()}
         if trainer.is_global_zero:
-            (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+            files.write_text(output_dir / "metrics.json", json.dumps(summary, indent=2))
             summarize_run(trainer.logger, plain(cfg), metrics, output_dir, trained_iterations)
         tested = (f"best {MONITOR} = {metrics[BEST]:.3f} nats/timestep (checkpoint of iteration {module.iteration}, "
                   "tested)" if BEST in metrics else "no validation ran (the final weights tested)")
@@ -201,4 +244,4 @@ def record_precision(cfg: DictConfig, precision: str, output_dir: Path | None) -
     if saved is not None and saved.exists():
         stored = OmegaConf.load(saved)
         stored.trainer.precision = precision
-        OmegaConf.save(stored, saved)
+        files.write_text(saved, OmegaConf.to_yaml(stored))

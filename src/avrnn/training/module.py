@@ -111,6 +111,13 @@ class AVRNNModule(pl.LightningModule):
         losses_by_phase = {phase: functools.partial(PHASES[phase].loss, self) for phase in self.optimizer_phases}
         self._graphs = cuda_graphs.phase_graphs(self.hparams.training.get("cuda_graphs"), self, losses_by_phase)
 
+    def on_train_start(self) -> None:
+        """A run resumed at training.max_iterations (a job requeued after its training ended) trains no
+        more: the final test is what is left."""
+        max_iterations = self.hparams.training["max_iterations"]
+        if max_iterations is not None and self.iteration >= max_iterations:
+            self.trainer.should_stop = True
+
     def on_fit_end(self) -> None:
         self._graphs = {}  # frees the graphs' memory
 

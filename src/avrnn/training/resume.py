@@ -148,6 +148,34 @@ def check_resume(stored: dict, current: dict, checkpoint_path: Path, iteration: 
     return changes
 
 
+def run_folder_checkpoint(output_dir: Path, current: dict, stored_config) -> tuple[Path | None, dict | None]:
+    """A run started without ckpt_path in a folder that holds a last.ckpt (a cluster job requeued after a
+    stop reruns its own command): (that path, its checkpoint) where it was written by the same config,
+    so the job resumes by itself (one that finished training: the caller skips to what is left); (None,
+    None) where there is none. A checkpoint of another config is refused in one line: nothing of the
+    earlier run is touched."""
+    from avrnn.training.checkpoints import load_checkpoint
+
+    path = Path(output_dir) / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        return None, None
+    checkpoint = load_checkpoint(path)
+    iteration = checkpoint.get("avrnn_iteration", 0)
+    changes = {key: change for key, change in changed_leaves(_network_in_use(stored_config(checkpoint)),
+                                                            _network_in_use(current)).items()
+               if key != "ckpt_path" and not key.startswith("paths.")}
+    ways = (f"resume it with ckpt_path=last (settings that may change mid-run are applied), or give this run "
+            f"another folder (hydra.run.dir=...)")
+    if changes:
+        shown = ", ".join(f"{key}={_show(new)} (it has {_show(old)})" for key, (old, new) in list(changes.items())[:4])
+        more = f" and {len(changes) - 4} more" if len(changes) > 4 else ""
+        raise ConfigError(f"{output_dir} already holds another run (last.ckpt at iteration {iteration}) whose settings "
+                          f"differ: {shown}{more}; {ways}")
+    log.info("resume: %s holds this run's last.ckpt (iteration %d, the same settings): resuming from it", output_dir,
+             iteration)
+    return path, checkpoint
+
+
 def _network_in_use(config: dict) -> dict:
     """critic.networks reduced to the one critic.input selects (the others are offers, not state)."""
     critic = config.get("critic")

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import math
 
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
 
 class TrialFailed(RuntimeError):
     """A trial of a search produced no usable objective; Optuna records it as FAILED."""
@@ -42,3 +45,72 @@ def objective(metrics: dict, key: str) -> float:
         why = "no validation ran (e.g. trainer.limit_val_batches=0)" if key not in metrics else f"{key} = {value}"
         raise TrialFailed(f"this trial has no usable objective: {why}")
     return value
+
+
+class SweepLedger:
+    """Which jobs of the current multirun finished, failed, and which one is running (a Hydra callback,
+    conf/config.yaml: hydra.callbacks.sweep_ledger), so that a sweep stopped by a signal can say which jobs
+    finished and which did not (avrnn.cli). Hydra runs a stopped job's on_job_end never: the stop
+    (avrnn.training.stops.RunStopped) passes it by, so the running job is the stopped one."""
+
+    total: int | None = None  # jobs the sweep will run, where known (the basic sweeper's grid)
+    finished: list[str] = []
+    failed: list[str] = []
+    running: str | None = None
+    active = False
+
+    @classmethod
+    def reset(cls, total: int | None = None) -> None:
+        cls.total, cls.finished, cls.failed, cls.running, cls.active = total, [], [], None, True
+
+    @classmethod
+    def summary(cls) -> str:
+        """'jobs 0, 1 finished; job 2 stopped; 1 not started' (with each job's folder)."""
+        parts = [f"finished: {', '.join(cls.finished)}" if cls.finished else "no job finished"]
+        if cls.failed:
+            parts.append(f"failed: {', '.join(cls.failed)}")
+        if cls.running:
+            parts.append(f"stopped: {cls.running}")
+        done = len(cls.finished) + len(cls.failed) + (1 if cls.running else 0)
+        if cls.total is not None:
+            parts.append(f"not started: {cls.total - done} of {cls.total} jobs")
+        else:
+            parts.append("later jobs not started")
+        return "; ".join(parts)
+
+
+def sweep_size(task_overrides: list[str]) -> int | None:
+    """How many jobs the basic sweeper makes of these overrides (the product of the swept values);
+    None where an override is not a plain list or range (Optuna's intervals)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    total = 1
+    for override in OverridesParser.create().parse_overrides(task_overrides):
+        if override.is_sweep_override():
+            if not (override.is_discrete_sweep() or override.is_range_sweep()):
+                return None
+            total *= len(list(override.sweep_string_iterator()))
+    return total
+
+
+class SweepLedgerCallback(Callback):
+    """Keeps SweepLedger up to date (hydra.callbacks in conf/config.yaml)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        basic = "BasicSweeper" in str(config.hydra.sweeper.get("_target_", ""))
+        SweepLedger.reset(sweep_size(list(config.hydra.overrides.task)) if basic else None)
+
+    def on_job_start(self, config: DictConfig, **kwargs) -> None:
+        if SweepLedger.active:
+            SweepLedger.running = f"job {config.hydra.job.num} ({config.hydra.runtime.output_dir})"
+
+    def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
+        from hydra.core.utils import JobStatus
+
+        if SweepLedger.active and SweepLedger.running:
+            (SweepLedger.finished if job_return.status == JobStatus.COMPLETED else SweepLedger.failed).append(
+                SweepLedger.running)
+            SweepLedger.running = None
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        SweepLedger.active = False
