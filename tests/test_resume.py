@@ -1,6 +1,7 @@
 """Resume exactly, refuse unsafe or corrupt checkpoints, never leave a torn last.ckpt."""
 
 import os
+import signal
 
 import pytest
 import torch
@@ -8,6 +9,7 @@ import torch
 from avrnn.training.checkpoints import CheckpointError, load_checkpoint
 from avrnn.training.module import AVRNNModule, TrainingFault
 from avrnn.training.fit import train
+from avrnn.training.stops import RunStopped
 
 # deterministic kernels; 2 iterations per epoch so that checkpoints fall mid-epoch as well
 DETERMINISTIC = ["trainer.deterministic=true", "training.iterations_per_epoch=2", "training.validate_before_training=false"]
@@ -29,40 +31,113 @@ class SimulatedKill(Exception):
     pass
 
 
-@pytest.mark.parametrize("model", ["avrnn", "vrnn"])
-@pytest.mark.parametrize("stop_at,how", [(2, "max_iterations"), (3, "kill")])  # epoch end; killed mid-epoch
-def test_n_iterations_then_resume_equals_2n_uninterrupted(make_cfg, tmp_path, monkeypatch, model, stop_at, how):
-    overrides = [f"model={model}", *DETERMINISTIC, "training.checkpoint_every_iterations=1"]
-    straight = tmp_path / "straight"
-    train(make_cfg(*overrides, "training.max_iterations=6", f"paths.output_dir={straight}"))
+def signal_at(monkeypatch, iteration: int, signum=signal.SIGTERM, during: str = "training_step"):
+    """The process sends itself `signum` right after training iteration `iteration` (during="training_step"),
+    or in the first validation step after it (during="validation_step"): a test-only hook, no race."""
+    original = getattr(AVRNNModule, during)
+    sent = []
+
+    def sending(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        if self.iteration == iteration and not sent and not self.trainer.sanity_checking:
+            sent.append(signum)
+            os.kill(os.getpid(), signum)
+        return out
+
+    monkeypatch.setattr(AVRNNModule, during, sending)
+    return sent
+
+
+def kill_at(monkeypatch, iteration: int):
+    """Dies at the start of iteration `iteration` + 1, like a SIGKILL between steps (nothing saved then)."""
+    original = AVRNNModule.training_step
+
+    def dying_step(self, batches, batch_idx):
+        if self.iteration == iteration:
+            raise SimulatedKill()
+        return original(self, batches, batch_idx)
+
+    monkeypatch.setattr(AVRNNModule, "training_step", dying_step)
+
+
+# how a run can stop -> (overrides of the stopped run, how it stops, the iteration last.ckpt then holds)
+STOPS = {
+    "epoch_end": (["training.max_iterations=4"], None, 4),
+    "max_iterations_mid_epoch": (["training.max_iterations=3"], None, 3),
+    "signal": ([], ("signal", 3), 3),
+    "signal_during_validation": ([], ("validation_signal", 4), 4),
+    "checkpoint_every_iterations_then_kill": (["training.checkpoint_every_iterations=3"], ("kill", 3), 3),  # mid-epoch
+}
+_STRAIGHT: dict[str, object] = {}
+
+
+def straight_run(make_cfg, tmp_path_factory, model):
+    """One uninterrupted 6-iteration run per model, shared by the stops."""
+    if model not in _STRAIGHT:
+        folder = tmp_path_factory.mktemp(f"straight-{model}")
+        train(make_cfg(f"model={model}", *DETERMINISTIC, "training.max_iterations=6", f"paths.output_dir={folder}"))
+        _STRAIGHT[model] = folder
+    return _STRAIGHT[model]
+
+
+def best_checkpoint(run_dir):
+    [path] = (run_dir / "checkpoints").glob("best-*.ckpt")
+    return path.name, torch.load(path, weights_only=True)
+
+
+@pytest.mark.parametrize("model,stop", [
+    *[("avrnn", stop) for stop in STOPS],
+    *[pytest.param("vrnn", stop, marks=pytest.mark.slow) for stop in ("max_iterations_mid_epoch", "signal")]])
+def test_every_stop_resumes_to_the_uninterrupted_run(make_cfg, tmp_path, tmp_path_factory, monkeypatch, model, stop):
+    """Stopped any way a run can stop, then resumed to 6 iterations: bitwise the parameters, optimizer states,
+    losses and best checkpoint of one uninterrupted run. The only allowed difference: a stop at max_iterations
+    validates once more (its values are logged; its best checkpoint may win)."""
+    straight = straight_run(make_cfg, tmp_path_factory, model)
+    overrides, how, saved_at = STOPS[stop]
     resumed = tmp_path / "resumed"
-    if how == "kill":  # dies at the start of iteration stop_at + 1, like a SIGKILL between steps
-        original = AVRNNModule.training_step
-
-        def dying_step(self, batches, batch_idx):
-            if self.iteration == stop_at:
-                raise SimulatedKill()
-            return original(self, batches, batch_idx)
-
-        monkeypatch.setattr(AVRNNModule, "training_step", dying_step)
+    stopped_cfg = make_cfg(f"model={model}", *DETERMINISTIC, "training.max_iterations=6", *overrides,
+                           f"paths.output_dir={resumed}")
+    if how is None:
+        train(stopped_cfg)
+    elif how[0] == "kill":
+        kill_at(monkeypatch, how[1])
         with pytest.raises(SimulatedKill):
-            train(make_cfg(*overrides, "training.max_iterations=6", f"paths.output_dir={resumed}"))
-        monkeypatch.setattr(AVRNNModule, "training_step", original)
+            train(stopped_cfg)
     else:
-        train(make_cfg(*overrides, f"training.max_iterations={stop_at}", f"paths.output_dir={resumed}"))
-    assert final_state(resumed)[1] == stop_at
-    train(make_cfg(*overrides, "training.max_iterations=6", f"paths.output_dir={resumed}", "ckpt_path=last"))
+        signal_at(monkeypatch, how[1], during="training_step" if how[0] == "signal" else "validation_step")
+        with pytest.raises(RunStopped) as stopped:
+            train(stopped_cfg)
+        assert stopped.value.exit_code == 128 + signal.SIGTERM
+    monkeypatch.undo()
+    assert final_state(resumed)[1] == saved_at
+    train(make_cfg(f"model={model}", *DETERMINISTIC, "training.max_iterations=6", *overrides[1:],
+                   f"paths.output_dir={resumed}", "ckpt_path=last"))
     expected, resumed_state = final_state(straight), final_state(resumed)
     assert resumed_state[1] == expected[1] == 6
     for name, tensor in expected[0].items():
-        torch.testing.assert_close(resumed_state[0][name], tensor, msg=name)
+        assert torch.equal(resumed_state[0][name], tensor), name
     for a, b in zip(expected[2], resumed_state[2]):  # every optimizer's moments too
         for key, state in a["state"].items():
             for field, value in state.items():
-                torch.testing.assert_close(b["state"][key][field], value)
+                assert torch.equal(b["state"][key][field], value), (key, field)
     straight_losses, resumed_losses = losses_logged(straight), losses_logged(resumed)
-    for step in range(stop_at, 6):
-        assert resumed_losses[step] == pytest.approx(straight_losses[step], rel=1e-5), step
+    for step in range(saved_at, 6):
+        assert resumed_losses[step] == straight_losses[step], step
+    (name, best), (expected_name, expected_best) = best_checkpoint(resumed), best_checkpoint(straight)
+    if not (stop == "max_iterations_mid_epoch" and best["avrnn_iteration"] == saved_at):
+        assert name == expected_name
+        assert all(torch.equal(best["state_dict"][k], v) for k, v in expected_best["state_dict"].items())
+
+
+def test_evaluation_does_not_draw_from_the_training_stream(make_cfg, tmp_path):
+    """Validating (before training and after every 2 iterations) or not: the same trained parameters."""
+    runs = {}
+    for name, validation in (("validated", ["training.validate_before_training=true"]),
+                             ("never", ["trainer.limit_val_batches=0"])):
+        train(make_cfg(*DETERMINISTIC, *validation, "training.max_iterations=4", "training.test_after_training=false",
+                       f"paths.output_dir={tmp_path / name}"))
+        runs[name] = final_state(tmp_path / name)[0]
+    assert all(torch.equal(runs["validated"][k], v) for k, v in runs["never"].items())
 
 
 def test_resume_needs_an_existing_checkpoint(make_cfg, tmp_path):

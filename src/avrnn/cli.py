@@ -84,6 +84,7 @@ def run(main: Callable[[], object]) -> None:
         main()
     except RunStopped as stop:
         sweep = f" [sweep stopped: {SweepLedger.summary()}]" if SweepLedger.active else ""
+        SweepLedger.active = False
         print(f"stopped: {stop.message}{sweep}", file=sys.stderr)
         sys.exit(stop.exit_code)
     except WriteFailed as error:

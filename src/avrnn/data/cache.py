@@ -6,10 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import torch
+
+from avrnn import files
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,8 @@ def load(path: Path) -> dict | None:
 
 
 def save(path: Path, content: dict) -> None:
-    """Write atomically (temporary file + rename): an interrupted write never leaves a torn cache."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(content, temporary)
-    os.replace(temporary, path)
+    """Write atomically (avrnn.files): an interrupted write or a full disk never leaves a torn cache.
+    Stale temporaries of killed writers are removed first (the folder may be shared by several runs)."""
+    files.remove_stale_temporaries(path.parent)
+    with files.atomic_file(path) as handle:
+        torch.save(content, handle)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avrnn import files
 from avrnn.data.audio import write_sphere
 from avrnn.data.errors import DataError
 
@@ -105,27 +106,35 @@ def generate_corpus(root: Path, spec: SyntheticCorpusSpec = SyntheticCorpusSpec(
     """Write the corpus under root/TRAIN and root/TEST (TIMIT layout); skip if already there. A root
     that holds anything else is refused (a user's own audio, named without data=audio_dir or
     data=timit, must not receive a generated corpus and be trained on it); a synthetic corpus of other
-    settings is replaced whole."""
+    settings is replaced whole. The corpus is generated in a staging folder beside root and renamed
+    into place (avrnn.files.atomic_folder): a generation killed or out of disk leaves no partial corpus
+    (which the next run would refuse as not the built-in one), only a staging folder removed later."""
     root = Path(root)
     marker = root / MARKER
+    files.remove_stale_temporaries(root.parent)
     if marker.exists() and json.loads(marker.read_text()) == asdict(spec):
         return root
     if root.is_dir() and any(root.iterdir()) and not marker.exists():
         raise DataError(f"data.root={root} holds files that are not the built-in synthetic corpus, and data=synthetic "
                         "(the default) generates its corpus there; for your own audio add data=audio_dir (any folder) "
                         "or data=timit, or point data.root at a new or empty folder")
-    for split in ("TRAIN", "TEST"):  # an earlier synthetic corpus (the marker says so): no file of it may stay
-        shutil.rmtree(root / split, ignore_errors=True)
+    with files.atomic_folder(root) as staging:
+        _write_corpus(staging, spec)
+        if marker.exists():  # an earlier synthetic corpus (the marker says so): replaced whole
+            shutil.rmtree(root)
+    return root
+
+
+def _write_corpus(folder: Path, spec: SyntheticCorpusSpec) -> None:
     rng = np.random.default_rng(spec.seed)
     speakers = [("TRAIN", i) for i in range(spec.train_speakers)] + [("TEST", i) for i in range(spec.test_speakers)]
     for split, index in speakers:
         female = index % 2 == 1
         f0_base = rng.uniform(180, 240) if female else rng.uniform(95, 135)
         formant_scale = rng.uniform(1.1, 1.2) if female else rng.uniform(0.95, 1.05)
-        speaker_dir = root / split / f"DR{index % 8 + 1}" / f"{'F' if female else 'M'}SYN{index}"
+        speaker_dir = folder / split / f"DR{index % 8 + 1}" / f"{'F' if female else 'M'}SYN{index}"
         for utterance in range(spec.utterances_per_speaker):
             seconds = rng.uniform(spec.min_seconds, spec.max_seconds)
             wave = synthesize_utterance(rng, seconds, spec.sample_rate, f0_base, formant_scale)
             write_sphere(speaker_dir / f"SX{utterance + 1}.WAV", wave, spec.sample_rate)
-    marker.write_text(json.dumps(asdict(spec), indent=2))
-    return root
+    files.write_text(folder / MARKER, json.dumps(asdict(spec), indent=2))

@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from avrnn import registry
+from avrnn import files, registry
 from avrnn.training import denormals
 from avrnn.training.checkpoints import CheckpointError, load_checkpoint
 from avrnn.config import ConfigError, apply_num_threads, check_choices
@@ -161,7 +161,7 @@ def evaluate(cfg: DictConfig) -> dict:
     metrics["checkpoint"] = str(cfg.ckpt_path)
     output = Path(cfg.output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    files.write_text(output / "metrics.json", json.dumps(metrics, indent=2))
     print(f"{'bound':<16}{'nats/timestep':>15}{'nats/sequence':>15}")
     for key, value in metrics.items():
         if key.endswith("_per_timestep"):

@@ -57,11 +57,13 @@ class SweepLedger:
     finished: list[str] = []
     failed: list[str] = []
     running: str | None = None
+    sweep_dir: str | None = None
     active = False
 
     @classmethod
-    def reset(cls, total: int | None = None) -> None:
+    def reset(cls, total: int | None = None, sweep_dir: str | None = None) -> None:
         cls.total, cls.finished, cls.failed, cls.running, cls.active = total, [], [], None, True
+        cls.sweep_dir = sweep_dir
 
     @classmethod
     def summary(cls) -> str:
@@ -76,6 +78,8 @@ class SweepLedger:
             parts.append(f"not started: {cls.total - done} of {cls.total} jobs")
         else:
             parts.append("later jobs not started")
+        parts.append(f"to go on, run the same command with hydra.sweep.dir={cls.sweep_dir} (finished jobs are skipped, "
+                     "the stopped one resumes)")
         return "; ".join(parts)
 
 
@@ -98,7 +102,7 @@ class SweepLedgerCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         basic = "BasicSweeper" in str(config.hydra.sweeper.get("_target_", ""))
-        SweepLedger.reset(sweep_size(list(config.hydra.overrides.task)) if basic else None)
+        SweepLedger.reset(sweep_size(list(config.hydra.overrides.task)) if basic else None, str(config.hydra.sweep.dir))
 
     def on_job_start(self, config: DictConfig, **kwargs) -> None:
         if SweepLedger.active:

@@ -9,6 +9,7 @@ from pathlib import Path
 from hydra.core.utils import JobStatus
 from omegaconf import OmegaConf
 
+from avrnn import files
 from avrnn.training.sweeps import AllTrialsFailed
 
 try:  # Hydra imports every hydra_plugins module on every run: without the `sweep` extra, define nothing
@@ -80,5 +81,5 @@ class OptunaSweeper(optuna_sweeper.OptunaSweeper if optuna_sweeper else object):
         failed = [r for r in records if r["state"] == "FAIL"]
         results.update(n_trials=len(records), n_complete=len(records) - len(failed), n_failed=len(failed),
                        failures=[{"trial": r["trial"], "reason": r["reason"]} for r in failed])
-        OmegaConf.save(OmegaConf.create(results), folder / "optimization_results.yaml")
-        OmegaConf.save(OmegaConf.create({"trials": records}), folder / "trials.yaml")
+        files.write_text(folder / "optimization_results.yaml", OmegaConf.to_yaml(OmegaConf.create(results)))
+        files.write_text(folder / "trials.yaml", OmegaConf.to_yaml(OmegaConf.create({"trials": records})))
