@@ -59,7 +59,7 @@ def fsync_folder(folder: Path) -> None:
 def atomic_file(path: str | os.PathLike, kept: Callable[[Path], str] | None = None) -> Iterator[BinaryIO]:
     """`with atomic_file(path) as handle: handle.write(...)`: `path` holds the new bytes after the
     block, or (on any error) what it held before. Raises WriteFailed for an OSError (ENOSPC, EROFS, ...);
-    `kept(path)` describes a kept earlier file for the message (default: its size)."""
+    `kept(path)` says, after checking, what is kept for the message (default: kept_target)."""
     target = Path(path)
     folder = target.parent
     folder.mkdir(parents=True, exist_ok=True)
@@ -94,18 +94,39 @@ def failure_message(target: Path, error: OSError, kept: Callable[[Path], str] | 
     reason = {errno.ENOSPC: "no space left on the filesystem of", errno.EDQUOT: "disk quota exceeded on",
               errno.EROFS: "read-only filesystem at", errno.EACCES: "no permission to write in"}.get(
         error.errno, f"{error.strerror or error} in")
-    if target.is_file():
-        try:
-            state = kept(target) if kept is not None else f"{target.stat().st_size:,} bytes"
-            still = f"the earlier {target.name} is kept unchanged ({state})"
-        except Exception as check:  # noqa: BLE001 - the check itself says what it found
-            still = f"the earlier {target.name} is there but did not pass its check ({type(check).__name__}: {check})"
-    else:
-        still = f"no earlier {target.name} existed; nothing was written"
+    try:
+        still = (kept or kept_target)(target)
+    except Exception as check:  # noqa: BLE001 - the check itself says what it found
+        still = f"what is there did not pass its check ({type(check).__name__}: {check})"
     free = ""
     with contextlib.suppress(OSError):
         free = f", {shutil.disk_usage(target.parent).free:,} bytes free there"
     return f"could not write {target.name}: {reason} {target.parent}{free}; {still}; free space (or choose another folder) and run again"
+
+
+def as_write_failure(error: OSError, folder: Path, kept: Callable[[Path], str] | None = None) -> OSError:
+    """The error to report for an OSError that escaped a run writing into `folder`: a WriteFailed met on
+    the way (another writer's error, e.g. TensorBoard's on the same full disk, may have replaced it), or, for
+    a full disk or quota, a WriteFailed naming `folder` and what is kept there (`kept(folder / name)`);
+    other errors unchanged."""
+    current: BaseException | None = error
+    while current is not None:
+        if isinstance(current, WriteFailed):
+            return current
+        current = current.__cause__ or current.__context__
+    if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return error
+    target = Path(error.filename) if error.filename else Path(folder) / "?"
+    message = failure_message(target if error.filename else Path(folder) / "a file of the run", error, kept)
+    return WriteFailed(error.errno, message.replace("could not write a file of the run", "could not write a file of "
+                                                                                         "the run (its logs)"))
+
+
+def kept_target(target: Path) -> str:
+    """What a failed write of `target` kept, checked now: the earlier file and its size, or nothing."""
+    if target.is_file():
+        return f"the earlier {target.name} is kept unchanged ({target.stat().st_size:,} bytes)"
+    return f"no earlier {target.name} existed; nothing was written"
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:

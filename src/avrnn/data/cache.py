@@ -4,6 +4,7 @@ and modification times, so a second run with the same options starts in seconds.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 from pathlib import Path
@@ -37,5 +38,7 @@ def save(path: Path, content: dict) -> None:
     """Write atomically (avrnn.files): an interrupted write or a full disk never leaves a torn cache.
     Stale temporaries of killed writers are removed first (the folder may be shared by several runs)."""
     files.remove_stale_temporaries(path.parent)
+    serialized = io.BytesIO()
+    torch.save(content, serialized)
     with files.atomic_file(path) as handle:
-        torch.save(content, handle)
+        handle.write(serialized.getbuffer())

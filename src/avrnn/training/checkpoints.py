@@ -7,6 +7,7 @@ code while being unpickled) is refused before Lightning sees it.
 
 from __future__ import annotations
 
+import io
 import pickle
 import re
 import zipfile
@@ -41,9 +42,17 @@ def load_checkpoint(path: Path) -> dict:
     return checkpoint
 
 
-def describe_kept(path: Path) -> str:
-    """A kept checkpoint, read back now: 'iteration N, read back whole' (raises if it is not readable)."""
-    return f"iteration {load_checkpoint(path).get('avrnn_iteration', '?')}, read back whole"
+def describe_kept(target: Path) -> str:
+    """After a failed checkpoint write: every checkpoint in its folder, each read back now, e.g. 'kept, each
+    read back whole: best-iter000002.ckpt (iteration 2), last.ckpt (iteration 2)'; one that does not read
+    back is named as such."""
+    found = []
+    for path in sorted(Path(target).parent.glob("*.ckpt")):
+        try:
+            found.append(f"{path.name} (iteration {load_checkpoint(path).get('avrnn_iteration', '?')})")
+        except CheckpointError as error:
+            found.append(f"{path.name} (NOT readable: {error})")
+    return f"kept, each read back whole: {', '.join(found)}" if found else "no checkpoint was there before"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -51,8 +60,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     kill mid-write leaves every earlier checkpoint as it was, never a torn last.ckpt or best-*.ckpt."""
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        serialized = io.BytesIO()  # serialise first (as Lightning does): a failing write is then an OSError
+        torch.save(checkpoint, serialized)
         with files.atomic_file(path, kept=describe_kept) as handle:
-            torch.save(checkpoint, handle)
+            handle.write(serialized.getbuffer())
 
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> Path | None:

@@ -21,7 +21,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from avrnn import files
-from avrnn.training.checkpoints import AtomicCheckpointIO, load_checkpoint, resolve_ckpt_path, upgrade_hyper_parameters
+from avrnn.training.checkpoints import AtomicCheckpointIO, describe_kept, load_checkpoint, resolve_ckpt_path, upgrade_hyper_parameters
 from avrnn.config import ConfigError, apply_num_threads, validate
 from avrnn.data.datamodule import SpeechDataModule
 from avrnn import registry
@@ -145,6 +145,12 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> dict[str, f
         log.warning("%s", stop.message)
         signals.chain_previous(stop.signum)  # e.g. submitit's requeue, now that the work is saved
         raise
+    except OSError as error:  # a full disk: name the run folder's filesystem and the checkpoints kept (checked)
+        checkpoints = Path(cfg.paths.output_dir).resolve() / "checkpoints"
+        reported = files.as_write_failure(error, checkpoints, kept=describe_kept)
+        if reported is error:
+            raise
+        raise reported from error
     finally:
         signals.restore()
 
