@@ -1,5 +1,5 @@
 """Nothing saved is ever torn: every file a later run reads is written beside its target and renamed
-into place (avrnn.files); a full disk at write, at fsync or at close (network filesystems report it
+into place (avrnn.data.files); a full disk at write, at fsync or at close (network filesystems report it
 late) keeps the earlier file, removes the temporary, and says which folder is full and what is kept."""
 
 import errno
@@ -12,7 +12,7 @@ import tempfile
 import pytest
 import torch
 
-from avrnn import files
+from avrnn.data import files
 from avrnn.training.checkpoints import load_checkpoint
 from avrnn.training.fit import train
 

@@ -123,3 +123,18 @@ def test_gpu_trainer_without_a_gpu_says_what_to_use(make_cfg):
 def test_trainer_settings_lightning_refuses_become_config_errors(make_cfg, override, names):
     with pytest.raises(ConfigError, match=f"pytorch_lightning.Trainer refused the trainer.\\* settings: .*{names}"):
         train(make_cfg(override))
+
+
+@pytest.mark.slow
+def test_ddp_processes_agree_on_the_stop_when_only_rank_0_gets_the_signal(tmp_path, corpus_dir, tiny, root):
+    """SIGTERM reaches rank 0 only (its own test hook; rank 1 is relaunched without it): both processes stop
+    after the same iteration, last.ckpt is saved there once, and the run exits 143 (no deadlock)."""
+    run_dir = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, str(root / "tests" / "scripts" / "signal_at.py"), "2", "SIGTERM", *tiny, *DDP_CPU,
+         "training.max_iterations=6", "training.iterations_per_epoch=2", "training.validate_before_training=false",
+         f"data.root={corpus_dir}", f"hydra.run.dir={run_dir}"],
+        cwd=root, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 143, result.stderr[-3000:]
+    assert "stopped by SIGTERM after iteration 2: saved" in result.stderr
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["avrnn_iteration"] == 2

@@ -22,7 +22,7 @@ from avrnn.config import ConfigError
 from avrnn.data.errors import DataError
 from avrnn.training.module import TrainingFault
 from avrnn.registry import UntrustedTargetError
-from avrnn.files import WriteFailed
+from avrnn.data.files import WriteFailed
 from avrnn.training.stops import RunStopped
 from avrnn.training.sweeps import AllTrialsFailed, SweepLedger, TrialFailed
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from avrnn import files
+from avrnn.data import files
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def load(path: Path) -> dict | None:
 
 
 def save(path: Path, content: dict) -> None:
-    """Write atomically (avrnn.files): an interrupted write or a full disk never leaves a torn cache.
+    """Write atomically (avrnn.data.files): an interrupted write or a full disk never leaves a torn cache.
     Stale temporaries of killed writers are removed first (the folder may be shared by several runs)."""
     files.remove_stale_temporaries(path.parent)
     serialized = io.BytesIO()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avrnn import files
+from avrnn.data import files
 from avrnn.data.audio import write_sphere
 from avrnn.data.errors import DataError
 
@@ -107,7 +107,7 @@ def generate_corpus(root: Path, spec: SyntheticCorpusSpec = SyntheticCorpusSpec(
     that holds anything else is refused (a user's own audio, named without data=audio_dir or
     data=timit, must not receive a generated corpus and be trained on it); a synthetic corpus of other
     settings is replaced whole. The corpus is generated in a staging folder beside root and renamed
-    into place (avrnn.files.atomic_folder): a generation killed or out of disk leaves no partial corpus
+    into place (avrnn.data.files.atomic_folder): a generation killed or out of disk leaves no partial corpus
     (which the next run would refuse as not the built-in one), only a staging folder removed later."""
     root = Path(root)
     marker = root / MARKER

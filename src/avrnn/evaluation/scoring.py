@@ -15,7 +15,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from avrnn import files, registry
+from avrnn import registry
+from avrnn.data import files
 from avrnn.training import denormals
 from avrnn.training.checkpoints import CheckpointError, load_checkpoint
 from avrnn.config import ConfigError, apply_num_threads, check_choices

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from avrnn import files
+from avrnn.data import files
 
 
 class CheckpointError(ValueError):
@@ -56,7 +56,7 @@ def describe_kept(target: Path) -> str:
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint writer, writing beside the target (avrnn.files.atomic_file): a full disk or a
+    """Lightning's checkpoint writer, writing beside the target (avrnn.data.files.atomic_file): a full disk or a
     kill mid-write leaves every earlier checkpoint as it was, never a torn last.ckpt or best-*.ckpt."""
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:

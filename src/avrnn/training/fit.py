@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from avrnn import files
+from avrnn.data import files
 from avrnn.training.checkpoints import AtomicCheckpointIO, describe_kept, load_checkpoint, resolve_ckpt_path, upgrade_hyper_parameters
 from avrnn.config import ConfigError, apply_num_threads, validate
 from avrnn.data.datamodule import SpeechDataModule

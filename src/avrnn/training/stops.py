@@ -5,12 +5,13 @@ SIGTERM (SLURM at a time limit or preemption, `kill`), SIGINT (Ctrl+C), SIGUSR1 
 (a Lightning callback) reads it where a stop is safe and quick:
   - after each training iteration: last.ckpt is saved there (resumes bit-exactly), then the run stops;
   - during a validation inside training: the validation is abandoned, last.ckpt of the iteration just
-    trained is saved, then the run stops (the resumed run validates again);
+    trained is saved, then the run stops (the resumed run validates again); under DDP, whose processes
+    may score different numbers of batches, at the next iteration boundary instead;
   - before the first iteration (corpus reading, the untrained model's validation, set-up): nothing new
     was trained, nothing is saved; checkpoints already there are kept;
   - during the final test: training is complete and saved; the test is abandoned (src/evaluate.py
-    scores the checkpoint) and metrics.json is not written.
-Under DDP the processes agree (a max over processes) on the boundary before anyone saves.
+    scores the checkpoint) and metrics.json is not written (under DDP the test runs to its end).
+Under DDP the processes agree (a max over processes, at each iteration boundary) before anyone saves.
 Lightning's own SIGTERM handling (an exception that exits 0 without saving) is replaced whenever a
 Trainer stage starts, and the exit status is set here (cli), not by Lightning.
 A handler that was installed before the run (submitit's requeue on SIGUSR2) is called after the
@@ -132,7 +133,9 @@ class StopAtBoundary(pl.Callback):
             self._save_and_stop(trainer, module, signum, "after")
 
     def on_validation_batch_end(self, trainer, module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        signum = agreed_signal(trainer, self.signals.received)
+        if trainer.world_size > 1:  # processes may score different numbers of batches: no collective here
+            return
+        signum = self.signals.received
         if not signum:
             return
         if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING or module.iteration == self._start_iteration:
@@ -140,7 +143,7 @@ class StopAtBoundary(pl.Callback):
         self._save_and_stop(trainer, module, signum, "during the validation after")
 
     def on_test_batch_end(self, trainer, module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        signum = agreed_signal(trainer, self.signals.received)
+        signum = self.signals.received if trainer.world_size == 1 else 0  # as in validation
         if signum:
             raise RunStopped(signum, f"stopped by {signal.Signals(signum).name} during the final test: training "
                                      f"finished ({module.iteration} iterations) and its checkpoints are in "

@@ -9,7 +9,7 @@ from pathlib import Path
 from hydra.core.utils import JobStatus
 from omegaconf import OmegaConf
 
-from avrnn import files
+from avrnn.data import files
 from avrnn.training.sweeps import AllTrialsFailed
 
 try:  # Hydra imports every hydra_plugins module on every run: without the `sweep` extra, define nothing
