@@ -111,7 +111,7 @@ def test_vrnn_baseline_uses_one_optimizer_and_kl_warmup(make_cfg, spied_phases, 
     assert "val/wasserstein" not in metrics
 
 
-def test_shared_batch_option_feeds_every_phase_the_same_batch(make_cfg, spied_phases, monkeypatch):
+def test_shared_batch_option_feeds_every_phase_the_same_batch(make_cfg, spied_phases, monkeypatch, tmp_path):
     batches = []
     spied = AVRNNModule.run_phase
 
@@ -124,11 +124,12 @@ def test_shared_batch_option_feeds_every_phase_the_same_batch(make_cfg, spied_ph
     train(make_cfg("training.fresh_batch_per_phase=false", "training.max_iterations=1"))
     assert len(batches) == 3 and all(b is batches[0] for b in batches)
     batches.clear()
-    train(make_cfg("training.fresh_batch_per_phase=true", "training.max_iterations=1"))
+    train(make_cfg("training.fresh_batch_per_phase=true", "training.max_iterations=1",
+                   f"paths.output_dir={tmp_path / 'fresh'}"))  # a folder holds one run
     assert len(batches) == 3 and not torch.equal(batches[0], batches[1])
 
 
-def test_hybrid_without_its_adversarial_phases_takes_the_vrnns_steps(make_cfg, monkeypatch):
+def test_hybrid_without_its_adversarial_phases_takes_the_vrnns_steps(make_cfg, monkeypatch, tmp_path):
     """ablation=hybrid minimises reconstruction + KL over every VRNN parameter (TR included) in its
     reconstruction phase: with ablation.adversarial_phases=false and the VRNN's optimizer settings
     it is the KL-only VRNN, step for step."""
@@ -137,7 +138,8 @@ def test_hybrid_without_its_adversarial_phases_takes_the_vrnns_steps(make_cfg, m
                            "hybrid": ["ablation=hybrid", "ablation.adversarial_phases=false",
                                       "model.optimizer.lr=1e-3"]}.items():
         seen = modules_seen(monkeypatch)
-        train(make_cfg(*overrides, "training.max_iterations=4", "training.iterations_per_epoch=2"))
+        train(make_cfg(*overrides, "training.max_iterations=4", "training.iterations_per_epoch=2",
+                       f"paths.output_dir={tmp_path / arm}"))  # a folder holds one run
         module = seen[0]
         assert module.phases == (["elbo"] if arm == "vrnn" else ["reconstruction"]) and module.critic is None
         finals[arm] = {name: p.detach().clone() for name, p in module.vrnn.named_parameters()}
