@@ -107,10 +107,15 @@ def test_stale_temporaries_of_dead_processes_are_removed_live_ones_kept(tmp_path
     stale = tmp_path / f".last.ckpt~{host}~{dead.pid}~abc{files.SUFFIX}"
     live = tmp_path / f".last.ckpt~{host}~{os.getpid()}~abc{files.SUFFIX}"
     other_host = tmp_path / f".last.ckpt~elsewhere~1~abc{files.SUFFIX}"
-    for path in (stale, live, other_host):
+    fresh = tmp_path / f".metrics.json~{host}~{dead.pid}~def{files.SUFFIX}"  # a container's live writer, maybe
+    not_ours = tmp_path / f".download{files.SUFFIX}"
+    for path in (stale, live, other_host, fresh, not_ours):
         path.write_text("partial")
+    old = files.time.time() - files.STALE_HERE_SECONDS - 10
+    for path in (stale, live, other_host, not_ours):
+        os.utime(path, (old, old))
     assert files.remove_stale_temporaries(tmp_path) == [stale]
-    assert live.exists() and other_host.exists()
+    assert live.exists() and other_host.exists() and fresh.exists() and not_ours.exists()
 
 
 @pytest.mark.parametrize("where", ["write", "fsync", "close"])
@@ -180,3 +185,20 @@ def test_a_real_small_filesystem_fills_and_every_checkpoint_survives(make_cfg, t
         assert {path.name: path.read_bytes() for path in folder.iterdir()} == before  # no torn file, no temporary
     finally:
         subprocess.run(["umount", "-l", str(mount)])  # lazily: the run's log writers may still hold files
+
+
+def test_a_corpus_another_process_put_in_place_first_is_used(tmp_path, monkeypatch):
+    """DDP ranks or parallel jobs generating the same corpus at once: the first rename wins, the others use it."""
+    from avrnn.data import synthetic
+
+    spec = synthetic.SyntheticCorpusSpec(train_speakers=1, test_speakers=1, utterances_per_speaker=1, min_seconds=0.2,
+                                         max_seconds=0.3)
+    original = synthetic._write_corpus
+
+    def racing(folder, spec):
+        original(folder, spec)
+        original(tmp_path / "corpus", spec)  # another process finishes first
+
+    monkeypatch.setattr(synthetic, "_write_corpus", racing)
+    root = synthetic.generate_corpus(tmp_path / "corpus", spec)
+    assert len(list(root.rglob("*.WAV"))) == 2 and temporaries(tmp_path) == []

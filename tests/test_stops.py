@@ -182,3 +182,22 @@ def test_under_slurm_lightnings_own_requeue_is_off_and_submitit_requeues(monkeyp
     assert isinstance(plugin, SLURMEnvironment) and plugin.auto_requeue is False
     cfg = compose_config("config", "hydra/launcher=slurm", return_hydra_config=True)
     assert cfg.hydra.launcher.max_num_timeout > 0 and cfg.hydra.launcher.signal_delay_s >= 60
+
+
+def test_the_warning_signals_earlier_handler_runs_first_and_a_repeated_signal_ends_the_process():
+    calls = []
+    earlier = {signum: signal.signal(signum, lambda n, frame: calls.append(n))
+               for signum in (signal.SIGTERM, signal.SIGUSR2)}
+    try:
+        signals = StopSignals().install()
+        os.kill(os.getpid(), signal.SIGTERM)  # SLURM's SIGTERM may come before submitit's SIGUSR2 is handled
+        os.kill(os.getpid(), signal.SIGUSR2)
+        assert signals.received == signal.SIGTERM and calls == []
+        signals.chain_previous()
+        assert calls == [signal.SIGUSR2, signal.SIGTERM]  # the requeue is never hidden
+        calls.clear()
+        os.kill(os.getpid(), signal.SIGUSR2)  # the same signal again: the earlier handler takes it, at once
+        assert calls == [signal.SIGUSR2] and signal.getsignal(signal.SIGUSR2) is not signals._handler
+    finally:
+        for signum, handler in earlier.items():
+            signal.signal(signum, handler)

@@ -25,6 +25,7 @@ from typing import BinaryIO, Callable, Iterator
 
 SUFFIX = ".partial"  # a temporary's name: .<target name>~<host>~<pid>~<random>.partial (never *.ckpt)
 STALE_ELSEWHERE_SECONDS = 24 * 3600  # another host's temporary this old is abandoned
+STALE_HERE_SECONDS = 60  # this host's, of a process that is gone, once this old
 
 
 class WriteFailed(OSError):
@@ -36,7 +37,12 @@ class WriteFailed(OSError):
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process's umask, read without setting it (os.umask would, for a moment, for every thread)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # no /proc: read it by setting it (briefly)
     os.umask(mask)
     return mask
 
@@ -116,10 +122,9 @@ def as_write_failure(error: OSError, folder: Path, kept: Callable[[Path], str] |
         current = current.__cause__ or current.__context__
     if error.errno not in (errno.ENOSPC, errno.EDQUOT):
         return error
-    target = Path(error.filename) if error.filename else Path(folder) / "?"
-    message = failure_message(target if error.filename else Path(folder) / "a file of the run", error, kept)
-    return WriteFailed(error.errno, message.replace("could not write a file of the run", "could not write a file of "
-                                                                                         "the run (its logs)"))
+    written = Path(error.filename) if error.filename else Path(folder) / "a file of the run (its logs)"
+    message = failure_message(written, error, lambda _: (kept or kept_target)(Path(folder) / "?"))
+    return WriteFailed(error.errno, message)
 
 
 def kept_target(target: Path) -> str:
@@ -139,13 +144,17 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     removed = []
     for path in folder.glob(f".*{SUFFIX}"):
         parts = path.name.rsplit("~", 3)
-        owner_host, pid = (parts[1], parts[2]) if len(parts) == 4 else ("", "")
-        stale = False
-        if owner_host == host and pid.isdigit():
-            stale = int(pid) != os.getpid() and not _alive(int(pid))
+        if len(parts) != 4 or not parts[2].isdigit():
+            continue  # not one of ours (another tool's .partial file)
+        owner_host, pid = parts[1], int(parts[2])
+        try:
+            age = time.time() - path.stat().st_mtime
+        except OSError:
+            continue
+        if owner_host == host:  # its process is gone (and, as containers may share a host name, it is not fresh)
+            stale = pid != os.getpid() and not _alive(pid) and age > STALE_HERE_SECONDS
         else:
-            with contextlib.suppress(OSError):
-                stale = time.time() - path.stat().st_mtime > STALE_ELSEWHERE_SECONDS
+            stale = age > STALE_ELSEWHERE_SECONDS
         if stale:
             with contextlib.suppress(OSError):
                 (shutil.rmtree if path.is_dir() else os.unlink)(path)
@@ -179,6 +188,12 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(error, OSError) and not isinstance(error, WriteFailed):
-            raise WriteFailed(error.errno, failure_message(target, error)) from error
+            raise WriteFailed(error.errno, failure_message(target, error, _kept_folder)) from error
         raise
     fsync_folder(target.parent)
+
+
+def _kept_folder(target: Path) -> str:
+    if target.is_dir() and any(target.iterdir()):
+        return f"{target} holds what was there before this write began (the new one was not put in place)"
+    return f"no {target.name} was put in place; nothing of it was written"

@@ -8,6 +8,7 @@ additive (harmonics weighted by the formant envelope), so it is vectorised and t
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 from dataclasses import asdict, dataclass
@@ -118,10 +119,17 @@ def generate_corpus(root: Path, spec: SyntheticCorpusSpec = SyntheticCorpusSpec(
         raise DataError(f"data.root={root} holds files that are not the built-in synthetic corpus, and data=synthetic "
                         "(the default) generates its corpus there; for your own audio add data=audio_dir (any folder) "
                         "or data=timit, or point data.root at a new or empty folder")
-    with files.atomic_folder(root) as staging:
-        _write_corpus(staging, spec)
-        if marker.exists():  # an earlier synthetic corpus (the marker says so): replaced whole
-            shutil.rmtree(root)
+    try:
+        with files.atomic_folder(root) as staging:
+            _write_corpus(staging, spec)
+            if marker.exists():  # an earlier synthetic corpus (the marker says so): replaced whole
+                shutil.rmtree(root)
+    except files.WriteFailed as error:
+        # another process (a DDP rank, a parallel sweep job) put the same corpus in place first
+        if error.errno in (errno.ENOTEMPTY, errno.EEXIST) and marker.exists() \
+                and json.loads(marker.read_text()) == asdict(spec):
+            return root
+        raise
     return root
 
 

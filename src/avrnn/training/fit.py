@@ -103,6 +103,13 @@ def build_trainer(cfg: DictConfig, output_dir: Path, steps_per_iteration: int,
         raise ConfigError(f"pytorch_lightning.Trainer refused the trainer.* settings: {message}") from error
 
 
+def multiple_processes() -> bool:
+    """Whether this process is one of several of one run (DDP started by SLURM, torchrun or Lightning)."""
+    import os
+
+    return any(int(os.environ.get(key, "1") or 1) > 1 for key in ("WORLD_SIZE", "SLURM_NTASKS"))
+
+
 def cluster_plugins() -> list:
     """Under SLURM, Lightning's own auto-requeue (a SIGUSR1 handler that saves an hpc checkpoint and calls
     scontrol requeue) stays off: submitit requeues (hydra/launcher=slurm, max_num_timeout), the run
@@ -140,10 +147,14 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> dict[str, f
     validate(cfg)
     signals = StopSignals().install()
     try:
-        return _train(cfg, callbacks, signals)
+        metrics = _train(cfg, callbacks, signals)
+        if signals.received:  # after the last boundary (the final test under DDP, metrics.json): all is saved
+            raise RunStopped(signals.received, f"stopped by {signal.Signals(signals.received).name} as the run "
+                                               f"ended: it finished and saved everything ({Path(cfg.paths.output_dir)})")
+        return metrics
     except RunStopped as stop:
         log.warning("%s", stop.message)
-        signals.chain_previous(stop.signum)  # e.g. submitit's requeue, now that the work is saved
+        signals.chain_previous()  # e.g. submitit's requeue, now that the work is saved
         raise
     except OSError as error:  # a full disk: name the run folder's filesystem and the checkpoints kept (checked)
         checkpoints = Path(cfg.paths.output_dir).resolve() / "checkpoints"
@@ -179,7 +190,7 @@ def _train(cfg: DictConfig, callbacks: Sequence[pl.Callback], signals: StopSigna
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    if signals.received:
+    if signals.received and not multiple_processes():  # under DDP the ranks agree at on_train_start instead
         raise RunStopped(signals.received, f"stopped by {signal.Signals(signals.received).name} before its first iteration (while "
                                            f"reading the corpus): nothing was trained, nothing saved"
                                            + (f"; {ckpt_path} is kept as it was" if ckpt_path else ""))

@@ -26,6 +26,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from avrnn.config import OPTIMIZER_NODES, Config, ConfigError
+from avrnn.data import files
 from avrnn.models.vrnn import VRNNConfig
 from avrnn.training.phases import builds_critic
 
@@ -148,6 +149,9 @@ def check_resume(stored: dict, current: dict, checkpoint_path: Path, iteration: 
     return changes
 
 
+HOW_IT_RUNS = ("ckpt_path", "paths.", "trainer.", "num_threads", "flush_denormal")  # not which run it is
+
+
 def run_folder_checkpoint(output_dir: Path, current: dict, stored_config) -> tuple[Path | None, dict | None]:
     """A run started without ckpt_path in a folder that holds a last.ckpt (a cluster job requeued after a
     stop reruns its own command): (that path, its checkpoint) where it was written by the same config,
@@ -161,9 +165,11 @@ def run_folder_checkpoint(output_dir: Path, current: dict, stored_config) -> tup
         return None, None
     checkpoint = load_checkpoint(path)
     iteration = checkpoint.get("avrnn_iteration", 0)
-    changes = {key: change for key, change in changed_leaves(_network_in_use(stored_config(checkpoint)),
-                                                            _network_in_use(current)).items()
-               if key != "ckpt_path" and not key.startswith("paths.")}
+    stored = stored_config(checkpoint)
+    changes = {key: change for key, change in changed_leaves(_network_in_use(stored), _network_in_use(current)).items()
+               if not key.startswith(HOW_IT_RUNS)}  # e.g. trainer.precision: the one it fell back to is stored
+    if not (trains_critic(stored) or trains_critic(current)):  # settings of a critic neither run has
+        changes = {key: change for key, change in changes.items() if not key.startswith(CRITIC_ONLY)}
     ways = (f"resume it with ckpt_path=last (settings that may change mid-run are applied), or give this run "
             f"another folder (hydra.run.dir=...)")
     if changes:
@@ -247,9 +253,11 @@ class KeepEarlierRunConfig(Callback):
         _EARLIER.clear()
         _TRAINING_STARTED[0] = False
         subdir = config.hydra.get("output_subdir")
-        if config.get("ckpt_path") is None or subdir is None:  # DDP ranks > 0 run with output_subdir=null
+        run_dir = Path(config.hydra.run.dir)
+        resuming = config.get("ckpt_path") is not None or (run_dir / "checkpoints" / "last.ckpt").is_file()
+        if not resuming or subdir is None:  # DDP ranks > 0 run with output_subdir=null
             return
-        for path in (Path(config.hydra.run.dir) / subdir).glob("*.yaml"):
+        for path in (run_dir / subdir).glob("*.yaml"):
             _EARLIER[path.resolve()] = path.read_bytes()
 
     def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
@@ -257,5 +265,5 @@ class KeepEarlierRunConfig(Callback):
 
         if job_return.status == JobStatus.FAILED and not _TRAINING_STARTED[0]:
             for path, content in _EARLIER.items():
-                path.write_bytes(content)
+                files.write_bytes(path, content)
         _EARLIER.clear()

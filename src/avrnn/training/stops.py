@@ -20,6 +20,7 @@ checkpoint is saved (`chain_previous`), so the cluster requeues a job whose work
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from pathlib import Path
@@ -51,15 +52,25 @@ class RunStopped(BaseException):
 
 class StopSignals:
     """Installs flag-only handlers for SIGNALS (main thread only; elsewhere signals cannot be caught)
-    and restores the earlier ones on `restore()`. `received` is the first signal's number, or 0."""
+    and restores the earlier ones on `restore()`. `received` is the first signal's number, or 0;
+    `all_received` every signal received, in order. A second signal while a stop is pending ends the
+    process as the earlier handlers would (Ctrl+C twice: KeyboardInterrupt; SIGTERM twice: the default
+    action): a run stuck before its next boundary can still be ended; what is saved is never torn."""
 
     def __init__(self):
         self.received = 0
+        self.all_received: list[int] = []
         self.previous: dict[int, object] = {}
 
     def _handler(self, signum: int, frame) -> None:
-        if not self.received:
-            self.received = signum
+        if self.received and signum == self.all_received[-1]:  # the same signal again: stop now
+            self.restore()
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            os.kill(os.getpid(), signum)
+            return
+        self.received = self.received or signum
+        self.all_received.append(signum)
 
     def install(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
@@ -83,12 +94,16 @@ class StopSignals:
                 signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
         self.previous = {}
 
-    def chain_previous(self, signum: int) -> None:
-        """Call the handler the signal had before the run (e.g. submitit's checkpoint-and-requeue on
-        SIGUSR2, which may exit), now that the run's work is saved. Python's own defaults are not called."""
-        handler = self.previous.get(signum)
-        if callable(handler) and handler is not signal.default_int_handler:
-            handler(signum, None)
+    def chain_previous(self) -> None:
+        """Call the handlers the received signals had before the run (e.g. submitit's checkpoint-and-requeue
+        on SIGUSR2, which may exit), now that the run's work is saved: the warning signals first, so a
+        SIGTERM that followed submitit's SIGUSR2 does not hide the requeue. Python's own defaults are not
+        called."""
+        order = sorted(set(self.all_received), key=lambda signum: signum not in (signal.SIGUSR1, signal.SIGUSR2))
+        for signum in order:
+            handler = self.previous.get(signum)
+            if callable(handler) and handler is not signal.default_int_handler:
+                handler(signum, None)
 
 
 def agreed_signal(trainer: pl.Trainer, received: int) -> int:

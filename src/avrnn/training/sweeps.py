@@ -75,11 +75,12 @@ class SweepLedger:
             parts.append(f"stopped: {cls.running}")
         done = len(cls.finished) + len(cls.failed) + (1 if cls.running else 0)
         if cls.total is not None:
-            parts.append(f"not started: {cls.total - done} of {cls.total} jobs")
+            parts.append(f"not started: {max(0, cls.total - done)} of {cls.total} jobs")
         else:
             parts.append("later jobs not started")
-        parts.append(f"to go on, run the same command with hydra.sweep.dir={cls.sweep_dir} (finished jobs are skipped, "
-                     "the stopped one resumes)")
+        if cls.total is not None:  # a grid: the same command makes the same job folders (not so for Optuna)
+            parts.append(f"to go on, run the same command with hydra.sweep.dir={cls.sweep_dir} (finished jobs are "
+                         "skipped, the stopped one resumes)")
         return "; ".join(parts)
 
 
@@ -102,7 +103,9 @@ class SweepLedgerCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         basic = "BasicSweeper" in str(config.hydra.sweeper.get("_target_", ""))
-        SweepLedger.reset(sweep_size(list(config.hydra.overrides.task)) if basic else None, str(config.hydra.sweep.dir))
+        swept = {f"{key}": f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()}
+        swept.update({override.split("=", 1)[0]: override for override in config.hydra.overrides.task})
+        SweepLedger.reset(sweep_size(list(swept.values())) if basic else None, str(config.hydra.sweep.dir))
 
     def on_job_start(self, config: DictConfig, **kwargs) -> None:
         if SweepLedger.active:
