@@ -5,6 +5,9 @@ a short run. Run before and after a change:
     python tools/checks/redesign_reference.py record  /tmp/reference.pt
     python tools/checks/redesign_reference.py compare /tmp/reference.pt
 
+tools/checks/reference.pt is the reference recorded after the stops change (evaluation on its own random
+stream: every trajectory changed then), at the commit that added it; compare a refactoring against it.
+
 `compare` maps renamed parameters through avrnn.training.checkpoints' key map, so a layer rename is not a
 difference; it prints the largest difference per arm and exits 1 unless parameters are bitwise equal
 and the bounds equal up to float rounding.
