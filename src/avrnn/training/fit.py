@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 from datetime import timedelta
 from pathlib import Path
@@ -105,8 +106,6 @@ def build_trainer(cfg: DictConfig, output_dir: Path, steps_per_iteration: int,
 
 def multiple_processes() -> bool:
     """Whether this process is one of several of one run (DDP started by SLURM, torchrun or Lightning)."""
-    import os
-
     return any(int(os.environ.get(key, "1") or 1) > 1 for key in ("WORLD_SIZE", "SLURM_NTASKS"))
 
 

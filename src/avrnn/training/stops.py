@@ -45,10 +45,6 @@ class RunStopped(BaseException):
     def exit_code(self) -> int:
         return 128 + self.signum
 
-    @property
-    def name(self) -> str:
-        return signal.Signals(self.signum).name
-
 
 class StopSignals:
     """Installs flag-only handlers for SIGNALS (main thread only; elsewhere signals cannot be caught)
