@@ -108,6 +108,9 @@ class TrainingConfig:
     validate_before_training: bool = True  # log the untrained model's validation bound at step 0
     checkpoint_every_iterations: Optional[int] = None  # also refresh last.ckpt every N iterations
     checkpoint_every_minutes: Optional[float] = None  # ... and every N minutes of training
+    # where stdout is not a terminal (SLURM, nohup, a redirected log): a progress line at most every N seconds
+    # (and one per validation) instead of the bar, to stdout and train.log; null: none
+    log_every_seconds: Optional[float] = 30.0
     test_after_training: bool = True  # score the best checkpoint on the test split -> <run>/metrics.json
     audio_every_n_epochs: int = 1  # TensorBoard: prior samples as audio after every Nth validation (0: off)
     audio_seconds: float = 2.0
@@ -259,7 +262,7 @@ def validate(cfg) -> None:
     DataOptions.from_dict(OmegaConf.to_container(cfg.data, resolve=True)).check()  # raises DataError
     _positive("training.iterations_per_epoch", cfg.training.iterations_per_epoch)
     _positive("training.max_bad_steps", cfg.training.max_bad_steps)
-    for key in ("max_iterations", "checkpoint_every_iterations", "checkpoint_every_minutes"):
+    for key in ("max_iterations", "checkpoint_every_iterations", "checkpoint_every_minutes", "log_every_seconds"):
         if cfg.training[key] is not None:
             _positive(f"training.{key}", cfg.training[key])
     # critic.name is a label (a user's own conf/critic/<name>.yaml is allowed); no critic = no objective

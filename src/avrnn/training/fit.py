@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import signal
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Sequence
@@ -30,6 +31,7 @@ from avrnn.training import denormals
 from avrnn.training.callbacks import DenormalPolicy, PriorAudioSamples, RandomState, StoreConfig, progress_bar
 from avrnn.training.module import AVRNNModule
 from avrnn.training.phases import batches_per_iteration
+from avrnn.training.progress_lines import ProgressLines
 from avrnn.training.resume import check_resume, check_same_corpus, run_folder_checkpoint
 from avrnn.training.stops import RunStopped, StopAtBoundary, StopSignals
 from avrnn.training.run_summary import summarize_run
@@ -80,8 +82,10 @@ def build_trainer(cfg: DictConfig, output_dir: Path, steps_per_iteration: int,
     last = dict(dirpath=output_dir / "checkpoints", filename="last", enable_version_counter=False)
     callbacks = [best, ModelCheckpoint(**last), PriorAudioSamples(), RandomState(cfg.seed), DenormalPolicy(cfg.flush_denormal),
                  *extra_callbacks]
-    if cfg.trainer.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
+    shows, bar = progress_display(cfg, terminal=sys.stdout.isatty())
+    if bar and not any(isinstance(c, ProgressBar) for c in callbacks):
         callbacks.append(progress_bar())  # iterations out of training.max_iterations
+    callbacks += shows
     if cfg.training.checkpoint_every_iterations:
         # Lightning's step counter counts optimizer steps: steps_per_iteration per iteration
         callbacks.append(ModelCheckpoint(**last, every_n_train_steps=cfg.training.checkpoint_every_iterations
@@ -91,6 +95,7 @@ def build_trainer(cfg: DictConfig, output_dir: Path, steps_per_iteration: int,
             minutes=cfg.training.checkpoint_every_minutes)))
     logger = TensorBoardLogger(save_dir=str(output_dir), name="tensorboard", version="", default_hp_metric=False)
     kwargs = plain(cfg.trainer)
+    kwargs["enable_progress_bar"] = bar or any(isinstance(c, ProgressBar) for c in callbacks)
     kwargs["default_root_dir"] = kwargs.get("default_root_dir") or str(output_dir)
     kwargs["precision"] = supported_precision(kwargs.get("precision"), kwargs.get("accelerator"))
     if kwargs.get("accelerator") in ("gpu", "cuda") and not torch.cuda.is_available():
@@ -102,6 +107,16 @@ def build_trainer(cfg: DictConfig, output_dir: Path, steps_per_iteration: int,
     except (MisconfigurationException, ValueError) as error:  # e.g. an unknown strategy or precision name
         message = " ".join(str(error).split())
         raise ConfigError(f"pytorch_lightning.Trainer refused the trainer.* settings: {message}") from error
+
+
+def progress_display(cfg: DictConfig, terminal: bool) -> tuple[list[pl.Callback], bool]:
+    """(callbacks, whether to show a bar): on a terminal the bar (unless trainer.enable_progress_bar=false);
+    elsewhere (a log file: SLURM, nohup, a pipe) progress lines every training.log_every_seconds instead
+    (avrnn.training.progress_lines), and the bar only where trainer.enable_progress_bar=true asks for it."""
+    requested = cfg.trainer.get("enable_progress_bar")
+    every = cfg.training.get("log_every_seconds")
+    lines = [ProgressLines(every)] if every and not terminal else []
+    return lines, requested is True or (terminal and requested is not False)
 
 
 def multiple_processes() -> bool:
