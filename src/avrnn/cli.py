@@ -78,34 +78,70 @@ def unparsable_override(override: str, message: str) -> str:
 def run(main: Callable[[], object]) -> None:
     """Call a @hydra.main function; user-fixable errors exit 2 with one line on stderr; a run stopped by a
     signal exits 128 + the signal's number (SIGTERM: 143), with its line (and, in a sweep, which jobs
-    finished and which did not)."""
+    finished and which did not). Any other error keeps its traceback."""
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # let composition errors reach us instead of Hydra's printer
+    stderr = sys.stderr
+    sys.stderr = held = JobErrorLineHeld(stderr)
     try:
         main()
-    except RunStopped as stop:
+    except BaseException as error:
+        sys.stderr = stderr
+        reported = outcome(error)
+        if reported is None:
+            held.release()  # beside a traceback it says which job of a sweep failed
+            raise
+        line, status = reported
+        print(line, file=sys.stderr)
+        sys.exit(status)
+    finally:
+        sys.stderr = stderr
+
+
+def outcome(error: BaseException) -> tuple[str, int] | None:
+    """(the one line, the exit status) for a stop or an error a user can fix; None for any other."""
+    if isinstance(error, RunStopped):
         sweep = f" [sweep stopped: {SweepLedger.summary()}]" if SweepLedger.active else ""
         SweepLedger.active = False
-        print(f"stopped: {stop.message}{sweep}", file=sys.stderr)
-        sys.exit(stop.exit_code)
-    except WriteFailed as error:
-        _fail(str(error))
-    except USER_ERRORS as error:
-        _fail(str(error))
-    except OverrideParseException as error:
-        _fail(unparsable_override(error.override, error.message))
-    except (MissingConfigException, HydraException, OmegaConfBaseException) as error:
-        _fail(one_line(error))
-    except ValueError as error:
-        if "No trials are completed yet" not in str(error):  # Optuna: a search of the stock sweeper all failed
-            raise
-        _fail("every trial of the hyper-parameter search failed (each trial folder's log says why); narrow "
-              "hydra.sweeper.params or fix the failing setting, then run it again")
-    except OSError as error:
+        return f"stopped: {error.message}{sweep}", error.exit_code
+    if isinstance(error, (WriteFailed, *USER_ERRORS)):
+        message = str(error)
+    elif isinstance(error, OverrideParseException):
+        message = unparsable_override(error.override, error.message)
+    elif isinstance(error, (MissingConfigException, HydraException, OmegaConfBaseException)):
+        message = one_line(error)
+    elif isinstance(error, ValueError) and "No trials are completed yet" in str(error):
+        # Optuna: a search of the stock sweeper all failed
+        message = ("every trial of the hyper-parameter search failed (each trial folder's log says why); narrow "
+                   "hydra.sweeper.params or fix the failing setting, then run it again")
+    elif isinstance(error, OSError):
         where = f" {error.filename}" if error.filename else ""
-        _fail(f"{error.strerror or error}{where}; free disk space or choose a writable folder "
-              "(hydra.run.dir=..., paths.data_dir=...)")
+        message = (f"{error.strerror or error}{where}; free disk space or choose a writable folder "
+                   "(hydra.run.dir=..., paths.data_dir=...)")
+    else:
+        return None
+    return f"error: {message}", 2
 
 
-def _fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
+class JobErrorLineHeld:
+    """stderr, except Hydra's `Error executing job with overrides: [...]` line (Hydra writes it before
+    re-raising a job's error): held back, and written only for an error that keeps its traceback."""
+
+    PREFIX = "Error executing job with overrides:"
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._held: list[str] = []
+
+    def write(self, text: str) -> int:
+        if text.startswith(self.PREFIX):
+            self._held.append(text)
+            return len(text)
+        return self._stream.write(text)
+
+    def release(self) -> None:
+        for text in self._held:
+            self._stream.write(text)
+        self._held.clear()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)

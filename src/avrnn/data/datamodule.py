@@ -242,7 +242,8 @@ class SpeechDataModule(pl.LightningDataModule):
         """Read every found file, drop the bad ones (skip mode), split what is left, fit the
         normalisation on its training split and frame everything."""
         waves, skipped = {}, []
-        for path in tqdm(found.files, desc=f"reading {self.root.name}", unit="file", leave=False):
+        for path in tqdm(found.files, desc=f"reading {self.root.name}", unit="file", leave=False,  # off without a terminal
+                         disable=None):
             wave = self._read(path, skipped)
             if wave is not None:
                 waves[path] = wave

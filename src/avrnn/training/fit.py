@@ -27,7 +27,7 @@ from avrnn.training.checkpoints import AtomicCheckpointIO, describe_kept, load_c
 from avrnn.config import ConfigError, apply_num_threads, validate
 from avrnn.data.datamodule import SpeechDataModule
 from avrnn import registry
-from avrnn.training import denormals
+from avrnn.training import denormals, trainer_settings
 from avrnn.training.callbacks import DenormalPolicy, PriorAudioSamples, RandomState, StoreConfig, progress_bar
 from avrnn.training.module import AVRNNModule
 from avrnn.training.phases import batches_per_iteration
@@ -105,8 +105,9 @@ def build_trainer(cfg: DictConfig, output_dir: Path, steps_per_iteration: int,
     try:
         return pl.Trainer(**kwargs, logger=logger, callbacks=callbacks)
     except (MisconfigurationException, ValueError) as error:  # e.g. an unknown strategy or precision name
+        refused = trainer_settings.refusal(error, kwargs, "set-up")
         message = " ".join(str(error).split())
-        raise ConfigError(f"pytorch_lightning.Trainer refused the trainer.* settings: {message}") from error
+        raise refused or ConfigError(f"pytorch_lightning.Trainer refused the trainer.* settings: {message}") from error
 
 
 def progress_display(cfg: DictConfig, terminal: bool) -> tuple[list[pl.Callback], bool]:
@@ -159,6 +160,7 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> dict[str, f
     `callbacks` are added to the Trainer's (for use from Python, e.g. early stopping).
     A stop signal ends it with RunStopped (avrnn.training.stops) after saving at an iteration boundary."""
     validate(cfg)
+    trainer_settings.check(plain(cfg.trainer))
     signals = StopSignals().install()
     try:
         metrics = _train(cfg, callbacks, signals)
@@ -223,9 +225,12 @@ def _train(cfg: DictConfig, callbacks: Sequence[pl.Callback], signals: StopSigna
         if trainer.is_global_zero else None
     if hint:
         log.info(hint)
+    settings = plain(cfg.trainer)
     if cfg.training.validate_before_training and ckpt_path is None:
-        trainer.validate(module, datamodule=datamodule, verbose=False)  # the curves' starting point
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        with trainer_settings.checked_by_lightning(settings, "the validation before training"):
+            trainer.validate(module, datamodule=datamodule, verbose=False)  # the curves' starting point
+    with trainer_settings.checked_by_lightning(settings, "training"):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     metrics = {key: float(value) for key, value in trainer.callback_metrics.items()}
     best_score = trainer.checkpoint_callback.best_model_score
     if best_score is not None:
@@ -233,7 +238,10 @@ def _train(cfg: DictConfig, callbacks: Sequence[pl.Callback], signals: StopSigna
     trained_iterations = module.iteration
     if cfg.training.test_after_training and not trainer.fast_dev_run:
         best = trainer.checkpoint_callback.best_model_path or None
-        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best, weights_only=True, verbose=False)
+        kept = (f"training finished and its checkpoints are kept in {output_dir / 'checkpoints'}: the same command "
+                f"without that setting and with hydra.run.dir={output_dir} runs only the test")
+        with trainer_settings.checked_by_lightning(settings, "the test after training", kept):
+            tested = trainer.test(module, datamodule=datamodule, ckpt_path=best, weights_only=True, verbose=False)
         metrics.update({key: float(value) for key, value in tested[0].items()})
         summary = {**metrics, "iterations": trained_iterations, "test_checkpoint_iteration": module.iteration,
                    "test_checkpoint": best or "final weights", "precision": str(trainer.precision),
