@@ -3,6 +3,8 @@
 import argparse
 import sys
 
+from avrnn.cli import run
+from avrnn.command_line import one_line_errors
 from avrnn.analysis.figures import plot_run
 
 
@@ -11,7 +13,7 @@ def main() -> None:
     parser.add_argument("run_dir", help="a run folder (holding tensorboard/)")
     parser.add_argument("--every", type=int, default=100, help="average training curves over this many iterations")
     parser.add_argument("--output-dir", default=None, help="default: <run_dir>/plots")
-    args = parser.parse_args()
+    args = one_line_errors(parser, "python src/plot.py --help").parse_args()
     try:
         written = plot_run(args.run_dir, args.every, args.output_dir)
     except FileNotFoundError as error:
@@ -20,4 +22,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main, hydra_main=False)

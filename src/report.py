@@ -3,13 +3,15 @@
 import argparse
 import sys
 
+from avrnn.cli import run
+from avrnn.command_line import one_line_errors
 from avrnn.analysis.sweep_report import report
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("sweep_dir")
-    args = parser.parse_args()
+    args = one_line_errors(parser, "python src/report.py --help").parse_args()
     try:
         written = report(args.sweep_dir)
     except FileNotFoundError as error:
@@ -19,4 +21,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main, hydra_main=False)

@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
+from avrnn.command_line import one_line_errors
 from avrnn.training import denormals
 from avrnn.config import register_configs
 from avrnn.training.cuda_graphs import GraphedBackward
@@ -394,7 +395,7 @@ def main(conf_dir: Path) -> None:
     parser.add_argument("--ieee-denormals", action="store_true",
                         help="keep IEEE subnormal floats (training's flush_denormal=false); default: flushed")
     parser.add_argument("--ratio-only", action="store_true", help=argparse.SUPPRESS)  # one of --processes
-    args = parser.parse_args()
+    args = one_line_errors(parser, "python src/bench.py --help").parse_args()
     device = torch.device(args.device)
     denormal_state = denormals.apply(not args.ieee_denormals)
     sizes = [tuple(int(v) for v in size.lower().split("x")) for size in args.sizes.split(",")]

@@ -16,7 +16,7 @@ from typing import Callable
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf.errors import OmegaConfBaseException
 
-from avrnn import config as schema
+from avrnn import command_line, config as schema
 from avrnn.training.checkpoints import CheckpointError
 from avrnn.config import ConfigError
 from avrnn.data.errors import DataError
@@ -26,7 +26,7 @@ from avrnn.data.files import WriteFailed
 from avrnn.training.stops import RunStopped
 from avrnn.training.sweeps import AllTrialsFailed, SweepLedger, TrialFailed
 
-USER_ERRORS = (ConfigError, DataError, CheckpointError, TrainingFault, UntrustedTargetError, TrialFailed,
+USER_ERRORS = (command_line.CommandLineError, ConfigError, DataError, CheckpointError, TrainingFault, UntrustedTargetError, TrialFailed,
                AllTrialsFailed)
 NOISE = ("full_key", "object_type", "reference_type", "To append", "Config search path", "provider=",
          "Set the environment", "explicit_type", "See https")
@@ -75,14 +75,17 @@ def unparsable_override(override: str, message: str) -> str:
     return f"cannot parse the override {override!r} ({said}); {fix}"
 
 
-def run(main: Callable[[], object]) -> None:
+def run(main: Callable[[], object], hydra_main: bool = True) -> None:
     """Call a @hydra.main function; user-fixable errors exit 2 with one line on stderr; a run stopped by a
     signal exits 128 + the signal's number (SIGTERM: 143), with its line (and, in a sweep, which jobs
-    finished and which did not). Any other error keeps its traceback."""
+    finished and which did not). Any other error keeps its traceback. `hydra_main`: `main` reads Hydra's
+    command line (its flags are checked first: avrnn.command_line)."""
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # let composition errors reach us instead of Hydra's printer
     stderr = sys.stderr
     sys.stderr = held = JobErrorLineHeld(stderr)
     try:
+        if hydra_main:
+            command_line.check(sys.argv[1:], script=sys.argv[0])
         main()
     except BaseException as error:
         sys.stderr = stderr
@@ -113,6 +116,8 @@ def outcome(error: BaseException) -> tuple[str, int] | None:
         # Optuna: a search of the stock sweeper all failed
         message = ("every trial of the hyper-parameter search failed (each trial folder's log says why); narrow "
                    "hydra.sweeper.params or fix the failing setting, then run it again")
+    elif (refused := command_line.hydra_refusal(error, sys.argv[0])) is not None:
+        message = refused
     elif isinstance(error, OSError):
         where = f" {error.filename}" if error.filename else ""
         message = (f"{error.strerror or error}{where}; free disk space or choose a writable folder "

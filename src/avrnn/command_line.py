@@ -1,0 +1,75 @@
+"""Hydra's own command-line flags, checked before Hydra reads them: a misuse is one line naming the flags
+and the fix, where Hydra prints its whole usage or a traceback (`-m seed=1,2 --cfg job`: ValueError).
+
+`check(argv)` parses the command line with Hydra's own parser (hydra._internal.utils.get_args_parser,
+the one @hydra.main uses) and applies Hydra's rules on which flags go together, plus one Hydra leaves
+silent (`--package` without `--cfg` is ignored and the job runs). `hydra_refusal` covers any other error
+Hydra raises about its command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import traceback
+from pathlib import Path
+
+from hydra._internal.utils import get_args_parser
+
+# Hydra runs one of these per command (hydra._internal.utils._run_hydra)
+COMMANDS = {"run": "--run", "multirun": "-m/--multirun", "cfg": "--cfg", "info": "--info",
+            "shell_completion": "--shell-completion"}
+HYDRA_CODE = str(Path(get_args_parser.__code__.co_filename).parents[1])  # the hydra package
+
+
+class CommandLineError(ValueError):
+    """A misuse of Hydra's flags; the message names them and the fix."""
+
+
+def one_line_errors(parser: argparse.ArgumentParser, hint: str) -> argparse.ArgumentParser:
+    """`parser`, raising CommandLineError(message + hint) where argparse would print its whole usage and exit."""
+    def refuse(message: str):
+        raise CommandLineError(f"{message} ({hint})")
+    parser.error = refuse
+    return parser
+
+
+def _parser(script: str) -> argparse.ArgumentParser:
+    return one_line_errors(get_args_parser(), f"python {script} --hydra-help lists Hydra's flags; settings are "
+                                              "key=value overrides, without dashes")
+
+
+def check(argv: list[str], script: str = "src/train.py") -> None:
+    """Raise CommandLineError for flags Hydra would refuse (with a usage page or a traceback) or ignore."""
+    args = _parser(script).parse_args(argv)
+    given = [flag for key, flag in COMMANDS.items() if getattr(args, key) not in (None, False)]
+    if len(given) > 1:
+        if {"-m/--multirun", "--cfg"} <= set(given):
+            fix = (f"to see a job's config, drop -m and give one value per key (python {script} --cfg job key=value); "
+                   "to run the sweep, drop --cfg")
+        else:
+            fix = "keep one of them"
+        raise CommandLineError(f"{' and '.join(given)} cannot be combined: Hydra does one of --run, -m/--multirun, "
+                               f"--cfg, --info and --shell-completion per command; {fix}")
+    if args.resolve and args.cfg is None and not args.help:
+        raise CommandLineError(f"--resolve only changes what --cfg (or --help) shows; add --cfg job (python {script} "
+                               "--cfg job --resolve)")
+    if args.package is not None and args.cfg is None:
+        raise CommandLineError(f"--package {args.package} only selects the part of the config that --cfg shows (without "
+                               f"--cfg Hydra ignores it and runs the job); add --cfg job (python {script} --cfg job "
+                               f"--package {args.package})")
+    rerun = args.experimental_rerun
+    if rerun is not None and not Path(rerun).is_file():
+        raise CommandLineError(f"--experimental-rerun {rerun}: no such file; it takes the config.pickle a run saved in "
+                               "its .hydra/ folder")
+
+
+def hydra_refusal(error: BaseException, script: str = "src/train.py") -> str | None:
+    """One line for a ValueError Hydra raised about its command line (not caught by `check`); None for
+    any other error."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if type(error) is not ValueError or not frames:
+        return None
+    last = frames[-1]
+    if not (last.filename.startswith(HYDRA_CODE) and last.name in ("_run_hydra", "_get_rerun_conf")):
+        return None
+    return f"{' '.join(str(error).split())} (python {script} --hydra-help lists Hydra's flags)"

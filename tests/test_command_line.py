@@ -1,0 +1,57 @@
+"""Hydra's own command-line flags misused: one line naming the flags and the fix, exit status 2, where
+Hydra printed its whole usage page or a traceback, or (--package without --cfg) ran the job anyway."""
+
+import pytest
+
+from avrnn import command_line
+
+
+@pytest.mark.parametrize("args, line", [
+    (["-m", "seed=1,2", "--cfg", "job"],
+     "error: -m/--multirun and --cfg cannot be combined: Hydra does one of --run, -m/--multirun, --cfg, --info and "
+     "--shell-completion per command; to see a job's config, drop -m and give one value per key (python {script} "
+     "--cfg job key=value); to run the sweep, drop --cfg"),
+    (["--info", "config", "--cfg", "job"],
+     "error: --cfg and --info cannot be combined: Hydra does one of --run, -m/--multirun, --cfg, --info and "
+     "--shell-completion per command; keep one of them"),
+    (["--resolve"],
+     "error: --resolve only changes what --cfg (or --help) shows; add --cfg job (python {script} --cfg job --resolve)"),
+    (["--package", "model", "seed=3"],
+     "error: --package model only selects the part of the config that --cfg shows (without --cfg Hydra ignores it "
+     "and runs the job); add --cfg job (python {script} --cfg job --package model)"),
+    (["--experimental-rerun", "{tmp}/nowhere.pickle"],
+     "error: --experimental-rerun {tmp}/nowhere.pickle: no such file; it takes the config.pickle a run saved in its "
+     ".hydra/ folder"),
+    (["--cfg", "bogus"],
+     "error: argument --cfg/-c: invalid choice: 'bogus' (choose from 'job', 'hydra', 'all') (python {script} "
+     "--hydra-help lists Hydra's flags; settings are key=value overrides, without dashes)"),
+    (["--seed=3"],
+     "error: unrecognized arguments: --seed=3 (python {script} --hydra-help lists Hydra's flags; settings are "
+     "key=value overrides, without dashes)"),
+])
+@pytest.mark.parametrize("script", ["train.py", "evaluate.py"])
+def test_a_misused_hydra_flag_is_one_line_naming_the_flags_and_the_fix(run_in_process, root, tmp_path, script, args,
+                                                                      line):
+    result = run_in_process(script, *[arg.format(tmp=tmp_path) for arg in args])
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [line.format(script=root / "src" / script, tmp=tmp_path)]
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_flags_used_as_hydra_means_them_still_work(run_in_process):
+    result = run_in_process("train.py", "--cfg", "job", "--package", "model", "model.z_dim=3")
+    assert result.returncode == 0, result.stderr
+    assert "z_dim: 3" in result.stdout and "critic" not in result.stdout
+
+
+def test_another_hydra_command_line_refusal_is_one_line_too():
+    """What `check` does not foresee (a rule of a later Hydra) still becomes one line, by where it is raised."""
+    code = compile("def _run_hydra():\n    raise ValueError('The --new flag needs --old')\n_run_hydra()",
+                   f"{command_line.HYDRA_CODE}/_internal/utils.py", "exec")
+    with pytest.raises(ValueError) as raised:
+        exec(code, {})
+    assert command_line.hydra_refusal(raised.value, "src/train.py") == (
+        "The --new flag needs --old (python src/train.py --hydra-help lists Hydra's flags)")
+    with pytest.raises(ValueError) as ours:
+        raise ValueError("The --new flag needs --old")
+    assert command_line.hydra_refusal(ours.value) is None  # raised elsewhere: keeps its traceback
