@@ -17,4 +17,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run(main, hydra_main=False)
+    run(main)

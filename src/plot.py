@@ -22,4 +22,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run(main, hydra_main=False)
+    run(main)

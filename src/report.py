@@ -21,4 +21,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run(main, hydra_main=False)
+    run(main)

@@ -75,16 +75,16 @@ def unparsable_override(override: str, message: str) -> str:
     return f"cannot parse the override {override!r} ({said}); {fix}"
 
 
-def run(main: Callable[[], object], hydra_main: bool = True) -> None:
+def run(main: Callable[[], object]) -> None:
     """Call a @hydra.main function; user-fixable errors exit 2 with one line on stderr; a run stopped by a
     signal exits 128 + the signal's number (SIGTERM: 143), with its line (and, in a sweep, which jobs
-    finished and which did not). Any other error keeps its traceback. `hydra_main`: `main` reads Hydra's
-    command line (its flags are checked first: avrnn.command_line)."""
+    finished and which did not). Any other error keeps its traceback. Where `main` is a @hydra.main
+    function, Hydra's flags are checked first (avrnn.command_line)."""
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # let composition errors reach us instead of Hydra's printer
     stderr = sys.stderr
     sys.stderr = held = JobErrorLineHeld(stderr)
     try:
-        if hydra_main:
+        if command_line.is_hydra_main(main):
             command_line.check(sys.argv[1:], script=sys.argv[0])
         main()
     except BaseException as error:

@@ -13,12 +13,18 @@ import argparse
 import traceback
 from pathlib import Path
 
+import hydra
 from hydra._internal.utils import get_args_parser
 
 # Hydra runs one of these per command (hydra._internal.utils._run_hydra)
 COMMANDS = {"run": "--run", "multirun": "-m/--multirun", "cfg": "--cfg", "info": "--info",
             "shell_completion": "--shell-completion"}
 HYDRA_CODE = str(Path(get_args_parser.__code__.co_filename).parents[1])  # the hydra package
+
+
+def is_hydra_main(function) -> bool:
+    """Whether `function` is a @hydra.main-decorated entry point (it reads Hydra's command line)."""
+    return getattr(getattr(function, "__code__", None), "co_filename", None) == hydra.main.__code__.co_filename
 
 
 class CommandLineError(ValueError):
