@@ -17,30 +17,12 @@ import soundfile as sf
 import soxr
 
 from avrnn.data.errors import DataError
+from avrnn.data.headers import readable, shortfall, sphere_header
 
 # Float files may exceed full scale a little (headroom); 20 dB above it is a broken file, not speech.
 MAX_FLOAT_AMPLITUDE = 10.0
 FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 RESAMPLER_QUALITY = "VHQ"  # soxr's very high quality: passband to 95% of Nyquist, 175 dB stopband
-
-
-def sphere_header(path: Path) -> dict[str, str]:
-    """The fields of a NIST SPHERE header ({} for any other file)."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(1024)
-    except OSError:
-        return {}
-    if not head.startswith(b"NIST_1A"):
-        return {}
-    fields = {}
-    for line in head.decode("ascii", "replace").splitlines()[2:]:
-        if line.strip() == "end_head":
-            break
-        parts = line.split(None, 2)
-        if len(parts) == 3:
-            fields[parts[0]] = parts[2].strip()
-    return fields
 
 
 def _unreadable(path: Path, error: Exception) -> DataError:
@@ -80,13 +62,19 @@ def resample(waveform: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
 
 def read_audio(path: Path, sample_rate: int, resample_to_rate: bool = True) -> np.ndarray:
     """Mono float32 waveform at `sample_rate`, its samples checked (check_samples); a clear DataError
-    names a file that cannot be read, holds bad samples or has another rate with resampling off."""
+    names a file that cannot be read, is cut short (avrnn.data.headers), holds bad samples or has
+    another rate with resampling off."""
     try:
-        with sf.SoundFile(str(path)) as audio:
-            subtype, file_rate = audio.subtype, audio.samplerate
+        with sf.SoundFile(readable(path)) as audio:
+            subtype, file_rate, promised = audio.subtype, audio.samplerate, audio.frames
             waveform = audio.read(dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as error:
         raise _unreadable(Path(path), error) from error
+    short = shortfall(path) or (f"its header promises {promised} samples, {len(waveform)} decode"
+                                if len(waveform) < promised else None)  # e.g. FLAC's STREAMINFO
+    if short:
+        raise DataError(f"{path} is cut short: {short} (a copy or download that stopped early?); copy it again, "
+                        "delete it, or set data.on_bad_file=skip")
     check_samples(waveform, path, subtype)
     waveform = waveform.mean(axis=1)
     if file_rate != sample_rate:

@@ -17,8 +17,10 @@ Splitting takes the files that were found (and, in data.on_bad_file=skip, read),
 
 from __future__ import annotations
 
+import os
 import random
 import re
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,10 +80,60 @@ def is_hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") or part == "__MACOSX" for part in path.relative_to(root).parts)
 
 
+@dataclass(frozen=True)
+class SkippedLink:
+    """A link under the corpus that is not read: `path` (under data.root) and why (`reason`)."""
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path} ({self.reason})"
+
+
+def walk_files(folder: Path, skipped: list[SkippedLink] | None = None) -> list[Path]:
+    """Every file under `folder`, links to folders followed wherever they point (shared storage often
+    links speaker folders in), each path kept as it lies under `folder` (the speaker is read from it, not
+    from the link's target). A folder reached a second time, identified by device and inode, is not read
+    again: a link back to a folder above it (a loop) or a second way to a folder already read (its files
+    would be two utterances each); links that lead nowhere are left out too. Each is added to `skipped`."""
+    skipped = [] if skipped is None else skipped
+    first = os.stat(folder)
+    seen: dict[tuple[int, int], Path] = {(first.st_dev, first.st_ino): Path(folder)}
+    files = []
+    for current, folders, names in os.walk(folder, followlinks=True):
+        current = Path(current)
+        folders.sort()  # the first way to a folder reached twice is the first by name
+        for name in list(folders):
+            path = current / name
+            try:
+                status = os.stat(path)
+            except OSError:
+                folders.remove(name)
+                skipped.append(SkippedLink(path, "a link that leads nowhere"))
+                continue
+            key = (status.st_dev, status.st_ino)
+            if key in seen:
+                folders.remove(name)
+                earlier = seen[key]
+                reason = (f"a loop: it leads back to {earlier}" if earlier in path.parents
+                          else f"the same folder as {earlier}, read there")
+                skipped.append(SkippedLink(path, reason))
+            else:
+                seen[key] = path
+        for name in names:
+            path = current / name
+            if path.is_file():
+                files.append(path)
+            elif path.is_symlink():
+                skipped.append(SkippedLink(path, "a link that leads nowhere"))
+    return sorted(files)
+
+
 def list_audio(folder: Path, extensions=(".wav",), layout: str = TIMIT_LAYOUT,
-               hidden: list[Path] | None = None) -> list[Path]:
-    """Audio files under `folder` (recursively, sorted), hidden ones left out (and added to `hidden`)."""
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in extensions and p.is_file())
+               hidden: list[Path] | None = None, links: list[SkippedLink] | None = None) -> list[Path]:
+    """Audio files under `folder` (walk_files, sorted), hidden ones left out (and added to `hidden`),
+    links not followed added to `links`."""
+    files = [p for p in walk_files(folder, links) if p.suffix.lower() in extensions]
     ignored = {p for p in files if is_hidden(p, folder)}
     if hidden is not None:
         hidden.extend(sorted(ignored))
@@ -129,11 +181,13 @@ def _preference(path: Path) -> tuple:
 @dataclass(frozen=True)
 class Found:
     """The audio of a corpus, one file per utterance: `pools` (timit: train and test; folder: all),
-    `copies` (kept file -> the other copies of its utterance, left out) and `hidden` (ignored files)."""
+    `copies` (kept file -> the other copies of its utterance, left out), `hidden` (ignored files) and
+    `links` (links not followed: loops, second ways to a folder, links that lead nowhere)."""
     root: Path
     pools: dict[str, list[Path]]
     copies: dict[Path, list[Path]]
     hidden: list[Path]
+    links: list[SkippedLink] = dataclasses.field(default_factory=list)
 
     @property
     def files(self) -> list[Path]:
@@ -157,17 +211,20 @@ def one_copy_each(files: list[Path], root: Path) -> tuple[list[Path], dict[Path,
 def find_corpus(root: Path, layout: str) -> Found:
     """The utterances of a corpus (see the module's docstring), or a DataError naming the layout."""
     hidden: list[Path] = []
+    links: list[SkippedLink] = []
     if layout == "timit":
         train_dir, test_dir = find_split_dirs(root)
-        pools = {"train": list_audio(train_dir, hidden=hidden), "test": list_audio(test_dir, hidden=hidden)}
+        pools = {"train": list_audio(train_dir, hidden=hidden, links=links),
+                 "test": list_audio(test_dir, hidden=hidden, links=links)}
     else:
-        pools = {"all": list_audio(_require_dir(root, FOLDER_LAYOUT), AUDIO_EXTENSIONS, FOLDER_LAYOUT, hidden)}
+        pools = {"all": list_audio(_require_dir(root, FOLDER_LAYOUT), AUDIO_EXTENSIONS, FOLDER_LAYOUT, hidden, links)}
     root = Path(root)
+    links.sort(key=lambda link: str(link.path))
     copies: dict[Path, list[Path]] = {}
     for name, files in pools.items():
         pools[name], found = one_copy_each(files, root)
         copies.update(found)
-    return Found(root=root, pools=pools, copies=copies, hidden=hidden)
+    return Found(root=root, pools=pools, copies=copies, hidden=hidden, links=links)
 
 
 def timit_speaker(path: Path) -> str:

@@ -31,7 +31,8 @@ from avrnn.data.synthetic import generate_corpus
 log = logging.getLogger(__name__)
 # 2: samples checked when read, one copy per utterance, hidden files ignored, bad files dropped before
 #    the split, soxr resampling (caches of version 1 may hold unchecked or differently resampled frames)
-CACHE_VERSION = 2
+# 3: files cut short refused, links to folders followed (caches of version 2 may hold files read short)
+CACHE_VERSION = 3
 
 
 def pad_batch(sequences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -255,7 +256,8 @@ class SpeechDataModule(pl.LightningDataModule):
         return {"frames": frames, "paths": {split: [str(p) for p in files] for split, files in splits.as_dict().items()},
                 "normalization": normalization.to_dict(), "skipped": skipped,
                 "copies_dropped": sum(len(c) for c in found.copies.values()),
-                "copies_differing": different_copies(found.copies), "hidden_ignored": len(found.hidden)}
+                "copies_differing": different_copies(found.copies), "hidden_ignored": len(found.hidden),
+                "links_skipped": [str(link) for link in found.links]}
 
     def setup(self, stage: str | None = None) -> None:
         if self.frames:
@@ -283,6 +285,9 @@ class SpeechDataModule(pl.LightningDataModule):
         if content["hidden_ignored"]:
             log.info("data: ignored %d hidden file(s) (macOS resource forks ._*, __MACOSX/, .*)",
                      content["hidden_ignored"])
+        if content.get("links_skipped"):  # (a data cache of an earlier version has no such entry)
+            log.warning("data: %d link(s) under data.root not followed: %s", len(content["links_skipped"]),
+                        "; ".join(content["links_skipped"][:3]) + ("; ..." if len(content["links_skipped"]) > 3 else ""))
         if content["copies_dropped"]:
             log.warning("data: %d file(s) are further copies of an utterance already found (same path without its "
                         "audio suffixes, e.g. SI1.WAV and SI1.WAV.wav); one copy of each is used (a readable one, "
