@@ -12,12 +12,36 @@ REQUIRED = ("reference_fps", "vrnn_fps", "avrnn_fps", "gru_floor_fps", "matmul_g
             "sizes", "runs")
 
 
-def test_bench_writes_one_record_per_size(run_in_process, tmp_path):
+@pytest.fixture
+def benchmark_module(root, monkeypatch):
+    monkeypatch.syspath_prepend(str(root / "tools"))
+    import benchmark  # tools/benchmark.py, the module src/bench.py runs
+
+    return benchmark
+
+
+def test_bench_writes_one_record_per_size(run_in_process, tmp_path, benchmark_module, monkeypatch):
+    """Run as if another job held the cores (0.4 idle cores at every check): each row is printed as soon as
+    its size is measured, and marked untrusted, in the table and in bench.json, with the reason."""
+    monkeypatch.setattr(benchmark_module, "idle_cores", lambda interval=1.0: 0.4)
     output = tmp_path / "bench.json"
     result = run_in_process("bench.py", "--sizes", "2x6,3x4", "--warmup", "0", "--repeats", "2", "--output",
                             str(output), "--device", "cpu", "--processes", "0")
     assert result.returncode == 0, result.stderr[-2000:]
     bench = json.loads(output.read_text())
+    lines = result.stdout.splitlines()
+    first_row = next(i for i, line in enumerate(lines) if line.startswith("   2 x 6 "))
+    second_size = next(i for i, line in enumerate(lines) if line.startswith("bench: size 2 of 2, 3 x 4; about "))
+    assert first_row < second_size  # printed as soon as measured, with how long the rest will take
+    assert lines[first_row].endswith("UNTRUSTED") and "0.4 of" in lines[0]
+    threads = bench["threads"]
+    assert bench["trusted"] is False and bench["idle_cores_at_start"] == 0.4
+    for run in bench["runs"]:
+        assert run["untrusted"][0] == f"0.4 idle cores for {threads} threads when it started"
+        assert set(run["repeat_spread"]) == {"reference", "vrnn", "avrnn", "gru_floor"}
+    assert bench["untrusted"] == {f"{r['batch']}x{r['T']}": r["untrusted"] for r in bench["runs"]}
+    assert f"UNTRUSTED 2x6: 0.4 idle cores for {threads} threads when it started" in result.stdout
+    assert all(check["trusted"] is False for check in bench["targets"].values())
     assert all(key in bench for key in REQUIRED)
     assert [(r["batch"], r["T"]) for r in bench["runs"]] == [(2, 6), (3, 4)]
     for run in bench["runs"]:
@@ -38,7 +62,7 @@ def test_bench_writes_one_record_per_size(run_in_process, tmp_path):
     for run in bench["runs"]:  # bf16-mixed beside fp32 where the CPU has it natively, and only there
         assert ("vrnn_bf16_speedup" in run and "avrnn_bf16_speedup" in run) == native
     assert ("native CPU bf16" in result.stdout) == native and ("no native bf16" in result.stdout) != native
-    assert all(set(check) == {"value", "met"} for check in bench["targets"].values())
+    assert all(set(check) == {"value", "met", "trusted"} for check in bench["targets"].values())
     for rate, cost in bench["resampling_to_16000"].items():  # odd rates: memory does not grow with the ratio
         assert cost["output_samples"] == 160000, rate  # 10 s at 16 kHz
         assert cost["peak_memory_increase_mb"] is None or cost["peak_memory_increase_mb"] < 64, (rate, cost)
@@ -58,3 +82,14 @@ def test_bench_times_the_avrnn_over_vrnn_ratio_in_separate_processes(run_script,
     assert bench["denormals"] == "IEEE"
     spread = bench["targets"]["avrnn_over_vrnn spread across processes <= 0.10 (every size)"]
     assert spread["value"] == across["spread"] and spread["met"] == (across["spread"] <= 0.10)
+
+
+def test_a_timing_is_distrusted_for_a_wide_spread_or_busy_cores(benchmark_module):
+    quiet = {"vrnn": [1.0, 1.1, 1.05], "avrnn": [2.0, 2.1, 2.2]}
+    assert benchmark_module.distrust(quiet, idle=2.0, threads=2) == []
+    assert benchmark_module.distrust(quiet, idle=1.6, threads=2) == []  # within IDLE_MARGIN
+    assert benchmark_module.distrust(quiet, idle=1.0, threads=2) == ["1.0 idle cores for 2 threads when it started"]
+    contended = {"vrnn": [1.0, 26.0, 1.1], "avrnn": [2.0, 2.1, 2.2]}  # a descheduled OpenMP partner, once
+    assert benchmark_module.distrust(contended, idle=None, threads=2) == [
+        "vrnn: repeats spread 2273% of their median (over 50%)"]
+    assert benchmark_module.spread([3.0]) == 0.0

@@ -19,11 +19,14 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import logging
+import os
 import resource
 import statistics
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -65,10 +68,44 @@ def timed(step, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def median_seconds(step, warmup: int, repeats: int, device: torch.device) -> float:
+def repeat_seconds(step, warmup: int, repeats: int, device: torch.device) -> list[float]:
     for _ in range(warmup):
         step()
-    return statistics.median(timed(step, device) for _ in range(repeats))
+    return [timed(step, device) for _ in range(repeats)]
+
+
+def median_seconds(step, warmup: int, repeats: int, device: torch.device) -> float:
+    return statistics.median(repeat_seconds(step, warmup, repeats, device))
+
+
+# --- whether a timing can be trusted ----------------------------------------------------------------
+SPREAD_LIMIT = 0.5  # (max - min) / median of a timing's repeats; quiet cores stay well under it
+IDLE_MARGIN = 0.5  # cores: fewer idle than threads - this, and OpenMP threads wait on a descheduled partner
+
+
+def spread(seconds: list[float]) -> float:
+    """(max - min) / median of a timing's repeats (0 for fewer than two)."""
+    return (max(seconds) - min(seconds)) / statistics.median(seconds) if len(seconds) > 1 else 0.0
+
+
+def idle_cores(interval: float = 1.0) -> float:
+    """Cores left idle by every other process over `interval` seconds (this one sleeps meanwhile)."""
+    import psutil
+
+    return (100.0 - psutil.cpu_percent(interval=interval)) / 100.0 * psutil.cpu_count()
+
+
+def distrust(repeats: dict[str, list[float]], idle: float | None, threads: int) -> list[str]:
+    """Why the timings of one size cannot be taken as this machine's speed (empty: they can): a timing
+    whose repeats spread over SPREAD_LIMIT of their median, or fewer idle cores than threads when the
+    size started (another job holds a core: seen, a 1 s step measured as 26 s)."""
+    reasons = []
+    if idle is not None and idle < threads - IDLE_MARGIN:
+        reasons.append(f"{idle:.1f} idle cores for {threads} threads when it started")
+    for name, seconds in repeats.items():
+        if spread(seconds) > SPREAD_LIMIT:
+            reasons.append(f"{name}: repeats spread {spread(seconds):.0%} of their median (over {SPREAD_LIMIT:.0%})")
+    return reasons
 
 
 def elbo_loss(model: VRNN, reference: bool = False):
@@ -203,9 +240,10 @@ def avrnn_config(conf_dir: Path, *overrides: str):
 
 
 def avrnn_seconds(conf_dir: Path, batch: int, steps: int, device: torch.device, warmup: int, repeats: int,
-                  cuda_graphs: bool = False, precision: str = "32-true", between=None):
+                  cuda_graphs: bool = False, precision: str = "32-true", between=None, keep: list | None = None):
     """One full A-VRNN iteration through Lightning (what training really runs), n_critic = 1: the
-    median seconds; with `between`, also the median ratio to the time of `between` run after each."""
+    median seconds; with `between`, also the median ratio to the time of `between` run after each;
+    `keep` receives every timed iteration's seconds."""
     module = build_module(avrnn_config(conf_dir, f"training.cuda_graphs={cuda_graphs}",
                                        f"training.max_iterations={warmup + repeats}"))
     assert module.phases == ["reconstruction", "critic", "adversarial"], module.phases  # times what A-VRNN runs
@@ -218,13 +256,17 @@ def avrnn_seconds(conf_dir: Path, batch: int, steps: int, device: torch.device, 
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(module, train_dataloaders=loader)
     seconds = statistics.median(timer.times[warmup:])
+    if keep is not None:
+        keep.extend(timer.times[warmup:])
     if between is None:
         return seconds
     return seconds, statistics.median(a / b for a, b in zip(timer.times[warmup:], timer.between_times[warmup:]))
 
 
 def run_size(conf_dir: Path, batch: int, steps: int, device: torch.device, warmup: int, repeats: int,
-             matmul_rate) -> dict:
+             matmul_rate, idle: float | None = None, say=print) -> dict:
+    """Every timing of one size (B x T), with whether it can be trusted (`distrust`; `idle`: idle cores
+    when it started); `say` tells what is being measured."""
     torch.manual_seed(0)
     model = VRNN(**SIZES).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -236,17 +278,28 @@ def run_size(conf_dir: Path, batch: int, steps: int, device: torch.device, warmu
     flops_per_frame = counter.get_total_flops() / frames
     record = {"batch": batch, "T": steps, "frames_per_step": frames, "model_flops_per_frame": flops_per_frame}
     vrnn_step = elbo_step(model, optimizer, x, mask, False)
+    say(f"  {batch} x {steps}: the VRNN step, paired with the matmul rate ({repeats} repeats)")
     vrnn_seconds, matmul_rates = paired_with_matmul(vrnn_step, matmul_rate, warmup, repeats, device)
-    avrnn, avrnn_over_vrnn = avrnn_seconds(conf_dir, batch, steps, device, warmup, repeats, between=vrnn_step)
+    say(f"  {batch} x {steps}: the A-VRNN iteration through Lightning")
+    avrnn_repeats: list[float] = []
+    avrnn, avrnn_over_vrnn = avrnn_seconds(conf_dir, batch, steps, device, warmup, repeats, between=vrnn_step,
+                                           keep=avrnn_repeats)
+    say(f"  {batch} x {steps}: the per-step reference and the GRU floor")
     reference_seconds, vrnn_after_reference = alternating_seconds(
         elbo_step(model, optimizer, x, mask, True), vrnn_step, warmup, repeats, device)
+    gru_seconds = repeat_seconds(gru_step(batch, steps, device), warmup, repeats, device)
     timings = {
         "reference": statistics.median(reference_seconds),
         "vrnn": statistics.median(vrnn_seconds),
-        "gru_floor": median_seconds(gru_step(batch, steps, device), warmup, repeats, device),
+        "gru_floor": statistics.median(gru_seconds),
         "avrnn": avrnn,
     }
+    repeated = {"reference": reference_seconds, "vrnn": vrnn_seconds, "avrnn": avrnn_repeats, "gru_floor": gru_seconds}
+    record["repeat_spread"] = {name: spread(seconds) for name, seconds in repeated.items()}
+    record["idle_cores_at_start"] = idle
+    record["untrusted"] = distrust(repeated, idle, torch.get_num_threads() if device.type == "cpu" else 1)
     if device.type == "cpu" and cpu_bf16_native():  # native bf16: bf16-mixed beside fp32, paired
+        say(f"  {batch} x {steps}: bf16-mixed beside fp32 (this CPU has native bf16)")
         bf16_seconds, fp32_seconds = alternating_seconds(elbo_step(model, optimizer, x, mask, False, bf16=True),
                                                          vrnn_step, warmup, repeats, device)
         timings["vrnn_bf16"] = statistics.median(bf16_seconds)
@@ -255,6 +308,7 @@ def run_size(conf_dir: Path, batch: int, steps: int, device: torch.device, warmu
             conf_dir, batch, steps, device, warmup, repeats, precision="bf16-mixed", between=vrnn_step)
         record["avrnn_bf16_speedup"] = avrnn_over_vrnn / record["avrnn_bf16_over_vrnn_time"]  # both against fp32 VRNN
     if device.type == "cuda":  # the GPU options (docs/performance.md): bf16 autocast and CUDA graphs
+        say(f"  {batch} x {steps}: the GPU options (bf16 autocast, CUDA graphs)")
         timings.update({
             "vrnn_bf16": median_seconds(elbo_step(model, optimizer, x, mask, False, bf16=True), warmup, repeats,
                                         device),
@@ -280,6 +334,7 @@ def run_size(conf_dir: Path, batch: int, steps: int, device: torch.device, warmu
     record["avrnn_over_vrnn_time"] = avrnn_over_vrnn
     if device.type == "cpu" and torch.get_num_threads() > 1 and batch <= loop_linear.ONE_THREAD_MAX_ROWS:
         # the one-thread switch was measured on one CPU; this says whether it pays on the one at hand
+        say(f"  {batch} x {steps}: the one-thread switch on and off")
         with_switch, without_switch = alternating_seconds(vrnn_step, without_one_thread_switch(vrnn_step), warmup,
                                                           repeats, device)
         record["one_thread_switch_speedup"] = statistics.median(b / a for a, b in zip(with_switch, without_switch))
@@ -360,6 +415,23 @@ def resampling_cost(seconds: float = 10.0) -> dict:
     return result
 
 
+HEADER = (f"{'B x T':>9} {'reference':>10} {'vrnn':>10} {'avrnn':>10} {'gru floor':>10}  (frames/s)"
+          f" {'vrnn GFLOP/s':>13} {'of matmul':>9} {'speed-up':>8} {'avrnn/vrnn':>10} {'peak MB':>8}  trust")
+
+
+def row(r: dict) -> str:
+    """One size's line of the table; `UNTRUSTED` where `distrust` found a reason (listed below the table)."""
+    return (f"{r['batch']:>4} x {r['T']:<3} {r['reference_fps']:>10.0f} {r['vrnn_fps']:>10.0f} {r['avrnn_fps']:>10.0f} "
+            f"{r['gru_floor_fps']:>10.0f}             {r['vrnn_gflops']:>13.1f} {r['vrnn_fraction_of_matmul']:>9.0%} "
+            f"{r['vrnn_speedup_over_reference']:>7.2f}x {r['avrnn_over_vrnn_time']:>9.2f}x {r['peak_memory_mb']:>8.0f}  "
+            + ("UNTRUSTED" if r["untrusted"] else "ok"))
+
+
+def duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
 def targets(runs: list[dict], processes: dict) -> dict:
     """The speed issue's targets, each with its measured value and whether it is met (None: not measured
     here). fp32: not slower than the AMD EPYC figures of that issue."""
@@ -367,6 +439,10 @@ def targets(runs: list[dict], processes: dict) -> dict:
 
     def at(size, key):
         return by_size.get(size, {}).get(key)
+
+    def trusted(name):  # the sizes a check reads: the one it names, or every size
+        sizes = [size for size in by_size if size in name] or list(by_size)
+        return not any(by_size[size]["untrusted"] for size in sizes)
     checks = {
         "avrnn_over_vrnn spread across processes <= 0.10 (every size)":
             max((p["spread"] for p in processes.values()), default=None),
@@ -379,7 +455,7 @@ def targets(runs: list[dict], processes: dict) -> dict:
     for name, value in checks.items():
         bound = float(name.split("= ")[1].split()[0])
         met = None if value is None else value <= bound if "<=" in name else value >= bound
-        result[name] = {"value": value, "met": met}
+        result[name] = {"value": value, "met": met, "trusted": trusted(name)}
     return result
 
 
@@ -403,23 +479,49 @@ def main(conf_dir: Path) -> None:
         print(json.dumps({f"{b}x{t}": ratio_in_this_process(conf_dir, b, t, device, args.warmup, args.repeats)
                           for b, t in sizes}))
         return
+    say = functools.partial(print, flush=True)
+    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)  # its start-up lines, once per Trainer
+    warnings.filterwarnings("ignore", message=".*val_dataloader.*")  # the timed Trainer has no validation data
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads() if device.type == "cpu" else 1
+    idle = idle_cores() if device.type == "cpu" else None
+    say(f"bench: {name}, torch {torch.__version__}; timing sizes {args.sizes} (B x T), {args.warmup} warm-up and "
+        f"{args.repeats} timed repeats each" + (f", then the A-VRNN / VRNN ratio in {args.processes} fresh processes"
+                                                if args.processes else "")
+        + (f"; {idle:.1f} of {os.cpu_count()} cores idle" if idle is not None else ""))
+    if idle is not None and idle < threads - IDLE_MARGIN:
+        say(f"bench: warning: {idle:.1f} idle cores for {threads} threads: another job is running, and timings now "
+            "measure the contention, not the CPU; they are marked untrusted (stop the other job, or run with "
+            "OMP_NUM_THREADS / fewer threads)")
     rate = matmul_meter(device)
     rates = []
 
     def matmul_rate() -> float:
         rates.append(rate())
         return rates[-1]
-    runs = [run_size(conf_dir, batch, steps, device, args.warmup, args.repeats, matmul_rate) for batch, steps in sizes]
+    runs, started = [], time.perf_counter()
+    for index, (batch, steps) in enumerate(sizes):
+        done, remaining = sum(b * t for b, t in sizes[:index]), sum(b * t for b, t in sizes[index:])
+        elapsed = time.perf_counter() - started
+        left = f"; about {duration(elapsed / done * remaining)} left for the sizes (by frames)" if done else ""
+        say(f"bench: size {index + 1} of {len(sizes)}, {batch} x {steps}{left}")
+        size_idle = idle if index == 0 else idle_cores() if device.type == "cpu" else None
+        runs.append(run_size(conf_dir, batch, steps, device, args.warmup, args.repeats, matmul_rate, size_idle, say))
+        if index == 0:
+            say(HEADER)
+        say(row(runs[-1]))
     processes = across_processes(args, args.processes) if args.processes else {}
+    say("bench: resampling 10 s of audio at odd rates")
     resampling = resampling_cost()
     matmul = statistics.median(rates)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     bf16 = cpu_bf16_matmul_speedup() if device.type == "cpu" else None
+    untrusted = {f"{r['batch']}x{r['T']}": r["untrusted"] for r in runs if r["untrusted"]}
     result = {"device": name, "torch": torch.__version__, "matmul_gflops": matmul, "sizes": SIZES,
               "denormals": denormal_state, "cpu_bf16_matmul_speedup": bf16,
               "cpu_bf16": None if device.type != "cpu" else "native" if cpu_bf16_native() else
               "emulated" if bf16 is not None else "none",
               "units": "frames/s = B*T / seconds per training step; GFLOP/s = model FLOPs per frame x frames/s",
+              "trusted": not untrusted, "untrusted": untrusted, "idle_cores_at_start": idle, "threads": threads,
               **{k: runs[0][k] for k in ("reference_fps", "vrnn_fps", "avrnn_fps", "gru_floor_fps", "vrnn_gflops")},
               "runs": runs, "avrnn_over_vrnn_across_processes": processes, "targets": targets(runs, processes),
               "resampling_to_16000": resampling}
@@ -427,12 +529,12 @@ def main(conf_dir: Path) -> None:
         json.dump(result, handle, indent=2)
     print(f"device {name}, torch {torch.__version__}, dense fp32 matmul {matmul:.0f} GFLOP/s "
           f"(median; {min(rates):.0f} to {max(rates):.0f} over the run); denormals {denormal_state}")
-    print(f"{'B x T':>9} {'reference':>10} {'vrnn':>10} {'avrnn':>10} {'gru floor':>10}  (frames/s)"
-          f" {'vrnn GFLOP/s':>13} {'of matmul':>9} {'speed-up':>8} {'avrnn/vrnn':>10} {'peak MB':>8}")
+    print(HEADER)
     for r in runs:
-        print(f"{r['batch']:>4} x {r['T']:<3} {r['reference_fps']:>10.0f} {r['vrnn_fps']:>10.0f} {r['avrnn_fps']:>10.0f} "
-              f"{r['gru_floor_fps']:>10.0f}             {r['vrnn_gflops']:>13.1f} {r['vrnn_fraction_of_matmul']:>9.0%} "
-              f"{r['vrnn_speedup_over_reference']:>7.2f}x {r['avrnn_over_vrnn_time']:>9.2f}x {r['peak_memory_mb']:>8.0f}")
+        print(row(r))
+    for size, reasons in untrusted.items():
+        print(f"UNTRUSTED {size}: {'; '.join(reasons)}: these figures measure this machine's load, not its speed; "
+              "rerun on quiet cores")
     if device.type == "cpu":
         if result["cpu_bf16"] == "native":
             print(f"native CPU bf16 (a bf16 matmul {bf16:.1f}x fp32): trainer.precision=bf16-mixed, frames/s "
@@ -464,5 +566,7 @@ def main(conf_dir: Path) -> None:
               f"peak memory +{memory}")
     for target, check in result["targets"].items():
         value = "not measured here" if check["value"] is None else f"{check['value']:.3g}"
-        print(f"target {target}: {value}" + ("" if check["met"] is None else " (met)" if check["met"] else " (NOT met)"))
+        verdict = "" if check["met"] is None else " (met" if check["met"] else " (NOT met"
+        verdict += "" if not verdict else ")" if check["trusted"] else "; UNTRUSTED: measured under load)"
+        print(f"target {target}: {value}{verdict}")
     print(f"wrote {args.output}")
