@@ -34,6 +34,7 @@ TINY = [
     "data.batch_size=2", "data.eval_batch_size=4", "data.crop_frames=8", "data.cache_dir=null",
     "training.max_iterations=3", "training.iterations_per_epoch=3",
     "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+    "training.figures=false",  # half of a tiny run's time; the tests of the figures turn them on
 ]
 
 

@@ -1,14 +1,15 @@
 """The entry point as users call it: python src/train.py ...
 
-One true subprocess test per kind (a config printout, a one-line error, a multirun sweep); the other
-one-line errors go through the same entry point in-process (avrnn.cli.run around train.py's main).
+One true subprocess test (a one-line error and its exit status; tests/test_stops.py has the stop
+signal's); the rest go through the same entry point in-process (avrnn.cli.run around train.py's main),
+which the test below holds to the subprocess.
 """
 
 import pytest
 
 
-def test_cfg_job_resolve_prints_the_resolved_config(run_script):
-    result = run_script("train.py", "model=vrnn", "--cfg", "job", "--resolve")
+def test_cfg_job_resolve_prints_the_resolved_config(run_in_process):
+    result = run_in_process("train.py", "model=vrnn", "--cfg", "job", "--resolve")
     assert result.returncode == 0, result.stderr
     assert "name: vrnn" in result.stdout and "frame_size: 200" in result.stdout and "${" not in result.stdout
 
@@ -27,9 +28,9 @@ def test_bad_combination_in_process_gives_the_same_line(run_in_process, tmp_path
     assert result.last_line.startswith("error: model=vrnn is the KL-only ELBO baseline")
 
 
-def test_multirun_sweep_writes_one_folder_per_run(run_script, tmp_path, corpus_dir, tiny):
+def test_multirun_sweep_writes_one_folder_per_run(run_in_process, tmp_path, corpus_dir, tiny):
     sweep = tmp_path / "multirun"
-    result = run_script("train.py", "-m", "critic=wgan,gan", "latent=z16,z64", *tiny,
+    result = run_in_process("train.py", "-m", "critic=wgan,gan", "latent=z16,z64", *tiny,
                         f"data.root={corpus_dir}", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-3000:]
     runs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))

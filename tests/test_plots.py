@@ -15,7 +15,7 @@ def test_block_average_means_each_block_of_iterations():
 
 def test_run_figures_are_written(make_cfg, tmp_path):
     run = tmp_path / "run"
-    train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=3"))
+    train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=3", "training.figures=true"))
     written = plot_run(run, every=2)
     assert sorted(p.name for p in written) == ["fig2_bounds.png", "fig3_critic.png", "kl.png"]
     assert all(p.read_bytes().startswith(b"\x89PNG") and p.stat().st_size > 10_000 for p in written)
@@ -28,7 +28,8 @@ def test_a_finished_run_leaves_its_hparams_and_figures_in_tensorboard(make_cfg, 
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     run = tmp_path / "run"
-    train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=3", "critic.input=conditional"))
+    train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=3", "critic.input=conditional",
+                   "training.figures=true"))
     events = EventAccumulator(str(run / "tensorboard"), size_guidance={"images": 0, "tensors": 0})
     events.Reload()
     assert sorted(events.Tags()["images"]) == ["figures/fig2_bounds", "figures/fig3_critic", "figures/kl"]
@@ -39,3 +40,14 @@ def test_a_finished_run_leaves_its_hparams_and_figures_in_tensorboard(make_cfg, 
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
     assert "hp/val/best_elbo_per_timestep" in [m.name.tag for m in experiment.metric_infos]
     assert sorted(p.name for p in (run / "plots").iterdir()) == ["fig2_bounds.png", "fig3_critic.png", "kl.png"]
+
+
+def test_a_run_without_figures_still_leaves_its_hparams(make_cfg, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=3", "training.figures=false"))
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"images": 0, "tensors": 0})
+    events.Reload()
+    assert events.Tags()["images"] == [] and not (run / "plots").exists()
+    assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")

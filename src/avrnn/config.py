@@ -112,6 +112,7 @@ class TrainingConfig:
     # (and one per validation) instead of the bar, to stdout and train.log; null: none
     log_every_seconds: Optional[float] = 30.0
     test_after_training: bool = True  # score the best checkpoint on the test split -> <run>/metrics.json
+    figures: bool = True  # at the end: the paper's Fig. 2 / Fig. 3 and the KL curve (<run>/plots/, TensorBoard)
     audio_every_n_epochs: int = 1  # TensorBoard: prior samples as audio after every Nth validation (0: off)
     audio_seconds: float = 2.0
     # replay each phase's forward+backward as a CUDA graph (docs/performance.md): null = wherever it

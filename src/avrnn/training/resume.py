@@ -45,7 +45,7 @@ RULES: list[tuple[str, str]] = [  # (leaf, rule); a test holds it to one entry p
     *[(f"training.{key}", APPLY) for key in ("max_iterations", "iterations_per_epoch", "grad_clip_norm",
                                              "max_bad_steps",
                                              "validate_before_training", "checkpoint_every_iterations",
-                                             "checkpoint_every_minutes", "log_every_seconds", "test_after_training", "audio_every_n_epochs",
+                                             "checkpoint_every_minutes", "log_every_seconds", "test_after_training", "figures", "audio_every_n_epochs",
                                              "audio_seconds", "cuda_graphs")],
     ("training.fresh_batch_per_phase", REFUSE),
     ("data.name", APPLY),  # a label; the corpus itself is checked (check_same_corpus)
@@ -149,7 +149,8 @@ def check_resume(stored: dict, current: dict, checkpoint_path: Path, iteration: 
     return changes
 
 
-HOW_IT_RUNS = ("ckpt_path", "paths.", "trainer.", "num_threads", "flush_denormal", "training.log_every_seconds")  # not which run it is
+HOW_IT_RUNS = ("ckpt_path", "paths.", "trainer.", "num_threads", "flush_denormal", "training.log_every_seconds",
+               "training.figures")  # not which run it is
 
 
 def run_folder_checkpoint(output_dir: Path, current: dict, stored_config) -> tuple[Path | None, dict | None]:

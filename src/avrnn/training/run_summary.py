@@ -36,13 +36,15 @@ def _get(config: dict, dotted: str):
 
 
 def summarize_run(logger: TensorBoardLogger, config: dict, metrics: dict, output_dir: Path, iterations: int) -> None:
-    """HParams entry and figures of one run; `config` is the resolved config as plain data (its
-    trainer.precision the one the run trained in: avrnn.training.fit.record_precision)."""
+    """HParams entry and (training.figures) figures of one run; `config` is the resolved config as plain
+    data (its trainer.precision the one the run trained in: avrnn.training.fit.record_precision)."""
     with_critic = builds_critic(config["critic"], config["ablation"])
     keys = [key for key in HPARAMS if with_critic or key not in CRITIC_HPARAMS]
     params = {key: value for key in keys if (value := _get(config, key)) is not None}
     logger.log_hyperparams(params, metrics={f"hp/{key}": float(metrics[key]) for key in METRICS if key in metrics})
     logger.experiment.flush()  # the figures are drawn from the event files written so far
+    if not config["training"].get("figures", True):
+        return
     every = min(100, max(1, iterations // 10))  # the paper averages training curves over 100 iterations
     for path in plot_run(output_dir, every=every):
         logger.experiment.add_image(f"figures/{path.stem}", plt.imread(path)[..., :3], iterations, dataformats="HWC")
