@@ -1,0 +1,100 @@
+"""The core maths held to closed forms and independent computations (issue: mutation testing): each test
+asserts a value worked out from the definition, never one read back from the code under test."""
+
+import math
+
+import pytest
+import torch
+
+from avrnn.models import losses, phase_losses
+from avrnn.models.objectives import JensenShannon, WassersteinGradientPenalty
+
+
+# --- WGAN-GP's penalty (Gulrajani et al. 2017): gp_weight * mean_b (||grad_z D(z_hat_b)|| - 1)^2 --------
+def linear_score(weights: torch.Tensor):
+    """D(z, h) = sum_{t,j} w_tj z_tj per sequence: grad_z D = w wherever z is taken, so the penalty has a
+    closed form; it reads padded steps too (only the mask keeps them out of the norm)."""
+    return lambda z, h: (z * weights).flatten(1).sum(1)
+
+
+def test_the_gradient_penalty_is_the_squared_distance_of_the_gradient_norm_from_one():
+    torch.manual_seed(0)
+    weights = torch.tensor([[[0.6, 0.0], [0.0, 0.0]]])  # ||w|| = 0.6 on the unmasked steps
+    z_prior, z_post, h = torch.randn(3, 2, 2), torch.randn(3, 2, 2), torch.zeros(3, 2, 5)
+    mask = torch.ones(3, 2)
+    penalty = losses.gradient_penalty(linear_score(weights), (z_prior, h), (z_post, h), mask)
+    assert penalty.item() == pytest.approx((0.6 - 1) ** 2)  # not 0.6 ** 2 (a penalty on the norm itself)
+    weights = torch.tensor([[[3.0, 4.0], [0.0, 0.0]]])  # ||w|| = 5
+    assert losses.gradient_penalty(linear_score(weights), (z_prior, h), (z_post, h), mask).item() == \
+        pytest.approx(16.0)
+
+
+def test_padded_steps_carry_no_gradient_into_the_penalty():
+    weights = torch.tensor([[[3.0, 0.0], [4.0, 0.0], [12.0, 0.0]]])  # step norms 3, 4, 12
+    z, h = torch.randn(2, 3, 2), torch.zeros(2, 3, 1)
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])  # the second sequence ends after two steps
+    penalty = losses.gradient_penalty(linear_score(weights), (z, h), (z + 1, h), mask)
+    assert penalty.item() == pytest.approx(((13 - 1) ** 2 + (5 - 1) ** 2) / 2)  # sqrt(9+16+144), sqrt(9+16)
+
+
+def test_the_conditional_critic_is_penalised_at_interpolated_states_on_its_own_prior_path():
+    """D(z, h) = sum z * h: grad_z D = h_hat, the states interpolated with the same alpha as z."""
+    z_prior, z_post = torch.randn(4, 3, 2), torch.randn(4, 3, 2)
+    h_prior, h_post = torch.randn(4, 3, 2), torch.randn(4, 3, 2)
+    mask = torch.ones(4, 3)
+    torch.manual_seed(7)
+    penalty = losses.gradient_penalty(lambda z, h: (z * h).flatten(1).sum(1), (z_prior, h_prior), (z_post, h_post), mask)
+    torch.manual_seed(7)
+    alpha = torch.rand(4, 1, 1)  # the draw the penalty makes first
+    h_hat = alpha * h_prior + (1 - alpha) * h_post
+    assert penalty.item() == pytest.approx(((h_hat.flatten(1).norm(dim=1) - 1) ** 2).mean().item(), rel=1e-6)
+
+
+def test_wgan_gp_adds_its_weight_times_the_penalty_to_the_critic_loss():
+    weights = torch.tensor([[[3.0, 4.0]]])  # ||grad|| = 5: penalty 16
+    z_prior, z_post, h = torch.ones(2, 1, 2), torch.zeros(2, 1, 2), torch.zeros(2, 1, 1)
+    loss, terms = WassersteinGradientPenalty(gp_weight=10.0).critic_loss(
+        linear_score(weights), (z_prior, h), (z_post, h), torch.ones(2, 1))
+    # D(prior) = 7, D(post) = 0: L_dis = 7; plus 10 x 16
+    assert loss.item() == pytest.approx(7 + 160) and terms["gradient_penalty"].item() == pytest.approx(16)
+    assert terms["critic_loss"].item() == pytest.approx(7) and terms["wasserstein"].item() == pytest.approx(-7)
+
+
+# --- the Jensen-Shannon estimate of the GAN critic: critic loss = 2 log 2 - 2 JS at the optimum ----------
+@pytest.mark.parametrize("d_prior, d_post, js", [
+    (0.0, 0.0, 0.0),  # a critic that cannot tell: both BCE terms log 2, loss 2 log 2
+    (40.0, -40.0, math.log(2)),  # perfect separation: loss 0
+    (math.log(3), -math.log(3), math.log(2) - math.log(4 / 3)),  # p = 3/4 on each side: loss 2 log(4/3)
+])
+def test_the_js_estimate_at_known_logits(d_prior, d_post, js):
+    objective = JensenShannon()
+    estimate = objective.distance(torch.full((5,), d_prior), torch.full((5,), d_post))
+    assert estimate.item() == pytest.approx(js, abs=1e-6)
+    loss = objective.loss(torch.full((5,), d_prior), torch.full((5,), d_post))
+    assert loss.item() == pytest.approx(2 * math.log(2) - 2 * js, abs=1e-6)
+
+
+# --- free bits in the training loss (model=vrnn model.free_bits) ------------------------------------------
+def test_the_training_loss_floors_each_latent_dimension_at_free_bits_over_z_dim():
+    rec_log_lik = torch.full((2, 3), -1.5)  # reconstruction 1.5 nats per step
+    kl = torch.zeros(2, 3, 4)
+    kl[..., 0] = 2.0  # one dimension at 2 nats per step, three at 0
+    kl[1, 2] = 50.0  # a padded step: must not count
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+    loss, terms = phase_losses.negative_elbo(rec_log_lik, kl, mask, kl_weight=1.0, free_bits=1.0)
+    assert loss.item() == pytest.approx(1.5 + 2.0 + 3 * 0.25)  # each collapsed dimension raised to 1/4 nat
+    assert terms["kl_per_timestep"].item() == pytest.approx(2.0)  # the logged KL is the true one
+    loss, _ = phase_losses.negative_elbo(rec_log_lik, kl, mask, kl_weight=0.5, free_bits=8.0)
+    assert loss.item() == pytest.approx(1.5 + 0.5 * 4 * 2.0)  # every dimension floored at 2 nats
+
+
+def test_the_vrnn_phase_trains_on_the_configured_free_bits(make_cfg):
+    from avrnn.training.fit import build_module
+    from avrnn.training.phases import PHASES
+
+    module = build_module(make_cfg("model=vrnn", "critic=none", "model.free_bits=40"))
+    assert module.phases == ["elbo"]
+    x, mask = torch.randn(2, 3, module.hparams.model["frame_size"]), torch.ones(2, 3)
+    floored, terms = PHASES["elbo"].loss(module, *PHASES["elbo"].inputs(module, x, mask))  # as run_phase calls it
+    # 40 nats over z_dim = 4 dimensions: every dimension of the tiny, untrained model is below 10 nats
+    assert floored.item() == pytest.approx(terms["rec_per_timestep"].item() + 40.0, rel=1e-5)
