@@ -93,3 +93,24 @@ def test_a_timing_is_distrusted_for_a_wide_spread_or_busy_cores(benchmark_module
     assert benchmark_module.distrust(contended, idle=None, threads=2) == [
         "vrnn: repeats spread 2273% of their median (over 50%)"]
     assert benchmark_module.spread([3.0]) == 0.0
+
+
+def test_a_target_is_untrusted_only_where_the_size_it_reads_is(benchmark_module):
+    """The default sizes: 4x200 untrusted, 64x200 trusted (a substring match would mark 64x200's targets)."""
+    runs = [{"batch": 64, "T": 200, "untrusted": [], "vrnn_fraction_of_matmul": 0.7, "avrnn_over_vrnn_time": 2.0,
+             "vrnn_bf16_speedup": 2.0},
+            {"batch": 4, "T": 200, "untrusted": ["1.0 idle cores for 2 threads when it started"],
+             "vrnn_speedup_over_reference": 3.0, "avrnn_over_vrnn_time": 2.1}]
+    checks = benchmark_module.targets(runs, {})
+    assert checks["vrnn_fraction_of_matmul at 64x200 >= 0.61"]["trusted"] is True
+    assert checks["vrnn_bf16_speedup at 64x200 >= 1.8 (native bf16 only)"]["trusted"] is True
+    assert checks["vrnn_speedup_over_reference at 4x200 >= 2.5"]["trusted"] is False
+    assert checks["avrnn_over_vrnn_time <= 2.3 (every size)"]["trusted"] is False  # reads both sizes
+
+
+def test_idle_cores_counts_only_the_cores_this_process_may_use(benchmark_module, monkeypatch):
+    import psutil
+
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval, percpu: [100.0, 0.0, 25.0, 0.0])  # 4 cores
+    monkeypatch.setattr(benchmark_module.os, "sched_getaffinity", lambda pid: {0, 2})  # this job: cores 0 and 2
+    assert benchmark_module.idle_cores(0.0) == pytest.approx(0.75)  # core 0 busy, core 2 three-quarters idle

@@ -96,3 +96,12 @@ def test_an_override_hydra_cannot_parse_gets_one_line_with_the_quoted_fix(run_in
     assert result.last_line.startswith(f"error: cannot parse the override '{override}' (")
     assert result.last_line.endswith(f"quote its value for Hydra, inside single quotes for the shell: {fix}")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_one_line_error_in_a_sweep_says_which_job(run_in_process, tmp_path, corpus_dir, tiny):
+    result = run_in_process("train.py", "-m", "seed=1,2", *tiny, f"data.root={corpus_dir}", "training.max_iterations=0",
+                            f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.last_line]  # Hydra's own job line is folded into ours
+    assert result.last_line.startswith("error: training.max_iterations must be positive, got 0 [the job with "
+                                       "overrides [") and "'seed=1'" in result.last_line

@@ -51,7 +51,7 @@ def test_linked_speaker_folders_are_read_under_their_link_names(tmp_path):
     found = find_corpus(root, "folder")
     assert sorted(str(p.relative_to(root)) for p in found.files) == [
         f"{speaker}/{speaker}_{index}.wav" for speaker in ("anna", "ben", "cleo", "dan", "eve") for index in (0, 1)]
-    assert [str(link) for link in found.links] == [
+    assert [str(item) for item in found.unread] == [
         f"{root / 'anna' / 'again'} (a loop: it leads back to {root})",
         f"{root / 'eve_too'} (the same folder as {root / 'eve'}, read there)",
         f"{root / 'lost'} (a link that leads nowhere)",
@@ -71,9 +71,61 @@ def test_the_data_module_reads_every_linked_file_and_names_the_links_it_did_not_
                                       sample_rate=RATE))
     dm.setup()
     assert sum(len(paths) for paths in dm.paths.values()) == 10
-    (warning,) = [r.getMessage() for r in caplog.records if "not followed" in r.getMessage()]
-    assert warning.startswith("data: 3 link(s) under data.root not followed: ") and "(a loop: it leads back to" \
-        in warning
+    (warning,) = [r.getMessage() for r in caplog.records if "not read" in r.getMessage()]
+    assert warning.startswith("data: 3 folder(s), link(s) or file(s) under data.root not read: ") and \
+        "(a loop: it leads back to" in warning
+
+
+def test_a_hidden_link_never_stands_in_for_the_folder_it_points_to(tmp_path):
+    root = tmp_path / "corpus"
+    for speaker in ("anna", "ben"):
+        speaker_folder(root / speaker, speaker)
+    os.symlink(root / "ben", root / ".backup_ben")  # sorts before "ben" by name
+    found = find_corpus(root, "folder")
+    assert sorted(str(p.relative_to(root)) for p in found.files) == [
+        "anna/anna_0.wav", "anna/anna_1.wav", "ben/ben_0.wav", "ben/ben_1.wav"]
+    assert [str(item) for item in found.unread] == [f"{root / '.backup_ben'} (the same folder as {root / 'ben'}, "
+                                                    "read there)"]
+
+
+def test_a_file_linked_in_twice_is_one_utterance(tmp_path):
+    root = tmp_path / "corpus"
+    for speaker in ("anna", "cleo"):
+        speaker_folder(root / speaker, speaker)
+    os.symlink(root / "anna" / "anna_0.wav", root / "cleo" / "cleo_dup.wav")
+    found = find_corpus(root, "folder")
+    assert len(found.files) == 4 and root / "cleo" / "cleo_dup.wav" not in found.files
+    assert [str(item) for item in found.unread] == [
+        f"{root / 'cleo' / 'cleo_dup.wav'} (the same file as {root / 'anna' / 'anna_0.wav'}, read there)"]
+
+
+def test_a_timit_speaker_linked_into_both_train_and_test_is_read_in_train_only(tmp_path):
+    root = tmp_path / "timit"
+    for split, speaker in (("TRAIN", "FAKS0"), ("TRAIN", "MDAC0"), ("TEST", "MDAB0")):
+        speaker_folder(root / split / "DR1" / speaker, "SI")
+    os.symlink(root / "TRAIN" / "DR1" / "FAKS0", root / "TEST" / "DR1" / "FAKS0")
+    found = find_corpus(root, "timit")
+    assert {p.parent.name for p in found.pools["train"]} == {"FAKS0", "MDAC0"}
+    assert {p.parent.name for p in found.pools["test"]} == {"MDAB0"}
+    assert [str(item) for item in found.unread] == [
+        f"{root / 'TEST' / 'DR1' / 'FAKS0'} (the same folder as {root / 'TRAIN' / 'DR1' / 'FAKS0'}, read there)"]
+
+
+def test_a_folder_that_cannot_be_listed_is_named(tmp_path, monkeypatch):
+    """As a folder without read permission does for any user but root (tests may run as root)."""
+    root = tmp_path / "corpus"
+    for speaker in ("anna", "ben"):
+        speaker_folder(root / speaker, speaker)
+    listing = os.scandir
+
+    def scandir(path):
+        if os.fspath(path) == str(root / "ben"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return listing(path)
+    monkeypatch.setattr(os, "scandir", scandir)  # what os.walk lists folders with
+    found = find_corpus(root, "folder")
+    assert [str(item) for item in found.unread] == [f"{root / 'ben'} (cannot be listed: Permission denied)"]
+    assert [p.parent.name for p in found.files] == ["anna", "anna"]
 
 
 def wav_bytes(samples: int, subtype: str = "PCM_16", format: str = "WAV") -> bytes:
@@ -108,13 +160,22 @@ def test_a_file_cut_short_is_named_with_what_its_header_promises(tmp_path, name,
                                   "again, delete it, or set data.on_bad_file=skip")
 
 
-def test_a_wav_whose_riff_size_promises_more_than_the_file_holds_is_named(tmp_path):
-    data = bytearray(wav_bytes(800))
-    data += b"LIST" + struct.pack("<I", 100) + b"INFO"  # a trailing chunk cut after 4 of its 100 bytes
-    data[4:8] = struct.pack("<I", len(data) - 8 + 96)
-    path = tmp_path / "cut_list.wav"
+def test_where_the_data_size_is_unknown_the_riff_size_says_what_the_file_must_hold(tmp_path):
+    data = bytearray(streaming(wav_bytes(800), 0xFFFFFFFF))  # a streaming writer's data size ...
+    data[4:8] = struct.pack("<I", len(data) - 8 + 200)  # ... and a RIFF size written at the end, 200 bytes ago
+    path = tmp_path / "cut_stream.wav"
     path.write_bytes(bytes(data))
-    assert shortfall(path) == f"its RIFF header promises {len(data) + 96} bytes, the file holds {len(data)}"
+    assert shortfall(path) == f"its RIFF header promises {len(data) + 200} bytes, the file holds {len(data)}"
+
+
+def test_a_compressed_wav_cut_short_counts_bytes_not_samples(tmp_path):
+    path = tmp_path / "adpcm.wav"
+    sf.write(path, speech(0, 8000), RATE, subtype="IMA_ADPCM")
+    data = path.read_bytes()
+    path.write_bytes(data[:-2000])
+    at = data.find(b"data")
+    promised = struct.unpack("<I", data[at + 4:at + 8])[0]
+    assert shortfall(path) == f"its data chunk promises {promised} bytes, the file holds {promised - 2000}"
 
 
 def streaming(data: bytes, value: int) -> bytes:
@@ -135,11 +196,35 @@ def odd_without_pad(samples: int = 801) -> bytes:
     return bytes(data)
 
 
+def riff_size_of_the_whole_file(data: bytes) -> bytes:
+    """A known writer's bug: the RIFF size set to the file's length, not the length less 8."""
+    return data[:4] + struct.pack("<I", len(data)) + data[8:]
+
+
+def rf64_streamed(data: bytes) -> bytes:
+    """RF64 as a streaming writer leaves it: ds64's sizes 0, the data chunk's 0xFFFFFFFF."""
+    data = bytearray(data)
+    data[20:36] = bytes(16)  # ds64: RIFF size and data size unknown
+    return bytes(data)
+
+
+def empty_data_then_list(data: bytes) -> bytes:
+    """A real (non-placeholder) RIFF size, an empty data chunk, then a LIST chunk: no samples."""
+    at = data.find(b"data")
+    head = bytearray(data[:at]) + b"data" + struct.pack("<I", 0) + b"LIST" + struct.pack("<I", 4) + b"INFO"
+    head[4:8] = struct.pack("<I", len(head) - 8)
+    return bytes(head)
+
+
 @pytest.mark.parametrize("make, samples", [
     (lambda: streaming(wav_bytes(800), 0xFFFFFFFF), 800),
-    (lambda: streaming(wav_bytes(800), 0), 800),
+    (lambda: streaming(wav_bytes(800), 0), 800),  # libsndfile alone would read no samples
+    (lambda: streaming(wav_bytes(800), 0x7FFFF000), 800),  # SoX writing to a pipe
+    (lambda: rf64_streamed(wav_bytes(800, format="RF64")), 800),
+    (lambda: riff_size_of_the_whole_file(wav_bytes(800)), 800),
     (odd_without_pad, 801),
     (lambda: wav_bytes(800), 800),
+    (lambda: empty_data_then_list(wav_bytes(800)), 0),  # the LIST chunk is not audio
 ])
 def test_streaming_placeholders_and_pad_bytes_are_whole_files(tmp_path, make, samples):
     path = tmp_path / "whole.wav"

@@ -13,11 +13,16 @@ def test_block_average_means_each_block_of_iterations():
     assert x.tolist() == [4, 8, 12] and y.tolist() == [1.5, 5.5, 8.5]
 
 
-def test_run_figures_are_written(make_cfg, tmp_path):
+@pytest.mark.parametrize("overrides, figures", [
+    ((), ["fig2_bounds.png", "fig3_critic.png", "kl.png"]),
+    (("model=vrnn", "critic=none"), ["fig2_bounds.png", "kl.png"]),  # no critic: no Fig. 3
+])
+def test_run_figures_are_written(make_cfg, tmp_path, overrides, figures):
     run = tmp_path / "run"
-    train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=3", "training.figures=true"))
+    train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=3", "training.figures=true", *overrides))
+    assert sorted(p.name for p in (run / "plots").iterdir()) == figures  # drawn by the run itself
     written = plot_run(run, every=2)
-    assert sorted(p.name for p in written) == ["fig2_bounds.png", "fig3_critic.png", "kl.png"]
+    assert sorted(p.name for p in written) == figures
     assert all(p.read_bytes().startswith(b"\x89PNG") and p.stat().st_size > 10_000 for p in written)
     with pytest.raises(FileNotFoundError, match="no tensorboard/ folder"):
         plot_run(tmp_path / "nothing")

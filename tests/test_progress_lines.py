@@ -7,6 +7,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from pytorch_lightning.trainer.states import TrainerFn
+
 from avrnn.training.fit import progress_display, train
 from avrnn.training.progress_lines import ProgressLines, duration
 
@@ -30,7 +32,8 @@ def stub_run(max_iterations=12, best=None):
     metrics = {"train/elbo_per_timestep": torch.tensor(-1.5), "train/rec_per_timestep": torch.tensor(1.25),
                "train/kl_per_timestep": torch.tensor(0.25)}
     trainer = SimpleNamespace(is_global_zero=True, sanity_checking=False, callback_metrics=metrics,
-                              checkpoint_callback=SimpleNamespace(best_model_score=best))
+                              checkpoint_callback=SimpleNamespace(best_model_score=best),
+                              state=SimpleNamespace(fn=TrainerFn.FITTING))
     module = SimpleNamespace(iteration=0, hparams=SimpleNamespace(training={"max_iterations": max_iterations}))
     return trainer, module
 
@@ -63,23 +66,19 @@ def test_a_resumed_run_measures_its_rate_from_where_it_resumed(caplog):
     assert line.startswith("progress: iteration 902/1000 (90%), 0.2 it/s, ETA 8m10s;")
 
 
-def test_only_rank_zero_writes():
+@pytest.mark.parametrize("rank_zero", [True, False])
+def test_only_rank_zero_writes(caplog, rank_zero):
+    caplog.set_level(logging.INFO, logger="avrnn.training")
     trainer, module = stub_run()
-    trainer.is_global_zero = False
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logging.getLogger("avrnn.training").addHandler(handler)
-    try:
-        callback = ProgressLines(1, clock=FakeClock(10))
-        callback.on_train_start(trainer, module)
-        module.iteration = 1
-        callback.on_train_batch_end(trainer, module, None, None, 0)
-        trainer.callback_metrics["val/elbo_per_timestep"] = torch.tensor(-1.0)
-        callback.on_validation_end(trainer, module)
-    finally:
-        logging.getLogger("avrnn.training").removeHandler(handler)
-    assert records == []
+    trainer.is_global_zero = rank_zero
+    callback = ProgressLines(1, clock=FakeClock(10))
+    callback.on_train_start(trainer, module)
+    module.iteration = 1
+    callback.on_train_batch_end(trainer, module, None, None, 0)
+    trainer.callback_metrics["val/elbo_per_timestep"] = torch.tensor(-1.0)
+    callback.on_validation_end(trainer, module)
+    written = [r.getMessage().split(":")[0] for r in caplog.records if r.name == "avrnn.training"]
+    assert written == (["training", "progress", "validation after iteration 1"] if rank_zero else [])
 
 
 def test_each_validation_gets_a_line_saying_whether_it_is_the_best_so_far(caplog):
@@ -96,11 +95,30 @@ def test_each_validation_gets_a_line_saying_whether_it_is_the_best_so_far(caplog
     trainer.sanity_checking = True  # Lightning's sanity check is not a validation of the run
     callback.on_validation_end(trainer, module)
     assert lines(caplog, "validation") == [
-        "validation after iteration 10: ELBO -2.500, rec 1.500, KL 0.250 nats/timestep (best so far -2.000)",
+        "validation after iteration 10: ELBO -2.500, rec 1.500, KL 0.250 nats/timestep (not the best; best so far "
+        "-2.000)",
         "validation after iteration 20: ELBO -1.750, rec 1.500, KL 0.250 nats/timestep (best so far)",
-        "validation after iteration 30: ELBO -1.900, rec 1.500, KL 0.250 nats/timestep (best so far -1.750)",
-        "validation after iteration 40: ELBO nan, rec 1.500, KL 0.250 nats/timestep (best so far -1.750)",
+        "validation after iteration 30: ELBO -1.900, rec 1.500, KL 0.250 nats/timestep (not the best; best so far "
+        "-1.750)",
+        "validation after iteration 40: ELBO nan, rec 1.500, KL 0.250 nats/timestep (not the best; best so far -1.750)",
     ]
+
+
+def test_the_untrained_models_validation_is_reported_apart_and_sets_no_best(caplog):
+    caplog.set_level(logging.INFO, logger="avrnn.training")
+    trainer, module = stub_run()
+    callback = ProgressLines(30, clock=FakeClock(1))
+    trainer.state.fn = TrainerFn.VALIDATING  # trainer.validate before trainer.fit
+    trainer.callback_metrics.update({"val/elbo_per_timestep": torch.tensor(-1.0)})
+    callback.on_validation_end(trainer, module)
+    trainer.state.fn = TrainerFn.FITTING
+    callback.on_train_start(trainer, module)
+    module.iteration = 5
+    trainer.callback_metrics.update({"val/elbo_per_timestep": torch.tensor(-3.0)})
+    callback.on_validation_end(trainer, module)
+    assert [line.split(" nats")[0] for line in lines(caplog, "validation")] == [
+        "validation before training (iteration 0): ELBO -1.000", "validation after iteration 5: ELBO -3.000"]
+    assert lines(caplog, "validation after")[0].endswith("(best so far)")
 
 
 @pytest.mark.parametrize("terminal, requested, every, want_lines, want_bar", [
@@ -130,7 +148,7 @@ def test_a_run_whose_stdout_is_a_file_logs_progress_and_validations(make_cfg, ca
     assert [line.split(",")[0] for line in progress] == [f"progress: iteration {i}/4 ({i / 4:.0%})" for i in (1, 2, 3, 4)]
     assert all("training ELBO" in line and line.endswith("nats/timestep") for line in progress)
     assert [line.split(":")[0] for line in lines(caplog, "validation")] == [
-        f"validation after iteration {i}" for i in (0, 2, 4)]
+        "validation before training (iteration 0)", "validation after iteration 2", "validation after iteration 4"]
 
 
 def test_durations_read_as_a_person_reads_them():

@@ -55,9 +55,10 @@ def test_sigterm_in_a_subprocess_saves_says_so_exits_143_and_the_rerun_resumes(r
     assert "stopped by SIGTERM after iteration 3" in (run_dir / "train.log").read_text()
     assert not (run_dir / "metrics.json").exists()
     # the same command again (what a requeued cluster job runs): resumes from its folder, finishes
-    rerun = run_in_process("train.py", *command)  # in-process (no train.log there: its log lines are on stdout)
+    rerun = run_in_process("train.py", *command, "hydra.job.name=train")  # in-process: the log's name as a script's
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert "holds this run's last.ckpt (iteration 3, the same settings): resuming from it" in rerun.stdout
+    assert "holds this run's last.ckpt (iteration 3, the same settings): resuming from it" in \
+        (run_dir / "train.log").read_text()
     assert iteration_of(last) == 6 and json.loads((run_dir / "metrics.json").read_text())["iterations"] == 6
 
 

@@ -1,6 +1,8 @@
 """Lightning's settings (trainer.*) that fail after start-up, or that it would take the wrong type of,
 end in one line naming the setting and the fix; errors that are not about a setting keep their traceback."""
 
+import re
+
 import pytest
 
 from avrnn.config import ConfigError
@@ -112,3 +114,28 @@ def test_the_shipped_trainer_configs_pass(compose_config):
 def test_a_validation_every_zero_epochs_is_refused():  # Lightning itself would divide by zero
     with pytest.raises(ConfigError, match=r"^trainer.check_val_every_n_epoch=0 must be a positive integer or null"):
         trainer_settings.check({"check_val_every_n_epoch": 0})
+
+
+@pytest.mark.parametrize("settings, test_after_training, words", [
+    ({"val_check_interval": 0}, True, "trainer.val_check_interval=0 would validate every 0 batches"),
+    ({"limit_train_batches": 0}, True, "trainer.limit_train_batches=0 trains nothing"),
+    ({"limit_test_batches": 0}, True, "trainer.limit_test_batches=0 leaves the test after training nothing to score"),
+])
+def test_values_lightning_takes_without_a_word_or_fails_on_later_are_refused(settings, test_after_training, words):
+    with pytest.raises(ConfigError, match=f"^{re.escape(words)}"):
+        trainer_settings.check(settings, test_after_training)
+
+
+def test_no_test_batches_is_fine_where_no_test_follows_training():
+    trainer_settings.check({"limit_test_batches": 0, "limit_val_batches": 0}, test_after_training=False)
+
+
+@pytest.mark.parametrize("message, named", [
+    ("`devices` must be positive", "devices"),
+    ("Trainer(devices=0) is not valid", "devices"),
+    ("Precision 17 is invalid", "precision"),
+    ("no devices were found on this machine", None),  # an everyday word, not the setting
+    ("for limit_val_batches, it has to be in [0.0, 1.0]", "limit_val_batches"),
+])
+def test_a_setting_is_named_only_where_the_message_means_the_setting(message, named):
+    assert trainer_settings.named_setting(message, {"devices": 0, "precision": 17, "limit_val_batches": -1}) == named

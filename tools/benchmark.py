@@ -21,6 +21,7 @@ import functools
 import json
 import logging
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -89,10 +90,13 @@ def spread(seconds: list[float]) -> float:
 
 
 def idle_cores(interval: float = 1.0) -> float:
-    """Cores left idle by every other process over `interval` seconds (this one sleeps meanwhile)."""
+    """Of the cores this process may run on (its CPU set: SLURM, a container, taskset), how many other
+    processes left idle over `interval` seconds (this one sleeps meanwhile)."""
     import psutil
 
-    return (100.0 - psutil.cpu_percent(interval=interval)) / 100.0 * psutil.cpu_count()
+    busy = psutil.cpu_percent(interval=interval, percpu=True)
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else range(len(busy))
+    return sum(100.0 - busy[core] for core in allowed if core < len(busy)) / 100.0
 
 
 def distrust(repeats: dict[str, list[float]], idle: float | None, threads: int) -> list[str]:
@@ -440,8 +444,8 @@ def targets(runs: list[dict], processes: dict) -> dict:
     def at(size, key):
         return by_size.get(size, {}).get(key)
 
-    def trusted(name):  # the sizes a check reads: the one it names, or every size
-        sizes = [size for size in by_size if size in name] or list(by_size)
+    def trusted(name):  # the sizes a check reads: the one it names (a whole word: 4x200 is not 64x200), or all
+        sizes = [size for size in by_size if re.search(rf"(?<![\w.]){re.escape(size)}\b", name)] or list(by_size)
         return not any(by_size[size]["untrusted"] for size in sizes)
     checks = {
         "avrnn_over_vrnn spread across processes <= 0.10 (every size)":
@@ -488,7 +492,7 @@ def main(conf_dir: Path) -> None:
     say(f"bench: {name}, torch {torch.__version__}; timing sizes {args.sizes} (B x T), {args.warmup} warm-up and "
         f"{args.repeats} timed repeats each" + (f", then the A-VRNN / VRNN ratio in {args.processes} fresh processes"
                                                 if args.processes else "")
-        + (f"; {idle:.1f} of {os.cpu_count()} cores idle" if idle is not None else ""))
+        + (f"; {idle:.1f} of its {len(os.sched_getaffinity(0))} cores idle" if idle is not None else ""))
     if idle is not None and idle < threads - IDLE_MARGIN:
         say(f"bench: warning: {idle:.1f} idle cores for {threads} threads: another job is running, and timings now "
             "measure the contention, not the CPU; they are marked untrusted (stop the other job, or run with "

@@ -26,8 +26,8 @@ from avrnn.data.files import WriteFailed
 from avrnn.training.stops import RunStopped
 from avrnn.training.sweeps import AllTrialsFailed, SweepLedger, TrialFailed
 
-USER_ERRORS = (command_line.CommandLineError, ConfigError, DataError, CheckpointError, TrainingFault, UntrustedTargetError, TrialFailed,
-               AllTrialsFailed)
+USER_ERRORS = (command_line.CommandLineError, ConfigError, DataError, CheckpointError, TrainingFault,
+               UntrustedTargetError, TrialFailed, AllTrialsFailed)
 NOISE = ("full_key", "object_type", "reference_type", "To append", "Config search path", "provider=",
          "Set the environment", "explicit_type", "See https")
 
@@ -83,25 +83,29 @@ def run(main: Callable[[], object]) -> None:
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # let composition errors reach us instead of Hydra's printer
     stderr = sys.stderr
     sys.stderr = held = JobErrorLineHeld(stderr)
+    hydra_main = command_line.is_hydra_main(main)
     try:
-        if command_line.is_hydra_main(main):
+        if hydra_main:
             command_line.check(sys.argv[1:], script=sys.argv[0])
         main()
     except BaseException as error:
         sys.stderr = stderr
-        reported = outcome(error)
+        reported = outcome(error, hydra_main)
         if reported is None:
             held.release()  # beside a traceback it says which job of a sweep failed
             raise
         line, status = reported
+        if held.overrides and command_line.is_multirun(sys.argv[1:]):  # which job of the sweep
+            line += f" [the job with overrides {held.overrides[-1]}]"
         print(line, file=sys.stderr)
         sys.exit(status)
     finally:
         sys.stderr = stderr
 
 
-def outcome(error: BaseException) -> tuple[str, int] | None:
-    """(the one line, the exit status) for a stop or an error a user can fix; None for any other."""
+def outcome(error: BaseException, hydra_main: bool = True) -> tuple[str, int] | None:
+    """(the one line, the exit status) for a stop or an error a user can fix; None for any other.
+    `hydra_main`: the entry point takes Hydra overrides (the fixes may name them)."""
     if isinstance(error, RunStopped):
         sweep = f" [sweep stopped: {SweepLedger.summary()}]" if SweepLedger.active else ""
         SweepLedger.active = False
@@ -120,8 +124,8 @@ def outcome(error: BaseException) -> tuple[str, int] | None:
         message = refused
     elif isinstance(error, OSError):
         where = f" {error.filename}" if error.filename else ""
-        message = (f"{error.strerror or error}{where}; free disk space or choose a writable folder "
-                   "(hydra.run.dir=..., paths.data_dir=...)")
+        message = (f"{error.strerror or error}{where}; free disk space or choose a writable folder"
+                   + (" (hydra.run.dir=..., paths.data_dir=...)" if hydra_main else ""))
     else:
         return None
     return f"error: {message}", 2
@@ -142,6 +146,11 @@ class JobErrorLineHeld:
             self._held.append(text)
             return len(text)
         return self._stream.write(text)
+
+    @property
+    def overrides(self) -> list[str]:
+        """The overrides of each job whose error line was held, as Hydra printed them."""
+        return [text[len(self.PREFIX):].strip() for text in self._held]
 
     def release(self) -> None:
         for text in self._held:

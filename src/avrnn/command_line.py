@@ -10,6 +10,7 @@ Hydra raises about its command line.
 from __future__ import annotations
 
 import argparse
+import os
 import traceback
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from hydra._internal.utils import get_args_parser
 # Hydra runs one of these per command (hydra._internal.utils._run_hydra)
 COMMANDS = {"run": "--run", "multirun": "-m/--multirun", "cfg": "--cfg", "info": "--info",
             "shell_completion": "--shell-completion"}
-HYDRA_CODE = str(Path(get_args_parser.__code__.co_filename).parents[1])  # the hydra package
+HYDRA_CODE = str(Path(get_args_parser.__code__.co_filename).parents[1]) + os.sep  # the hydra package
 
 
 def is_hydra_main(function) -> bool:
@@ -67,6 +68,14 @@ def check(argv: list[str], script: str = "src/train.py") -> None:
     if rerun is not None and not Path(rerun).is_file():
         raise CommandLineError(f"--experimental-rerun {rerun}: no such file; it takes the config.pickle a run saved in "
                                "its .hydra/ folder")
+
+
+def is_multirun(argv: list[str]) -> bool:
+    """Whether the command line asks Hydra for a sweep (-m/--multirun)."""
+    try:
+        return bool(_parser("").parse_args(argv).multirun)
+    except CommandLineError:
+        return False
 
 
 def hydra_refusal(error: BaseException, script: str = "src/train.py") -> str | None:

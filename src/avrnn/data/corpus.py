@@ -20,8 +20,7 @@ from __future__ import annotations
 import os
 import random
 import re
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import soundfile as sf
@@ -81,8 +80,8 @@ def is_hidden(path: Path, root: Path) -> bool:
 
 
 @dataclass(frozen=True)
-class SkippedLink:
-    """A link under the corpus that is not read: `path` (under data.root) and why (`reason`)."""
+class Unread:
+    """A folder, link or file under the corpus that is not read: `path` (under data.root) and why."""
     path: Path
     reason: str
 
@@ -90,50 +89,59 @@ class SkippedLink:
         return f"{self.path} ({self.reason})"
 
 
-def walk_files(folder: Path, skipped: list[SkippedLink] | None = None) -> list[Path]:
+def _hidden_last(name: str) -> tuple[bool, str]:
+    return name.startswith(".") or name == "__MACOSX", name
+
+
+def walk_files(folder: Path, unread: list[Unread] | None = None, seen: dict | None = None) -> list[Path]:
     """Every file under `folder`, links to folders followed wherever they point (shared storage often
     links speaker folders in), each path kept as it lies under `folder` (the speaker is read from it, not
-    from the link's target). A folder reached a second time, identified by device and inode, is not read
-    again: a link back to a folder above it (a loop) or a second way to a folder already read (its files
-    would be two utterances each); links that lead nowhere are left out too. Each is added to `skipped`."""
-    skipped = [] if skipped is None else skipped
+    from the link's target). A folder or file reached a second time, identified by device and inode, is not
+    read again: a link back to a folder above it (a loop), a second way to a folder or file already read
+    (its files would be two utterances, perhaps in two splits; pass one `seen` to several walks, e.g.
+    TIMIT's TRAIN and TEST, to catch it across them). Ways are taken by name, hidden ones last, so that a
+    hidden link never stands in for a folder. Links that lead nowhere and folders that cannot be listed
+    are left out too. Each is added to `unread`."""
+    unread = [] if unread is None else unread
+    seen = {} if seen is None else seen
     first = os.stat(folder)
-    seen: dict[tuple[int, int], Path] = {(first.st_dev, first.st_ino): Path(folder)}
+    seen.setdefault((first.st_dev, first.st_ino), Path(folder))
     files = []
-    for current, folders, names in os.walk(folder, followlinks=True):
+
+    def cannot_list(error: OSError) -> None:
+        unread.append(Unread(Path(error.filename), f"cannot be listed: {error.strerror}"))
+
+    def first_time(path: Path, kind: str) -> bool:
+        try:
+            status = os.stat(path)
+        except OSError as error:
+            reason = "a link that leads nowhere" if path.is_symlink() else f"cannot be read: {error.strerror}"
+            unread.append(Unread(path, reason))
+            return False
+        key = (status.st_dev, status.st_ino)
+        if key not in seen:
+            seen[key] = path
+            return True
+        earlier = seen[key]
+        reason = (f"a loop: it leads back to {earlier}" if earlier in path.parents
+                  else f"the same {kind} as {earlier}, read there")
+        unread.append(Unread(path, reason))
+        return False
+
+    for current, folders, names in os.walk(folder, followlinks=True, onerror=cannot_list):
         current = Path(current)
-        folders.sort()  # the first way to a folder reached twice is the first by name
-        for name in list(folders):
-            path = current / name
-            try:
-                status = os.stat(path)
-            except OSError:
-                folders.remove(name)
-                skipped.append(SkippedLink(path, "a link that leads nowhere"))
-                continue
-            key = (status.st_dev, status.st_ino)
-            if key in seen:
-                folders.remove(name)
-                earlier = seen[key]
-                reason = (f"a loop: it leads back to {earlier}" if earlier in path.parents
-                          else f"the same folder as {earlier}, read there")
-                skipped.append(SkippedLink(path, reason))
-            else:
-                seen[key] = path
-        for name in names:
-            path = current / name
-            if path.is_file():
-                files.append(path)
-            elif path.is_symlink():
-                skipped.append(SkippedLink(path, "a link that leads nowhere"))
+        folders[:] = [name for name in sorted(folders, key=_hidden_last) if first_time(current / name, "folder")]
+        files += [current / name for name in sorted(names, key=_hidden_last)
+                  if (current / name).is_file() or (current / name).is_symlink()
+                  if first_time(current / name, "file")]
     return sorted(files)
 
 
-def list_audio(folder: Path, extensions=(".wav",), layout: str = TIMIT_LAYOUT,
-               hidden: list[Path] | None = None, links: list[SkippedLink] | None = None) -> list[Path]:
+def list_audio(folder: Path, extensions=(".wav",), layout: str = TIMIT_LAYOUT, hidden: list[Path] | None = None,
+               unread: list[Unread] | None = None, seen: dict | None = None) -> list[Path]:
     """Audio files under `folder` (walk_files, sorted), hidden ones left out (and added to `hidden`),
-    links not followed added to `links`."""
-    files = [p for p in walk_files(folder, links) if p.suffix.lower() in extensions]
+    what was not read added to `unread`."""
+    files = [p for p in walk_files(folder, unread, seen) if p.suffix.lower() in extensions]
     ignored = {p for p in files if is_hidden(p, folder)}
     if hidden is not None:
         hidden.extend(sorted(ignored))
@@ -182,12 +190,12 @@ def _preference(path: Path) -> tuple:
 class Found:
     """The audio of a corpus, one file per utterance: `pools` (timit: train and test; folder: all),
     `copies` (kept file -> the other copies of its utterance, left out), `hidden` (ignored files) and
-    `links` (links not followed: loops, second ways to a folder, links that lead nowhere)."""
+    `unread` (loops, second ways to a folder or file, links that lead nowhere, folders not listable)."""
     root: Path
     pools: dict[str, list[Path]]
     copies: dict[Path, list[Path]]
     hidden: list[Path]
-    links: list[SkippedLink] = dataclasses.field(default_factory=list)
+    unread: list[Unread] = field(default_factory=list)
 
     @property
     def files(self) -> list[Path]:
@@ -211,20 +219,21 @@ def one_copy_each(files: list[Path], root: Path) -> tuple[list[Path], dict[Path,
 def find_corpus(root: Path, layout: str) -> Found:
     """The utterances of a corpus (see the module's docstring), or a DataError naming the layout."""
     hidden: list[Path] = []
-    links: list[SkippedLink] = []
+    unread: list[Unread] = []
     if layout == "timit":
         train_dir, test_dir = find_split_dirs(root)
-        pools = {"train": list_audio(train_dir, hidden=hidden, links=links),
-                 "test": list_audio(test_dir, hidden=hidden, links=links)}
+        seen: dict = {}  # one folder or file linked into both TRAIN and TEST is read once
+        pools = {"train": list_audio(train_dir, hidden=hidden, unread=unread, seen=seen),
+                 "test": list_audio(test_dir, hidden=hidden, unread=unread, seen=seen)}
     else:
-        pools = {"all": list_audio(_require_dir(root, FOLDER_LAYOUT), AUDIO_EXTENSIONS, FOLDER_LAYOUT, hidden, links)}
+        pools = {"all": list_audio(_require_dir(root, FOLDER_LAYOUT), AUDIO_EXTENSIONS, FOLDER_LAYOUT, hidden, unread)}
     root = Path(root)
-    links.sort(key=lambda link: str(link.path))
+    unread.sort(key=lambda item: str(item.path))
     copies: dict[Path, list[Path]] = {}
     for name, files in pools.items():
         pools[name], found = one_copy_each(files, root)
         copies.update(found)
-    return Found(root=root, pools=pools, copies=copies, hidden=hidden, links=links)
+    return Found(root=root, pools=pools, copies=copies, hidden=hidden, unread=unread)
 
 
 def timit_speaker(path: Path) -> str:

@@ -257,7 +257,7 @@ class SpeechDataModule(pl.LightningDataModule):
                 "normalization": normalization.to_dict(), "skipped": skipped,
                 "copies_dropped": sum(len(c) for c in found.copies.values()),
                 "copies_differing": different_copies(found.copies), "hidden_ignored": len(found.hidden),
-                "links_skipped": [str(link) for link in found.links]}
+                "unread": [str(item) for item in found.unread]}
 
     def setup(self, stage: str | None = None) -> None:
         if self.frames:
@@ -285,9 +285,10 @@ class SpeechDataModule(pl.LightningDataModule):
         if content["hidden_ignored"]:
             log.info("data: ignored %d hidden file(s) (macOS resource forks ._*, __MACOSX/, .*)",
                      content["hidden_ignored"])
-        if content.get("links_skipped"):  # (a data cache of an earlier version has no such entry)
-            log.warning("data: %d link(s) under data.root not followed: %s", len(content["links_skipped"]),
-                        "; ".join(content["links_skipped"][:3]) + ("; ..." if len(content["links_skipped"]) > 3 else ""))
+        unread = content.get("unread", [])  # (a data cache of an earlier version has no such entry)
+        if unread:
+            log.warning("data: %d folder(s), link(s) or file(s) under data.root not read: %s", len(unread),
+                        "; ".join(unread[:3]) + ("; ..." if len(unread) > 3 else ""))
         if content["copies_dropped"]:
             log.warning("data: %d file(s) are further copies of an utterance already found (same path without its "
                         "audio suffixes, e.g. SI1.WAV and SI1.WAV.wav); one copy of each is used (a readable one, "

@@ -3,10 +3,12 @@ download that stopped early) is named, never read as a shorter utterance.
 
 libsndfile reads what is there: a WAV whose data chunk promises 8,000 samples and holds 300 decodes to
 300 samples, a NIST SPHERE file likewise, with no error. `shortfall(path)` reads the header's sizes:
-  WAV   the RIFF size (bytes after the first 8) and the data chunk's size, against the file's size; the
-        streaming placeholders 0 and 0xFFFFFFFF promise nothing (`readable` makes libsndfile read a data
-        chunk of size 0 to the file's end), and a missing final pad byte (after an odd-sized chunk) is
-        not a shortfall. RIFX (big-endian) likewise; RF64 from its ds64 chunk.
+  WAV   the data chunk's size against what follows it; where that size is a streaming writer's
+        placeholder (PLACEHOLDERS: unknown), the RIFF size (bytes after the first 8) against the file's
+        size. A missing final pad byte (after an odd-sized chunk) is not a shortfall, nor is a RIFF size
+        that is wrong while the audio is whole. Where both sizes are unknown and the data size reads 0,
+        `readable` makes libsndfile read to the file's end. RIFX (big-endian) likewise; RF64 from its
+        ds64 chunk.
   SPHERE sample_count x channel_count x sample_n_bytes after the header (header size: its second line);
         compressed codings (shorten) promise no byte count.
 A FLAC file's STREAMINFO promises its number of samples; avrnn.data.audio compares the decoded samples
@@ -21,7 +23,10 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-PLACEHOLDERS = (0, 0xFFFFFFFF)  # sizes a streaming writer leaves in a WAV header: unknown, not zero
+# sizes a streaming writer leaves in a WAV header, meaning unknown: 0 and 0xFFFFFFFF, and SoX's when it
+# cannot seek (0x7FFFF000, its MS_UNSPEC; 0x7FFFFFFF)
+PLACEHOLDERS = (0, 0xFFFFFFFF, 0x7FFFF000, 0x7FFFFFFF)
+SAMPLE_FORMATS = (1, 3, 0xFFFE)  # PCM, IEEE float, extensible
 SPHERE_HEADER_BYTES = 1024
 
 
@@ -49,10 +54,11 @@ class WavLayout:
     """Where a WAV file's sizes and samples lie (`data_size` None: no data chunk found)."""
     order: str  # struct byte order: "<" (RIFF, RF64) or ">" (RIFX)
     riff_size: int
+    format_tag: int  # 1 PCM, 3 float, 0xFFFE extensible: sizes count samples; others (ADPCM, GSM) blocks
     block_align: int
     data_offset: int | None
     data_size: int | None
-    data_size_field: int | None  # where the data chunk's 32-bit size is written
+    size_field: tuple[int, str] | None  # where the data size that libsndfile reads lies: (offset, struct format)
 
 
 def wav_layout(path: Path, size: int) -> WavLayout | None:
@@ -64,52 +70,62 @@ def wav_layout(path: Path, size: int) -> WavLayout | None:
         order = ">" if head[:4] == b"RIFX" else "<"
         (riff_size,) = struct.unpack(order + "I", head[4:8])
         data_size64 = None
-        if head[:4] == b"RF64":  # the 64-bit sizes are in the ds64 chunk that follows
+        if head[:4] == b"RF64":  # the 64-bit sizes are in the ds64 chunk that follows: riff, data, count
             ds64 = handle.read(24)
             if ds64[:4] != b"ds64" or len(ds64) < 24:
                 return None
             riff_size, data_size64 = struct.unpack("<QQ", ds64[8:24])
-        offset, block_align = 12, 0
+        offset, format_tag, block_align = 12, 1, 0
         while offset + 8 <= size:
             handle.seek(offset)
             chunk, chunk_size = struct.unpack(order + "4sI", handle.read(8))
             if chunk == b"fmt ":
-                block_align = struct.unpack(order + "H", handle.read(14)[12:14])[0]
+                format_tag, block_align = struct.unpack(order + "H10xH", handle.read(14))
             if chunk == b"data":
+                field = (offset + 4, order + "I")
                 if data_size64 is not None and chunk_size == 0xFFFFFFFF:
-                    chunk_size = data_size64
-                return WavLayout(order, riff_size, block_align, offset + 8, chunk_size, offset + 4)
+                    chunk_size, field = data_size64, (28, "<Q")  # ds64's data size (12 + 8 + 8)
+                return WavLayout(order, riff_size, format_tag, block_align, offset + 8, chunk_size, field)
             offset += 8 + chunk_size + (chunk_size & 1)  # chunks are padded to an even size
-    return WavLayout(order, riff_size, block_align, None, None, None)
+    return WavLayout(order, riff_size, format_tag, block_align, None, None, None)
+
+
+def _unknown_length(layout: WavLayout) -> bool:
+    """A streaming writer's header: no size known (a data size of 0 then means unknown, not empty)."""
+    return layout.riff_size in PLACEHOLDERS and layout.data_size in PLACEHOLDERS
 
 
 def _wav_shortfall(layout: WavLayout, size: int) -> str | None:
-    if layout.data_size is not None:
+    if layout.data_size is not None and layout.data_size not in PLACEHOLDERS:
         held = size - layout.data_offset
-        if layout.data_size not in PLACEHOLDERS and layout.data_size > held:
-            if layout.block_align:
-                return (f"its data chunk promises {layout.data_size // layout.block_align} samples ({layout.data_size} "
-                        f"bytes), the file holds {held // layout.block_align}")
-            return f"its data chunk promises {layout.data_size} bytes, the file holds {held}"
+        if layout.data_size <= held:
+            return None  # the audio is whole (a RIFF size off by a writer's bug, or cut after it, is not read)
+        if layout.block_align and layout.format_tag in SAMPLE_FORMATS:
+            return (f"its data chunk promises {layout.data_size // layout.block_align} samples ({layout.data_size} "
+                    f"bytes), the file holds {held // layout.block_align}")
+        return f"its data chunk promises {layout.data_size} bytes, the file holds {held}"
+    # no data size to go by: the RIFF size is what says how much follows
     if layout.riff_size not in PLACEHOLDERS and layout.riff_size + 8 > size + 1:  # + 1: a final pad byte left out
         return f"its RIFF header promises {layout.riff_size + 8} bytes, the file holds {size}"
     return None
 
 
 def readable(path: Path) -> str | io.BytesIO:
-    """What libsndfile should open for `path`: the path itself, or, for a WAV whose data chunk size is the
-    streaming placeholder 0 (libsndfile reads that as no samples), a copy in memory whose size says
-    "to the end of the file" (0xFFFFFFFF, which libsndfile reads as such)."""
+    """What libsndfile should open for `path`: the path itself, or, for a WAV written by a streaming writer
+    with a data size of 0 (unknown; libsndfile reads it as no samples), a copy in memory whose data size
+    is what the file holds after the data chunk's header."""
     try:
         size = os.path.getsize(path)
         layout = wav_layout(Path(path), size)
     except (OSError, struct.error):
         return str(path)
-    if layout is None or layout.data_size != 0 or layout.data_offset >= size:
+    if layout is None or layout.data_size != 0 or not _unknown_length(layout) or layout.data_offset >= size:
         return str(path)
     data = bytearray(Path(path).read_bytes())
-    data[layout.data_size_field:layout.data_size_field + 4] = struct.pack(layout.order + "I", 0xFFFFFFFF)
-    return io.BytesIO(bytes(data))
+    offset, form = layout.size_field
+    held = min(size - layout.data_offset, 0xFFFFFFFE) if form.endswith("I") else size - layout.data_offset
+    struct.pack_into(form, data, offset, held)
+    return io.BytesIO(data)
 
 
 def _sphere_shortfall(path: Path, size: int) -> str | None:

@@ -160,7 +160,7 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> dict[str, f
     `callbacks` are added to the Trainer's (for use from Python, e.g. early stopping).
     A stop signal ends it with RunStopped (avrnn.training.stops) after saving at an iteration boundary."""
     validate(cfg)
-    trainer_settings.check(plain(cfg.trainer))
+    trainer_settings.check(plain(cfg.trainer), cfg.training.test_after_training)
     signals = StopSignals().install()
     try:
         metrics = _train(cfg, callbacks, signals)
@@ -242,7 +242,7 @@ def _train(cfg: DictConfig, callbacks: Sequence[pl.Callback], signals: StopSigna
                 f"without that setting and with hydra.run.dir={output_dir} runs only the test")
         with trainer_settings.checked_by_lightning(settings, "the test after training", kept):
             tested = trainer.test(module, datamodule=datamodule, ckpt_path=best, weights_only=True, verbose=False)
-        metrics.update({key: float(value) for key, value in tested[0].items()})
+        metrics.update({key: float(value) for key, value in (tested[0] if tested else {}).items()})
         summary = {**metrics, "iterations": trained_iterations, "test_checkpoint_iteration": module.iteration,
                    "test_checkpoint": best or "final weights", "precision": str(trainer.precision),
                    "denormals": denormals.state()}

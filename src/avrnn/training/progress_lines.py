@@ -4,11 +4,13 @@ A progress bar redraws one line of a terminal; written to a file it shows nothin
 Where stdout is not a terminal, `ProgressLines` writes instead (rank 0 only, through the `avrnn.training`
 logger: stdout and the run folder's train.log):
 
-    progress: iteration 120/600 (20%), 3.21 it/s, ETA 2m30s; training ELBO -1.68, rec 1.23, KL 0.45 nats/timestep
-    validation after iteration 200: ELBO -1.52, rec 1.10, KL 0.42 nats/timestep (best so far)
+    progress: iteration 120/600 (20%), 3.21 it/s, ETA 2m30s; training ELBO -1.680, rec 1.230, KL 0.450 nats/...
+    validation after iteration 200: ELBO -1.520, rec 1.100, KL 0.420 nats/timestep (best so far)
+    validation after iteration 300: ELBO -1.610, rec 1.150, KL 0.460 nats/... (not the best; best so far -1.520)
 
 a progress line at most every `training.log_every_seconds` seconds of training (checked at the end of each
-iteration), and one line per validation. With a terminal the bar stays (avrnn.training.callbacks).
+iteration), and one line per validation ("best so far" as the best checkpoint is chosen: among the
+validations of the fit; the untrained model's, before it, is reported apart). With a terminal the bar stays (avrnn.training.callbacks).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 from typing import Callable
 
 import pytorch_lightning as pl
+from pytorch_lightning.trainer.states import TrainerFn
 
 log = logging.getLogger("avrnn.training")
 MONITOR = "val/elbo_per_timestep"
@@ -91,12 +94,17 @@ class ProgressLines(pl.Callback):
         value = trainer.callback_metrics.get(MONITOR)
         if value is None:
             return
+        if trainer.state.fn != TrainerFn.FITTING:  # the untrained model's: no checkpoint is chosen by it
+            if trainer.is_global_zero:
+                log.info("validation before training (iteration %d): %s", module.iteration,
+                         bounds(trainer.callback_metrics, "val"))
+            return
         value = float(value)
         best = math.isfinite(value) and (self._best is None or value > self._best)
-        verdict = "best so far" if best else (f"best so far {self._best:.3f}" if self._best is not None
-                                                else "not finite")
         if best:
-            self._best = value
+            verdict, self._best = "best so far", value
+        else:
+            verdict = "not the best" + (f"; best so far {self._best:.3f}" if self._best is not None else "")
         if trainer.is_global_zero:
             log.info("validation after iteration %d: %s (%s)", module.iteration,
                      bounds(trainer.callback_metrics, "val"), verdict)

@@ -43,10 +43,9 @@ RULES: list[tuple[str, str]] = [  # (leaf, rule); a test holds it to one entry p
                                             "readout", "n_critic", "clip_value", "gp_weight")],
     *[(f"ablation.{key}", REFUSE) for key in ("name", "adversarial_trains_prior", "kl_weight", "adversarial_phases")],
     *[(f"training.{key}", APPLY) for key in ("max_iterations", "iterations_per_epoch", "grad_clip_norm",
-                                             "max_bad_steps",
-                                             "validate_before_training", "checkpoint_every_iterations",
-                                             "checkpoint_every_minutes", "log_every_seconds", "test_after_training", "figures", "audio_every_n_epochs",
-                                             "audio_seconds", "cuda_graphs")],
+                                             "max_bad_steps", "validate_before_training", "checkpoint_every_iterations",
+                                             "checkpoint_every_minutes", "log_every_seconds", "test_after_training",
+                                             "figures", "audio_every_n_epochs", "audio_seconds", "cuda_graphs")],
     ("training.fresh_batch_per_phase", REFUSE),
     ("data.name", APPLY),  # a label; the corpus itself is checked (check_same_corpus)
     ("data.root", APPLY),  # moved: allowed where it holds the same corpus (check_same_corpus)

@@ -76,10 +76,12 @@ def _described(kind) -> str:
     return _NAMES.get(typing.get_origin(kind) or kind, getattr(kind, "__name__", str(kind)))
 
 
-def check(settings: Mapping[str, Any]) -> None:
+def check(settings: Mapping[str, Any], test_after_training: bool = True) -> None:
     """Refuse, before any data is read, a trainer.* value of a type pytorch_lightning.Trainer does not take
     (its own annotations say which; Lightning would fail later with a TypeError naming no setting) and
-    what Lightning does not check itself (check_val_every_n_epoch=0 divides by zero)."""
+    values Lightning takes without a word or fails on later: check_val_every_n_epoch=0 and
+    val_check_interval=0 (it divides by them), limit_train_batches=0 (nothing trained), limit_test_batches=0
+    where a test follows training (nothing to score)."""
     hints = typing.get_type_hints(pl.Trainer.__init__)
     for key, value in settings.items():
         if key not in hints or key == "precision":  # precision: checked, with its fallbacks, by training.precision
@@ -94,6 +96,15 @@ def check(settings: Mapping[str, Any]) -> None:
     if every is not None and every < 1:
         raise ConfigError(f"trainer.check_val_every_n_epoch={every} must be a positive integer or null: use "
                           f"{FIXES['check_val_every_n_epoch']}")
+    if settings.get("val_check_interval") == 0:  # Lightning divides by it
+        raise ConfigError(f"trainer.val_check_interval=0 would validate every 0 batches: use {FIXES['val_check_interval']}"
+                          "; trainer.limit_val_batches=0 turns validation off")
+    if settings.get("limit_train_batches") == 0:
+        raise ConfigError("trainer.limit_train_batches=0 trains nothing (the untrained model would be tested): remove "
+                          "it; a run's length is training.max_iterations")
+    if settings.get("limit_test_batches") == 0 and test_after_training:
+        raise ConfigError("trainer.limit_test_batches=0 leaves the test after training nothing to score: remove it, or "
+                          "skip that test with training.test_after_training=false")
 
 
 def _raised_by_lightning(error: BaseException) -> bool:
@@ -101,10 +112,19 @@ def _raised_by_lightning(error: BaseException) -> bool:
     return bool(frames) and frames[-1].filename.startswith(LIGHTNING_CODE)
 
 
+def _named(key: str, value) -> re.Pattern:
+    """How a message names a Trainer argument: `key` in backticks, as key=... or followed by its value
+    ("Precision 17 is invalid"), or, for a name that is not an everyday word (limit_val_batches, not
+    devices or strategy), the bare name."""
+    quoted = rf"`{re.escape(key)}`|(?<![\w.]){re.escape(key)}=|(?i:\b{re.escape(key)}) {re.escape(str(value))}\b"
+    bare = rf"|(?<![\w.]){re.escape(key)}(?!\w)" if "_" in key else ""
+    return re.compile(quoted + bare)
+
+
 def named_setting(message: str, settings: Mapping) -> str | None:
     """The Trainer argument the config passes that `message` names first (None: none)."""
     found = [(match.start(), key) for key in settings if key in TRAINER_ARGUMENTS
-             for match in [re.search(rf"(?<![\w.]){re.escape(key)}(?!\w)", message)] if match]
+             for match in [_named(key, settings[key]).search(message)] if match]
     return min(found)[1] if found else None
 
 
