@@ -423,6 +423,9 @@ HEADER = (f"{'B x T':>9} {'reference':>10} {'vrnn':>10} {'avrnn':>10} {'gru floo
           f" {'vrnn GFLOP/s':>13} {'of matmul':>9} {'speed-up':>8} {'avrnn/vrnn':>10} {'peak MB':>8}  trust")
 
 
+UNDER_LOAD = " [UNTRUSTED: measured under load; rerun on quiet cores before acting on it]"
+
+
 def row(r: dict) -> str:
     """One size's line of the table; `UNTRUSTED` where `distrust` found a reason (listed below the table)."""
     return (f"{r['batch']:>4} x {r['T']:<3} {r['reference_fps']:>10.0f} {r['vrnn_fps']:>10.0f} {r['avrnn_fps']:>10.0f} "
@@ -545,7 +548,7 @@ def main(conf_dir: Path) -> None:
                   "(x the fp32 step of the same model, paired):")
             for r in runs:
                 print(f"{r['batch']:>4} x {r['T']:<3} vrnn {r['vrnn_bf16_fps']:.0f} ({r['vrnn_bf16_speedup']:.2f}x), "
-                      f"avrnn {r['avrnn_bf16_fps']:.0f} ({r['avrnn_bf16_speedup']:.2f}x)")
+                      f"avrnn {r['avrnn_bf16_fps']:.0f} ({r['avrnn_bf16_speedup']:.2f}x)" + UNDER_LOAD * bool(r["untrusted"]))
         else:
             print(f"this CPU has no native bf16 ({result['cpu_bf16']}"
                   + (f": a bf16 matmul runs at {bf16:.2f}x fp32" if bf16 is not None else ": oneDNN cannot run it")
@@ -559,8 +562,9 @@ def main(conf_dir: Path) -> None:
             print(f"{r['batch']:>4} x {r['T']:<3} " + ", ".join(cells))
     for r in runs:
         if "one_thread_switch_speedup" in r:
-            print(f"{r['batch']:>4} x {r['T']:<3} one-thread switch (AVRNN_ONE_THREAD_MAX_ROWS): VRNN step "
-                  f"{r['one_thread_switch_speedup']:.2f}x faster with it than without (below 1: set it to 0)")
+            print(f"{r['batch']:>4} x {r['T']:<3} one-thread switch (AVRNN_ONE_THREAD_MAX_ROWS, docs/performance.md): "
+                  f"the VRNN step takes {1 / r['one_thread_switch_speedup']:.2f}x the time with it as without (above 1: "
+                  "set AVRNN_ONE_THREAD_MAX_ROWS=0)" + UNDER_LOAD * bool(r["untrusted"]))
     for size, p in processes.items():
         print(f"{size:>9} A-VRNN / VRNN in {len(p['avrnn_over_vrnn_time'])} processes: median {p['median']:.2f}x, "
               f"{p['min']:.2f}x to {p['max']:.2f}x (spread {p['spread']:.0%} of the median)")

@@ -66,8 +66,8 @@ class ProgressLines(pl.Callback):
         self._start_iteration = self._last_iteration = module.iteration
         score = getattr(trainer.checkpoint_callback, "best_model_score", None)  # restored on resume
         self._best = float(score) if score is not None else self._best
-        if trainer.is_global_zero:
-            total = module.hparams.training.get("max_iterations")
+        total = module.hparams.training.get("max_iterations")
+        if trainer.is_global_zero and not (total and module.iteration >= total):  # (a finished run's test only)
             log.info("training: from iteration %d%s; a progress line every %s (training.log_every_seconds)",
                      module.iteration, f" to {total}" if total else "", duration(self.every_seconds))
 
