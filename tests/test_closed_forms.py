@@ -98,3 +98,28 @@ def test_the_vrnn_phase_trains_on_the_configured_free_bits(make_cfg):
     floored, terms = PHASES["elbo"].loss(module, *PHASES["elbo"].inputs(module, x, mask))  # as run_phase calls it
     # 40 nats over z_dim = 4 dimensions: every dimension of the tiny, untrained model is below 10 nats
     assert floored.item() == pytest.approx(terms["rec_per_timestep"].item() + 40.0, rel=1e-5)
+
+
+# --- evaluation over more than one batch: the totals of the batches, not the last batch's ----------------
+def test_scoring_two_batches_gives_the_pooled_totals_of_scoring_each(make_cfg):
+    from avrnn.evaluation.scoring import score
+    from avrnn.training.fit import build_module
+
+    module = build_module(make_cfg()).eval()
+    frame = module.hparams.model["frame_size"]
+    first = (torch.randn(2, 5, frame), torch.tensor([[1.0] * 5, [1.0] * 3 + [0.0] * 2]))
+    second = (torch.randn(3, 4, frame), torch.ones(3, 4))
+    torch.manual_seed(0)
+    alone = [score(module, [batch], iwae_k=[2], fivo_k=[2], prefix="t") for batch in (first, second)]
+    torch.manual_seed(0)  # the same draws: the second batch's come after the first's, as in `alone`
+    pooled = score(module, [first, second], iwae_k=[2], fivo_k=[2], prefix="t")
+    frames = [m["t/frames"] for m in alone]
+    assert pooled["t/frames"] == sum(frames) == 8 + 12 and pooled["t/sequences"] == 5
+    for name in ("rec", "kl", "elbo", "iwae_2", "fivo_2"):
+        total = sum(m[f"t/{name}_per_timestep"] * n for m, n in zip(alone, frames))
+        assert pooled[f"t/{name}_per_timestep"] == pytest.approx(total / sum(frames), rel=1e-5), name
+        per_sequence = sum(m[f"t/{name}_per_sequence"] * m["t/sequences"] for m in alone) / 5
+        assert pooled[f"t/{name}_per_sequence"] == pytest.approx(per_sequence, rel=1e-5), name
+    # the critic's distance: a mean over sequences
+    distance = sum(m["t/wasserstein"] * m["t/sequences"] for m in alone) / 5
+    assert pooled["t/wasserstein"] == pytest.approx(distance, rel=1e-5)

@@ -2,6 +2,7 @@
 a checkpoint from naming code to run, and checkpoints written before these were config objects."""
 
 import json
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -76,7 +77,7 @@ def test_an_optimizer_of_your_own_is_a_config_value_away(make_cfg):
     assert rec.defaults["lr"] == 2e-4 and rec.defaults["weight_decay"] == 0.05 and rec.defaults["betas"] == (0.9, 0.999)
     assert type(critic) is torch.optim.RMSprop  # critic=wgan's, by name as before
     metrics = train(make_cfg("model.optimizer._target_=torch.optim.AdamW", "trainer.fast_dev_run=1"))
-    assert metrics["train/rec_per_timestep"] == metrics["train/rec_per_timestep"]
+    assert math.isfinite(metrics["train/rec_per_timestep"])
 
 
 def test_an_optimizer_target_that_cannot_be_imported_is_one_line(make_cfg):

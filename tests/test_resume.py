@@ -1,6 +1,7 @@
 """Resume exactly after every way a run stops, refuse unsafe or corrupt checkpoints (a full disk during a
 save: tests/test_atomic_writes.py)."""
 
+import math
 import os
 import signal
 
@@ -219,5 +220,5 @@ def test_extreme_amplitude_input_trains_and_stays_finite(make_cfg, monkeypatch):
     metrics = train(make_cfg("training.max_iterations=4", "training.iterations_per_epoch=2"))
     assert seen[0].skipped_steps == {}
     assert metrics["train/rec_per_timestep"] > 1000  # it really saw huge inputs
-    assert all(value == value and abs(value) != float("inf") for value in metrics.values())
+    assert all(math.isfinite(value) for value in metrics.values())
     assert all(torch.isfinite(p).all() for p in seen[0].parameters())
