@@ -123,3 +123,53 @@ def test_scoring_two_batches_gives_the_pooled_totals_of_scoring_each(make_cfg):
     # the critic's distance: a mean over sequences
     distance = sum(m["t/wasserstein"] * m["t/sequences"] for m in alone) / 5
     assert pooled["t/wasserstein"] == pytest.approx(distance, rel=1e-5)
+
+
+# --- which parameters each phase's gradient reaches, per ablation ------------------------------------------
+def group_gradients(module, loss_of) -> dict[str, bool]:
+    """Which parameter groups (theta, phi, omega = TR, tau = PS, encoders) get a non-zero gradient from
+    `loss_of(module)`, computed on a fresh forward pass (the fused loop's backward runs once per pass)."""
+    groups = module.vrnn.parameter_groups()
+    torch.manual_seed(1)
+    grads = torch.autograd.grad(loss_of(module), [p for name in groups for p in groups[name]], allow_unused=True)
+    reached, at = {}, 0
+    for name, parameters in groups.items():
+        reached[name] = any(g is not None and bool(g.abs().sum() > 0) for g in grads[at:at + len(parameters)])
+        at += len(parameters)
+    return reached
+
+
+@pytest.mark.parametrize("critic_input, prior_path", [("sequence", "shared"), ("conditional", "shared"),
+                                                      ("conditional", "own")])
+@pytest.mark.parametrize("ablation, trains_prior", [("none", True), ("posterior_only", False)])
+def test_the_adversarial_gradient_reaches_tr_only_where_the_ablation_trains_it(make_cfg, critic_input, prior_path,
+                                                                               ablation, trains_prior):
+    """The prior's term moves TR (omega) where the adversarial step trains the prior; PS (tau) only through
+    the shared path's states (h_{t-1} carries earlier posterior samples) and never under posterior_only,
+    where PS is pulled towards a prior it cannot move, through no path."""
+    from avrnn.training.fit import build_module
+    from avrnn.training.phases import PHASES
+
+    module = build_module(make_cfg(f"ablation={ablation}", f"critic.input={critic_input}",
+                                   f"model.prior_path={prior_path}"))
+    x, mask = torch.randn(3, 5, module.hparams.model["frame_size"]), torch.ones(3, 5)
+    score = phase_losses.sequence_score(module.critic, mask)
+
+    def prior_term(m):
+        z_post, z_prior, h, h_prior = m.vrnn.latents(x)
+        return score(z_prior if trains_prior else z_prior.detach(), h_prior).mean()  # as adversarial_loss does
+
+    def posterior_term(m):
+        z_post, z_prior, h, h_prior = m.vrnn.latents(x)
+        return score(z_post, h).mean()
+
+    from_prior = group_gradients(module, prior_term)
+    assert from_prior["omega"] is trains_prior
+    assert from_prior["tau"] is (trains_prior and prior_path == "shared")
+    assert group_gradients(module, posterior_term)["tau"] is True
+    whole = group_gradients(module, lambda m: phase_losses.adversarial_loss(
+        m.vrnn, m.critic, m.objective, x, mask, trains_prior)[0])
+    assert whole["omega"] is trains_prior and whole["tau"] is True
+    stepped = {id(p) for p in PHASES["adversarial"].parameters(module)}
+    assert all((id(p) in stepped) is trains_prior for p in module.vrnn.parameter_groups()["omega"])
+    assert all(id(p) in stepped for p in module.vrnn.parameter_groups()["tau"])
