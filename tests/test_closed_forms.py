@@ -173,3 +173,24 @@ def test_the_adversarial_gradient_reaches_tr_only_where_the_ablation_trains_it(m
     stepped = {id(p) for p in PHASES["adversarial"].parameters(module)}
     assert all((id(p) in stepped) is trains_prior for p in module.vrnn.parameter_groups()["omega"])
     assert all(id(p) in stepped for p in module.vrnn.parameter_groups()["tau"])
+
+
+# --- FIVO's settings reach the particle filter ---------------------------------------------------------------
+def test_vrnn_fivo_resamples_with_the_given_generator_and_threshold(make_cfg):
+    from avrnn.models.bounds import vrnn_fivo
+    from avrnn.training.fit import build_module
+
+    module = build_module(make_cfg())
+    vrnn = module.vrnn.eval()
+    x, mask = torch.randn(2, 6, module.hparams.model["frame_size"]), torch.ones(2, 6)
+
+    def fivo(generator_seed: int, threshold: float) -> torch.Tensor:
+        torch.manual_seed(0)  # the particles' draws
+        with torch.no_grad():
+            return vrnn_fivo(vrnn, x, mask, 4, resample_threshold=threshold,
+                             generator=torch.Generator().manual_seed(generator_seed))
+    # resampling at every step: the ancestors come from the generator given, so its seed matters
+    torch.testing.assert_close(fivo(1, 1.0), fivo(1, 1.0))
+    assert not torch.allclose(fivo(1, 1.0), fivo(2, 1.0))
+    # never resampling: the generator is never drawn from
+    torch.testing.assert_close(fivo(1, 0.0), fivo(2, 0.0))
