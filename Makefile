@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-slow tensorboard clean bench
+.PHONY: help install train test test-slow tensorboard clean bench mutate
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,3 +36,6 @@ clean: ## Remove the virtual environment and caches (keeps data/ and logs/)
 
 bench: $(STAMP) ## Time the training steps (frames/s, GFLOP/s, peak memory); writes bench.json
 	$(PYTHON) src/bench.py $(ARGS)
+
+mutate: $(STAMP) ## Mutation testing of the core maths (mutmut; about an hour on 2 cores); writes mutate.json
+	$(PYTHON) tools/mutate.py $(ARGS)

@@ -50,6 +50,42 @@ def test_the_conditional_critic_is_penalised_at_interpolated_states_on_its_own_p
     assert penalty.item() == pytest.approx(((h_hat.flatten(1).norm(dim=1) - 1) ** 2).mean().item(), rel=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])  # alpha drawn in the latents' precision
+def test_the_penalty_is_taken_at_the_interpolates_of_prior_and_posterior_latents(dtype):
+    """D(z) = ||z||^2 / 2 per sequence: grad_z D = z_hat = alpha z_prior + (1 - alpha) z_post."""
+    z_prior, z_post = torch.randn(4, 3, 2, dtype=dtype), torch.randn(4, 3, 2, dtype=dtype)
+    h = torch.zeros(4, 3, 1, dtype=dtype)
+    torch.manual_seed(3)
+    penalty = losses.gradient_penalty(lambda z, _: 0.5 * z.pow(2).flatten(1).sum(1), (z_prior, h), (z_post, h),
+                                      torch.ones(4, 3, dtype=dtype))
+    torch.manual_seed(3)
+    alpha = torch.rand(4, 1, 1, dtype=dtype)
+    z_hat = alpha * z_prior + (1 - alpha) * z_post
+    assert penalty.dtype == dtype
+    assert penalty.item() == pytest.approx(((z_hat.flatten(1).norm(dim=1) - 1) ** 2).mean().item(),
+                                           rel=1e-12 if dtype == torch.float64 else 1e-6)
+
+
+def test_the_penalty_trains_the_critic():
+    """D(z) = sum w z: penalty (||w|| - 1)^2, whose gradient in w is 2 (||w|| - 1) w / ||w||: the gradient's
+    own graph is kept (create_graph), or the penalty would not reach the critic's weights."""
+    weights = torch.tensor([[[3.0, 4.0]]], requires_grad=True)
+    z, h = torch.randn(2, 1, 2), torch.zeros(2, 1, 1)
+    penalty = losses.gradient_penalty(linear_score(weights), (z, h), (z + 1, h), torch.ones(2, 1))
+    (grad,) = torch.autograd.grad(penalty, weights)
+    torch.testing.assert_close(grad, 2 * (5.0 - 1) * torch.tensor([[[3.0, 4.0]]]) / 5.0)
+
+
+def test_per_timestep_divides_by_the_unmasked_frames_even_where_there_is_one_or_none():
+    per_step = torch.tensor([[5.0, 7.0], [11.0, 13.0]])
+    one = torch.tensor([[0.0, 1.0], [0.0, 0.0]])
+    assert losses.per_timestep(per_step, one).item() == 7.0  # one frame: its value, not half of it
+    assert losses.per_timestep(per_step, torch.zeros(2, 2)).item() == 0.0  # none: 0, not a division by 0
+    kl = torch.zeros(1, 2, 2)
+    kl[0, 1, 0] = 3.0
+    assert losses.free_bits_kl(kl, one[:1], free_bits=0.0).item() == 3.0  # the one frame's KL
+
+
 def test_wgan_gp_adds_its_weight_times_the_penalty_to_the_critic_loss():
     weights = torch.tensor([[[3.0, 4.0]]])  # ||grad|| = 5: penalty 16
     z_prior, z_post, h = torch.ones(2, 1, 2), torch.zeros(2, 1, 2), torch.zeros(2, 1, 1)
