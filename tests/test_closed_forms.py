@@ -1,6 +1,7 @@
 """The core maths held to closed forms and independent computations (issue: mutation testing): each test
 asserts a value worked out from the definition, never one read back from the code under test."""
 
+import inspect
 import math
 
 import pytest
@@ -230,3 +231,54 @@ def test_vrnn_fivo_resamples_with_the_given_generator_and_threshold(make_cfg):
     assert not torch.allclose(fivo(1, 1.0), fivo(2, 1.0))
     # never resampling: the generator is never drawn from
     torch.testing.assert_close(fivo(1, 0.0), fivo(2, 0.0))
+
+
+# --- FIVO's resampling: when the effective sample size (sum w)^2 / sum w^2 falls below threshold x k ------
+class RecordingStep:
+    """A particle step whose log-weights are fixed per particle (`log_alpha`, (B * k,)) and whose state
+    is each particle's id: which states reach each step shows whether and how the filter resampled."""
+
+    def __init__(self, log_alpha: torch.Tensor, as_tuple: bool = False):
+        self.log_alpha, self.as_tuple, self.seen = log_alpha, as_tuple, []
+
+    def __call__(self, x_t, state):
+        ids = state[0] if self.as_tuple else state
+        self.seen.append(ids.clone())
+        return self.log_alpha, state
+
+
+def resampled(weights: list[float], threshold: float, mask=None, as_tuple=False) -> bool:
+    """Whether the filter resampled after the first step, for one sequence of k = len(weights) particles."""
+    from avrnn.models.bounds import fivo_bound
+
+    k = len(weights)
+    step = RecordingStep(torch.tensor(weights).log(), as_tuple)
+    ids = torch.arange(k, dtype=torch.float32)
+    state = (ids, ids * 10) if as_tuple else ids
+    mask = torch.ones(1, 2) if mask is None else mask
+    fivo_bound(step, state, torch.zeros(1, 2, 1), mask, k, resample_threshold=threshold,
+               generator=torch.Generator().manual_seed(0))
+    return not torch.equal(step.seen[1], ids)  # the second step's particles are not the first's
+
+
+@pytest.mark.parametrize("weights, threshold, expected", [
+    ([1.0, 3.0], 0.75, False),  # ESS = 16 / 10 = 1.6 >= 0.75 x 2
+    ([1.0, 3.0], 0.85, True),  # 1.6 < 1.7
+    ([1.0, 1.0], 1.0, False),  # ESS = k exactly: not below
+    ([1.0, 1e-6, 1e-6, 1e-6], 0.3, True),  # ESS ~ 1 < 1.2: one particle carries the weight
+])
+def test_fivo_resamples_exactly_where_the_effective_sample_size_falls_below_the_threshold(weights, threshold,
+                                                                                            expected):
+    assert resampled(weights, threshold) is expected
+
+
+def test_fivo_never_resamples_at_a_padded_step():
+    assert resampled([1.0, 1e-6], 1.0) is True
+    assert resampled([1.0, 1e-6], 1.0, mask=torch.tensor([[0.0, 0.0]])) is False
+
+
+def test_fivo_resamples_every_part_of_a_tuple_state_and_halves_are_the_default_threshold():
+    assert resampled([1.0, 1e-6], 1.0, as_tuple=True) is True  # the ids come from the tuple's first part
+    from avrnn.models.bounds import fivo_bound
+
+    assert inspect.signature(fivo_bound).parameters["resample_threshold"].default == 0.5  # Maddison et al.'s
