@@ -282,3 +282,14 @@ def test_fivo_resamples_every_part_of_a_tuple_state_and_halves_are_the_default_t
     from avrnn.models.bounds import fivo_bound
 
     assert inspect.signature(fivo_bound).parameters["resample_threshold"].default == 0.5  # Maddison et al.'s
+
+
+def test_fivo_resampling_draws_each_sequences_ancestors_from_its_own_particles_with_replacement():
+    """Two sequences of two particles, each with one particle carrying (almost) all the weight: every new
+    particle descends from it, in its own sequence (rows b * k + j)."""
+    from avrnn.models.bounds import fivo_bound
+
+    step = RecordingStep(torch.tensor([1.0, 1e-9, 1e-9, 1.0]).log())
+    fivo_bound(step, torch.arange(4, dtype=torch.float32), torch.zeros(2, 3, 1), torch.ones(2, 3), 2,
+               resample_threshold=1.0, generator=torch.Generator().manual_seed(0))
+    assert step.seen[1].tolist() == [0.0, 0.0, 3.0, 3.0]
