@@ -293,3 +293,51 @@ def test_fivo_resampling_draws_each_sequences_ancestors_from_its_own_particles_w
     fivo_bound(step, torch.arange(4, dtype=torch.float32), torch.zeros(2, 3, 1), torch.ones(2, 3), 2,
                resample_threshold=1.0, generator=torch.Generator().manual_seed(0))
     assert step.seen[1].tolist() == [0.0, 0.0, 3.0, 3.0]
+
+
+# --- the critics' readouts: what each score is made of, computed by hand from the critic's own layers -----
+def by_hand_per_step(critic, z: torch.Tensor) -> torch.Tensor:
+    """score(fc(lstm state)) at every step, (B, T): the LSTM run step by step from a zero state."""
+    state, scores = None, []
+    for t in range(z.shape[1]):
+        out, state = critic.lstm(z[:, t:t + 1], state)
+        scores.append(critic.score(critic.fc(out[:, 0])).squeeze(-1))
+    return torch.stack(scores, 1)
+
+
+def test_the_sequence_critics_readouts_score_the_last_unmasked_step_or_the_mean_over_unmasked_steps():
+    from avrnn.models.critic import SequenceCritic
+
+    torch.manual_seed(0)
+    z = torch.randn(3, 4, 2)
+    mask = torch.tensor([[1.0, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]])  # lengths 4, 2, 1
+    last, mean = SequenceCritic(2, lstm_size=5, fc_size=6), SequenceCritic(2, lstm_size=5, fc_size=6, readout="mean")
+    mean.load_state_dict(last.state_dict())
+    with torch.no_grad():
+        per_step = by_hand_per_step(last, z)
+        torch.testing.assert_close(last(z, mask), per_step[torch.arange(3), torch.tensor([3, 1, 0])])
+        torch.testing.assert_close(mean(z, mask), torch.stack([per_step[0].mean(), per_step[1, :2].mean(),
+                                                               per_step[2, 0]]))
+        assert last(z, mask).shape == mean(z, mask).shape == (3,)
+        padded = z.clone()
+        padded[1, 2:], padded[2, 1:] = 100.0, -100.0  # what lies in the padding changes nothing
+        torch.testing.assert_close(last(padded, mask), last(z, mask))
+        torch.testing.assert_close(mean(padded, mask), mean(z, mask))
+
+
+def test_the_conditional_critic_averages_its_per_step_scores_over_unmasked_steps_and_never_dies():
+    from avrnn.models.critic import ConditionalCritic
+
+    torch.manual_seed(0)
+    critic = ConditionalCritic(2, 3, fc_size=4)
+    z, h = torch.randn(2, 3, 2), torch.randn(2, 3, 3)
+    mask = torch.tensor([[1.0, 1, 1], [1, 0, 0]])
+    with torch.no_grad():
+        per_step = critic.score(critic.fc(torch.cat([z, h], -1))).squeeze(-1)
+        torch.testing.assert_close(critic(z, mask, h), torch.stack([per_step[0].mean(), per_step[1, 0]]))
+        for layer in (critic.fc.fc1, critic.fc.fc2):  # every unit's input negative (weights tiny, bias -1)
+            layer.weight.fill_(1e-3)
+            layer.bias.fill_(-1.0)
+    z.requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(z, mask, h).sum(), z)
+    assert grad.abs().sum() > 0  # LeakyReLU: a critic whose units are all negative still has a gradient
