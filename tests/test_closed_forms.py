@@ -341,3 +341,34 @@ def test_the_conditional_critic_averages_its_per_step_scores_over_unmasked_steps
     z.requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(z, mask, h).sum(), z)
     assert grad.abs().sum() > 0  # LeakyReLU: a critic whose units are all negative still has a gradient
+
+
+# --- the objectives' other halves: weight clipping, the adversarial losses at known scores ----------------
+def test_wgan_clips_every_critic_weight_to_the_clip_value_and_wgan_gp_clips_none():
+    from avrnn.models.objectives import Wasserstein
+
+    critic = torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        critic.weight.copy_(torch.tensor([[0.5, -0.05, -2.0], [0.1, 0.0, -0.1]]))
+        critic.bias.copy_(torch.tensor([0.07, -0.3]))
+    untouched = {name: p.clone() for name, p in critic.named_parameters()}
+    WassersteinGradientPenalty(gp_weight=10.0).after_critic_step(critic)
+    assert all(torch.equal(p, untouched[name]) for name, p in critic.named_parameters())
+    Wasserstein(clip_value=0.1).after_critic_step(critic)
+    torch.testing.assert_close(critic.weight, torch.tensor([[0.1, -0.05, -0.1], [0.1, 0.0, -0.1]]))
+    torch.testing.assert_close(critic.bias, torch.tensor([0.07, -0.1]))
+    Wasserstein(clip_value=None).after_critic_step(critic)  # no clipping asked: nothing moves
+    torch.testing.assert_close(critic.bias, torch.tensor([0.07, -0.1]))
+
+
+def test_the_adversarial_losses_at_known_scores():
+    from avrnn.models.objectives import Wasserstein
+
+    d_prior, d_post = torch.tensor([1.0, 3.0]), torch.tensor([0.5, 0.5])
+    # WGAN: TR and PS minimise -L_dis = mean D(post) - mean D(prior) = 0.5 - 2
+    assert Wasserstein().adversarial_loss(d_prior, d_post).item() == pytest.approx(-1.5)
+    assert Wasserstein().distance(d_prior, d_post).item() == pytest.approx(-1.5)
+    # GAN, non-saturating with flipped labels: -log sigmoid(d_post) - log(1 - sigmoid(d_prior)), batch means
+    expected = (-torch.nn.functional.logsigmoid(d_post).mean() - torch.nn.functional.logsigmoid(-d_prior).mean())
+    assert JensenShannon().adversarial_loss(d_prior, d_post).item() == pytest.approx(expected.item())
+    assert JensenShannon().adversarial_loss(torch.zeros(3), torch.zeros(3)).item() == pytest.approx(2 * math.log(2))
