@@ -372,3 +372,14 @@ def test_the_adversarial_losses_at_known_scores():
     expected = (-torch.nn.functional.logsigmoid(d_post).mean() - torch.nn.functional.logsigmoid(-d_prior).mean())
     assert JensenShannon().adversarial_loss(d_prior, d_post).item() == pytest.approx(expected.item())
     assert JensenShannon().adversarial_loss(torch.zeros(3), torch.zeros(3)).item() == pytest.approx(2 * math.log(2))
+
+
+def test_the_critics_default_sizes_are_the_papers():
+    """Section VI: an LSTM of 128 units and two fully connected layers of 100 units (the config's defaults too)."""
+    from avrnn.config import CriticConfig
+    from avrnn.models.critic import ConditionalCritic, SequenceCritic
+
+    sequence, conditional = SequenceCritic(4), ConditionalCritic(4, 8)
+    assert (sequence.lstm.hidden_size, sequence.fc.fc1.out_features, sequence.fc.fc2.out_features) == (128, 100, 100)
+    assert (conditional.fc.fc1.out_features, conditional.fc.fc2.out_features) == (100, 100)
+    assert (CriticConfig.lstm_size, CriticConfig.fc_size, CriticConfig.readout) == (128, 100, "last")
