@@ -383,3 +383,12 @@ def test_the_critics_default_sizes_are_the_papers():
     assert (sequence.lstm.hidden_size, sequence.fc.fc1.out_features, sequence.fc.fc2.out_features) == (128, 100, 100)
     assert (conditional.fc.fc1.out_features, conditional.fc.fc2.out_features) == (100, 100)
     assert (CriticConfig.lstm_size, CriticConfig.fc_size, CriticConfig.readout) == (128, 100, "last")
+
+
+def test_the_objectives_defaults_are_the_published_and_configured_ones():
+    """WGAN-GP's penalty weight 10 (Gulrajani et al. 2017); WGAN's clip the config's default (CriticConfig)."""
+    from avrnn.config import CriticConfig
+    from avrnn.models.objectives import Wasserstein
+
+    assert WassersteinGradientPenalty().gp_weight == 10.0 and WassersteinGradientPenalty().clip_value is None
+    assert Wasserstein().clip_value == CriticConfig.clip_value == 0.1
