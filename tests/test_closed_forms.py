@@ -392,3 +392,20 @@ def test_the_objectives_defaults_are_the_published_and_configured_ones():
 
     assert WassersteinGradientPenalty().gp_weight == 10.0 and WassersteinGradientPenalty().clip_value is None
     assert Wasserstein().clip_value == CriticConfig.clip_value == 0.1
+
+
+def test_the_phase_losses_defaults_are_the_plain_elbo_and_a_trained_prior(make_cfg):
+    """Without kl_weight and free_bits: -ELBO = rec + KL exactly (no floor); without trains_prior the adversarial
+    gradient reaches TR (the full A-VRNN)."""
+    from avrnn.training.fit import build_module
+
+    rec_log_lik, kl, mask = torch.full((1, 2), -1.0), torch.full((1, 2, 4), 0.01), torch.ones(1, 2)
+    loss, terms = phase_losses.negative_elbo(rec_log_lik, kl, mask)
+    assert loss.item() == pytest.approx(1.0 + 0.04)  # a floor of even 1 nat would give 1 + 1
+    module = build_module(make_cfg())
+    x, mask = torch.randn(2, 3, module.hparams.model["frame_size"]), torch.ones(2, 3)
+    loss, terms = phase_losses.elbo_loss(module.vrnn, x, mask)
+    assert loss.item() == pytest.approx((terms["rec_per_timestep"] + terms["kl_per_timestep"]).item(), rel=1e-6)
+    reached = group_gradients(module, lambda m: phase_losses.adversarial_loss(m.vrnn, m.critic, m.objective, x,
+                                                                               mask)[0])
+    assert reached["omega"] is True
