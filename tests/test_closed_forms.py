@@ -409,3 +409,46 @@ def test_the_phase_losses_defaults_are_the_plain_elbo_and_a_trained_prior(make_c
     reached = group_gradients(module, lambda m: phase_losses.adversarial_loss(m.vrnn, m.critic, m.objective, x,
                                                                                mask)[0])
     assert reached["omega"] is True
+
+
+# --- evaluation: another corpus than the checkpoint's, and the printed quality lines ---------------------
+def test_evaluation_reads_the_corpus_given_at_evaluation_not_the_checkpoints(make_cfg, tmp_path):
+    from omegaconf import OmegaConf
+
+    from avrnn.config import ConfigError
+    from avrnn.evaluation.scoring import build_eval_data
+    from avrnn.training.fit import build_datamodule, build_module, data_options
+
+    cfg = make_cfg()
+    trained = build_datamodule(cfg)
+    trained.prepare_data()
+    trained.setup("fit")
+    module = build_module(cfg, normalization=trained.normalization.to_dict(), data=data_options(cfg))
+    other = dict(data_options(cfg), root=str(tmp_path / "another_corpus"), cache_dir=None)
+    datamodule = build_eval_data(module, OmegaConf.create(other), "test", batch_size=3)
+    assert datamodule.root == tmp_path / "another_corpus" and datamodule.options.eval_batch_size == 3
+    assert datamodule.normalization == trained.normalization  # re-expressed in the checkpoint's statistics
+    module.hparams.data = None
+    with pytest.raises(ConfigError, match=r"^this checkpoint stores no data config; add data=<config> data.root="):
+        build_eval_data(module, None, "test", batch_size=3)
+
+
+def test_the_speech_quality_lines_give_each_measure_with_its_unit_and_why_some_were_not_scored(capsys):
+    from avrnn.evaluation.scoring import print_speech_quality
+
+    metrics = {"test/speech_quality_seconds": 2.04}
+    for key, mean, unit in (("si_sdr", -2.5, "dB"), ("pesq", 1.25, "MOS-LQO (1-4.5)"), ("estoi", None, "0-1")):
+        metrics.update({f"test/{key}_mean": mean, f"test/{key}_std": 0.5, f"test/{key}_unit": unit,
+                        f"test/{key}_utterances": 4 if mean is not None else 0,
+                        f"test/{key}_skipped": 0 if mean is not None else 4,
+                        f"test/{key}_skipped_because": [] if mean is not None else ["shorter than 0.25 s", "silent"]})
+    print_speech_quality(metrics, "test", 8000)
+    assert capsys.readouterr().out.splitlines() == [
+        "reconstruction quality (teacher-forced, 8000 Hz; reconstructions, not prior samples):",
+        "  SI-SDR      -2.500 +/- 0.500 dB over 4 utterances",
+        "  PESQ (nb)   1.250 +/- 0.500 MOS-LQO (1-4.5) over 4 utterances",
+        "  ESTOI       not computed over 0 utterances; 4 not scored: shorter than 0.25 s, silent",
+        "  scored in 2.0 s",
+    ]
+    print_speech_quality(metrics, "test", 44100)
+    assert "  PESQ (-)    1.250" in capsys.readouterr().out  # no PESQ mode at that rate
