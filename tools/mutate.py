@@ -4,7 +4,7 @@ For each module listed under [tool.avrnn.mutate] in pyproject.toml, mutmut (its 
 [tool.mutmut]) makes small wrong versions of the module (an operator, a constant, an argument changed)
 and runs that module's tests from the default suite (not `slow`) against each; a mutant the tests pass
 with "survived". Each module runs in its own scratch copy of the working tree (so that it gets its own
-test selection; mutmut keeps its results there, and a rerun only retries what changed), then one line
+test selection; --keep-results reuses mutmut's earlier results there), then one line
 per module gives the kill rate, and mutate.json the counts and the survivors' names
 (`python -m mutmut show NAME` in the module's scratch folder shows one). docs/testing.md accounts for
 every survivor. A developer's tool, not part of CI.
@@ -37,10 +37,14 @@ def modules() -> dict[str, list[str]]:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["avrnn"]["mutate"]
 
 
-def scratch_copy(module: str, tests: list[str], base: Path) -> Path:
+def scratch_copy(module: str, tests: list[str], base: Path, keep_results: bool = False) -> Path:
     """A copy of the working tree for one module's run, its pyproject telling mutmut what to mutate and
-    which tests to run. mutmut's own folder (mutants/) is kept between runs: it retries what changed."""
+    which tests to run. mutmut's results from an earlier run are dropped unless `keep_results`: mutmut
+    retries a mutant when its function's source changed, not when the tests did (a survivor would stay
+    one after a test that kills it was added)."""
     folder = base / Path(module).stem
+    if folder.exists() and not keep_results:
+        shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for name in COPIED:
         target = folder / name
@@ -64,8 +68,8 @@ def statuses(folder: Path) -> dict[str, str]:
     return dict(re.findall(r"^\s*(\S+): (.+?)\s*$", listing, flags=re.M))
 
 
-def run_module(module: str, tests: list[str], base: Path, max_children: int | None) -> dict:
-    folder = scratch_copy(module, tests, base)
+def run_module(module: str, tests: list[str], base: Path, max_children: int | None, keep_results: bool) -> dict:
+    folder = scratch_copy(module, tests, base, keep_results)
     command = [sys.executable, "-m", "mutmut", "run", *(["--max-children", str(max_children)] if max_children else [])]
     start = time.monotonic()
     with open(folder / "mutmut-run.log", "w") as log:
@@ -86,6 +90,8 @@ def main() -> None:
                                                                         "the cores)")
     parser.add_argument("--scratch", default=str(Path(tempfile.gettempdir()) / "avrnn-mutate"))
     parser.add_argument("--output", default="mutate.json")
+    parser.add_argument("--keep-results", action="store_true",
+                        help="reuse mutmut's earlier results (only where the tests did not change since)")
     args = parser.parse_args()
     listed = modules()
     unknown = [m for m in args.modules if m not in listed]
@@ -95,7 +101,7 @@ def main() -> None:
     results = []
     for index, module in enumerate(chosen, 1):
         print(f"mutate: {module} ({index} of {len(chosen)}), tests {' '.join(listed[module])}", flush=True)
-        results.append(run_module(module, listed[module], Path(args.scratch), args.max_children))
+        results.append(run_module(module, listed[module], Path(args.scratch), args.max_children, args.keep_results))
         r = results[-1]
         print(f"  {r['killed']} of {r['mutants']} mutants killed ({r['kill_rate']:.0%}) in {r['seconds']:.0f} s; "
               f"survivors listed in {args.output}", flush=True)
