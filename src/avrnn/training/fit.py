@@ -32,7 +32,9 @@ from avrnn.training.callbacks import DenormalPolicy, PriorAudioSamples, RandomSt
 from avrnn.training.module import AVRNNModule
 from avrnn.training.phases import batches_per_iteration
 from avrnn.training.progress_lines import ProgressLines
-from avrnn.training.resume import check_resume, check_same_corpus, run_folder_checkpoint
+from avrnn.training import run_folder
+from avrnn.training.resume import (check_resume, check_same_corpus, earlier_file, run_differences,
+                                     run_folder_checkpoint)
 from avrnn.training.stops import RunStopped, StopAtBoundary, StopSignals
 from avrnn.training.run_summary import summarize_run
 from avrnn.training.precision import bf16_hint, supported_precision
@@ -193,6 +195,9 @@ def _train(cfg: DictConfig, callbacks: Sequence[pl.Callback], signals: StopSigna
     checkpoint = None
     if ckpt_path is None:  # a requeued job reruns its command: resume from its own folder's last.ckpt
         ckpt_path, checkpoint = run_folder_checkpoint(output_dir, plain(cfg), stored_config)
+        if ckpt_path is None:  # a fresh run: not into a folder that holds another run's outputs
+            run_folder.check_fresh_start(output_dir, plain(cfg), run_folder.earlier_config(output_dir, earlier_file),
+                                         run_differences)
         finished = (checkpoint is not None and cfg.training.max_iterations is not None
                     and checkpoint.get("avrnn_iteration", 0) >= cfg.training.max_iterations)
         if finished and (output_dir / "metrics.json").is_file():

@@ -165,11 +165,7 @@ def run_folder_checkpoint(output_dir: Path, current: dict, stored_config) -> tup
         return None, None
     checkpoint = load_checkpoint(path)
     iteration = checkpoint.get("avrnn_iteration", 0)
-    stored = stored_config(checkpoint)
-    changes = {key: change for key, change in changed_leaves(_network_in_use(stored), _network_in_use(current)).items()
-               if not key.startswith(HOW_IT_RUNS)}  # e.g. trainer.precision: the one it fell back to is stored
-    if not (trains_critic(stored) or trains_critic(current)):  # settings of a critic neither run has
-        changes = {key: change for key, change in changes.items() if not key.startswith(CRITIC_ONLY)}
+    changes = run_differences(stored_config(checkpoint), current)
     ways = (f"resume it with ckpt_path=last (settings that may change mid-run are applied), or give this run "
             f"another folder (hydra.run.dir=...)")
     if changes:
@@ -180,6 +176,17 @@ def run_folder_checkpoint(output_dir: Path, current: dict, stored_config) -> tup
     log.info("resume: %s holds this run's last.ckpt (iteration %d, the same settings): resuming from it", output_dir,
              iteration)
     return path, checkpoint
+
+
+def run_differences(stored: dict, current: dict) -> dict[str, tuple]:
+    """The settings (path -> (stored, current)) that make two configs different runs: every changed leaf
+    but how it runs (HOW_IT_RUNS: e.g. trainer.precision, where the one it fell back to is stored) and
+    the settings of a critic neither has."""
+    changes = {key: change for key, change in changed_leaves(_network_in_use(stored), _network_in_use(current)).items()
+               if not key.startswith(HOW_IT_RUNS)}
+    if not (trains_critic(stored) or trains_critic(current)):
+        changes = {key: change for key, change in changes.items() if not key.startswith(CRITIC_ONLY)}
+    return changes
 
 
 def _network_in_use(config: dict) -> dict:
@@ -244,20 +251,24 @@ def mark_training_started() -> None:
     _TRAINING_STARTED[0] = True
 
 
+def earlier_file(path: Path) -> bytes | None:
+    """The content a run folder's .hydra/ file had before Hydra overwrote it for this job (None: none kept)."""
+    return _EARLIER.get(Path(path).resolve())
+
+
 class KeepEarlierRunConfig(Callback):
-    """Hydra callback (conf/config.yaml): before Hydra writes a resumed run's .hydra/ files, keep the
-    earlier ones; a resume that fails before its first training batch (refused, or any error) puts them
-    back. (Not in multirun jobs, whose folders Hydra names anew.)"""
+    """Hydra callback (conf/config.yaml): before Hydra writes the .hydra/ files of a run in a folder that
+    has them (a resume, or a run refused there: run_folder), keep the earlier ones; a job that fails
+    before its first training batch (refused, or any error) puts them back. (Not in multirun jobs,
+    whose folders Hydra names anew.)"""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         _EARLIER.clear()
         _TRAINING_STARTED[0] = False
         subdir = config.hydra.get("output_subdir")
-        run_dir = Path(config.hydra.run.dir)
-        resuming = config.get("ckpt_path") is not None or (run_dir / "checkpoints" / "last.ckpt").is_file()
-        if not resuming or subdir is None:  # DDP ranks > 0 run with output_subdir=null
+        if subdir is None:  # DDP ranks > 0 run with output_subdir=null
             return
-        for path in (run_dir / subdir).glob("*.yaml"):
+        for path in (Path(config.hydra.run.dir) / subdir).glob("*.yaml"):
             _EARLIER[path.resolve()] = path.read_bytes()
 
     def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:

@@ -1,0 +1,122 @@
+"""One run per folder: a fresh run never writes into a folder that holds another run's outputs.
+
+Run after `resume.run_folder_checkpoint` found no last.ckpt to resume from. Outputs are checkpoints
+(checkpoints/*.ckpt), TensorBoard event files (tensorboard/events.out.tfevents.*) and metrics.json;
+Hydra's own .hydra/ and train.log are not (Hydra writes them before the job starts). Where the folder
+holds some:
+  - checkpoints or metrics.json: another run, or one whose last.ckpt was removed: refused in one line
+    naming both ways on (resume from one of its checkpoints, or another hydra.run.dir);
+  - only event files, written by the same settings (an attempt stopped or killed before it saved any
+    checkpoint, e.g. a cluster job requeued after a node failure): that attempt saved nothing to resume
+    from, so this one starts over; its event files are moved to tensorboard/attempt-<n>/ (a TensorBoard
+    run of their own, never read by plot.py), so that no step is logged twice;
+  - only event files of other or unknown settings: refused like checkpoints.
+Nothing of the earlier run is removed or rewritten; a refusal writes nothing (resume.KeepEarlierRunConfig
+puts back the .hydra/ files Hydra overwrote).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from avrnn.config import ConfigError
+
+log = logging.getLogger("avrnn.training")
+
+EVENTS = "events.out.tfevents.*"
+
+
+def earlier_outputs(output_dir: Path) -> dict[str, list[Path]]:
+    """{"checkpoints": [...], "events": [...], "metrics": [...]}: the outputs of a run already in output_dir."""
+    output_dir = Path(output_dir)
+    return {"checkpoints": sorted((output_dir / "checkpoints").glob("*.ckpt")),
+            "events": sorted((output_dir / "tensorboard").glob(EVENTS)),
+            "metrics": [path for path in [output_dir / "metrics.json"] if path.is_file()]}
+
+
+def describe(outputs: dict[str, list[Path]]) -> str:
+    """e.g. "best-iter000003.ckpt, metrics.json and 4 TensorBoard event files"."""
+    named = [path.name for path in outputs["checkpoints"][:3] + outputs["metrics"]]
+    if len(outputs["checkpoints"]) > 3:
+        named.append(f"{len(outputs['checkpoints']) - 3} more checkpoints")
+    if outputs["events"]:
+        count = len(outputs["events"])
+        named.append(f"{count} TensorBoard event file{'s' if count > 1 else ''}")
+    return ", ".join(named[:-1]) + (" and " if len(named) > 1 else "") + named[-1]
+
+
+def check_fresh_start(output_dir: Path, current: dict, earlier: dict | None, differences) -> None:
+    """Refuse (ConfigError, one line) or prepare a fresh run in output_dir (see the module's docstring).
+    `current`: this run's resolved config (plain data); `earlier`: the resolved config the folder's
+    earlier run was started with (its .hydra/config.yaml), None where unknown; `differences(earlier,
+    current)`: the settings that make them different runs (path -> (old, new); resume.run_differences)."""
+    if not is_rank_zero():  # under DDP the other processes start after rank 0 prepared the folder
+        return
+    output_dir = Path(output_dir)
+    outputs = earlier_outputs(output_dir)
+    if not any(outputs.values()):
+        return
+    changes = differences(earlier, current) if earlier is not None else None
+    if not outputs["checkpoints"] and not outputs["metrics"] and changes == {}:
+        attempt = set_aside_events(output_dir, outputs["events"])
+        log.warning("%s holds TensorBoard logs of an earlier attempt of this run (the same settings) that saved no "
+                    "checkpoint: nothing of it can be resumed, so this run starts over; its logs are moved to %s",
+                    output_dir, attempt)
+        return
+    if changes is None:
+        who = "the outputs of another run"
+    elif not changes:
+        who = "the outputs of a run of these settings without a last.ckpt to resume from"
+    else:
+        shown = ", ".join(f"{key}={_show(new)} (it has {_show(old)})" for key, (old, new) in list(changes.items())[:3])
+        who = f"the outputs of another run (its settings differ: {shown}{' and more' if len(changes) > 3 else ''})"
+    resume = (f", or resume from one of its checkpoints (ckpt_path={outputs['checkpoints'][-1]}; it has no last.ckpt, "
+              "so ckpt_path=last cannot)" if outputs["checkpoints"] else "")
+    raise ConfigError(f"{output_dir} already holds {who}: {describe(outputs)}; a new run there would mix its logs and "
+                      f"checkpoints with them; give this run another folder (hydra.run.dir=...){resume}")
+
+
+def set_aside_events(output_dir: Path, events: list[Path]) -> Path:
+    """Move event files into tensorboard/attempt-<n>/ (n: the first free number); return that folder."""
+    number = 1
+    while (output_dir / "tensorboard" / f"attempt-{number}").exists():
+        number += 1
+    folder = output_dir / "tensorboard" / f"attempt-{number}"
+    folder.mkdir(parents=True)
+    for path in events:
+        os.replace(path, folder / path.name)  # the same filesystem: a rename, never a torn copy
+    return folder
+
+
+def earlier_config(output_dir: Path, earlier_file) -> dict | None:
+    """The resolved config of the run that last started in output_dir, from its .hydra/config.yaml:
+    under Hydra the copy resume.KeepEarlierRunConfig kept before Hydra overwrote it (`earlier_file(path)`:
+    its bytes, or None), elsewhere the file itself. None where there is none or it cannot be resolved."""
+    from hydra.core.hydra_config import HydraConfig
+
+    path = Path(output_dir) / ".hydra" / "config.yaml"
+    if HydraConfig.initialized():
+        subdir = HydraConfig.get().output_subdir
+        content = earlier_file(Path(output_dir) / subdir / "config.yaml") if subdir else None
+    else:
+        content = path.read_bytes() if path.is_file() else None
+    if content is None:
+        return None
+    try:
+        return OmegaConf.to_container(OmegaConf.create(content.decode()), resolve=True)
+    except Exception:  # noqa: BLE001 - an unreadable or unresolvable file: the earlier settings are unknown
+        return None
+
+
+def is_rank_zero() -> bool:
+    from lightning_fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
+def _show(value) -> str:
+    return "null" if value is None else str(value)

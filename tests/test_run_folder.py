@@ -1,0 +1,117 @@
+"""One run per folder (avrnn.training.run_folder): a fresh run never mixes its outputs with another run's."""
+
+import pytest
+
+from avrnn.config import ConfigError
+from avrnn.training import run_folder
+from avrnn.training.fit import train
+from avrnn.training.resume import run_differences
+
+
+def snapshot(folder):
+    return {str(path.relative_to(folder)): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+
+
+def test_the_readmes_second_run_in_the_same_folder_is_refused_and_touches_nothing(run_in_process, tmp_path,
+                                                                                   corpus_dir, tiny):
+    """The input of the field report: hydra.run.dir=logs/mine twice, another seed and learning rate, no
+    ckpt_path; here with the first run's last.ckpt removed (so that no resume can be offered) and with it."""
+    run = tmp_path / "mine"
+    common = [*tiny, f"data.root={corpus_dir}", f"hydra.run.dir={run}"]
+    assert run_in_process("train.py", *common).returncode == 0
+    (run / "checkpoints" / "last.ckpt").unlink()
+    before = snapshot(run)
+    second = run_in_process("train.py", *common, "seed=7", "model.optimizer.lr=0.001")
+    assert second.returncode == 2
+    best = sorted((run / "checkpoints").glob("best-*.ckpt"))[0]
+    assert second.last_line == (
+        f"error: {run} already holds the outputs of another run (its settings differ: model.optimizer.lr=0.001 (it "
+        f"has 0.0003), seed=7 (it has 1234)): {best.name}, metrics.json and 4 TensorBoard event files; a new run there "
+        f"would mix its logs and checkpoints with them; give this run another folder (hydra.run.dir=...), or resume "
+        f"from one of its checkpoints (ckpt_path={best}; it has no last.ckpt, so ckpt_path=last cannot)")
+    after = snapshot(run)
+    for name in [name for name in after if name.endswith(".log")]:  # Hydra's job log records the attempt too
+        assert after.pop(name).startswith(before.pop(name))
+    assert after == before and ".hydra/config.yaml" in after  # Hydra's overwritten .hydra/ files put back
+
+
+def make_outputs(folder, checkpoints=(), events=0, metrics=False):
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "tensorboard").mkdir()
+    for name in checkpoints:
+        (folder / "checkpoints" / name).write_bytes(b"weights")
+    for number in range(events):
+        (folder / "tensorboard" / f"events.out.tfevents.1.host.{number}").write_bytes(b"event %d" % number)
+    (folder / "tensorboard" / "hparams.yaml").write_text("model: {}\n")
+    if metrics:
+        (folder / "metrics.json").write_text("{}")
+
+
+SETTINGS = {"seed": 1, "model": {"z_dim": 4}, "paths": {"output_dir": "a"}}
+
+
+def test_an_earlier_attempt_of_the_same_run_that_saved_no_checkpoint_is_set_aside(tmp_path, caplog):
+    make_outputs(tmp_path, events=2)
+    moved = {path.name: path.read_bytes() for path in (tmp_path / "tensorboard").glob("events.*")}
+    same_but_folder = {**SETTINGS, "paths": {"output_dir": "b"}}  # how it runs: not which run
+    with caplog.at_level("WARNING", logger="avrnn.training"):
+        run_folder.check_fresh_start(tmp_path, SETTINGS, same_but_folder, run_differences)
+    attempt = tmp_path / "tensorboard" / "attempt-1"
+    assert {path.name: path.read_bytes() for path in attempt.iterdir()} == moved
+    assert not list((tmp_path / "tensorboard").glob("events.*"))
+    assert (tmp_path / "tensorboard" / "hparams.yaml").is_file()
+    assert f"its logs are moved to {attempt}" in caplog.text
+    make_outputs_again = tmp_path / "tensorboard" / "events.out.tfevents.2.host.0"
+    make_outputs_again.write_bytes(b"second attempt")
+    run_folder.check_fresh_start(tmp_path, SETTINGS, SETTINGS, run_differences)
+    assert (tmp_path / "tensorboard" / "attempt-2" / make_outputs_again.name).read_bytes() == b"second attempt"
+
+
+@pytest.mark.parametrize("outputs, earlier, words", [
+    (dict(events=2), None, "the outputs of another run: 2 TensorBoard event files; "),
+    (dict(events=1), {**SETTINGS, "seed": 2}, "the outputs of another run (its settings differ: seed=1 (it has 2)): "
+                                              "1 TensorBoard event file; "),
+    (dict(checkpoints=["best-iter000004.ckpt"]), SETTINGS,
+     "the outputs of a run of these settings without a last.ckpt to resume from: best-iter000004.ckpt; "),
+    (dict(metrics=True, events=3), SETTINGS, "without a last.ckpt to resume from: metrics.json and 3 TensorBoard "),
+    (dict(checkpoints=[f"best-iter00000{n}.ckpt" for n in range(5)]), None,
+     ": best-iter000000.ckpt, best-iter000001.ckpt, best-iter000002.ckpt and 2 more checkpoints; "),
+])
+def test_a_folder_with_another_runs_outputs_is_refused_untouched(tmp_path, outputs, earlier, words):
+    make_outputs(tmp_path, **outputs)
+    before = snapshot(tmp_path)
+    with pytest.raises(ConfigError) as refused:
+        run_folder.check_fresh_start(tmp_path, SETTINGS, earlier, run_differences)
+    assert str(refused.value).startswith(f"{tmp_path} already holds the outputs of ")
+    assert words in str(refused.value)
+    assert "give this run another folder (hydra.run.dir=...)" in str(refused.value)
+    assert ("ckpt_path=" in str(refused.value)) == bool(outputs.get("checkpoints"))
+    assert snapshot(tmp_path) == before
+
+
+def test_an_empty_or_new_folder_is_no_other_run(tmp_path):
+    run_folder.check_fresh_start(tmp_path / "new", SETTINGS, None, run_differences)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "train.log").write_text("Hydra's log of an attempt that failed before training\n")
+    run_folder.check_fresh_start(tmp_path, SETTINGS, None, run_differences)
+
+
+def test_processes_other_than_rank_zero_leave_the_folder_to_it(tmp_path, monkeypatch):
+    from lightning_fabric.utilities.rank_zero import rank_zero_only
+
+    make_outputs(tmp_path, events=1)
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    run_folder.check_fresh_start(tmp_path, SETTINGS, None, run_differences)  # rank 0 checked it before
+    monkeypatch.setattr(rank_zero_only, "rank", 0)
+    with pytest.raises(ConfigError, match="already holds"):
+        run_folder.check_fresh_start(tmp_path, SETTINGS, None, run_differences)
+
+
+def test_from_python_a_folder_whose_run_lost_its_last_checkpoint_is_refused(make_cfg, tmp_path):
+    train(make_cfg("training.test_after_training=false"))
+    (tmp_path / "run" / "checkpoints" / "last.ckpt").unlink()
+    before = snapshot(tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"already holds the outputs of another run: best-iter000003.ckpt and 2 "
+                                          r"TensorBoard event files; "):
+        train(make_cfg("training.test_after_training=false", "seed=5"))
+    assert snapshot(tmp_path / "run") == before
