@@ -441,13 +441,14 @@ def test_the_speech_quality_lines_give_each_measure_with_its_unit_and_why_some_w
         metrics.update({f"test/{key}_mean": mean, f"test/{key}_std": 0.5, f"test/{key}_unit": unit,
                         f"test/{key}_utterances": 4 if mean is not None else 0,
                         f"test/{key}_skipped": 0 if mean is not None else 4,
-                        f"test/{key}_skipped_because": [] if mean is not None else ["shorter than 0.25 s", "silent"]})
+                        f"test/{key}_skipped_because": {} if mean is not None else {"shorter than 0.25 s": 3,
+                                                                                          "digitally silent": 1}})
     print_speech_quality(metrics, "test", 8000)
     assert capsys.readouterr().out.splitlines() == [
         "reconstruction quality (teacher-forced, 8000 Hz; reconstructions, not prior samples):",
         "  SI-SDR      -2.500 +/- 0.500 dB over 4 utterances",
         "  PESQ (nb)   1.250 +/- 0.500 MOS-LQO (1-4.5) over 4 utterances",
-        "  ESTOI       not computed over 0 utterances; 4 not scored: shorter than 0.25 s, silent",
+        "  ESTOI       not computed over 0 utterances; 4 not scored: shorter than 0.25 s (3), digitally silent (1)",
         "  scored in 2.0 s",
     ]
     print_speech_quality(metrics, "test", 44100)

@@ -53,7 +53,7 @@ def test_an_utterance_shorter_than_the_minimum_is_skipped_and_counted():
     scored = [score_utterance(short, short, 16000), score_utterance(speech(), speech(), 16000)]
     summary = summarize(scored, "test")
     assert summary["test/si_sdr_utterances"] == 1 and summary["test/si_sdr_skipped"] == 1
-    assert summary["test/pesq_skipped_because"] == [f"shorter than {MIN_SECONDS} s"]
+    assert summary["test/pesq_skipped_because"] == {f"shorter than {MIN_SECONDS} s": 1}
     assert summary["test/estoi_mean"] == pytest.approx(1.0, abs=1e-3)  # the one scored: identical signals
 
 
@@ -68,7 +68,43 @@ def test_evaluate_reports_the_three_measures_and_says_why_none_was_computed(make
     for name in ("si_sdr", "pesq", "estoi"):
         assert metrics[f"test/{name}_utterances"] + metrics[f"test/{name}_skipped"] == 4
         assert (metrics[f"test/{name}_mean"] is None) == (metrics[f"test/{name}_utterances"] == 0)
-    assert metrics["test/estoi_skipped"] == 4  # none holds 0.4 s of speech
+    assert metrics["test/estoi_skipped"] == 4  # none holds 0.4 s of speech: none is scored by any metric
+    assert metrics["test/si_sdr_skipped"] == metrics["test/pesq_skipped"] == 4
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["test/si_sdr_unit"] == "dB"
     out = capsys.readouterr().out
     assert "ESTOI       not computed over 0 utterances; 4 not scored: " in out and "SI-SDR" in out
+
+
+def test_every_metric_leaves_out_the_same_silent_utterances_and_counts_them(capsys):
+    """The field report: three digitally silent files among speech; SI-SDR scored each at about -150 dB and
+    averaged them in, while PESQ and ESTOI skipped them."""
+    from avrnn.evaluation.scoring import print_speech_quality
+
+    rng = np.random.default_rng(3)
+    utterances = [speech(seconds=1.0 + 0.25 * n) for n in range(3)] + [np.zeros(16000, np.float32)] * 2
+    utterances.append((rng.uniform(-1, 1, 16000) * 2.0 ** -16).astype(np.float32))  # dither below one 16-bit step
+    scored = [score_utterance((u + 0.01 * rng.standard_normal(len(u))).astype(np.float32), u, 16000)
+              for u in utterances]
+    summary = summarize(scored, "test")
+    expected = np.mean([s["si_sdr"] for s in scored[:3]])
+    for name in ("si_sdr", "pesq", "estoi"):
+        assert summary[f"test/{name}_utterances"] == 3 and summary[f"test/{name}_skipped"] == 3
+        assert summary[f"test/{name}_skipped_because"] == {"digitally silent": 3}
+    assert summary["test/si_sdr_mean"] == pytest.approx(expected) and summary["test/si_sdr_mean"] > 0
+    print_speech_quality({**summary, "test/speech_quality_seconds": 1.0}, "test", 16000)
+    assert capsys.readouterr().out.count("; 3 not scored: digitally silent (3)") == 3
+
+
+def test_an_utterance_one_metric_cannot_score_is_scored_by_none(monkeypatch):
+    from avrnn.evaluation import speech_quality
+
+    def no_speech(*args):
+        raise speech_quality.Unscorable("PESQ: No utterances detected")
+
+    monkeypatch.setattr(speech_quality, "pesq", no_speech)
+    clean = speech(seconds=1.0)
+    assert score_utterance(clean, clean, 16000) == dict.fromkeys(("si_sdr", "pesq", "estoi"),
+                                                                 "PESQ: No utterances detected")
+    monkeypatch.undo()
+    monkeypatch.setattr(speech_quality, "estoi", lambda *args: float("nan"))
+    assert score_utterance(clean, clean, 16000) == dict.fromkeys(("si_sdr", "pesq", "estoi"), "estoi not finite")

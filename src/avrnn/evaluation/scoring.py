@@ -112,7 +112,9 @@ def print_speech_quality(metrics: dict, split: str, sample_rate: int) -> None:
     for key, name in names.items():
         mean, count = metrics[f"{split}/{key}_mean"], metrics[f"{split}/{key}_utterances"]
         skipped = metrics[f"{split}/{key}_skipped"]
-        why = f"; {skipped} not scored: {', '.join(metrics[f'{split}/{key}_skipped_because'])}" if skipped else ""
+        reasons = metrics.get(f"{split}/{key}_skipped_because") or {}
+        why = f"; {skipped} not scored: " + ", ".join(f"{reason} ({count})" for reason, count in reasons.items()) \
+            if skipped else ""
         value = "not computed" if mean is None else \
             f"{mean:.3f} +/- {metrics[f'{split}/{key}_std']:.3f} {metrics[f'{split}/{key}_unit']}"
         print(f"  {name:<12}{value} over {count} utterances{why}")

@@ -10,9 +10,12 @@ P.862) and `pystoi` packages.
   PESQ     wide band (P.862.2) at 16 kHz, narrow band at 8 kHz; not computed at other rates
   ESTOI    extended short-time objective intelligibility, 0-1 (Jensen and Taal 2016)
 
-An utterance shorter than MIN_SECONDS, or one a metric cannot score (PESQ finds no speech; ESTOI has
-fewer than 30 non-silent frames of 25.6 ms, about 0.4 s of speech, where pystoi would return 1e-5 with
-a warning), is left out of that metric's mean and counted, with the reason.
+Every metric scores the same utterances: one that is shorter than MIN_SECONDS, digitally silent (its
+peak below one 16-bit step, where SI-SDR would report about -150 dB), or that any metric cannot score
+(PESQ finds no speech; ESTOI has fewer than 30 non-silent frames of 25.6 ms, about 0.4 s of speech,
+where pystoi would return 1e-5 with a warning; a value that is not finite) is left out of every
+metric's mean, counted, with the reason. Only PESQ's sample-rate limit is the metric's own (it leaves
+that metric out for the whole corpus, not the utterance out of the others).
 """
 
 from __future__ import annotations
@@ -34,8 +37,16 @@ MIN_SECONDS = 0.25  # shorter utterances are not scored (PESQ's analysis needs a
 METRICS = {"si_sdr": "dB", "pesq": "MOS-LQO (1-4.5)", "estoi": "0-1"}
 
 
+SILENT_PEAK = 2.0 ** -15  # one step of 16-bit audio: a reference below it holds no signal to score against
+
+
 class Unscorable(Exception):
-    """A metric cannot score this utterance."""
+    """A metric cannot score this utterance (every metric then leaves it out)."""
+
+
+class NotComputed(Unscorable):
+    """A metric is not computed at all for this corpus (PESQ at a rate it does not support): the
+    utterance is still scored by the others."""
 
 
 def si_sdr(estimate: np.ndarray, reference: np.ndarray) -> float:
@@ -45,7 +56,7 @@ def si_sdr(estimate: np.ndarray, reference: np.ndarray) -> float:
 
 def pesq(estimate: np.ndarray, reference: np.ndarray, sample_rate: int) -> float:
     if sample_rate not in PESQ_MODES:
-        raise Unscorable(f"PESQ needs 8 or 16 kHz audio, this corpus is at {sample_rate} Hz")
+        raise NotComputed(f"PESQ needs 8 or 16 kHz audio, this corpus is at {sample_rate} Hz")
     try:
         return float(perceptual_evaluation_speech_quality(torch.from_numpy(estimate), torch.from_numpy(reference),
                                                           sample_rate, PESQ_MODES[sample_rate]))
@@ -64,16 +75,24 @@ def estoi(estimate: np.ndarray, reference: np.ndarray, sample_rate: int) -> floa
 
 
 def score_utterance(estimate: np.ndarray, reference: np.ndarray, sample_rate: int) -> dict[str, float | str]:
-    """metric -> value, or the reason it was not computed (a string)."""
+    """metric -> value, or the reason it was not computed (a string; the same for every metric where the
+    utterance is left out: see the module's docstring)."""
     if len(reference) < MIN_SECONDS * sample_rate:
-        reason = f"shorter than {MIN_SECONDS} s"
-        return {name: reason for name in METRICS}
-    scores: dict[str, float | str] = {"si_sdr": si_sdr(estimate, reference)}
-    for name, metric in (("pesq", pesq), ("estoi", estoi)):
+        return dict.fromkeys(METRICS, f"shorter than {MIN_SECONDS} s")
+    if not np.max(np.abs(reference)) >= SILENT_PEAK:
+        return dict.fromkeys(METRICS, "digitally silent")
+    scores: dict[str, float | str] = {}
+    for name, metric in (("si_sdr", si_sdr), ("pesq", pesq), ("estoi", estoi)):
         try:
-            scores[name] = metric(estimate, reference, sample_rate)
-        except Unscorable as why:
+            value = metric(estimate, reference) if name == "si_sdr" else metric(estimate, reference, sample_rate)
+        except NotComputed as why:
             scores[name] = str(why)
+            continue
+        except Unscorable as why:
+            return dict.fromkeys(METRICS, str(why))
+        if not math.isfinite(value):
+            return dict.fromkeys(METRICS, f"{name} not finite")
+        scores[name] = value
     return scores
 
 
@@ -81,14 +100,14 @@ def summarize(per_utterance: list[dict], prefix: str) -> dict:
     """Mean and std over the scored utterances of each metric, with how many were left out and why."""
     metrics = {}
     for name, unit in METRICS.items():
-        values = [s[name] for s in per_utterance if isinstance(s[name], float) and math.isfinite(s[name])]
+        values = [s[name] for s in per_utterance if isinstance(s[name], float)]
         skipped = [s[name] for s in per_utterance if not isinstance(s[name], float)]
         metrics[f"{prefix}/{name}_mean"] = float(np.mean(values)) if values else None
         metrics[f"{prefix}/{name}_std"] = float(np.std(values)) if values else None
         metrics[f"{prefix}/{name}_utterances"] = len(values)
         metrics[f"{prefix}/{name}_skipped"] = len(skipped)
-        if skipped:
-            metrics[f"{prefix}/{name}_skipped_because"] = sorted(set(skipped))
+        if skipped:  # reason -> how many utterances it left out
+            metrics[f"{prefix}/{name}_skipped_because"] = {why: skipped.count(why) for why in sorted(set(skipped))}
         metrics[f"{prefix}/{name}_unit"] = unit
     return metrics
 
