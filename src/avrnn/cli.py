@@ -33,7 +33,9 @@ NOISE = ("full_key", "object_type", "reference_type", "To append", "Config searc
 
 
 def _schema_keys(class_name: str) -> list[str] | None:
-    node = getattr(schema, class_name, None)
+    from avrnn.evaluation import settings
+
+    node = getattr(schema, class_name, None) or getattr(settings, class_name, None)
     return [f.name for f in dataclasses.fields(node)] if dataclasses.is_dataclass(node) else None
 
 
@@ -52,6 +54,8 @@ def one_line(error: BaseException) -> str:
         unknown = re.search(r"Key '(\w+)' not in '(\w+)'", text)
         if unknown and (keys := _schema_keys(unknown.group(2))):
             message += f" (allowed keys: {', '.join(keys)})"
+        if "is not a ListConfig" in text and (key := re.search(r"override ([\w.]+)=(.+)$", str(error))):
+            message += f" (a list: {key.group(1)}=[{key.group(2)}], or {key.group(1)}=[] for none)"
         if "is not in struct" in text and "trainer" in str(error):
             message += " (trainer.* takes pytorch_lightning.Trainer arguments only)"
         if message and message not in parts:
@@ -79,7 +83,9 @@ def run(main: Callable[[], object]) -> None:
     """Call a @hydra.main function; user-fixable errors exit 2 with one line on stderr; a run stopped by a
     signal exits 128 + the signal's number (SIGTERM: 143), with its line (and, in a sweep, which jobs
     finished and which did not). Any other error keeps its traceback. Where `main` is a @hydra.main
-    function, Hydra's flags are checked first (avrnn.command_line)."""
+    function, Hydra's flags are checked first (avrnn.command_line); where it has `optional_data` set (its
+    config's data group is null by default: evaluate, generate score the checkpoint's corpus), so is
+    that a data.* override comes with data=...."""
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # let composition errors reach us instead of Hydra's printer
     stderr = sys.stderr
     sys.stderr = held = JobErrorLineHeld(stderr)
@@ -87,6 +93,10 @@ def run(main: Callable[[], object]) -> None:
     try:
         if hydra_main:
             command_line.check(sys.argv[1:], script=sys.argv[0])
+            if getattr(main, "optional_data", False):
+                command_line.check_group_chosen(
+                    sys.argv[1:], "data", "data=audio_dir data.root=/path/to/folder (or data=timit, data=synthetic)",
+                    "without data=..., the corpus the checkpoint trained on is used")
         main()
     except BaseException as error:
         sys.stderr = stderr

@@ -70,6 +70,24 @@ def check(argv: list[str], script: str = "src/train.py") -> None:
                                "its .hydra/ folder")
 
 
+def check_group_chosen(argv: list[str], group: str, example: str, otherwise: str) -> None:
+    """Where `group` is optional (null by default), a `group.key=value` override needs `group=<name>`
+    first: Hydra would fail on the null node with an AssertionError traceback."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    try:
+        overrides = OverridesParser.create().parse_overrides(_parser("").parse_args(argv).overrides)
+    except OverrideParseException:
+        return  # Hydra says which one it cannot parse (avrnn.cli.unparsable_override)
+    if any(item.key_or_group == group for item in overrides):
+        return
+    setting = next((item.input_line for item in overrides if item.key_or_group.startswith(f"{group}.")), None)
+    if setting is not None:
+        raise CommandLineError(f"{setting} sets a key of {group}, and no {group}=... was chosen; choose one first: "
+                               f"{example} ({otherwise})")
+
+
 def is_multirun(argv: list[str]) -> bool:
     """Whether the command line asks Hydra for a sweep (-m/--multirun)."""
     try:

@@ -178,9 +178,13 @@ def short_dirname(overrides: str, limit: int = 100) -> str:
 
 
 def register_configs() -> None:
-    """The schema, the `avrnn_dirname` resolver of hydra.sweep.subdir (conf/config.yaml) and the
+    """The schemas (training's; evaluate's and generate's: avrnn.evaluation.settings), the `avrnn_dirname` resolver of hydra.sweep.subdir (conf/config.yaml) and the
     `avrnn_default_precision` resolver of conf/trainer/gpu.yaml."""
+    from avrnn.evaluation.settings import EvaluateConfig, GenerateConfig
+
     ConfigStore.instance().store(name="config_schema", node=Config)
+    ConfigStore.instance().store(name="evaluate_schema", node=EvaluateConfig)
+    ConfigStore.instance().store(name="generate_schema", node=GenerateConfig)
     if not OmegaConf.has_resolver("avrnn_dirname"):
         OmegaConf.register_new_resolver("avrnn_dirname", short_dirname)
     if not OmegaConf.has_resolver("avrnn_default_precision"):  # trainer/gpu.yaml: bf16 on a GPU, fp32 on a CPU

@@ -13,9 +13,11 @@ from avrnn.config import apply_num_threads
 from avrnn.training import denormals
 from avrnn.data.framing import Normalization, to_waveform
 from avrnn.evaluation.scoring import build_eval_data, load_module
+from avrnn.evaluation.settings import check_generate
 
 
 def generate(cfg: DictConfig) -> list[Path]:
+    check_generate(cfg)  # before the checkpoint is read
     apply_num_threads(cfg.get("num_threads"))
     denormals.apply(cfg.get("flush_denormal", True))
     torch.manual_seed(cfg.seed)
@@ -27,7 +29,7 @@ def generate(cfg: DictConfig) -> list[Path]:
     output.mkdir(parents=True, exist_ok=True)
     written = []
     steps = max(1, round(cfg.seconds * sample_rate / frame_size))
-    for index, frames in enumerate(module.vrnn.sample(cfg.n, steps)):
+    for index, frames in enumerate(module.vrnn.sample(cfg.n, steps) if cfg.n else []):
         path = output / f"sample_{index:02d}.wav"
         sf.write(str(path), to_waveform(frames, normalization), sample_rate, subtype="PCM_16")
         written.append(path)

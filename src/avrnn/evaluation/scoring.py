@@ -26,6 +26,7 @@ from avrnn.data.framing import Normalization
 from avrnn.models.bounds import iwae_bound, sequence_log_weights, vrnn_fivo
 from avrnn.models import phase_losses
 from avrnn.training.module import AVRNNModule
+from avrnn.evaluation.settings import check_evaluate
 from avrnn.evaluation.speech_quality import PESQ_MODES, score_reconstructions
 
 
@@ -147,6 +148,7 @@ class LatentUse:
 
 
 def evaluate(cfg: DictConfig) -> dict:
+    check_evaluate(cfg)  # before the checkpoint is read
     apply_num_threads(cfg.get("num_threads"))
     denormals.apply(cfg.get("flush_denormal", True))
     torch.manual_seed(cfg.seed)
