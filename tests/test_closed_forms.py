@@ -453,3 +453,81 @@ def test_the_speech_quality_lines_give_each_measure_with_its_unit_and_why_some_w
     ]
     print_speech_quality(metrics, "test", 44100)
     assert "  PESQ (-)    1.250" in capsys.readouterr().out  # no PESQ mode at that rate
+
+
+def test_evaluation_resolves_the_given_corpus_config_and_names_a_split_it_lacks(make_cfg, tmp_path):
+    from omegaconf import OmegaConf
+
+    from avrnn.config import ConfigError
+    from avrnn.evaluation.scoring import build_eval_data
+    from avrnn.training.fit import build_module, data_options
+
+    cfg = make_cfg()
+    module = build_module(cfg, normalization={"mean": 0.0, "std": 0.1}, data=data_options(cfg))
+    given = OmegaConf.create({"paths": {"data_dir": str(tmp_path)},
+                              "data": dict(data_options(cfg), root="${paths.data_dir}/corpus", cache_dir=None)})
+    datamodule = build_eval_data(module, given.data, "test", batch_size=2)
+    assert datamodule.root == tmp_path / "corpus"  # the interpolation resolved, not a folder named ${...}
+    with pytest.raises(ConfigError, match=r"^split='dev' is not allowed; choose train, val or test$"):
+        build_eval_data(module, given.data, "dev", batch_size=2)
+
+
+def test_the_evaluation_report_prints_every_bound_in_both_units_and_what_it_scored(capsys, tmp_path):
+    from avrnn.evaluation.scoring import print_report
+
+    metrics = {"test/frames": 400, "test/sequences": 4,
+               "test/elbo_per_timestep": -1.25, "test/elbo_per_sequence": -125.0, "test/elbo_bits_per_sample": 0.1,
+               "test/iwae_16_per_timestep": -1.0, "test/iwae_16_per_sequence": -100.0,
+               "val/elbo_per_timestep": 9.0, "val/elbo_per_sequence": 9.0,  # another split: not this table's
+               "test/kl_by_dimension": [0.5, 0.0, 0.25], "test/active_units": 2}
+    print_report(metrics, "test", None, tmp_path / "metrics.json")
+    assert capsys.readouterr().out.splitlines() == [
+        "bound             nats/timestep  nats/sequence",
+        "elbo                     -1.250        -125.00",  # name in 16 columns, then 15 and 15
+        "iwae_16                  -1.000        -100.00",
+        "latent use: 2 of 3 dimensions active; KL per dimension 0.000 to 0.500 nats/timestep",
+        f"4 utterances, 400 frames; wrote {tmp_path / 'metrics.json'}",
+    ]
+
+
+def test_latent_use_sums_over_batches_and_counts_dimensions_above_the_threshold(monkeypatch):
+    """Two batches (masked steps left out): KL per dimension = its sum / frames; the posterior mean's
+    variance over all frames; active = variance strictly above ACTIVE_VARIANCE."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from avrnn.evaluation.scoring import LatentUse
+
+    monkeypatch.setattr(LatentUse, "ACTIVE_VARIANCE", 0.015625)  # 1/64: exact in binary
+    use = LatentUse()
+    for locs, mask in (([[0.125, 1.0, 0.0], [-0.125, 3.0, 0.0]], [1.0, 1.0]),
+                       ([[0.125, 1.0, 0.5], [-0.125, 3.0, 0.0], [7.0, 7.0, 7.0]], [1.0, 1.0, 0.0])):
+        loc = torch.tensor([locs])  # (batch 1, steps, dims)
+        step_mask = torch.tensor([mask])
+        kl = torch.tensor([[[1.0, 2.0, 4.0]] * len(mask)]) * step_mask.unsqueeze(-1)
+        use.add(SimpleNamespace(mask=step_mask, kl=kl, posterior=SimpleNamespace(loc=loc)))
+    metrics = use.metrics("test")
+    assert metrics["test/kl_by_dimension"] == pytest.approx([1.0, 2.0, 4.0])  # 4 frames, 4 x each
+    # dim 0: +-0.125 -> variance 1/64, exactly the threshold (not above); dim 1: 1, 3, 1, 3 -> 1; dim 2: 0.5 once
+    assert metrics["test/posterior_mean_variance_by_dimension"] == pytest.approx([0.015625, 1.0, 0.046875])
+    assert metrics["test/active_units"] == 2
+
+
+def test_a_checkpoint_whose_stored_statistics_cannot_be_used_is_refused_by_name(make_cfg, tmp_path):
+    import torch
+
+    from avrnn.evaluation.scoring import load_module
+    from avrnn.training.checkpoints import CheckpointError
+    from avrnn.training.fit import build_module, data_options
+
+    cfg = make_cfg()
+    module = build_module(cfg, normalization={"mean": 0.0, "std": 0.0}, data=data_options(cfg))
+    path = tmp_path / "zero_std.ckpt"
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
+    with pytest.raises(CheckpointError, match=rf"stored in the checkpoint {path}"):
+        load_module(path)
+    torch.save({"state_dict": {}, "hyper_parameters": {"model": {}}}, path)
+    with pytest.raises(CheckpointError, match=rf"^{path} holds no model and critic hyper-parameters of this project "
+                                              r"\(KeyError\('critic'\)\); use a checkpoint written by src/train.py$"):
+        load_module(path)

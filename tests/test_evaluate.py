@@ -118,3 +118,31 @@ def test_evaluation_refuses_a_bad_thread_count_before_reading_anything(run_in_pr
                             f"output_dir={tmp_path / 'eval'}")
     assert result.returncode == 2 and result.last_line == message  # before the (absent) checkpoint is opened
     assert not (tmp_path / "eval" / "metrics.json").exists()
+
+
+def test_evaluation_scores_the_corpus_given_and_records_what_it_scored(make_cfg, compose_config, tmp_path, tiny,
+                                                                      capsys):
+    """data=... at evaluation is what is scored (here a corpus with twice the test speakers), metrics.json
+    says which checkpoint, which frames and which units, and speech_quality=false / flush_denormal=false
+    are honoured."""
+    from avrnn.evaluation.scoring import FRAMES_SCORED, UNITS
+    from avrnn.training import denormals
+
+    run = tmp_path / "run"
+    train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=2"))
+    ckpt = run / "checkpoints" / "last.ckpt"
+    data = [item for item in tiny if item.startswith("data.") and "test_speakers" not in item]
+    try:
+        metrics = evaluate(compose_config("evaluate", f"ckpt_path={ckpt}", "iwae_k=[]", "fivo_k=[]",
+                                          "speech_quality=false", "flush_denormal=false", "data=synthetic", *data,
+                                          f"data.root={tmp_path / 'other'}", "data.synthetic.test_speakers=2",
+                                          f"output_dir={tmp_path / 'eval'}"))
+        assert denormals.state() == "IEEE"
+    finally:
+        denormals.apply(True)
+    assert metrics["test/sequences"] == 8  # 2 test speakers x 4 utterances: the corpus given, not the checkpoint's 4
+    saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert saved["checkpoint"] == str(ckpt) and saved["frames_scored"] == FRAMES_SCORED and saved["units"] == UNITS
+    assert not any("si_sdr" in key for key in saved)
+    out = capsys.readouterr().out
+    assert "reconstruction quality" not in out and f"wrote {tmp_path / 'eval' / 'metrics.json'}" in out

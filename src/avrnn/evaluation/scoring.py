@@ -147,36 +147,45 @@ class LatentUse:
                 f"{prefix}/active_units": int((variance > self.ACTIVE_VARIANCE).sum())}
 
 
+FRAMES_SCORED = "all frames of each utterance, including the first and a zero-padded last frame"
+UNITS = ("nats (per timestep = total / frames; per sequence = mean over utterances); kl_by_dimension: nats per "
+         "timestep per latent dimension; active_units: dimensions whose posterior mean varies over frames by more "
+         f"than {LatentUse.ACTIVE_VARIANCE}")
+
+
 def evaluate(cfg: DictConfig) -> dict:
-    check_evaluate(cfg)  # before the checkpoint is read
-    apply_num_threads(cfg.get("num_threads"))
-    denormals.apply(cfg.get("flush_denormal", True))
+    """Score cfg.ckpt_path on cfg.split (conf/evaluate.yaml; its values checked first, before the
+    checkpoint is read): the bounds, latent use and (cfg.speech_quality) the reconstructions' quality,
+    written to <output_dir>/metrics.json and printed. Returns the metrics."""
+    check_evaluate(cfg)
+    apply_num_threads(cfg.num_threads)
+    denormals.apply(cfg.flush_denormal)
     torch.manual_seed(cfg.seed)
     module = load_module(Path(cfg.ckpt_path).expanduser(), cfg.trusted_targets)
-    datamodule = build_eval_data(module, cfg.get("data"), cfg.split, cfg.batch_size)
+    datamodule = build_eval_data(module, cfg.data, cfg.split, cfg.batch_size)
     loader = datamodule.eval_dataloader(cfg.split)
     metrics = score(module, loader, list(cfg.iwae_k), list(cfg.fivo_k), cfg.split)
     sample_rate = int(datamodule.options.sample_rate)
-    if cfg.get("speech_quality", True):
+    if cfg.speech_quality:
         metrics.update(score_reconstructions(module.vrnn, loader, datamodule.normalization, sample_rate, cfg.split))
-    metrics["frames_scored"] = "all frames of each utterance, including the first and a zero-padded last frame"
-    metrics["units"] = ("nats (per timestep = total / frames; per sequence = mean over utterances); kl_by_dimension: "
-                        "nats per timestep per latent dimension; active_units: dimensions whose posterior mean "
-                        f"varies over frames by more than {LatentUse.ACTIVE_VARIANCE}")
-    metrics["checkpoint"] = str(cfg.ckpt_path)
-    output = Path(cfg.output_dir)
-    output.mkdir(parents=True, exist_ok=True)
-    files.write_text(output / "metrics.json", json.dumps(metrics, indent=2))
+    metrics.update(frames_scored=FRAMES_SCORED, units=UNITS, checkpoint=str(cfg.ckpt_path))
+    written = Path(cfg.output_dir) / "metrics.json"
+    files.write_text(written, json.dumps(metrics, indent=2))
+    print_report(metrics, cfg.split, sample_rate if cfg.speech_quality else None, written)
+    return metrics
+
+
+def print_report(metrics: dict, split: str, sample_rate: int | None, written: Path) -> None:
+    """The table of bounds (nats per timestep and per sequence), the reconstructions' quality (where
+    `sample_rate` is given: it was scored), latent use, and what was scored and written."""
     print(f"{'bound':<16}{'nats/timestep':>15}{'nats/sequence':>15}")
     for key, value in metrics.items():
-        if key.endswith("_per_timestep"):
-            name = key.split("/", 1)[1].removesuffix("_per_timestep")
-            print(f"{name:<16}{value:>15.3f}{metrics[key.replace('per_timestep', 'per_sequence')]:>15.2f}")
-    if cfg.get("speech_quality", True):
-        print_speech_quality(metrics, cfg.split, sample_rate)
-    kl_by_dimension = metrics[f"{cfg.split}/kl_by_dimension"]
-    print(f"latent use: {metrics[f'{cfg.split}/active_units']} of {len(kl_by_dimension)} dimensions active; KL per "
+        if key.startswith(f"{split}/") and key.endswith("_per_timestep"):
+            name = key.removeprefix(f"{split}/").removesuffix("_per_timestep")
+            print(f"{name:<16}{value:>15.3f}{metrics[f'{split}/{name}_per_sequence']:>15.2f}")
+    if sample_rate is not None:
+        print_speech_quality(metrics, split, sample_rate)
+    kl_by_dimension = metrics[f"{split}/kl_by_dimension"]
+    print(f"latent use: {metrics[f'{split}/active_units']} of {len(kl_by_dimension)} dimensions active; KL per "
           f"dimension {min(kl_by_dimension):.3f} to {max(kl_by_dimension):.3f} nats/timestep")
-    print(f"{metrics[f'{cfg.split}/sequences']} utterances, {metrics[f'{cfg.split}/frames']} frames; "
-          f"wrote {output / 'metrics.json'}")
-    return metrics
+    print(f"{metrics[f'{split}/sequences']} utterances, {metrics[f'{split}/frames']} frames; wrote {written}")
