@@ -251,3 +251,40 @@ def test_the_synthetic_corpus_is_never_generated_into_a_folder_of_other_files(tm
                                                                 max_seconds=0.3))
     generate_corpus(tmp_path / "synthetic", small)  # other settings: the earlier corpus is replaced whole
     assert len(list((tmp_path / "synthetic").rglob("*.WAV"))) == 3 * 2
+
+
+# --- every file under data.root read or counted (#36 item 9) -------------------------------------
+def test_every_format_libsndfile_reads_is_read_and_every_other_file_is_counted(tmp_path, caplog):
+    """The field report: .mp3 and .aiff beside WAVs (both read by the installed libsndfile) were left out
+    without a word. Here: 6 WAVs, 2 MP3s, 2 AIFFs, 1 AU; a notes file, a label file, a .DS_Store."""
+    formats = {"MP3": ".mp3", "AIFF": ".aiff", "AU": ".au"}
+    missing = [name for name in formats if name not in sf.available_formats()]
+    if missing:
+        pytest.skip(f"this libsndfile ({sf.__libsndfile_version__}) reads no {', '.join(missing)}")
+    root = make_folder(tmp_path / "mixed", count=6)
+    for index, (name, ext) in enumerate([("MP3", ".mp3"), ("MP3", ".mp3"), ("AIFF", ".aiff"), ("AIFF", ".AIFF"),
+                                         ("AU", ".au")]):
+        sf.write(str(root / f"other_{index}{ext}"), tone(10 + index), 16000, format=name)
+    (root / "notes.txt").write_text("recorded in 2019")
+    (root / "other_0.PHN").write_text("0 1600 h#")
+    (root / ".DS_Store").write_bytes(b"\x00")
+    with caplog.at_level(logging.INFO, logger="avrnn.data.datamodule"):
+        dm = module(root, layout="folder", val_fraction=0.2, test_fraction=0.2)
+    assert sum(len(paths) for paths in dm.paths.values()) == 11
+    assert any(path.endswith("other_0.mp3") for paths in dm.paths.values() for path in paths)
+    assert "data: left out 2 file(s) that are not audio libsndfile reads (.PHN: 1, .txt: 1)" in caplog.text
+    assert "data: ignored 1 hidden file(s)" in caplog.text
+
+
+def test_the_timit_layout_counts_the_files_outside_its_splits_and_its_label_files(tmp_path, caplog):
+    root = make_timit(tmp_path / "timit")
+    (root / "DOC").mkdir()
+    (root / "DOC" / "TIMITDIC.TXT").write_text("a")
+    (root / "README.DOC").write_text("b")
+    (root / "TRAIN" / "DR1" / "FAAA0" / "SA1.PHN").write_text("0 1600 h#")
+    with caplog.at_level(logging.INFO, logger="avrnn.data.datamodule"):
+        dm = module(root, layout="timit", val_fraction=0.1)
+    assert sum(len(paths) for paths in dm.paths.values()) == 30
+    assert "data: left out 1 file(s) that are not audio libsndfile reads (.PHN: 1)" in caplog.text
+    assert ("data: left out 2 file(s) outside TRAIN/ and TEST/ (DOC/TIMITDIC.TXT, README.DOC; the timit layout reads "
+            "only those)") in caplog.text

@@ -171,12 +171,18 @@ def test_missing_root_wrong_layout_and_empty_folders(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no TRAIN/ and TEST/ folders under data.root"):
         find_split_dirs(tmp_path / "empty")
-    with pytest.raises(DataError, match=r"no audio files \(.wav/.flac/.ogg/.sph/.nist\) under"):
+    with pytest.raises(DataError, match=r"no audio files under .*: it holds no files; expected any folder of audio files"):
         split_folder(tmp_path / "empty")
     for split in ("TRAIN", "TEST"):
         (tmp_path / "noaudio" / split / "DR1").mkdir(parents=True)
-    with pytest.raises(DataError, match=r"no audio files \(.wav\) under .*TRAIN"):
+    with pytest.raises(DataError, match=r"no audio files under .*TRAIN: it holds no files; expected ROOT/TRAIN"):
         split_timit(tmp_path / "noaudio")
+    (tmp_path / "texts").mkdir()
+    for name in ("a.txt", "b.txt", "c.PHN", ".hidden.wav"):
+        (tmp_path / "texts" / name).write_text("x")
+    with pytest.raises(DataError, match=r"no audio files under .*texts: its 3 file\(s\) are of no format libsndfile "
+                                        r"reads \(.txt: 2, .PHN: 1\); expected any folder"):
+        split_folder(tmp_path / "texts")
 
 
 def test_corrupt_file_fails_by_name_or_is_skipped_and_counted(tmp_path, caplog):

@@ -29,8 +29,17 @@ from avrnn.data.errors import DataError
 from avrnn.data.options import check_fraction, check_speaker_pattern, check_timit_choices
 
 TIMIT_LAYOUT = "ROOT/TRAIN/DR1/FCJF0/SA1.WAV and ROOT/TEST/... (TIMIT layout)"
-FOLDER_LAYOUT = "any folder holding .wav/.flac/.ogg/.sph files (searched recursively)"
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".sph", ".nist")
+# file extensions of the formats libsndfile reads (soundfile.available_formats() says which this one
+# has); RAW (headerless: no rate to read) and MAT (MATLAB files are not all audio) are not taken by name
+FORMAT_EXTENSIONS = {"WAV": (".wav",), "WAVEX": (".wav",), "RF64": (".rf64",), "W64": (".w64",),
+                     "FLAC": (".flac",), "OGG": (".ogg", ".oga", ".opus"), "MP3": (".mp3",),
+                     "AIFF": (".aiff", ".aif", ".aifc"), "CAF": (".caf",), "AU": (".au", ".snd"),
+                     "NIST": (".sph", ".nist"), "IRCAM": (".sf",), "VOC": (".voc",), "HTK": (".htk",),
+                     "PAF": (".paf",), "SVX": (".8svx", ".iff"), "AVR": (".avr",), "SD2": (".sd2",),
+                     "WVE": (".wve",), "XI": (".xi",), "MPC2K": (".mpc2k",), "SDS": (".sds",), "PVF": (".pvf",)}
+AUDIO_EXTENSIONS = tuple(sorted({ext for name in sf.available_formats() for ext in FORMAT_EXTENSIONS.get(name, ())}
+                                | {".wav", ".sph"}))  # TIMIT's .WAV is SPHERE: NIST is in every libsndfile
+FOLDER_LAYOUT = "any folder of audio files libsndfile reads (.wav, .flac, .mp3, .sph, ...; searched recursively)"
 # The 24 speakers of TIMIT's core test set (2 male, 1 female per dialect region; 8 SI/SX sentences
 # each = 192 utterances), as listed in the TIMIT documentation.
 CORE_TEST_SPEAKERS = frozenset({
@@ -137,19 +146,32 @@ def walk_files(folder: Path, unread: list[Unread] | None = None, seen: dict | No
     return sorted(files)
 
 
-def list_audio(folder: Path, extensions=(".wav",), layout: str = TIMIT_LAYOUT, hidden: list[Path] | None = None,
-               unread: list[Unread] | None = None, seen: dict | None = None) -> list[Path]:
-    """Audio files under `folder` (walk_files, sorted), hidden ones left out (and added to `hidden`),
-    what was not read added to `unread`."""
-    files = [p for p in walk_files(folder, unread, seen) if p.suffix.lower() in extensions]
-    ignored = {p for p in files if is_hidden(p, folder)}
+def list_audio(folder: Path, layout: str = TIMIT_LAYOUT, hidden: list[Path] | None = None,
+               unread: list[Unread] | None = None, seen: dict | None = None,
+               not_audio: list[Path] | None = None) -> list[Path]:
+    """Audio files under `folder` (walk_files, sorted; by AUDIO_EXTENSIONS), hidden ones left out (and
+    added to `hidden`), files of other kinds added to `not_audio`, what was not read added to `unread`."""
+    every = walk_files(folder, unread, seen)
+    ignored = {p for p in every if is_hidden(p, folder)}
     if hidden is not None:
         hidden.extend(sorted(ignored))
-    files = [p for p in files if p not in ignored]
+    if not_audio is not None:
+        not_audio.extend(p for p in every if p not in ignored and p.suffix.lower() not in AUDIO_EXTENSIONS)
+    files = [p for p in every if p not in ignored and p.suffix.lower() in AUDIO_EXTENSIONS]
     if not files:
-        wanted = "/".join(extensions)
-        raise DataError(f"no audio files ({wanted}) under {folder}; expected {layout}")
+        others = [p for p in every if p not in ignored]
+        held = (f"its {len(others)} file(s) are of no format libsndfile reads ({by_extension(others)})" if others
+                else f"it holds no files{f' but {len(ignored)} hidden one(s)' if ignored else ''}")
+        raise DataError(f"no audio files under {folder}: {held}; expected {layout}")
     return files
+
+
+def by_extension(paths: list[Path]) -> str:
+    """e.g. ".txt: 10, .PHN: 4, no extension: 1", the most common first."""
+    counts: dict[str, int] = {}
+    for path in paths:
+        counts[path.suffix or "no extension"] = counts.get(path.suffix or "no extension", 0) + 1
+    return ", ".join(f"{ext}: {count}" for ext, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
 def utterance_id(path: Path, root: Path) -> str:
@@ -189,13 +211,17 @@ def _preference(path: Path) -> tuple:
 @dataclass(frozen=True)
 class Found:
     """The audio of a corpus, one file per utterance: `pools` (timit: train and test; folder: all),
-    `copies` (kept file -> the other copies of its utterance, left out), `hidden` (ignored files) and
-    `unread` (loops, second ways to a folder or file, links that lead nowhere, folders not listable)."""
+    `copies` (kept file -> the other copies of its utterance, left out), `hidden` (ignored files),
+    `unread` (loops, second ways to a folder or file, links that lead nowhere, folders not listable) and
+    `not_audio` (files of no format libsndfile reads) and `outside_splits` (timit layout: files outside
+    TRAIN/ and TEST/, e.g. DOC/)."""
     root: Path
     pools: dict[str, list[Path]]
     copies: dict[Path, list[Path]]
     hidden: list[Path]
     unread: list[Unread] = field(default_factory=list)
+    not_audio: list[Path] = field(default_factory=list)
+    outside_splits: list[Path] = field(default_factory=list)
 
     @property
     def files(self) -> list[Path]:
@@ -220,20 +246,26 @@ def find_corpus(root: Path, layout: str) -> Found:
     """The utterances of a corpus (see the module's docstring), or a DataError naming the layout."""
     hidden: list[Path] = []
     unread: list[Unread] = []
+    not_audio: list[Path] = []
+    outside: list[Path] = []
     if layout == "timit":
         train_dir, test_dir = find_split_dirs(root)
         seen: dict = {}  # one folder or file linked into both TRAIN and TEST is read once
-        pools = {"train": list_audio(train_dir, hidden=hidden, unread=unread, seen=seen),
-                 "test": list_audio(test_dir, hidden=hidden, unread=unread, seen=seen)}
+        pools = {"train": list_audio(train_dir, hidden=hidden, unread=unread, seen=seen, not_audio=not_audio),
+                 "test": list_audio(test_dir, hidden=hidden, unread=unread, seen=seen, not_audio=not_audio)}
+        outside = [p for p in walk_files(Path(root), [], dict(seen))  # DOC/, README: not read, counted
+                   if not is_hidden(p, Path(root)) and train_dir not in p.parents and test_dir not in p.parents]
     else:
-        pools = {"all": list_audio(_require_dir(root, FOLDER_LAYOUT), AUDIO_EXTENSIONS, FOLDER_LAYOUT, hidden, unread)}
+        pools = {"all": list_audio(_require_dir(root, FOLDER_LAYOUT), FOLDER_LAYOUT, hidden, unread,
+                                   not_audio=not_audio)}
     root = Path(root)
     unread.sort(key=lambda item: str(item.path))
     copies: dict[Path, list[Path]] = {}
     for name, files in pools.items():
         pools[name], found = one_copy_each(files, root)
         copies.update(found)
-    return Found(root=root, pools=pools, copies=copies, hidden=hidden, unread=unread)
+    return Found(root=root, pools=pools, copies=copies, hidden=hidden, unread=unread, not_audio=sorted(not_audio),
+                 outside_splits=sorted(outside))
 
 
 def timit_speaker(path: Path) -> str:

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from avrnn.data import cache
 from avrnn.data.audio import read_audio
-from avrnn.data.corpus import Found, Splits, find_corpus, split_folder_files, split_timit_files, timit_candidates
+from avrnn.data.corpus import Found, Splits, by_extension, find_corpus, split_folder_files, split_timit_files, timit_candidates
 from avrnn.data.errors import DataError
 from avrnn.data.framing import Normalization, frame_signal
 from avrnn.data.options import DataOptions
@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 # 2: samples checked when read, one copy per utterance, hidden files ignored, bad files dropped before
 #    the split, soxr resampling (caches of version 1 may hold unchecked or differently resampled frames)
 # 3: files cut short refused, links to folders followed (caches of version 2 may hold files read short)
-CACHE_VERSION = 3
+# 4: every libsndfile format read by its extension (.mp3, .aiff, ...), files left out counted
+CACHE_VERSION = 4
 
 
 def pad_batch(sequences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -257,7 +258,9 @@ class SpeechDataModule(pl.LightningDataModule):
                 "normalization": normalization.to_dict(), "skipped": skipped,
                 "copies_dropped": sum(len(c) for c in found.copies.values()),
                 "copies_differing": different_copies(found.copies), "hidden_ignored": len(found.hidden),
-                "unread": [str(item) for item in found.unread]}
+                "unread": [str(item) for item in found.unread], "not_audio": len(found.not_audio),
+                "not_audio_kinds": by_extension(found.not_audio), "outside_splits": len(found.outside_splits),
+                "outside_examples": [str(p.relative_to(found.root)) for p in found.outside_splits[:3]]}
 
     def setup(self, stage: str | None = None) -> None:
         if self.frames:
@@ -283,8 +286,15 @@ class SpeechDataModule(pl.LightningDataModule):
 
     def _report(self, content: dict) -> None:
         if content["hidden_ignored"]:
-            log.info("data: ignored %d hidden file(s) (macOS resource forks ._*, __MACOSX/, .*)",
+            log.info("data: ignored %d hidden file(s) (.*, macOS resource forks ._*, __MACOSX/)",
                      content["hidden_ignored"])
+        if content["not_audio"]:
+            log.info("data: left out %d file(s) that are not audio libsndfile reads (%s)", content["not_audio"],
+                     content["not_audio_kinds"])
+        if content["outside_splits"]:
+            examples = ", ".join(content["outside_examples"]) + (", ..." if content["outside_splits"] > 3 else "")
+            log.info("data: left out %d file(s) outside TRAIN/ and TEST/ (%s; the timit layout reads only those)",
+                     content["outside_splits"], examples)
         unread = content.get("unread", [])  # (a data cache of an earlier version has no such entry)
         if unread:
             log.warning("data: %d folder(s), link(s) or file(s) under data.root not read: %s", len(unread),
