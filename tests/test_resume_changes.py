@@ -3,6 +3,7 @@ in one line (architecture, critic, ablation, corpus content, seed), nothing save
 
 import logging
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -142,3 +143,56 @@ def test_a_corpus_that_changed_in_place_is_refused(make_cfg, tmp_path):
     with pytest.raises(ConfigError, match=rf"the run trained on data.root={corpus}, and the corpus there is not the "
                                           "same training data now"):
         train(make_cfg(*audio, "training.max_iterations=4", "ckpt_path=last", tiny=False))
+
+
+def speaker_folders(root, speakers=5, each=4, seed=0):
+    import numpy as np
+    import soundfile as sf
+    rng = np.random.default_rng(seed)
+    for speaker in range(speakers):
+        (root / f"spk{speaker}").mkdir(parents=True, exist_ok=True)
+        for index in range(each):
+            sf.write(str(root / f"spk{speaker}" / f"{index:02d}.wav"),
+                     (0.1 * rng.standard_normal(3200)).astype("float32"), 16000)
+    return root
+
+
+def test_a_resume_refuses_a_validation_or_test_split_that_changed(make_cfg, tmp_path):
+    """The field report: recordings added to the validation speaker's folder; the training split (and so
+    its statistics) unchanged. Then a test file whose audio changed in place, then the corpus restored."""
+    import soundfile as sf
+    import torch
+
+    corpus = speaker_folders(tmp_path / "corpus")
+    audio = ["data=audio_dir", "data.crop_frames=8", "data.batch_size=2", "data.cache_dir=null", "data.val_fraction=0.2",
+             "data.test_fraction=0.2", "data.speaker_pattern='spk(\\d+)'", "training.iterations_per_epoch=2",
+             "model.hidden_size=16", "model.x_features=8", "model.z_features=8", "model.mlp_hidden=16", "model.z_dim=4",
+             "trainer.enable_progress_bar=false", "training.test_after_training=false", f"data.root={corpus}",
+             f"paths.output_dir={tmp_path / 'run'}"]
+    train(make_cfg(*audio, "training.max_iterations=2", tiny=False))
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    splits = torch.load(last, weights_only=False)["avrnn_splits"]
+    assert [len(splits[name]["files"]) for name in ("train", "val", "test")] == [12, 4, 4]
+    val_speaker = Path(splits["val"]["files"][0]).parent
+    backup = tmp_path / "backup"
+    shutil.copytree(corpus, backup)
+    speaker_folders(tmp_path / "more", speakers=1, each=4, seed=9)
+    for path in sorted((tmp_path / "more" / "spk0").iterdir()):
+        path.rename(corpus / val_speaker / f"new_{path.name}")
+    saved = last.read_bytes()
+    with pytest.raises(ConfigError, match=rf"^cannot resume {last}: its val split is not the one it trained with: 4 -> 8 "
+                                          rf"utterances, 4 file\(s\) added \(e.g. {val_speaker}/new_00.wav\); the curves "
+                                          r"and the best checkpoint would span two different sets; restore the corpus"):
+        train(make_cfg(*audio, "training.max_iterations=4", "ckpt_path=last", tiny=False))
+    shutil.rmtree(corpus)
+    shutil.copytree(backup, corpus)
+    test_file = corpus / splits["test"]["files"][1]
+    sf.write(str(test_file), 0.5 * sf.read(str(test_file), dtype="float32")[0], 16000)
+    with pytest.raises(ConfigError, match=r"its test split is not the one it trained with: 4 -> 4 utterances, the same "
+                                          r"files, whose audio changed;"):
+        train(make_cfg(*audio, "training.max_iterations=4", "ckpt_path=last", tiny=False))
+    assert last.read_bytes() == saved
+    shutil.rmtree(corpus)
+    shutil.copytree(backup, corpus)
+    assert train(make_cfg(*audio, "training.max_iterations=3", "ckpt_path=last", tiny=False))["iteration"] == 3
+    assert torch.load(last, weights_only=False)["avrnn_splits"] == splits

@@ -8,7 +8,9 @@ The train loader therefore yields a list of `batches_per_iteration` independentl
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
+import os
 import random
 from pathlib import Path
 from typing import Callable, Mapping
@@ -314,6 +316,20 @@ class SpeechDataModule(pl.LightningDataModule):
                            for split, f in self.frames.items())
         log.info("data %s: %s; normalisation mean %.4g std %.4g", self.root, counts, self.normalization.mean,
                  self.normalization.std)
+
+    def split_membership(self) -> dict[str, dict]:
+        """split -> {"files": paths relative to data.root, in order; "digest": a hash of those paths and
+        of every utterance's frames as read}: what a resume compares (avrnn.training.resume.check_same_splits),
+        unchanged by a moved data.root, changed by any file added, removed, renamed or whose audio changed."""
+        membership = {}
+        for split, frames in self.frames.items():
+            digest = hashlib.blake2b(digest_size=16)
+            names = [os.path.relpath(path, self.root) for path in self.paths[split]]
+            for name, utterance in zip(names, frames):
+                digest.update(name.encode() + b"\0")
+                digest.update(utterance.detach().cpu().contiguous().numpy().tobytes())
+            membership[split] = {"files": names, "digest": digest.hexdigest()}
+        return membership
 
     def renormalize(self, target: Normalization) -> None:
         """Re-express every frame in `target`'s statistics (a checkpoint's, for evaluation)."""

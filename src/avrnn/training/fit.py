@@ -33,7 +33,7 @@ from avrnn.training.module import AVRNNModule
 from avrnn.training.phases import batches_per_iteration
 from avrnn.training.progress_lines import ProgressLines
 from avrnn.training import run_folder
-from avrnn.training.resume import (check_resume, check_same_corpus, earlier_file, run_differences,
+from avrnn.training.resume import (check_resume, check_same_corpus, check_same_splits, earlier_file, run_differences,
                                      run_folder_checkpoint)
 from avrnn.training.stops import RunStopped, StopAtBoundary, StopSignals
 from avrnn.training.run_summary import summarize_run
@@ -215,12 +215,14 @@ def _train(cfg: DictConfig, callbacks: Sequence[pl.Callback], signals: StopSigna
         raise RunStopped(signals.received, f"stopped by {signal.Signals(signals.received).name} before its first iteration (while "
                                            f"reading the corpus): nothing was trained, nothing saved"
                                            + (f"; {ckpt_path} is kept as it was" if ckpt_path else ""))
-    if checkpoint is not None:
+    splits = datamodule.split_membership()
+    if checkpoint is not None:  # the training statistics first (their line names both roots), then each split
         hyper = checkpoint.get("hyper_parameters") or {}
         check_same_corpus(hyper.get("normalization"), datamodule.normalization.to_dict(),
                           (hyper.get("data") or {}).get("root"), data_options(cfg)["root"])
+        check_same_splits(checkpoint.get("avrnn_splits"), splits, ckpt_path)
     module = build_module(cfg, normalization=datamodule.normalization.to_dict(), data=data_options(cfg))
-    store = StoreConfig(plain(cfg))
+    store = StoreConfig(plain(cfg), splits)
     stops = StopAtBoundary(signals, output_dir / "checkpoints" / "last.ckpt")
     trainer = build_trainer(cfg, output_dir, len(module.phases), [*callbacks, store, stops])
     check_launch(trainer)

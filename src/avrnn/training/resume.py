@@ -238,6 +238,30 @@ def check_same_corpus(stored_normalization: dict | None, normalization: dict, st
         log.info("resume: data.root changed from %s to %s, which holds the same corpus (applied)", stored_root, root)
 
 
+def check_same_splits(stored: dict | None, current: dict, checkpoint_path: Path) -> None:
+    """Every split (train, val, test) must hold the files it held when the checkpoint was written, with
+    the same audio (SpeechDataModule.split_membership): a validation set that grew would put two sets in one
+    validation curve and in the choice of the best checkpoint. A ConfigError names the first split that
+    differs and how. Checkpoints of earlier versions store none: only check_same_corpus applies to them."""
+    if not stored:
+        log.warning("resume: %s, written by an earlier version, does not store its splits' files; only the "
+                    "training split's statistics can be compared", checkpoint_path)
+        return
+    for split in sorted(set(stored) | set(current), key=("train", "val", "test").index):
+        before, now = stored.get(split), current.get(split)
+        if before is not None and now is not None and before["digest"] == now["digest"]:
+            continue
+        was, is_ = set((before or {}).get("files", [])), set((now or {}).get("files", []))
+        added, removed = sorted(is_ - was), sorted(was - is_)
+        changes = [f"{len(added)} file(s) added (e.g. {added[0]})" if added else "",
+                   f"{len(removed)} removed (e.g. {removed[0]})" if removed else ""]
+        what = ", ".join(change for change in changes if change) or "the same files, whose audio changed"
+        raise ConfigError(
+            f"cannot resume {checkpoint_path}: its {split} split is not the one it trained with: "
+            f"{len(was)} -> {len(is_)} utterances, {what}; the curves and the best checkpoint would span two "
+            f"different sets; restore the corpus as it was, or start a new run (another hydra.run.dir)")
+
+
 # --- the run folder's earlier .hydra/ files, which Hydra overwrites before a job starts ---------
 _EARLIER: dict[Path, bytes] = {}
 
