@@ -1,6 +1,7 @@
 """Distributed training: 2-process CPU DDP (gloo), data sharding, and the combinations refused."""
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -35,6 +36,26 @@ def test_eval_loaders_score_every_utterance_exactly_once_over_processes(make_cfg
         seen += [int(mask.sum()) for _, mask in datamodule.eval_dataloader("test")]
     datamodule.trainer = None
     assert sum(seen) == sum(len(f) for f in datamodule.frames["test"])  # every frame once, no padding repeats
+
+
+def test_a_split_smaller_than_the_processes_is_scored_whole_by_each_and_the_bound_is_unchanged(make_cfg):
+    """The field report: CPU DDP over 2 processes with a one-utterance validation split; rank 1 had no
+    batch (Lightning: "zero length"), rank 0 waited for it in the reduction. Each process now scores the
+    split whole: sums and frame counts double, their ratio (nats per timestep) is the one process's."""
+    datamodule = build_datamodule(make_cfg())
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    datamodule.frames["val"] = datamodule.frames["val"][:1]
+    datamodule.frames["test"] = datamodule.frames["test"][:3]
+    shards = {}
+    for rank in (0, 1, 2):
+        datamodule.trainer = SimpleNamespace(global_rank=rank, world_size=3)
+        shards[rank] = {split: [float(mask.sum()) for _, mask in datamodule.eval_dataloader(split)]
+                        for split in ("val", "test")}
+    datamodule.trainer = None
+    one = len(datamodule.frames["val"][0])
+    assert [shards[rank]["val"] for rank in (0, 1, 2)] == [[one]] * 3  # whole, on every process
+    assert sorted(sum(shards[rank]["test"]) for rank in (0, 1, 2)) == sorted(len(f) for f in datamodule.frames["test"])
 
 
 @pytest.mark.slow
@@ -73,6 +94,19 @@ def test_ddp_from_the_command_line_writes_one_run_folder(run_script, tmp_path, c
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["iterations"] == 2 and metrics["test/elbo_per_timestep"] < 0
     assert (run / "checkpoints" / "last.ckpt").exists() and (run / "train_ddp_process_1.log").exists()
+
+
+@pytest.mark.slow
+def test_ddp_with_a_one_utterance_validation_split_trains_and_validates(run_script, tmp_path, corpus_dir, tiny):
+    """The field report's command: before, rank 1 failed on a zero-length loader and rank 0 on a closed gloo
+    connection."""
+    run = tmp_path / "run"
+    result = run_script("train.py", *tiny, *DDP_CPU, "data.val_fraction=0.1", "training.max_iterations=2",
+                        f"data.root={corpus_dir}", f"hydra.run.dir={run}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "data /" in result.stdout + result.stderr and "val 1 utterances" in result.stdout + result.stderr
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert math.isfinite(metrics["val/best_elbo_per_timestep"]) and metrics["iterations"] == 2
 
 
 def test_multirun_with_ddp_is_refused_with_what_to_use_instead(run_in_process, tmp_path, corpus_dir, tiny):

@@ -370,9 +370,12 @@ class SpeechDataModule(pl.LightningDataModule):
     def eval_dataloader(self, split: str) -> DataLoader:
         """Whole utterances of a split (train, val or test), padded and masked, in order. Under DDP
         each process scores every world_size-th utterance, none twice (DistributedSampler would pad
-        with repeats and bias the bound); the logged sums are then reduced over processes."""
-        shard = self._shard()
-        indices = range(shard["rank"], len(self.frames[split]), shard["world_size"])
+        with repeats and bias the bound); the logged sums are then reduced over processes. A split with
+        fewer utterances than processes is scored whole by every process (a process with none would skip
+        the reduction the others wait in): every sum and every frame count is then world_size times
+        larger, and the bounds, ratios of the two, are the same."""
+        shard, count = self._shard(), len(self.frames[split])
+        indices = range(shard["rank"], count, shard["world_size"]) if count >= shard["world_size"] else range(count)
         return DataLoader(Utterances(self.frames[split]), batch_size=self.options.eval_batch_size,
                           sampler=list(indices), collate_fn=pad_batch, num_workers=self.options.num_workers,
                           generator=self._own_generator())
