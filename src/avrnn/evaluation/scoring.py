@@ -23,7 +23,9 @@ from avrnn.config import ConfigError, apply_num_threads, check_choices
 from avrnn.data.datamodule import SpeechDataModule
 from avrnn.data.errors import DataError
 from avrnn.data.framing import Normalization
-from avrnn.models.bounds import iwae_bound, sequence_log_weights, vrnn_fivo
+from avrnn.evaluation.chunks import iwae_in_parts
+from avrnn.evaluation.settings import MAX_PARTICLE_FRAMES
+from avrnn.models.bounds import vrnn_fivo
 from avrnn.models import phase_losses
 from avrnn.training.module import AVRNNModule
 from avrnn.evaluation.settings import check_evaluate
@@ -68,7 +70,11 @@ def build_eval_data(module: AVRNNModule, data_override, split: str, batch_size: 
 
 
 @torch.no_grad()
-def score(module: AVRNNModule, loader, iwae_k: list[int], fivo_k: list[int], prefix: str) -> dict:
+def score(module: AVRNNModule, loader, iwae_k: list[int], fivo_k: list[int], prefix: str,
+          max_particle_frames: int = MAX_PARTICLE_FRAMES) -> dict:
+    """The bounds (ELBO and its terms, IWAE-k, FIVO-k, the critic's distance) and latent use of every
+    utterance of `loader`, in nats per timestep and per sequence; IWAE-k within max_particle_frames
+    (avrnn.evaluation.chunks)."""
     totals: dict[str, float] = {}
     frames = sequences = 0
     latent = LatentUse()
@@ -84,7 +90,7 @@ def score(module: AVRNNModule, loader, iwae_k: list[int], fivo_k: list[int], pre
         add("kl", kl)
         add("elbo", rec - kl)
         for k in iwae_k:
-            add(f"iwae_{k}", iwae_bound(sequence_log_weights(module.vrnn, x, mask, k)))
+            add(f"iwae_{k}", iwae_in_parts(module.vrnn, x, mask, k, max_particle_frames))
         for k in fivo_k:
             add(f"fivo_{k}", vrnn_fivo(module.vrnn, x, mask, k))
         if module.critic is not None:
@@ -164,7 +170,14 @@ def evaluate(cfg: DictConfig) -> dict:
     module = load_module(Path(cfg.ckpt_path).expanduser(), cfg.trusted_targets)
     datamodule = build_eval_data(module, cfg.data, cfg.split, cfg.batch_size)
     loader = datamodule.eval_dataloader(cfg.split)
-    metrics = score(module, loader, list(cfg.iwae_k), list(cfg.fivo_k), cfg.split)
+    try:
+        metrics = score(module, loader, list(cfg.iwae_k), list(cfg.fivo_k), cfg.split, cfg.max_particle_frames)
+    except (torch.OutOfMemoryError, RuntimeError) as error:
+        if not out_of_memory(error):
+            raise
+        raise ConfigError(f"evaluation ran out of memory ({' '.join(str(error).split())[:120]}); lower "
+                          f"max_particle_frames (now {cfg.max_particle_frames:,}: particles x utterances x frames "
+                          f"scored at once) or batch_size (now {cfg.batch_size}); nothing was written") from error
     sample_rate = int(datamodule.options.sample_rate)
     if cfg.speech_quality:
         metrics.update(score_reconstructions(module.vrnn, loader, datamodule.normalization, sample_rate, cfg.split))
@@ -173,6 +186,12 @@ def evaluate(cfg: DictConfig) -> dict:
     files.write_text(written, json.dumps(metrics, indent=2))
     print_report(metrics, cfg.split, sample_rate if cfg.speech_quality else None, written)
     return metrics
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether an error is an allocator's refusal (CUDA's OutOfMemoryError, or the CPU allocator's)."""
+    return isinstance(error, torch.OutOfMemoryError) or "can't allocate memory" in str(error) \
+        or "out of memory" in str(error).lower()
 
 
 def print_report(metrics: dict, split: str, sample_rate: int | None, written: Path) -> None:

@@ -14,6 +14,9 @@ from omegaconf import II, MISSING
 from avrnn.config import ConfigError, DataConfig, check_num_threads
 
 SPLITS = ("train", "val", "test")
+# IWAE-k's teacher-forced pass keeps every step of particles x utterances (avrnn.evaluation.chunks): about
+# 15 KB per particle-frame at the default model size, so about 4 GB at this many
+MAX_PARTICLE_FRAMES = 250_000
 
 
 @dataclass
@@ -40,6 +43,8 @@ class EvaluateConfig(_Scored):
     iwae_k: list[int] = field(default_factory=lambda: [16, 64])  # IWAE-k bounds, k particles each
     fivo_k: list[int] = field(default_factory=lambda: [16, 64])  # FIVO-k bounds
     batch_size: int = 8
+    # particles x utterances x frames that IWAE-k scores at once; a batch above it is scored in parts
+    max_particle_frames: int = MAX_PARTICLE_FRAMES
     speech_quality: bool = True
 
 
@@ -65,6 +70,7 @@ def check_evaluate(cfg) -> None:
                 raise ConfigError(f"{key}={list(cfg[key])}: each k is a number of particles, 1 or more "
                                   f"(k=1 is the ELBO); use e.g. {key}=[16,64], or {key}=[] for none")
     _at_least("batch_size", cfg.batch_size, 1)
+    _at_least("max_particle_frames", cfg.max_particle_frames, 1)
     check_num_threads(cfg.num_threads)
 
 
