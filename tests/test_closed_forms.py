@@ -480,7 +480,7 @@ def test_the_evaluation_report_prints_every_bound_in_both_units_and_what_it_scor
                "test/iwae_16_per_timestep": -1.0, "test/iwae_16_per_sequence": -100.0,
                "val/elbo_per_timestep": 9.0, "val/elbo_per_sequence": 9.0,  # another split: not this table's
                "test/kl_by_dimension": [0.5, 0.0, 0.25], "test/active_units": 2}
-    print_report(metrics, "test", None, tmp_path / "metrics.json")
+    print_report(metrics, "test", None, tmp_path / "metrics.json")  # None: the quality was not scored
     assert capsys.readouterr().out.splitlines() == [
         "bound             nats/timestep  nats/sequence",
         "elbo                     -1.250        -125.00",  # name in 16 columns, then 15 and 15
@@ -488,6 +488,11 @@ def test_the_evaluation_report_prints_every_bound_in_both_units_and_what_it_scor
         "latent use: 2 of 3 dimensions active; KL per dimension 0.000 to 0.500 nats/timestep",
         f"4 utterances, 400 frames; wrote {tmp_path / 'metrics.json'}",
     ]
+    for key in ("si_sdr", "pesq", "estoi"):
+        metrics.update({f"test/{key}_mean": 1.0, f"test/{key}_std": 0.0, f"test/{key}_unit": "u",
+                        f"test/{key}_utterances": 4, f"test/{key}_skipped": 0})
+    print_report({**metrics, "test/speech_quality_seconds": 1.0}, "test", 16000, tmp_path / "metrics.json")
+    assert "  PESQ (wb)   1.000 +/- 0.000 u over 4 utterances" in capsys.readouterr().out.splitlines()
 
 
 def test_latent_use_sums_over_batches_and_counts_dimensions_above_the_threshold(monkeypatch):

@@ -141,7 +141,9 @@ def test_evaluation_scores_the_corpus_given_and_records_what_it_scored(make_cfg,
     finally:
         denormals.apply(True)
     assert metrics["test/sequences"] == 8  # 2 test speakers x 4 utterances: the corpus given, not the checkpoint's 4
-    saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    text = (tmp_path / "eval" / "metrics.json").read_text()
+    assert text == json.dumps(metrics, indent=2)  # for people to read, one key a line
+    saved = json.loads(text)
     assert saved["checkpoint"] == str(ckpt) and saved["frames_scored"] == FRAMES_SCORED and saved["units"] == UNITS
     assert not any("si_sdr" in key for key in saved)
     out = capsys.readouterr().out

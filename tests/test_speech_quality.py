@@ -108,3 +108,41 @@ def test_an_utterance_one_metric_cannot_score_is_scored_by_none(monkeypatch):
     monkeypatch.undo()
     monkeypatch.setattr(speech_quality, "estoi", lambda *args: float("nan"))
     assert score_utterance(clean, clean, 16000) == dict.fromkeys(("si_sdr", "pesq", "estoi"), "estoi not finite")
+
+
+def test_estoi_is_the_extended_measure_and_each_reason_is_named(monkeypatch):
+    from pystoi import stoi
+
+    from avrnn.evaluation import speech_quality
+
+    clean = speech(seconds=1.5)
+    noisy = (clean + 0.05 * np.random.default_rng(4).standard_normal(len(clean))).astype(np.float32)
+    value = speech_quality.estoi(noisy, clean, 16000)
+    assert value == pytest.approx(stoi(clean, noisy, 16000, extended=True), abs=1e-4)
+    assert value != pytest.approx(stoi(clean, noisy, 16000, extended=False), abs=1e-3)  # not the plain STOI
+    briefly = np.zeros(16000, np.float32)
+    briefly[:3200] = speech(seconds=0.2)  # 0.2 s of speech in 1 s: too few non-silent frames for ESTOI
+    with pytest.raises(speech_quality.Unscorable, match=r"^ESTOI: too few non-silent frames$"):
+        speech_quality.estoi(briefly, briefly, 16000)
+
+    def no_utterance(*args):
+        raise ValueError("No utterances detected")
+
+    monkeypatch.setattr(speech_quality, "perceptual_evaluation_speech_quality", no_utterance)
+    with pytest.raises(speech_quality.Unscorable, match=r"^PESQ: No utterances detected$"):
+        speech_quality.pesq(clean, clean, 16000)
+
+
+def test_the_limits_are_inclusive_an_utterance_of_exactly_the_minimum_or_one_step_is_scored(monkeypatch):
+    from avrnn.evaluation import speech_quality
+
+    monkeypatch.setattr(speech_quality, "pesq", lambda *args: 2.0)  # these limits are what is tested, not PESQ's
+    monkeypatch.setattr(speech_quality, "estoi", lambda *args: 0.5)
+    exactly = speech(seconds=MIN_SECONDS)
+    assert len(exactly) == MIN_SECONDS * 16000
+    assert isinstance(score_utterance(exactly, exactly, 16000)["si_sdr"], float)
+    one_step = np.zeros(8000, np.float32)
+    one_step[100] = speech_quality.SILENT_PEAK  # a peak of exactly one 16-bit step: not digitally silent
+    assert score_utterance(one_step, one_step, 16000)["pesq"] == 2.0
+    summary = summarize([score_utterance(one_step[:10], one_step[:10], 16000)], "test")
+    assert summary["test/si_sdr_mean"] is None and summary["test/si_sdr_std"] is None
