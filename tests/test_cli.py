@@ -103,5 +103,9 @@ def test_a_one_line_error_in_a_sweep_says_which_job(run_in_process, tmp_path, co
                             f"hydra.sweep.dir={tmp_path / 'sweep'}")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.last_line]  # Hydra's own job line is folded into ours
-    assert result.last_line.startswith("error: training.max_iterations must be positive, got 0 [the job with "
-                                       "overrides [") and "'seed=1'" in result.last_line
+    line, sweep = result.last_line, tmp_path / "sweep"
+    folders = sorted(path for path in sweep.iterdir() if path.name[0].isdigit())
+    assert line == ("error: the sweep ended with 2 failed job(s): "  # every failed job, its folder and its reason
+                    f"job 0 ({folders[0]}): ConfigError: training.max_iterations must be positive, got 0; "
+                    f"job 1 ({folders[1]}): ConfigError: training.max_iterations must be positive, got 0")
+    assert folders[0].name.endswith("_seed1") and folders[1].name.endswith("_seed2")

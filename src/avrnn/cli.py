@@ -24,7 +24,7 @@ from avrnn.training.module import TrainingFault
 from avrnn.registry import UntrustedTargetError
 from avrnn.data.files import WriteFailed
 from avrnn.training.stops import RunStopped
-from avrnn.training.sweeps import AllTrialsFailed, SweepLedger, TrialFailed
+from avrnn.training.sweeps import AllTrialsFailed, SweepLedger, TrialFailed, failed_jobs_line
 
 USER_ERRORS = (command_line.CommandLineError, ConfigError, DataError, CheckpointError, TrainingFault,
                UntrustedTargetError, TrialFailed, AllTrialsFailed)
@@ -105,7 +105,10 @@ def run(main: Callable[[], object]) -> None:
             held.release()  # beside a traceback it says which job of a sweep failed
             raise
         line, status = reported
-        if held.overrides and command_line.is_multirun(sys.argv[1:]):  # which job of the sweep
+        failed = failed_jobs_line(SweepLedger.sweep_dir) if SweepLedger.sweep_dir else None
+        if failed and command_line.is_multirun(sys.argv[1:]):  # every failed job of the sweep, with its reason
+            line = f"error: the sweep ended with {failed}"
+        elif held.overrides and command_line.is_multirun(sys.argv[1:]):  # which job of the sweep
             line += f" [the job with overrides {held.overrides[-1]}]"
         print(line, file=sys.stderr)
         sys.exit(status)

@@ -36,6 +36,35 @@ def collect(sweep: Path) -> list[dict]:
     return runs
 
 
+def runs_without_results(sweep: Path) -> list[str]:
+    """One line per job of the sweep that has no metrics.json: failed (with the reason its record gives,
+    avrnn.training.sweeps.record_job), or without a result (stopped, killed, still running, or not
+    tested); and how many jobs of a grid never started (multirun.yaml's sweep against the job folders)."""
+    from avrnn.training.sweeps import job_records, sweep_size
+
+    sweep = Path(sweep)
+    records = {Path(r["folder"]).name: r for r in job_records(sweep)}
+    folders = sorted(p for p in sweep.iterdir() if (p / ".hydra" / "overrides.yaml").is_file())
+    lines = []
+    for folder in folders:
+        if (folder / "metrics.json").is_file():
+            continue
+        record = records.get(folder.name)
+        if record is not None and record["status"] == "failed":
+            lines.append(f"{folder.name}: failed: {record['reason']}")
+        else:
+            lines.append(f"{folder.name}: no metrics.json (stopped, killed, still running, or run with "
+                         "training.test_after_training=false)")
+    multirun = sweep / "multirun.yaml"
+    if multirun.is_file():
+        hydra = (yaml.safe_load(multirun.read_text()) or {}).get("hydra") or {}
+        basic = "BasicSweeper" in str((hydra.get("sweeper") or {}).get("_target_", ""))
+        total = sweep_size((hydra.get("overrides") or {}).get("task") or []) if basic else None
+        if total is not None and total > len(folders):
+            lines.append(f"{total - len(folders)} of the sweep's {total} jobs never started (no folder)")
+    return lines
+
+
 def summarise(runs: list[dict]) -> list[dict]:
     """Mean and standard deviation over seeds, per configuration."""
     rows = []
@@ -50,9 +79,13 @@ def summarise(runs: list[dict]) -> list[dict]:
     return rows
 
 
-def markdown(runs: list[dict], summary: list[dict]) -> str:
+def markdown(runs: list[dict], summary: list[dict], without: list[str] = ()) -> str:
     header = "| config | seeds | " + " | ".join(COLUMNS[2:]) + " |"
-    lines = ["## Mean +/- std over seeds (nats per timestep)", "", header, "|" + "---|" * len(COLUMNS)]
+    lines = []
+    if without:
+        lines += [f"**Not every run of this sweep has results: {len(runs)} have; the means below are over "
+                  "those only.**", "", "## Runs without results", "", *[f"- {line}" for line in without], ""]
+    lines += ["## Mean +/- std over seeds (nats per timestep)", "", header, "|" + "---|" * len(COLUMNS)]
     for row in summary:
         cells = [f"{row[c][0]:.2f} +/- {row[c][1]:.2f}" if c in row else "" for c in COLUMNS[2:]]
         lines.append(f"| {row['config']} | {row['seeds']} | " + " | ".join(cells) + " |")
@@ -86,7 +119,7 @@ def report(sweep: Path) -> list[Path]:
     sweep = Path(sweep)
     runs = collect(sweep)
     summary = summarise(runs)
-    (sweep / "report.md").write_text(markdown(runs, summary))
+    (sweep / "report.md").write_text(markdown(runs, summary, runs_without_results(sweep)))
     with open(sweep / "report.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["run", "config", "seed", *COLUMNS])
         writer.writeheader()

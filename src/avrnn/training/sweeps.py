@@ -12,10 +12,18 @@ search ends with one line, AllTrialsFailed), and lists every trial in <sweep dir
 
 from __future__ import annotations
 
+import json
+import logging
 import math
+from pathlib import Path
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from avrnn.data import files
+
+log = logging.getLogger("avrnn.training")
+JOB_RECORDS = ".jobs"  # <sweep dir>/.jobs/<job number>.json: how each job of a multirun ended (record_job)
 
 
 class TrialFailed(RuntimeError):
@@ -98,6 +106,40 @@ def sweep_size(task_overrides: list[str]) -> int | None:
     return total
 
 
+def record_job(config: DictConfig, job_return) -> dict:
+    """Write how a job of a multirun ended to <sweep dir>/.jobs/<num>.json (in the job's own process: a
+    joblib worker, a SLURM node or the main process) and, where it failed, say why in its own log
+    (train.log of its folder). A job stopped by a signal gets no record (Hydra ends it without on_job_end)."""
+    from hydra.core.utils import JobStatus
+
+    record = {"job": int(config.hydra.job.num), "folder": str(config.hydra.runtime.output_dir),
+              "overrides": list(config.hydra.overrides.task), "status": "finished"}
+    if job_return.status != JobStatus.COMPLETED:
+        error = getattr(job_return, "_return_value", None)
+        reason = " ".join(f"{type(error).__name__}: {error}".split()) if isinstance(error, BaseException) else \
+            "it failed"
+        record.update(status="failed", reason=reason)
+        log.error("this job of the sweep failed: %s", reason)
+    files.write_text(Path(config.hydra.sweep.dir) / JOB_RECORDS / f"{record['job']}.json", json.dumps(record, indent=2))
+    return record
+
+
+def job_records(sweep_dir) -> list[dict]:
+    """The records record_job wrote for a sweep folder, by job number."""
+    folder = Path(sweep_dir) / JOB_RECORDS
+    records = [json.loads(path.read_text()) for path in folder.glob("*.json")] if folder.is_dir() else []
+    return sorted(records, key=lambda record: record["job"])
+
+
+def failed_jobs_line(sweep_dir) -> str | None:
+    """'2 failed job(s): job 1 (<folder>): <reason>; job 3 ...' of a sweep folder; None where none failed."""
+    failed = [r for r in job_records(sweep_dir) if r["status"] == "failed"]
+    if not failed:
+        return None
+    return f"{len(failed)} failed job(s): " + "; ".join(f"job {r['job']} ({r['folder']}): {r['reason']}"
+                                                      for r in failed)
+
+
 class SweepLedgerCallback(Callback):
     """Keeps SweepLedger up to date (hydra.callbacks in conf/config.yaml)."""
 
@@ -113,7 +155,10 @@ class SweepLedgerCallback(Callback):
 
     def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
         from hydra.core.utils import JobStatus
+        from hydra.types import RunMode
 
+        if config.hydra.mode == RunMode.MULTIRUN:
+            record_job(config, job_return)
         if SweepLedger.active and SweepLedger.running:
             (SweepLedger.finished if job_return.status == JobStatus.COMPLETED else SweepLedger.failed).append(
                 SweepLedger.running)
