@@ -211,3 +211,35 @@ def test_a_search_whose_every_trial_fails_ends_in_one_line_with_a_results_file(r
                            "no usable objective: no validation ran")
     assert results["best_value"] is None and (results["n_complete"], results["n_failed"]) == (0, 2)
     assert [t["state"] for t in trials] == ["FAIL", "FAIL"]
+
+
+def test_a_persistent_study_run_again_continues_the_search(run_script, tmp_path, corpus_dir, tiny):
+    """The field report: the README's persistent study failed to start (pip's SQLAlchemy 2); started again it
+    re-ran the first trials' parameters into the same folders, and a killed trial stayed RUNNING for good.
+    Here a study with two trials, then three left RUNNING (a dead process on this host, one that recorded
+    none, one on another machine), then the same command again."""
+    import optuna
+    from optuna.trial import TrialState
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    common = ("hydra.sweeper.n_trials=2", f"hydra.sweeper.storage={storage}")
+    first, _, _ = optuna_sweep(run_script, tmp_path / "sweep", tiny, corpus_dir, *common)
+    assert first.returncode == 0, first.stderr[-3000:]
+    study = optuna.load_study(study_name="avrnn", storage=storage)
+    dead, unrecorded, remote = (study.ask() for _ in range(3))
+    study._storage.set_trial_system_attr(dead._trial_id, "avrnn_process", f"{__import__('socket').gethostname()}:999999")
+    study._storage.set_trial_system_attr(remote._trial_id, "avrnn_process", "another-machine:123")
+    second, _, _ = optuna_sweep(run_script, tmp_path / "sweep", tiny, corpus_dir, *common)
+    assert second.returncode == 0, second.stderr[-3000:]
+    trials = optuna.load_study(study_name="avrnn", storage=storage).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2 + [TrialState.FAIL, TrialState.FAIL,
+                                                                     TrialState.RUNNING] + [TrialState.COMPLETE] * 2
+    assert trials[2].system_attrs["fail_reason"] == ("marked failed when the study was continued: its process "
+                                                     f"({__import__('socket').gethostname()}:999999) ended while it ran")
+    assert "no process was recorded for it" in trials[3].system_attrs["fail_reason"]
+    assert all(":" in t.system_attrs["avrnn_process"] for t in trials[5:])
+    finished = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len({tuple(sorted(t.params.items())) for t in finished}) == 4  # no parameters repeated
+    numbers = sorted(int(path.name.split("_")[0]) for path in (tmp_path / "sweep").iterdir() if path.name[0].isdigit())
+    assert numbers == [0, 1, 5, 6]  # the second command's trials in folders of their own, numbered after the study's
+    assert "continuing the Optuna study 'avrnn'" in second.stdout + second.stderr

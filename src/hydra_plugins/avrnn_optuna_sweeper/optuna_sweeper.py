@@ -1,9 +1,20 @@
-"""The hydra-optuna-sweeper plugin's sweeper, recording every trial's outcome (see avrnn.training.sweeps).
+"""The hydra-optuna-sweeper plugin's sweeper, recording every trial's outcome (see avrnn.training.sweeps),
+and continuing a persistent study (hydra.sweeper.storage=sqlite:///...) where the same command runs
+again: the plugin would ask its seeded sampler for the first trials' parameters again, launch them into
+the first trials' folders, and leave a trial whose process was killed RUNNING for good. Here:
+  - trial folders continue the study's numbering (job numbers from the number of trials it holds);
+  - the sampler's random streams are seeded with the seed plus that number (new parameters, reproducibly);
+  - each trial records its process (host:pid, system attribute avrnn_process) when launched; a RUNNING
+    trial whose process on this host is gone, or that recorded none, is marked FAIL with the reason
+    (system attribute fail_reason); one of a live process, or of another host, is left as it is.
 Needs the `sweep` extra (make install has it)."""
 
 from __future__ import annotations
 
+import logging
 import math
+import os
+import socket
 from pathlib import Path
 
 from hydra.core.utils import JobStatus
@@ -34,14 +45,97 @@ def _record(number: int, overrides, ret) -> dict:
     return {**record, "state": "COMPLETE", "value": value}
 
 
+log = logging.getLogger("avrnn.training")
+OWNER = "avrnn_process"
+
+
+def this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def process_ended(owner: str | None) -> str | None:
+    """Why a trial's recorded process is known to be gone (None: it may be running)."""
+    if not owner:
+        return "no process was recorded for it (it was asked for, never launched)"
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname():
+        return None  # another machine's: it cannot be checked from here
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return f"its process ({owner}) ended while it ran"
+    except (PermissionError, ValueError):
+        return None
+    return None
+
+
+def reseed(sampler, seed: int | None) -> None:
+    """Seed the random streams of an Optuna 2.x sampler (TPE, random, CMA-ES: numpy RandomStates) anew."""
+    import numpy as np
+
+    for owner in (sampler, getattr(sampler, "_random_sampler", None), getattr(sampler, "_independent_sampler", None)):
+        if isinstance(getattr(owner, "_rng", None), np.random.RandomState):
+            owner._rng = np.random.RandomState(seed)
+
+
 class OptunaSweeper(optuna_sweeper.OptunaSweeper if optuna_sweeper else object):
     """The plugin's sweeper, recording each trial's outcome (see the module's docstring)."""
+
+    def _study(self):
+        import optuna
+
+        try:
+            return optuna.load_study(study_name=self.sweeper.study_name, storage=self.sweeper.storage)
+        except KeyError:  # no such study yet
+            return None
+
+    def continue_study(self) -> int:
+        """Prepare a persistent study that holds trials (see the module's docstring); the number it holds."""
+        from omegaconf import OmegaConf
+        from optuna.trial import TrialState
+
+        impl = self.sweeper
+        study = self._study() if impl.storage else None
+        trials = study.get_trials(deepcopy=False) if study is not None else []
+        if not trials:
+            return 0
+        failed, left = 0, []
+        for trial in trials:
+            if trial.state != TrialState.RUNNING:
+                continue
+            reason = process_ended(trial.system_attrs.get(OWNER))
+            if reason is None:
+                left.append(f"trial {trial.number} ({trial.system_attrs.get(OWNER)})")
+                continue
+            study._storage.set_trial_system_attr(trial._trial_id, "fail_reason", f"marked failed when the study "
+                                                 f"was continued: {reason}")
+            study._storage.set_trial_state(trial._trial_id, TrialState.FAIL)
+            failed += 1
+        impl.job_idx = max(impl.job_idx or 0, len(trials))
+        seed = OmegaConf.select(impl.config, "hydra.sweeper.sampler.seed") if impl.config is not None else None
+        reseed(impl.sampler, None if seed is None else int(seed) + len(trials))
+        log.info("continuing the Optuna study %r (%s): %d trial(s) there; new trials are numbered from %d%s%s",
+                 impl.study_name, impl.storage, len(trials), len(trials),
+                 f"; {failed} left RUNNING by a process that ended marked failed" if failed else "",
+                 f"; left running (another live process): {', '.join(left)}" if left else "")
+        return len(trials)
+
+    def _claim_running(self) -> None:
+        """Record this process in the trials just asked for (RUNNING, no process recorded yet)."""
+        from optuna.trial import TrialState
+
+        study = self._study() if self.sweeper.storage else None
+        for trial in study.get_trials(deepcopy=False) if study is not None else []:
+            if trial.state == TrialState.RUNNING and OWNER not in trial.system_attrs:
+                study._storage.set_trial_system_attr(trial._trial_id, OWNER, this_process())
 
     def sweep(self, arguments):
         impl, records = self.sweeper, []
         launch = impl.launcher.launch
+        self.continue_study()
 
         def recorded_launch(job_overrides, initial_job_idx):
+            self._claim_running()
             returns = launch(job_overrides, initial_job_idx=initial_job_idx)
             records.extend(_record(initial_job_idx + i, o, r) for i, (o, r) in enumerate(zip(job_overrides, returns)))
             return returns
