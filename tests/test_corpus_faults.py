@@ -288,3 +288,51 @@ def test_the_timit_layout_counts_the_files_outside_its_splits_and_its_label_file
     assert "data: left out 1 file(s) that are not audio libsndfile reads (.PHN: 1)" in caplog.text
     assert ("data: left out 2 file(s) outside TRAIN/ and TEST/ (DOC/TIMITDIC.TXT, README.DOC; the timit layout reads "
             "only those)") in caplog.text
+
+
+# --- a cache that knows when the audio changed (#36 item 3) ---------------------------------------
+def test_a_corpus_replaced_with_the_same_sizes_and_times_is_not_served_from_the_cache(tmp_path, caplog):
+    """The field report: a release tarball with fixed modification times, replaced by its next version
+    (every file at half the level, the same sizes): the cache served the old audio."""
+    import os
+
+    root, cache_dir = make_folder(tmp_path / "corpus"), tmp_path / "cache"
+    first = module(root, layout="folder", cache_dir=str(cache_dir))
+    times = {path: path.stat() for path in root.iterdir()}
+    for path in sorted(root.glob("*.wav")):
+        audio, rate = sf.read(str(path), dtype="float32")
+        sf.write(str(path), 0.5 * audio, rate, subtype="PCM_16")
+        os.utime(path, ns=(times[path].st_atime_ns, times[path].st_mtime_ns))  # as the tarball sets them
+        assert path.stat().st_size == times[path].st_size
+    with caplog.at_level(logging.INFO, logger="avrnn.data.datamodule"):
+        second = module(root, layout="folder", cache_dir=str(cache_dir))
+    assert "data: loaded" not in caplog.text
+    assert second.normalization.std == pytest.approx(first.normalization.std / 2, rel=1e-3)
+    assert len(list(cache_dir.glob("*.pt"))) == 2  # the earlier version's cache is kept, not served
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="avrnn.data.datamodule"):
+        third = module(root, layout="folder", cache_dir=str(cache_dir))
+    assert "data: loaded" in caplog.text and third.normalization == second.normalization
+
+
+def test_a_cache_folder_that_cannot_be_written_means_running_without_it(tmp_path, caplog, monkeypatch):
+    from avrnn.data.files import WriteFailed
+
+    root = make_folder(tmp_path / "corpus")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")  # as read-only storage: nothing can be made below it
+    with caplog.at_level(logging.WARNING, logger="avrnn.data.datamodule"):
+        dm = module(root, layout="folder", cache_dir=str(blocker / "cache"))
+    assert f"data: the cache folder {blocker / 'cache'} cannot be written (" in caplog.text
+    assert "running without the cache (set data.cache_dir to a writable folder, or null)" in caplog.text
+    assert sum(len(f) for f in dm.frames.values()) == 10
+    caplog.clear()
+
+    def full(path, content):
+        raise WriteFailed(28, f"no space left on the filesystem of {path.parent}")
+
+    monkeypatch.setattr(cache, "save", full)  # the disk fills while the corpus is read
+    with caplog.at_level(logging.WARNING, logger="avrnn.data.datamodule"):
+        dm = module(root, layout="folder", cache_dir=str(tmp_path / "cache"))
+    assert "data: the corpus was not cached (no space left on the filesystem of" in caplog.text
+    assert sum(len(f) for f in dm.frames.values()) == 10

@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 # 2: samples checked when read, one copy per utterance, hidden files ignored, bad files dropped before
 #    the split, soxr resampling (caches of version 1 may hold unchecked or differently resampled frames)
 # 3: files cut short refused, links to folders followed (caches of version 2 may hold files read short)
-# 4: every libsndfile format read by its extension (.mp3, .aiff, ...), files left out counted
+# 4: every libsndfile format read by its extension (.mp3, .aiff, ...), files left out counted; keyed by
+#    the files' contents (caches of version 3 were keyed by modification times, and may hold replaced audio)
 CACHE_VERSION = 4
 
 
@@ -275,9 +276,17 @@ class SpeechDataModule(pl.LightningDataModule):
             cache_file = Path(self.options.cache_dir) / f"{self.root.name}-{key}.pt"
             content = cache.load(cache_file)
         if content is None:
+            if cache_file is not None and (why := cache.writable(cache_file.parent)):
+                log.warning("data: the cache folder %s cannot be written (%s): running without the cache (set "
+                            "data.cache_dir to a writable folder, or null)", cache_file.parent, why)
+                cache_file = None
             content = self._build(found)  # its Normalization.fit checks the statistics
             if cache_file is not None:
-                cache.save(cache_file, content)
+                try:
+                    cache.save(cache_file, content)
+                except OSError as error:  # e.g. the disk filled while the corpus was read: train on what was read
+                    log.warning("data: the corpus was not cached (%s); running without the cache",
+                                " ".join(str(error).split()))
         else:
             log.info("data: loaded %s", cache_file)
             Normalization(**content["normalization"]).check(f"read from the data cache {cache_file}")
