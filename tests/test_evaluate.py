@@ -148,3 +148,74 @@ def test_evaluation_scores_the_corpus_given_and_records_what_it_scored(make_cfg,
     assert not any("si_sdr" in key for key in saved)
     out = capsys.readouterr().out
     assert "reconstruction quality" not in out and f"wrote {tmp_path / 'eval' / 'metrics.json'}" in out
+
+
+def test_a_corpus_given_at_evaluation_is_read_as_the_model_was_trained(make_cfg, run_in_process, tmp_path):
+    """The field report: a model trained at data.sample_rate=8000 (and data.frame_size=160) scored with the
+    README's `data=audio_dir data.root=...` on a copy of its own files: the data config's 16 kHz default
+    doubled the frames (748 instead of 379) and frame_size 200 gave a matrix-shape traceback. The
+    checkpoint's settings apply; one given explicitly against them is refused by name."""
+    import shutil
+
+    import numpy as np
+    import soundfile as sf
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(10):
+        sf.write(str(corpus / f"{index:02d}.wav"), (0.1 * rng.standard_normal(4000 + 400 * index)).astype("float32"),
+                 8000)
+    trained = ["data=audio_dir", f"data.root={corpus}", "data.sample_rate=8000", "data.frame_size=160",
+               "data.cache_dir=null", "data.val_fraction=0.2", "data.test_fraction=0.2", "data.crop_frames=8",
+               "data.batch_size=2", "model.hidden_size=16", "model.x_features=8", "model.z_features=8",
+               "model.mlp_hidden=16", "model.z_dim=4", "training.max_iterations=2", "training.iterations_per_epoch=2",
+               "training.test_after_training=false", "training.figures=false", "trainer.enable_progress_bar=false"]
+    run = tmp_path / "run"
+    train(make_cfg(*trained, f"paths.output_dir={run}", tiny=False))
+    ckpt = run / "checkpoints" / "last.ckpt"
+    copy = tmp_path / "copy"
+    shutil.copytree(corpus, copy)
+    scored = {}
+    for name, data in (("own", []), ("given", ["data=audio_dir", f"data.root={copy}", "data.cache_dir=null",
+                                               "data.val_fraction=0.2", "data.test_fraction=0.2"])):
+        result = run_in_process("evaluate.py", f"ckpt_path={ckpt}", *data, "iwae_k=[]", "fivo_k=[]",
+                                "speech_quality=false", f"output_dir={tmp_path / name}")
+        assert result.returncode == 0, result.stderr[-2000:]
+        scored[name] = json.loads((tmp_path / name / "metrics.json").read_text())
+    assert scored["given"]["test/frames"] == scored["own"]["test/frames"]
+    assert scored["given"]["test/sequences"] == scored["own"]["test/sequences"] == 2
+    refused = run_in_process("evaluate.py", f"ckpt_path={ckpt}", "data=audio_dir", f"data.root={copy}",
+                             "data.sample_rate=16000", f"output_dir={tmp_path / 'refused'}")
+    assert refused.returncode == 2
+    assert refused.last_line == ("error: data.sample_rate=16000 cannot differ from the checkpoint's data.sample_rate=8000: "
+                                 "the model was trained on those frames; drop data.sample_rate (a corpus at another "
+                                 "sample rate is resampled to the model's)")
+
+
+def test_a_corpus_at_another_rate_is_resampled_to_the_models_and_says_so(make_cfg, tmp_path, caplog):
+    import logging
+
+    import numpy as np
+    import soundfile as sf
+    from omegaconf import OmegaConf
+
+    from avrnn.evaluation.scoring import build_eval_data
+    from avrnn.training.fit import build_module, data_options
+
+    cfg = make_cfg("data=audio_dir", f"data.root={tmp_path}", "data.sample_rate=8000", "data.frame_size=160",
+                   tiny=False)
+    module = build_module(cfg, normalization={"mean": 0.0, "std": 0.1}, data=data_options(cfg))
+    other = tmp_path / "at16k"
+    other.mkdir()
+    for index in range(6):
+        sf.write(str(other / f"{index}.wav"), (0.1 * np.random.default_rng(index).standard_normal(16000)).astype(
+            "float32"), 16000)
+    given = dict(data_options(cfg), root=str(other), sample_rate=16000, frame_size=200, cache_dir=None)
+    with caplog.at_level(logging.INFO):
+        datamodule = build_eval_data(module, OmegaConf.create(given), "test", batch_size=2)
+    assert datamodule.options.sample_rate == 8000 and datamodule.options.frame_size == 160
+    assert all(len(frames) == 50 for frames in datamodule.frames["test"])  # 1 s at 8 kHz in frames of 160
+    assert "data: as the model was trained: sample_rate=8000 (the data config given says 16000), frame_size=160" \
+        in caplog.text
+    assert "data: resampled 6 file(s) from 16000 Hz to data.sample_rate=8000 Hz (soxr)" in caplog.text

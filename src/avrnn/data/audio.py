@@ -60,10 +60,11 @@ def resample(waveform: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return soxr.resample(waveform, from_rate, to_rate, quality=RESAMPLER_QUALITY).astype(np.float32)
 
 
-def read_audio(path: Path, sample_rate: int, resample_to_rate: bool = True) -> np.ndarray:
+def read_audio(path: Path, sample_rate: int, resample_to_rate: bool = True,
+               resampled: dict[int, int] | None = None) -> np.ndarray:
     """Mono float32 waveform at `sample_rate`, its samples checked (check_samples); a clear DataError
     names a file that cannot be read, is cut short (avrnn.data.headers), holds bad samples or has
-    another rate with resampling off."""
+    another rate with resampling off. `resampled`: counts the files resampled, by their rate."""
     try:
         with sf.SoundFile(readable(path)) as audio:
             subtype, file_rate, promised = audio.subtype, audio.samplerate, audio.frames
@@ -84,6 +85,8 @@ def read_audio(path: Path, sample_rate: int, resample_to_rate: bool = True) -> n
                 f"set data.sample_rate={file_rate} or data.resample=true"
             )
         waveform = resample(waveform, file_rate, sample_rate)
+        if resampled is not None:
+            resampled[file_rate] = resampled.get(file_rate, 0) + 1
     return waveform
 
 

@@ -228,10 +228,10 @@ class SpeechDataModule(pl.LightningDataModule):
                 "last_frame": o.last_frame, "resample": o.resample, "on_bad_file": o.on_bad_file,
                 **o.split_options()}
 
-    def _read(self, path: Path, skipped: list[str]):
+    def _read(self, path: Path, skipped: list[str], resampled: dict[int, int] | None = None):
         """Waveform of one file, or None when it is bad and data.on_bad_file=skip."""
         try:
-            wave = read_audio(path, self.options.sample_rate, self.options.resample)
+            wave = read_audio(path, self.options.sample_rate, self.options.resample, resampled)
             if len(wave) < self.options.frame_size:
                 raise DataError(f"{path} is shorter than one frame ({len(wave)} < data.frame_size="
                                 f"{self.options.frame_size} samples); remove it, lower data.frame_size or set "
@@ -246,10 +246,10 @@ class SpeechDataModule(pl.LightningDataModule):
     def _build(self, found: Found) -> dict:
         """Read every found file, drop the bad ones (skip mode), split what is left, fit the
         normalisation on its training split and frame everything."""
-        waves, skipped = {}, []
+        waves, skipped, resampled = {}, [], {}
         for path in tqdm(found.files, desc=f"reading {self.root.name}", unit="file", leave=False,  # off without a terminal
                          disable=None):
-            wave = self._read(path, skipped)
+            wave = self._read(path, skipped, resampled)
             if wave is not None:
                 waves[path] = wave
         splits = self.split(found, unreadable={Path(p) for p in skipped})
@@ -263,7 +263,8 @@ class SpeechDataModule(pl.LightningDataModule):
                 "copies_differing": different_copies(found.copies), "hidden_ignored": len(found.hidden),
                 "unread": [str(item) for item in found.unread], "not_audio": len(found.not_audio),
                 "not_audio_kinds": by_extension(found.not_audio), "outside_splits": len(found.outside_splits),
-                "outside_examples": [str(p.relative_to(found.root)) for p in found.outside_splits[:3]]}
+                "outside_examples": [str(p.relative_to(found.root)) for p in found.outside_splits[:3]],
+                "resampled": {str(rate): count for rate, count in sorted(resampled.items())}}
 
     def setup(self, stage: str | None = None) -> None:
         if self.frames:
@@ -310,6 +311,10 @@ class SpeechDataModule(pl.LightningDataModule):
         if unread:
             log.warning("data: %d folder(s), link(s) or file(s) under data.root not read: %s", len(unread),
                         "; ".join(unread[:3]) + ("; ..." if len(unread) > 3 else ""))
+        if content.get("resampled"):
+            log.info("data: resampled %s to data.sample_rate=%d Hz (soxr)", ", ".join(
+                f"{count} file(s) from {rate} Hz" for rate, count in content["resampled"].items()),
+                self.options.sample_rate)
         if content["copies_dropped"]:
             log.warning("data: %d file(s) are further copies of an utterance already found (same path without its "
                         "audio suffixes, e.g. SI1.WAV and SI1.WAV.wav); one copy of each is used (a readable one, "

@@ -8,6 +8,7 @@ is scored, the first one included and, with data.last_frame=pad, the zero-padded
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from avrnn.training.module import AVRNNModule
 from avrnn.evaluation.settings import check_evaluate
 from avrnn.evaluation.speech_quality import PESQ_MODES, score_reconstructions
 
+log = logging.getLogger("avrnn.evaluation")
+
 
 def load_module(path: Path, trusted_targets=()) -> AVRNNModule:
     """The trained module, from tensors and plain data only (no code runs while loading): the
@@ -53,10 +56,51 @@ def load_module(path: Path, trusted_targets=()) -> AVRNNModule:
     return AVRNNModule.from_checkpoint(checkpoint).eval()  # earlier versions' checkpoints upgraded there
 
 
+# what the model reads, fixed when it was trained (issue 31 adds the representation's settings)
+MODEL_INPUT = ("sample_rate", "frame_size", "hop")
+
+
+def fit_to_model(data: dict, trained: dict, given: set[str] = frozenset()) -> dict:
+    """The data config given at evaluation with the settings the model was trained on (MODEL_INPUT, from
+    the checkpoint's data config): a corpus at another rate is then resampled to the model's. A setting
+    of MODEL_INPUT given explicitly (`given`: the data.* keys on the command line) with another value is
+    refused in one line naming the checkpoint's value."""
+    data, taken = dict(data), []
+    for key in MODEL_INPUT:
+        if key not in trained:  # a checkpoint of an earlier version
+            continue
+        same = (data.get(key) or data.get("frame_size")) == (trained[key] or trained.get("frame_size")) \
+            if key == "hop" else data.get(key) == trained[key]
+        if same:
+            continue
+        if key in given:
+            raise ConfigError(f"data.{key}={data.get(key)} cannot differ from the checkpoint's data.{key}="
+                              f"{trained[key]}: the model was trained on those frames; drop data.{key} (a corpus at "
+                              "another sample rate is resampled to the model's)")
+        taken.append(f"{key}={trained[key]} (the data config given says {data.get(key)})")
+        data[key] = trained[key]
+    if taken:
+        log.info("data: as the model was trained: %s", ", ".join(taken))
+    return data
+
+
+def given_data_keys() -> set[str]:
+    """The data.* keys set on the command line of this Hydra run (none outside one)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return set()
+    keys = (item.split("=", 1)[0].lstrip("+~") for item in HydraConfig.get().overrides.task)
+    return {key.removeprefix("data.") for key in keys if key.startswith("data.")}
+
+
 def build_eval_data(module: AVRNNModule, data_override, split: str, batch_size: int) -> SpeechDataModule:
-    data = dict(module.hparams.data or {})
+    """The split to score: the checkpoint's corpus, or `data_override` (data=... data.root=...) read
+    with the settings the model was trained on (fit_to_model), in the checkpoint's normalisation."""
+    trained = dict(module.hparams.data or {})
+    data = trained
     if data_override is not None:
-        data = OmegaConf.to_container(data_override, resolve=True)
+        data = fit_to_model(OmegaConf.to_container(data_override, resolve=True), trained, given_data_keys())
     if not data:
         raise ConfigError("this checkpoint stores no data config; add data=<config> data.root=...")
     data.update(eval_batch_size=batch_size)
