@@ -33,9 +33,7 @@ NOISE = ("full_key", "object_type", "reference_type", "To append", "Config searc
 
 
 def _schema_keys(class_name: str) -> list[str] | None:
-    from avrnn.evaluation import settings
-
-    node = getattr(schema, class_name, None) or getattr(settings, class_name, None)
+    node = getattr(schema, class_name, None)
     return [f.name for f in dataclasses.fields(node)] if dataclasses.is_dataclass(node) else None
 
 
@@ -90,6 +88,7 @@ def run(main: Callable[[], object]) -> None:
     stderr = sys.stderr
     sys.stderr = held = JobErrorLineHeld(stderr)
     hydra_main = command_line.is_hydra_main(main)
+    SweepLedger.sweep_dir = None  # set by this command's sweep, if it starts one (not an earlier one's in this process)
     try:
         if hydra_main:
             command_line.check(sys.argv[1:], script=sys.argv[0])

@@ -153,6 +153,48 @@ class Config:
     ckpt_path: Optional[str] = None  # resume: a .ckpt path, or `last` (= <hydra.run.dir>/checkpoints/last.ckpt)
 
 
+# --- src/evaluate.py and src/generate.py (conf/evaluate.yaml, conf/generate.yaml; checks: avrnn.evaluation.settings)
+# IWAE-k's teacher-forced pass keeps every step of particles x utterances (avrnn.evaluation.chunks): about
+# 15 KB per particle-frame at the default model size, so about 4 GB at this many
+MAX_PARTICLE_FRAMES = 250_000
+
+
+@dataclass
+class EvalPathsConfig:  # used by data=... configs
+    data_dir: str = "data"
+    cache_dir: str = "${paths.data_dir}/cache"
+
+
+@dataclass
+class _Scored:
+    ckpt_path: str = MISSING
+    seed: int = 0
+    num_threads: Optional[int] = None  # torch CPU threads (null: all cores)
+    flush_denormal: bool = True
+    trusted_targets: list[str] = field(default_factory=list)  # classes of your own a checkpoint names
+    output_dir: str = II("hydra:runtime.output_dir")
+    paths: EvalPathsConfig = field(default_factory=EvalPathsConfig)
+    data: Optional[DataConfig] = None  # data=<group> data.root=...: another corpus
+
+
+@dataclass
+class EvaluateConfig(_Scored):
+    split: str = "test"
+    iwae_k: list[int] = field(default_factory=lambda: [16, 64])  # IWAE-k bounds, k particles each
+    fivo_k: list[int] = field(default_factory=lambda: [16, 64])  # FIVO-k bounds
+    batch_size: int = 8
+    # particles x utterances x frames that IWAE-k scores at once; a batch above it is scored in parts
+    max_particle_frames: int = MAX_PARTICLE_FRAMES
+    speech_quality: bool = True
+
+
+@dataclass
+class GenerateConfig(_Scored):
+    n: int = 8  # samples from the prior
+    seconds: float = 3.0  # length of each sample
+    reconstructions: int = 4  # test utterances written as original + reconstruction (0: none)
+
+
 def _optimizer_nodes(node: type, prefix: str = "") -> tuple[str, ...]:
     """The dotted paths of the schema's optimizer nodes (fields typed OptimizerConfig), in schema order."""
     hints, found = typing.get_type_hints(node), []
@@ -178,10 +220,8 @@ def short_dirname(overrides: str, limit: int = 100) -> str:
 
 
 def register_configs() -> None:
-    """The schemas (training's; evaluate's and generate's: avrnn.evaluation.settings), the `avrnn_dirname` resolver of hydra.sweep.subdir (conf/config.yaml) and the
+    """The schemas (training's, evaluate's and generate's), the `avrnn_dirname` resolver of hydra.sweep.subdir (conf/config.yaml) and the
     `avrnn_default_precision` resolver of conf/trainer/gpu.yaml."""
-    from avrnn.evaluation.settings import EvaluateConfig, GenerateConfig
-
     ConfigStore.instance().store(name="config_schema", node=Config)
     ConfigStore.instance().store(name="evaluate_schema", node=EvaluateConfig)
     ConfigStore.instance().store(name="generate_schema", node=GenerateConfig)

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from avrnn.analysis.figures import plt, read_scalars
+from avrnn.analysis.sweep_jobs import job_records, sweep_size
 
 COLUMNS = ["iterations", "test_checkpoint_iteration", "val/elbo_per_timestep", "val/rec_per_timestep", "val/kl_per_timestep",
            "test/elbo_per_timestep", "test/rec_per_timestep", "test/kl_per_timestep"]
@@ -40,8 +41,6 @@ def runs_without_results(sweep: Path) -> list[str]:
     """One line per job of the sweep that has no metrics.json: failed (with the reason its record gives,
     avrnn.training.sweeps.record_job), or without a result (stopped, killed, still running, or not
     tested); and how many jobs of a grid never started (multirun.yaml's sweep against the job folders)."""
-    from avrnn.training.sweeps import job_records, sweep_size
-
     sweep = Path(sweep)
     records = {Path(r["folder"]).name: r for r in job_records(sweep)}
     folders = sorted(p for p in sweep.iterdir() if (p / ".hydra" / "overrides.yaml").is_file())
@@ -83,8 +82,8 @@ def markdown(runs: list[dict], summary: list[dict], without: list[str] = ()) -> 
     header = "| config | seeds | " + " | ".join(COLUMNS[2:]) + " |"
     lines = []
     if without:
-        lines += [f"**Not every run of this sweep has results: {len(runs)} have; the means below are over "
-                  "those only.**", "", "## Runs without results", "", *[f"- {line}" for line in without], ""]
+        lines += [f"**Not every run of this sweep has results (below); the means are over the {len(runs)} run(s) "
+                  "that have.**", "", "## Runs without results", "", *[f"- {line}" for line in without], ""]
     lines += ["## Mean +/- std over seeds (nats per timestep)", "", header, "|" + "---|" * len(COLUMNS)]
     for row in summary:
         cells = [f"{row[c][0]:.2f} +/- {row[c][1]:.2f}" if c in row else "" for c in COLUMNS[2:]]

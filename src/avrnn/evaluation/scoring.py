@@ -20,12 +20,11 @@ from avrnn import registry
 from avrnn.data import files
 from avrnn.training import denormals
 from avrnn.training.checkpoints import CheckpointError, load_checkpoint
-from avrnn.config import ConfigError, apply_num_threads, check_choices
+from avrnn.config import MAX_PARTICLE_FRAMES, ConfigError, apply_num_threads, check_choices
 from avrnn.data.datamodule import SpeechDataModule
 from avrnn.data.errors import DataError
 from avrnn.data.framing import Normalization
 from avrnn.evaluation.chunks import iwae_in_parts
-from avrnn.evaluation.settings import MAX_PARTICLE_FRAMES
 from avrnn.models.bounds import vrnn_fivo
 from avrnn.models import phase_losses
 from avrnn.training.module import AVRNNModule

@@ -1,58 +1,14 @@
-"""Typed schemas of src/evaluate.py and src/generate.py (conf/evaluate.yaml, conf/generate.yaml), as
-training has (avrnn.config): a value of the wrong type fails when Hydra composes the config (one line
-through avrnn.cli); `check_evaluate` / `check_generate` then check what types cannot express (positive
-counts, allowed names), before the checkpoint is read or anything is written.
+"""The checks of src/evaluate.py's and src/generate.py's settings (their typed schemas, EvaluateConfig and
+GenerateConfig, are in avrnn.config with training's): a value of the wrong type fails when Hydra composes
+the config (one line through avrnn.cli); `check_evaluate` / `check_generate` then check what types cannot
+express (positive counts, allowed names), before the checkpoint is read or anything is written.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Optional
-
-from omegaconf import II, MISSING
-
-from avrnn.config import ConfigError, DataConfig, check_num_threads
+from avrnn.config import ConfigError, check_num_threads
 
 SPLITS = ("train", "val", "test")
-# IWAE-k's teacher-forced pass keeps every step of particles x utterances (avrnn.evaluation.chunks): about
-# 15 KB per particle-frame at the default model size, so about 4 GB at this many
-MAX_PARTICLE_FRAMES = 250_000
-
-
-@dataclass
-class EvalPathsConfig:  # used by data=... configs
-    data_dir: str = "data"
-    cache_dir: str = "${paths.data_dir}/cache"
-
-
-@dataclass
-class _Scored:
-    ckpt_path: str = MISSING
-    seed: int = 0
-    num_threads: Optional[int] = None  # torch CPU threads (null: all cores)
-    flush_denormal: bool = True
-    trusted_targets: list[str] = field(default_factory=list)  # classes of your own a checkpoint names
-    output_dir: str = II("hydra:runtime.output_dir")
-    paths: EvalPathsConfig = field(default_factory=EvalPathsConfig)
-    data: Optional[DataConfig] = None  # data=<group> data.root=...: another corpus
-
-
-@dataclass
-class EvaluateConfig(_Scored):
-    split: str = "test"
-    iwae_k: list[int] = field(default_factory=lambda: [16, 64])  # IWAE-k bounds, k particles each
-    fivo_k: list[int] = field(default_factory=lambda: [16, 64])  # FIVO-k bounds
-    batch_size: int = 8
-    # particles x utterances x frames that IWAE-k scores at once; a batch above it is scored in parts
-    max_particle_frames: int = MAX_PARTICLE_FRAMES
-    speech_quality: bool = True
-
-
-@dataclass
-class GenerateConfig(_Scored):
-    n: int = 8  # samples from the prior
-    seconds: float = 3.0  # length of each sample
-    reconstructions: int = 4  # test utterances written as original + reconstruction (0: none)
 
 
 def _at_least(key: str, value, least) -> None:

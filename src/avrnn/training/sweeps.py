@@ -20,10 +20,10 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from avrnn.analysis.sweep_jobs import JOB_RECORDS, job_records, sweep_size
 from avrnn.data import files
 
 log = logging.getLogger("avrnn.training")
-JOB_RECORDS = ".jobs"  # <sweep dir>/.jobs/<job number>.json: how each job of a multirun ended (record_job)
 
 
 class TrialFailed(RuntimeError):
@@ -92,20 +92,6 @@ class SweepLedger:
         return "; ".join(parts)
 
 
-def sweep_size(task_overrides: list[str]) -> int | None:
-    """How many jobs the basic sweeper makes of these overrides (the product of the swept values);
-    None where an override is not a plain list or range (Optuna's intervals)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    total = 1
-    for override in OverridesParser.create().parse_overrides(task_overrides):
-        if override.is_sweep_override():
-            if not (override.is_discrete_sweep() or override.is_range_sweep()):
-                return None
-            total *= len(list(override.sweep_string_iterator()))
-    return total
-
-
 def record_job(config: DictConfig, job_return) -> dict:
     """Write how a job of a multirun ended to <sweep dir>/.jobs/<num>.json (in the job's own process: a
     joblib worker, a SLURM node or the main process) and, where it failed, say why in its own log
@@ -122,13 +108,6 @@ def record_job(config: DictConfig, job_return) -> dict:
         log.error("this job of the sweep failed: %s", reason)
     files.write_text(Path(config.hydra.sweep.dir) / JOB_RECORDS / f"{record['job']}.json", json.dumps(record, indent=2))
     return record
-
-
-def job_records(sweep_dir) -> list[dict]:
-    """The records record_job wrote for a sweep folder, by job number."""
-    folder = Path(sweep_dir) / JOB_RECORDS
-    records = [json.loads(path.read_text()) for path in folder.glob("*.json")] if folder.is_dir() else []
-    return sorted(records, key=lambda record: record["job"])
 
 
 def failed_jobs_line(sweep_dir) -> str | None:
