@@ -216,6 +216,51 @@ def test_a_corpus_at_another_rate_is_resampled_to_the_models_and_says_so(make_cf
         datamodule = build_eval_data(module, OmegaConf.create(given), "test", batch_size=2)
     assert datamodule.options.sample_rate == 8000 and datamodule.options.frame_size == 160
     assert all(len(frames) == 50 for frames in datamodule.frames["test"])  # 1 s at 8 kHz in frames of 160
-    assert "data: as the model was trained: sample_rate=8000 (the data config given says 16000), frame_size=160" \
-        in caplog.text
+    taken = [r.getMessage() for r in caplog.records if r.getMessage().startswith("data: as the model was trained")]
+    assert taken == ["data: as the model was trained: sample_rate=8000 (the data config given says 16000), "
+                     "frame_size=160 (the data config given says 200)"]  # hop: null in both, the frame size
     assert "data: resampled 6 file(s) from 16000 Hz to data.sample_rate=8000 Hz (soxr)" in caplog.text
+
+
+@pytest.mark.parametrize("given, trained, expected", [
+    ({"sample_rate": 16000, "frame_size": 200, "hop": None}, {"frame_size": 160},  # an earlier version's: no rate
+     {"sample_rate": 16000, "frame_size": 160, "hop": None}),
+    ({"sample_rate": 8000, "frame_size": 200, "hop": None}, {"sample_rate": 8000, "frame_size": 160, "hop": None},
+     {"sample_rate": 8000, "frame_size": 160, "hop": None}),  # the rate agrees: the frame size is still taken
+    ({"sample_rate": 8000, "frame_size": 160, "hop": 160}, {"sample_rate": 8000, "frame_size": 160, "hop": None},
+     {"sample_rate": 8000, "frame_size": 160, "hop": 160}),  # hop null means the frame size: the same framing
+    ({"sample_rate": 8000, "frame_size": 160, "hop": None}, {"sample_rate": 8000, "frame_size": 160, "hop": 80},
+     {"sample_rate": 8000, "frame_size": 160, "hop": 80}),
+])
+def test_the_model_input_settings_come_from_the_checkpoint_one_by_one(given, trained, expected):
+    from avrnn.evaluation.scoring import fit_to_model
+
+    assert {key: value for key, value in fit_to_model(given, trained).items() if key in expected} == expected
+
+
+def test_a_smaller_particle_budget_is_what_evaluation_uses(make_cfg, compose_config, tmp_path):
+    """max_particle_frames reaches the scoring: with a budget of 1 the IWAE particles are drawn in parts
+    (other draws: another value), the ELBO's pass is the same (the same value)."""
+    run = tmp_path / "run"
+    train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=1", "training.test_after_training=false"))
+    scored = [evaluate(compose_config("evaluate", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "iwae_k=[4]",
+                                      "fivo_k=[]", "speech_quality=false", f"max_particle_frames={budget}",
+                                      f"output_dir={tmp_path / str(budget)}"))
+              for budget in (250000, 1)]
+    assert scored[0]["test/elbo_per_timestep"] == scored[1]["test/elbo_per_timestep"]
+    assert scored[0]["test/iwae_4_per_timestep"] != scored[1]["test/iwae_4_per_timestep"]
+
+
+@pytest.mark.parametrize("error, expected", [
+    (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 21474836480 bytes."), True),
+    (RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB"), True),
+    (RuntimeError("CUDA error: an illegal memory access was encountered"), False),
+    (RuntimeError("shape '[8, 200]' is invalid for input of size 1280"), False),
+])
+def test_only_an_allocators_refusal_counts_as_running_out_of_memory(error, expected):
+    import torch
+
+    from avrnn.evaluation.scoring import out_of_memory
+
+    assert out_of_memory(error) is expected
+    assert out_of_memory(torch.OutOfMemoryError("CUDA out of memory")) is True

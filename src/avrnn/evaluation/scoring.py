@@ -218,7 +218,7 @@ def evaluate(cfg: DictConfig) -> dict:
     except (torch.OutOfMemoryError, RuntimeError) as error:
         if not out_of_memory(error):
             raise
-        raise ConfigError(f"evaluation ran out of memory ({' '.join(str(error).split())[:120]}); lower "
+        raise ConfigError(f"evaluation ran out of memory ({' '.join(str(error).split())}); lower "
                           f"max_particle_frames (now {cfg.max_particle_frames:,}: particles x utterances x frames "
                           f"scored at once) or batch_size (now {cfg.batch_size}); nothing was written") from error
     sample_rate = int(datamodule.options.sample_rate)
