@@ -96,22 +96,69 @@ def test_an_empty_or_new_folder_is_no_other_run(tmp_path):
     run_folder.check_fresh_start(tmp_path, SETTINGS, None, run_differences)
 
 
-def test_processes_other_than_rank_zero_leave_the_folder_to_it(tmp_path, monkeypatch):
+def test_every_process_decides_alike_and_only_rank_zero_moves_files(tmp_path, monkeypatch):
+    """Under DDP a refusal on rank 0 alone would leave the other ranks waiting for it: all refuse alike."""
     from lightning_fabric.utilities.rank_zero import rank_zero_only
 
     make_outputs(tmp_path, events=1)
+    for rank in (1, 0):
+        monkeypatch.setattr(rank_zero_only, "rank", rank)
+        with pytest.raises(ConfigError, match="already holds the outputs of another run: 1 TensorBoard event file; "):
+            run_folder.check_fresh_start(tmp_path, SETTINGS, None, run_differences)
     monkeypatch.setattr(rank_zero_only, "rank", 1)
-    run_folder.check_fresh_start(tmp_path, SETTINGS, None, run_differences)  # rank 0 checked it before
+    run_folder.check_fresh_start(tmp_path, SETTINGS, SETTINGS, run_differences)  # an earlier attempt of this run
+    assert len(list((tmp_path / "tensorboard").glob("events.*"))) == 1 and not list(tmp_path.rglob("attempt-*"))
     monkeypatch.setattr(rank_zero_only, "rank", 0)
-    with pytest.raises(ConfigError, match="already holds"):
-        run_folder.check_fresh_start(tmp_path, SETTINGS, None, run_differences)
+    run_folder.check_fresh_start(tmp_path, SETTINGS, SETTINGS, run_differences)
+    assert not list((tmp_path / "tensorboard").glob("events.*"))
+    assert len(list((tmp_path / "tensorboard" / "attempt-1").glob("events.*"))) == 1
 
 
 def test_from_python_a_folder_whose_run_lost_its_last_checkpoint_is_refused(make_cfg, tmp_path):
     train(make_cfg("training.test_after_training=false"))
     (tmp_path / "run" / "checkpoints" / "last.ckpt").unlink()
     before = snapshot(tmp_path / "run")
-    with pytest.raises(ConfigError, match=r"already holds the outputs of another run: best-iter000003.ckpt and 2 "
-                                          r"TensorBoard event files; "):
+    with pytest.raises(ConfigError, match=r"already holds the outputs of another run \(its settings differ: seed=5 "
+                                          r"\(it has 1234\)\): best-iter000003.ckpt and 2 TensorBoard event files; "):
         train(make_cfg("training.test_after_training=false", "seed=5"))
     assert snapshot(tmp_path / "run") == before
+
+
+def test_a_sweep_job_stopped_in_its_first_validation_starts_over_when_the_sweep_runs_again(run_in_process, monkeypatch,
+                                                                                          tmp_path, tiny, corpus_dir):
+    """A multirun job (Hydra rewrites its .hydra/ before the job starts, so only the run's own record of its
+    settings says who wrote the event files) stopped before any checkpoint: the same command runs it again."""
+    import os
+    import signal
+
+    from avrnn.training.module import AVRNNModule
+
+    original, sent = AVRNNModule.validation_step, []
+
+    def stopping(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        if not sent:
+            sent.append(os.kill(os.getpid(), signal.SIGTERM))
+        return out
+
+    monkeypatch.setattr(AVRNNModule, "validation_step", stopping)
+    sweep = tmp_path / "sweep"
+    command = ["train.py", "-m", "seed=1", *tiny, "training.iterations_per_epoch=2", "training.max_iterations=2",
+               "training.test_after_training=false", f"data.root={corpus_dir}", f"hydra.sweep.dir={sweep}"]
+    assert run_in_process(*command).returncode == 143
+    (job,) = sweep.glob("0_*")
+    events = {path.name: path.read_bytes() for path in (job / "tensorboard").glob("events.*")}
+    assert events and not list(job.glob("checkpoints/*.ckpt"))
+    monkeypatch.setattr(AVRNNModule, "validation_step", original)
+    again = run_in_process(*command)
+    assert again.returncode == 0, again.stderr[-2000:]
+    moved = job / "tensorboard" / "attempt-1"
+    assert {path.name: path.read_bytes() for path in moved.glob("events.*")} == events
+    assert (moved / "run_settings.yaml").is_file() and (job / "checkpoints" / "last.ckpt").is_file()
+    # a different job in that folder (another seed) is still refused, in multirun too
+    (job / "checkpoints" / "last.ckpt").unlink()
+    other = run_in_process(*command[:2], f'hydra.sweep.subdir="{job.name}"', "seed=2", *command[3:])
+    assert other.returncode == 2
+    assert ("already holds the outputs of another run (its settings differ: seed=2 (it has 1)): best-iter000002.ckpt "
+            "and 2 TensorBoard event files; a new run there would mix its logs and checkpoints with them; give this "
+            "run another folder (hydra.sweep.dir=...)") in other.last_line, other.last_line

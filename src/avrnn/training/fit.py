@@ -222,6 +222,7 @@ def _train(cfg: DictConfig, callbacks: Sequence[pl.Callback], signals: StopSigna
                           (hyper.get("data") or {}).get("root"), data_options(cfg)["root"])
         check_same_splits(checkpoint.get("avrnn_splits"), splits, ckpt_path)
     module = build_module(cfg, normalization=datamodule.normalization.to_dict(), data=data_options(cfg))
+    run_folder.record_settings(output_dir, plain(cfg))  # checked: what writes this folder's logs from here on
     store = StoreConfig(plain(cfg), splits)
     stops = StopAtBoundary(signals, output_dir / "checkpoints" / "last.ckpt")
     trainer = build_trainer(cfg, output_dir, len(module.phases), [*callbacks, store, stops])

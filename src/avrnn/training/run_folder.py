@@ -11,6 +11,11 @@ holds some:
     from, so this one starts over; its event files are moved to tensorboard/attempt-<n>/ (a TensorBoard
     run of their own, never read by plot.py), so that no step is logged twice;
   - only event files of other or unknown settings: refused like checkpoints.
+The settings that wrote the event files are the run's own record of them (tensorboard/run_settings.yaml,
+written as training starts), so that they are known in a multirun job or a requeued SLURM job, where
+Hydra rewrites .hydra/ before the job starts; folders of earlier versions fall back to .hydra/.
+Every process decides (so that under DDP all refuse or none does: a refusal on one rank alone would
+leave the others waiting); only rank 0 moves files.
 Nothing of the earlier run is removed or rewritten; a refusal writes nothing (resume.KeepEarlierRunConfig
 puts back the .hydra/ files Hydra overwrote).
 """
@@ -24,10 +29,12 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from avrnn.config import ConfigError
+from avrnn.data import files
 
 log = logging.getLogger("avrnn.training")
 
 EVENTS = "events.out.tfevents.*"
+SETTINGS = Path("tensorboard") / "run_settings.yaml"
 
 
 def earlier_outputs(output_dir: Path) -> dict[str, list[Path]]:
@@ -54,14 +61,14 @@ def check_fresh_start(output_dir: Path, current: dict, earlier: dict | None, dif
     `current`: this run's resolved config (plain data); `earlier`: the resolved config the folder's
     earlier run was started with (its .hydra/config.yaml), None where unknown; `differences(earlier,
     current)`: the settings that make them different runs (path -> (old, new); resume.run_differences)."""
-    if not is_rank_zero():  # under DDP the other processes start after rank 0 prepared the folder
-        return
     output_dir = Path(output_dir)
     outputs = earlier_outputs(output_dir)
     if not any(outputs.values()):
         return
     changes = differences(earlier, current) if earlier is not None else None
     if not outputs["checkpoints"] and not outputs["metrics"] and changes == {}:
+        if not is_rank_zero():  # rank 0 sets them aside (it may have done so already)
+            return
         attempt = set_aside_events(output_dir, outputs["events"])
         log.warning("%s holds TensorBoard logs of an earlier attempt of this run (the same settings) that saved no "
                     "checkpoint: nothing of it can be resumed, so this run starts over; its logs are moved to %s",
@@ -77,7 +84,7 @@ def check_fresh_start(output_dir: Path, current: dict, earlier: dict | None, dif
     resume = (f", or resume from one of its checkpoints (ckpt_path={outputs['checkpoints'][-1]}; it has no last.ckpt, "
               "so ckpt_path=last cannot)" if outputs["checkpoints"] else "")
     raise ConfigError(f"{output_dir} already holds {who}: {describe(outputs)}; a new run there would mix its logs and "
-                      f"checkpoints with them; give this run another folder (hydra.run.dir=...){resume}")
+                      f"checkpoints with them; give this run another folder ({folder_setting()}=...){resume}")
 
 
 def set_aside_events(output_dir: Path, events: list[Path]) -> Path:
@@ -87,19 +94,29 @@ def set_aside_events(output_dir: Path, events: list[Path]) -> Path:
         number += 1
     folder = output_dir / "tensorboard" / f"attempt-{number}"
     folder.mkdir(parents=True)
-    for path in events:
+    settings = output_dir / SETTINGS
+    for path in [*events, *([settings] if settings.is_file() else [])]:
         os.replace(path, folder / path.name)  # the same filesystem: a rename, never a torn copy
     return folder
 
 
+def record_settings(output_dir: Path, current: dict) -> None:
+    """Write this run's resolved settings beside its event files (rank 0; atomically), before it logs."""
+    if is_rank_zero():
+        files.write_text(Path(output_dir) / SETTINGS, OmegaConf.to_yaml(OmegaConf.create(current)))
+
+
 def earlier_config(output_dir: Path, earlier_file) -> dict | None:
-    """The resolved config of the run that last started in output_dir, from its .hydra/config.yaml:
-    under Hydra the copy resume.KeepEarlierRunConfig kept before Hydra overwrote it (`earlier_file(path)`:
-    its bytes, or None), elsewhere the file itself. None where there is none or it cannot be resolved."""
+    """The resolved config of the run that last started in output_dir: its tensorboard/run_settings.yaml,
+    else (a folder of an earlier version) its .hydra/config.yaml: under Hydra the copy
+    resume.KeepEarlierRunConfig kept before Hydra overwrote it (`earlier_file(path)`: its bytes, or None;
+    in multirun there is none), elsewhere the file itself. None where there is none or it cannot be resolved."""
     from hydra.core.hydra_config import HydraConfig
 
     path = Path(output_dir) / ".hydra" / "config.yaml"
-    if HydraConfig.initialized():
+    if (Path(output_dir) / SETTINGS).is_file():
+        content = (Path(output_dir) / SETTINGS).read_bytes()
+    elif HydraConfig.initialized():
         subdir = HydraConfig.get().output_subdir
         content = earlier_file(Path(output_dir) / subdir / "config.yaml") if subdir else None
     else:
@@ -110,6 +127,15 @@ def earlier_config(output_dir: Path, earlier_file) -> dict | None:
         return OmegaConf.to_container(OmegaConf.create(content.decode()), resolve=True)
     except Exception:  # noqa: BLE001 - an unreadable or unresolvable file: the earlier settings are unknown
         return None
+
+
+def folder_setting() -> str:
+    """The setting that names a run's folder: hydra.sweep.dir in a multirun job, else hydra.run.dir."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    return "hydra.sweep.dir" if multirun else "hydra.run.dir"
 
 
 def is_rank_zero() -> bool:
