@@ -123,7 +123,8 @@ def test_bf16_training_from_the_command_line_on_a_cpu_without_bf16(tmp_path, cor
 
 @pytest.mark.parametrize("native,batch,requested,hinted", [(True, 64, "32-true", True), (True, 2, "32-true", False),
                                                            (False, 64, "32-true", False),
-                                                           (True, 64, "bf16-mixed", False)])
+                                                           pytest.param(True, 64, "bf16-mixed", False,
+                                                                        marks=needs_cpu_bf16)])
 def test_a_one_line_bf16_hint_where_it_pays(make_cfg, monkeypatch, caplog, native, batch, requested, hinted):
     monkeypatch.setattr(precision, "cpu_bf16_native", lambda: native)
     monkeypatch.setattr(precision, "cpu_bf16_matmul_speedup", lambda: 4.0)
