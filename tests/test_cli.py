@@ -5,6 +5,8 @@ signal's); the rest go through the same entry point in-process (avrnn.cli.run ar
 which the test below holds to the subprocess.
 """
 
+import json
+
 import pytest
 
 
@@ -109,3 +111,23 @@ def test_a_one_line_error_in_a_sweep_says_which_job(run_in_process, tmp_path, co
                     f"job 0 ({folders[0]}): ConfigError: training.max_iterations must be positive, got 0; "
                     f"job 1 ({folders[1]}): ConfigError: training.max_iterations must be positive, got 0")
     assert folders[0].name.endswith("_seed1") and folders[1].name.endswith("_seed2")
+    # the same folder, another command: only its own job is named, not the earlier command's
+    again = run_in_process("train.py", "-m", "seed=3", *tiny, f"data.root={corpus_dir}", "training.max_iterations=0",
+                           f"hydra.sweep.dir={sweep}")
+    (third,) = [path for path in sweep.iterdir() if path.name.endswith("_seed3")]
+    assert again.last_line == ("error: the sweep ended with 1 failed job(s): "
+                               f"job 0 ({third}): ConfigError: training.max_iterations must be positive, got 0")
+
+
+def test_the_failed_jobs_line_names_three_and_counts_the_rest(tmp_path):
+    from avrnn.training.sweeps import failed_jobs_line
+
+    records = tmp_path / ".jobs"
+    records.mkdir()
+    for job in range(5):
+        (records / f"{job}.json").write_text(json.dumps({"job": job, "folder": f"f{job}", "status": "failed",
+                                                         "reason": f"E: {job}", "ended": 100.0 + job}))
+    assert failed_jobs_line(tmp_path) == ("5 failed job(s): job 0 (f0): E: 0; job 1 (f1): E: 1; job 2 (f2): E: 2; and 2 "
+                                          f"more (each job's log ends with its reason; records in {records})")
+    assert failed_jobs_line(tmp_path, since=103.0) == "2 failed job(s): job 3 (f3): E: 3; job 4 (f4): E: 4"
+    assert failed_jobs_line(tmp_path, since=105.0) is None

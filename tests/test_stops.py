@@ -159,6 +159,20 @@ def test_a_stopped_sweep_exits_non_zero_and_says_which_jobs_finished(run_in_proc
     assert len(list(sweep.glob("*/metrics.json"))) == 3
 
 
+def test_a_sweep_stopped_after_a_failed_job_says_it_stopped_and_names_the_failure(run_in_process, monkeypatch,
+                                                                                  tmp_path, tiny, corpus_dir):
+    send_after(monkeypatch, "training_step")  # job 0 fails before training; job 1 is stopped in its first step
+    sweep = tmp_path / "sweep"
+    result = run_in_process("train.py", "-m", *tiny, *RUN[:2], "training.max_iterations=0,2", f"data.root={corpus_dir}",
+                            f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 143
+    (failed,) = [path for path in sweep.iterdir() if path.name.startswith("0_")]
+    assert result.last_line.startswith("stopped: stopped by SIGTERM after iteration 1: saved "), result.last_line
+    assert re.search(rf"\[the sweep had 1 failed job\(s\): job 0 \({re.escape(str(failed))}\): ConfigError: training.max_iterations must be "
+                     r"positive, got 0\]$",
+                     result.last_line), result.last_line
+
+
 def test_stop_signals_put_the_earlier_handlers_back():
     before = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
     signals = StopSignals().install()

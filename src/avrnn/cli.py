@@ -104,8 +104,10 @@ def run(main: Callable[[], object]) -> None:
             held.release()  # beside a traceback it says which job of a sweep failed
             raise
         line, status = reported
-        failed = failed_jobs_line(SweepLedger.sweep_dir) if SweepLedger.sweep_dir else None
-        if failed and command_line.is_multirun(sys.argv[1:]):  # every failed job of the sweep, with its reason
+        failed = failed_jobs_line(SweepLedger.sweep_dir, SweepLedger.started) if SweepLedger.sweep_dir else None
+        if failed and isinstance(error, RunStopped):  # the stop stays the news; the failures are said beside it
+            line += f" [the sweep had {failed}]"
+        elif failed and command_line.is_multirun(sys.argv[1:]):  # every failed job of the sweep, with its reason
             line = f"error: the sweep ended with {failed}"
         elif held.overrides and command_line.is_multirun(sys.argv[1:]):  # which job of the sweep
             line += f" [the job with overrides {held.overrides[-1]}]"

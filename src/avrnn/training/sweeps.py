@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
@@ -66,12 +67,13 @@ class SweepLedger:
     failed: list[str] = []
     running: str | None = None
     sweep_dir: str | None = None
+    started: float | None = None  # when this command's sweep started (its own job records end later)
     active = False
 
     @classmethod
     def reset(cls, total: int | None = None, sweep_dir: str | None = None) -> None:
         cls.total, cls.finished, cls.failed, cls.running, cls.active = total, [], [], None, True
-        cls.sweep_dir = sweep_dir
+        cls.sweep_dir, cls.started = sweep_dir, time.time()
 
     @classmethod
     def summary(cls) -> str:
@@ -99,7 +101,7 @@ def record_job(config: DictConfig, job_return) -> dict:
     from hydra.core.utils import JobStatus
 
     record = {"job": int(config.hydra.job.num), "folder": str(config.hydra.runtime.output_dir),
-              "overrides": list(config.hydra.overrides.task), "status": "finished"}
+              "overrides": list(config.hydra.overrides.task), "status": "finished", "ended": time.time()}
     if job_return.status != JobStatus.COMPLETED:
         error = getattr(job_return, "_return_value", None)
         reason = " ".join(f"{type(error).__name__}: {error}".split()) if isinstance(error, BaseException) else \
@@ -110,13 +112,18 @@ def record_job(config: DictConfig, job_return) -> dict:
     return record
 
 
-def failed_jobs_line(sweep_dir) -> str | None:
-    """'2 failed job(s): job 1 (<folder>): <reason>; job 3 ...' of a sweep folder; None where none failed."""
-    failed = [r for r in job_records(sweep_dir) if r["status"] == "failed"]
+def failed_jobs_line(sweep_dir, since: float | None = None, shown: int = 3) -> str | None:
+    """'2 failed job(s): job 1 (<folder>): <reason>; job 3 ...' of a sweep folder (the first `shown` of them
+    named, then a count), counting the jobs that ended after `since` (epoch seconds: this command's, not
+    an earlier command's in the same folder); None where none failed."""
+    failed = [record for record in job_records(sweep_dir) if record["status"] == "failed"
+              and (since is None or record.get("ended", 0) >= since)]
     if not failed:
         return None
-    return f"{len(failed)} failed job(s): " + "; ".join(f"job {r['job']} ({r['folder']}): {r['reason']}"
-                                                      for r in failed)
+    named = "; ".join(f"job {r['job']} ({r['folder']}): {r['reason']}" for r in failed[:shown])
+    more = (f"; and {len(failed) - shown} more (each job's log ends with its reason; records in "
+            f"{Path(sweep_dir) / JOB_RECORDS})" if len(failed) > shown else "")
+    return f"{len(failed)} failed job(s): {named}{more}"
 
 
 class SweepLedgerCallback(Callback):
