@@ -20,6 +20,9 @@ from avrnn.models.vrnn import VRNN
     (8, 4800, 64, 250_000, (1, 52)),       # a 60 s recording: one sequence, 52 particles at a time
     (8, 100, 64, 30_000, (4, 64)),         # groups of 4 sequences with all particles
     (2, 10_000, 16, 5_000, (1, 1)),        # the least it can do: one sequence, one particle
+    (2, 10, 3, 60, (2, 3)),                # exactly the budget: unchanged
+    (10, 1, 1, 5, (5, 1)),                 # one-frame sequences, one particle: five at a time
+    (1, 1, 10, 5, (1, 5)),                 # one one-frame sequence: five particles at a time
 ])
 def test_the_plan_keeps_each_part_within_the_budget(batch, steps, particles, budget, expected):
     sequences, chunk = chunks.plan(batch, steps, particles, budget)
@@ -69,6 +72,21 @@ def test_parts_cut_each_group_to_its_own_longest_and_join_every_particle(monkeyp
                      (1, 4, 2)]
     expected = (x * mask[..., None]).sum((1, 2)) + torch.logsumexp(torch.arange(10.0), 0) - math.log(10)
     assert torch.allclose(bound, expected)
+
+
+def test_groups_of_sequences_each_cut_to_their_own_longest_score_every_sequence_once(monkeypatch):
+    calls = []
+
+    def weights(model, x, mask, samples):
+        calls.append((x.shape[0], x.shape[1], samples))
+        return (x * mask[..., None]).sum((1, 2))[None] + torch.arange(samples, dtype=x.dtype)[:, None]
+
+    monkeypatch.setattr(chunks, "sequence_log_weights", weights)
+    x, mask = batch_of([3, 4, 12, 10, 5])
+    bound = chunks.iwae_in_parts(None, x, mask, 10, max_particle_frames=2 * 12 * 10)  # two sequences, all particles
+    assert calls == [(2, 4, 10), (2, 12, 10), (1, 5, 10)]
+    expected = (x * mask[..., None]).sum((1, 2)) + torch.logsumexp(torch.arange(10.0), 0) - math.log(10)
+    assert bound.shape == (5,) and torch.allclose(bound, expected)
 
 
 def test_in_parts_the_bound_is_the_same_estimate(monkeypatch):

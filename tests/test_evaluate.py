@@ -238,6 +238,26 @@ def test_the_model_input_settings_come_from_the_checkpoint_one_by_one(given, tra
     assert {key: value for key, value in fit_to_model(given, trained).items() if key in expected} == expected
 
 
+def test_settings_that_agree_with_the_checkpoint_are_neither_refused_nor_reported(caplog):
+    """Given explicitly and equal (a hop of null is the frame size): nothing to refuse, nothing taken."""
+    import logging
+
+    from avrnn.evaluation.scoring import fit_to_model
+
+    given = {"sample_rate": 8000, "frame_size": 160, "hop": 160, "root": "elsewhere"}
+    with caplog.at_level(logging.INFO):
+        assert fit_to_model(given, {"sample_rate": 8000, "frame_size": 160, "hop": None}, set(given)) == given
+    assert "as the model was trained" not in caplog.text
+
+
+def test_the_data_keys_on_a_command_line_are_read_as_hydra_reads_them():
+    from avrnn.evaluation.scoring import data_keys
+
+    assert data_keys(["+data.sample_rate=8000", "~data.hop", "data.root='/a=b/c'", "++data.frame_size=100",
+                      "data=audio_dir", "ckpt_path=x", "model.data_like=1"]) == {"sample_rate", "hop", "root",
+                                                                                  "frame_size"}
+
+
 def test_a_smaller_particle_budget_is_what_evaluation_uses(make_cfg, compose_config, tmp_path):
     """max_particle_frames reaches the scoring: with a budget of 1 the IWAE particles are drawn in parts
     (other draws: another value), the ELBO's pass is the same (the same value)."""

@@ -16,11 +16,10 @@ from avrnn.models.bounds import iwae_bound, sequence_log_weights
 
 def plan(batch: int, steps: int, particles: int, max_particle_frames: int) -> tuple[int, int]:
     """(sequences per group, particles per chunk) keeping group x chunk x steps <= max_particle_frames
-    where it can (one sequence with one particle at a time is the least it can do)."""
-    if batch * steps * particles <= max_particle_frames:
-        return batch, particles
+    where it can (one sequence with one particle at a time is the least it can do); (batch, particles)
+    within the budget."""
     sequences = max(1, min(batch, max_particle_frames // max(1, steps * particles)))
-    chunk = particles if sequences > 1 else max(1, min(particles, max_particle_frames // max(1, steps)))
+    chunk = max(1, min(particles, max_particle_frames // max(1, steps)))  # all k wherever two sequences fit
     return sequences, chunk
 
 

@@ -59,6 +59,12 @@ def load_module(path: Path, trusted_targets=()) -> AVRNNModule:
 MODEL_INPUT = ("sample_rate", "frame_size", "hop")
 
 
+def framing_value(data: dict, key: str):
+    """data[key], where a hop of null is the frame size (non-overlapping frames: data/framing.py)."""
+    value = data.get(key)
+    return data.get("frame_size") if key == "hop" and value is None else value
+
+
 def fit_to_model(data: dict, trained: dict, given: set[str] = frozenset()) -> dict:
     """The data config given at evaluation with the settings the model was trained on (MODEL_INPUT, from
     the checkpoint's data config): a corpus at another rate is then resampled to the model's. A setting
@@ -68,9 +74,7 @@ def fit_to_model(data: dict, trained: dict, given: set[str] = frozenset()) -> di
     for key in MODEL_INPUT:
         if key not in trained:  # a checkpoint of an earlier version
             continue
-        same = (data.get(key) or data.get("frame_size")) == (trained[key] or trained.get("frame_size")) \
-            if key == "hop" else data.get(key) == trained[key]
-        if same:
+        if framing_value(data, key) == framing_value(trained, key):
             continue
         if key in given:
             raise ConfigError(f"data.{key}={data.get(key)} cannot differ from the checkpoint's data.{key}="
@@ -89,7 +93,15 @@ def given_data_keys() -> set[str]:
 
     if not HydraConfig.initialized():
         return set()
-    keys = (item.split("=", 1)[0].lstrip("+~") for item in HydraConfig.get().overrides.task)
+    return data_keys(HydraConfig.get().overrides.task)
+
+
+def data_keys(overrides) -> set[str]:
+    """The data.* keys that Hydra command-line overrides set, add (+, ++) or delete (~), read with Hydra's
+    own override parser (quoted values may hold '=')."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    keys = (override.key_or_group for override in OverridesParser.create().parse_overrides(list(overrides)))
     return {key.removeprefix("data.") for key in keys if key.startswith("data.")}
 
 
