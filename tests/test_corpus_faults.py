@@ -15,7 +15,7 @@ import torch
 
 from avrnn.data import cache
 from avrnn.data.audio import MAX_FLOAT_AMPLITUDE, read_audio, resample, write_sphere
-from avrnn.data.corpus import CORE_TEST_SPEAKERS, find_corpus, utterance_id
+from avrnn.data.corpus import CORE_TEST_SPEAKERS, find_corpus, one_copy_each, utterance_id
 from avrnn.data.datamodule import SpeechDataModule
 from avrnn.data.errors import DataError
 from avrnn.data.framing import MIN_STD, Normalization
@@ -90,6 +90,22 @@ def test_timit_twins_are_one_utterance_in_one_split(tmp_path, caplog, options):
     assert "30 file(s) are further copies of an utterance" in caplog.text  # the RIFF twin of each of the 30
     for split in ("train", "val", "test"):
         assert all(torch.equal(a, b) for a, b in zip(plain.frames[split], twins.frames[split]))
+
+
+@pytest.mark.parametrize("lossy", [("mp3", "MP3", "MPEG_LAYER_III"), ("ogg", "OGG", "VORBIS"),
+                                   ("opus", "OGG", "OPUS")], ids=lambda lossy: lossy[0])
+def test_of_copies_in_a_lossless_and_a_lossy_format_the_lossless_one_is_kept(tmp_path, lossy):
+    extension, container, subtype = lossy
+    if container not in sf.available_formats():
+        pytest.skip(f"this libsndfile ({sf.__libsndfile_version__}) has no {container}")
+    samples = (0.1 * np.random.default_rng(0).standard_normal(16000)).astype("float32")
+    for name in ("a.flac", "b.wav"):
+        sf.write(str(tmp_path / name), samples, 16000)
+    for name in (f"a.{extension}", f"b.{extension}"):  # by name the lossy copy sorts after a.flac, before b.wav
+        sf.write(str(tmp_path / name), samples, 16000, format=container, subtype=subtype)
+    kept, copies = one_copy_each(sorted(tmp_path.iterdir()), tmp_path)
+    assert kept == [tmp_path / "a.flac", tmp_path / "b.wav"]
+    assert copies == {tmp_path / "a.flac": [tmp_path / f"a.{extension}"], tmp_path / "b.wav": [tmp_path / f"b.{extension}"]}
 
 
 @pytest.mark.parametrize("pattern", [None, r"_([a-e])\."])

@@ -201,11 +201,25 @@ def is_readable(path: Path) -> bool:
         return False
 
 
+# libsndfile's subtypes that drop information (perceptual codecs, ADPCM, GSM): another copy is kept first
+LOSSY_SUBTYPES = frozenset({"VORBIS", "OPUS", "MPEG_LAYER_I", "MPEG_LAYER_II", "MPEG_LAYER_III", "GSM610",
+                            "IMA_ADPCM", "MS_ADPCM", "VOX_ADPCM", "G721_32", "G723_24", "G723_40",
+                            "NMS_ADPCM_16", "NMS_ADPCM_24", "NMS_ADPCM_32", "DWVW_12", "DWVW_16", "DWVW_24"})
+
+
+def is_lossy(path: Path) -> bool:
+    """Whether libsndfile reads the file as a lossy encoding (LOSSY_SUBTYPES: mp3, Ogg Vorbis, Opus, ...)."""
+    try:
+        return sf.info(str(path)).subtype in LOSSY_SUBTYPES
+    except (sf.LibsndfileError, RuntimeError, OSError):
+        return False
+
+
 def _preference(path: Path) -> tuple:
     """Which copy of an utterance is kept: a readable one (a PCM conversion beside a shorten original),
-    a NIST SPHERE file (TIMIT's original) among those, then the one with the fewest suffixes (the name it
-    was distributed under), then by name."""
-    return (not is_readable(path), not is_sphere(path), len(path.suffixes), str(path))
+    a lossless one among those (a .wav or .flac before its .mp3), a NIST SPHERE file (TIMIT's original)
+    among those, then the one with the fewest suffixes (the name it was distributed under), then by name."""
+    return (not is_readable(path), is_lossy(path), not is_sphere(path), len(path.suffixes), str(path))
 
 
 @dataclass(frozen=True)
