@@ -2,6 +2,7 @@
 files, odd sample rates and SPHERE codings libsndfile cannot read. Each builds its input in tmp_path
 and asserts the right value."""
 
+import hashlib
 import itertools
 import logging
 import re
@@ -352,3 +353,69 @@ def test_a_cache_folder_that_cannot_be_written_means_running_without_it(tmp_path
         dm = module(root, layout="folder", cache_dir=str(tmp_path / "cache"))
     assert "data: the corpus was not cached (no space left on the filesystem of" in caplog.text
     assert sum(len(f) for f in dm.frames.values()) == 10
+
+
+def test_an_unchanged_corpus_is_hashed_once_and_a_file_written_again_is_hashed_again(tmp_path, monkeypatch):
+    """The digest memo in the cache folder: a second run reads no file to hash it; a file rewritten in
+    place with its size and modification time set back (a tarball) is hashed again (its ctime moved)."""
+    import os
+
+    monkeypatch.setattr(cache.DigestMemo, "RACY_SECONDS", 0.0)  # files written just now may be remembered
+    root, cache_dir = make_folder(tmp_path / "corpus"), tmp_path / "cache"
+    hashed = []
+    real = cache.content_digest
+    monkeypatch.setattr(cache, "content_digest", lambda path: hashed.append(path) or real(path))
+    first = module(root, layout="folder", cache_dir=str(cache_dir))
+    assert len(hashed) == 10 and (cache_dir / cache.DigestMemo.MEMO_NAME).exists()
+    hashed.clear()
+    second = module(root, layout="folder", cache_dir=str(cache_dir))
+    assert hashed == [] and second.split_membership() == first.split_membership()
+    path = sorted(root.glob("*.wav"))[3]
+    before = path.stat()
+    audio, rate = sf.read(str(path), dtype="float32")
+    sf.write(str(path), 0.5 * audio, rate, subtype="PCM_16")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size
+    third = module(root, layout="folder", cache_dir=str(cache_dir))
+    assert hashed == [path]
+    changed = next(split for split, files in third.split_membership().items() if path.name in files["files"])
+    assert third.split_membership()[changed]["content"] != first.split_membership()[changed]["content"]
+
+
+def test_a_file_changed_while_it_is_hashed_is_not_remembered(tmp_path):
+    """Within RACY_SECONDS of a change a file is hashed every time (a filesystem keeping times to the second
+    could not tell a second write in the same second)."""
+    root, cache_dir = make_folder(tmp_path / "corpus", count=2), tmp_path / "cache"
+    memo = cache.DigestMemo(cache_dir)
+    for path in sorted(root.iterdir()):
+        memo.digest(path)
+    assert memo.hashed == 2 and memo.entries == {}
+
+
+def test_an_unreadable_memo_means_hashing_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache.DigestMemo, "RACY_SECONDS", 0.0)
+    root, cache_dir = make_folder(tmp_path / "corpus", count=2), tmp_path / "cache"
+    cache_dir.mkdir()
+    (cache_dir / cache.DigestMemo.MEMO_NAME).write_text("{torn")
+    memo = cache.DigestMemo(cache_dir)
+    digests = [memo.digest(path) for path in sorted(root.iterdir())]
+    assert digests == [cache.content_digest(path) for path in sorted(root.iterdir())] and memo.hashed == 2
+    memo.save()
+    assert cache.DigestMemo(cache_dir).entries == memo.entries != {}
+
+
+def test_the_split_hash_is_of_the_files_not_of_the_frames_as_one_machine_rounds_them(tmp_path):
+    """Another CPU's resampler may round a sample otherwise: the same files are the same splits."""
+    dm = module(make_folder(tmp_path / "corpus"), layout="folder", cache_dir=None)
+    before = dm.split_membership()
+    dm.frames = {split: [frames + 1e-7 for frames in utterances] for split, utterances in dm.frames.items()}
+    assert dm.split_membership() == before
+    expected = {}
+    for split, paths in dm.paths.items():
+        digest = hashlib.blake2b(digest_size=16)
+        for path in paths:
+            with open(path, "rb") as handle:
+                content = hashlib.blake2b(handle.read(), digest_size=16).hexdigest()
+            digest.update(f"{Path(path).name}\0{content}\0".encode())
+        expected[split] = {"files": [Path(path).name for path in paths], "content": digest.hexdigest()}
+    assert before == expected

@@ -196,3 +196,22 @@ def test_a_resume_refuses_a_validation_or_test_split_that_changed(make_cfg, tmp_
     shutil.copytree(backup, corpus)
     assert train(make_cfg(*audio, "training.max_iterations=3", "ckpt_path=last", tiny=False))["iteration"] == 3
     assert torch.load(last, weights_only=False)["avrnn_splits"] == splits
+
+
+def test_a_checkpoint_that_hashed_its_frames_is_compared_by_its_files(caplog):
+    """Checkpoints written before the split hash was of the files: their hash cannot be recomputed, so
+    the files each split holds are compared (with one line saying so); a split that changed is refused."""
+    from avrnn.training.resume import check_same_splits
+
+    earlier = {"train": {"files": ["a.wav", "b.wav"], "digest": "0f" * 16}, "val": {"files": ["c.wav"], "digest": "1"}}
+    now = {"train": {"files": ["a.wav", "b.wav"], "content": "2"}, "val": {"files": ["c.wav"], "content": "3"}}
+    with caplog.at_level(logging.WARNING):
+        check_same_splits(earlier, now, Path("last.ckpt"))
+    assert "resume: last.ckpt, written by an earlier version, hashed its splits' frames, not their files" in caplog.text
+    grown = {**now, "val": {"files": ["c.wav", "d.wav"], "content": "3"}}
+    with pytest.raises(ConfigError, match=r"its val split is not the one it trained with: 1 -> 2 utterances, 1 file\(s\) "
+                                          r"added \(e.g. d.wav\)"):
+        check_same_splits(earlier, grown, Path("last.ckpt"))
+    with pytest.raises(ConfigError, match=r"its train split is not the one it trained with: 2 -> 2 utterances, the "
+                                          r"same files, whose audio changed"):
+        check_same_splits({**now, "train": {"files": ["a.wav", "b.wav"], "content": "4"}}, now, Path("last.ckpt"))

@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -21,14 +22,63 @@ log = logging.getLogger(__name__)
 
 
 def content_digest(path: Path) -> str:
+    """BLAKE2b (16 bytes, hex) of the file's bytes."""
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
 
 
-def cache_key(options: dict, files: list[Path]) -> str:
+class DigestMemo:
+    """Content digests remembered in `folder`/MEMO_NAME (the data cache folder; None: nothing remembered),
+    each under its file's (size, mtime, ctime, inode, device), so that a run on an unchanged corpus does
+    not read every file again. Safe against a file replaced in place with its size and modification time
+    set back (a release tarball): any write changes the ctime, which no tool can set. As git does for its
+    index ("racy git"), a file changed within RACY_SECONDS of being hashed is not remembered: a filesystem
+    that keeps times to the second could not tell a second write in that second. A memo that cannot be
+    read or written means hashing again, never an error."""
+
+    MEMO_NAME = "file-digests.json"
+    RACY_SECONDS = 3.0
+
+    def __init__(self, folder: Path | None):
+        self.path = Path(folder) / self.MEMO_NAME if folder else None
+        self.entries: dict[str, list] = {}
+        self.hashed = 0  # files read and hashed by this memo (the rest were remembered)
+        if self.path is not None and self.path.exists():
+            try:
+                self.entries = dict(json.loads(self.path.read_text()))
+            except (OSError, ValueError, TypeError) as error:
+                log.info("data: the file digest memo %s is unreadable (%s); hashing every file", self.path, error)
+
+    def digest(self, path: Path) -> str:
+        stat = path.stat()
+        stamp = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_dev]
+        entry = self.entries.get(str(path))
+        if entry is not None and entry[:5] == stamp:
+            return entry[5]
+        value = content_digest(path)
+        self.hashed += 1
+        if time.time() - max(stat.st_mtime_ns, stat.st_ctime_ns) / 1e9 >= self.RACY_SECONDS:
+            self.entries[str(path)] = [*stamp, value]
+        else:
+            self.entries.pop(str(path), None)
+        return value
+
+    def save(self) -> None:
+        """Write the memo atomically (several runs may share the folder: the last writer's memo is kept,
+        which costs the others a second hashing at most)."""
+        if self.path is None or not self.hashed:
+            return
+        try:
+            files.write_text(self.path, json.dumps(self.entries))
+        except OSError as error:
+            log.info("data: the file digest memo %s was not written (%s)", self.path, error)
+
+
+def cache_key(options: dict, digests: dict[Path, str]) -> str:
     """Hash of the options that change the frames and of every input file's path, size and content
-    (not its modification time: release tarballs fix those, and copies change them)."""
-    stats = [(str(p), p.stat().st_size, content_digest(p)) for p in files]
+    (`digests`: path -> content_digest; not its modification time: release tarballs fix those, and
+    copies change them)."""
+    stats = [(str(p), p.stat().st_size, digest) for p, digest in digests.items()]
     blob = json.dumps({"options": options, "files": stats}, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 

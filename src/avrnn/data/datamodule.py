@@ -192,6 +192,7 @@ class SpeechDataModule(pl.LightningDataModule):
         self.normalization: Normalization | None = None
         self.frames: dict[str, list[torch.Tensor]] = {}
         self.paths: dict[str, list[str]] = {}
+        self.file_digests: dict[str, str] = {}  # path -> content digest (cache.content_digest)
         self.skipped: list[str] = []
 
     # --- building the framed corpus ----------------------------------------------------------
@@ -272,8 +273,12 @@ class SpeechDataModule(pl.LightningDataModule):
         found = self.candidates(find_corpus(self.root, self.options.layout))
         cache_file = None
         content = None
+        memo = cache.DigestMemo(self.options.cache_dir)
+        every = found.files + [p for c in found.copies.values() for p in c]
+        digests = {path: memo.digest(path) for path in every}
+        memo.save()
         if self.options.cache_dir:  # the copies too: which of them differ is part of what is cached
-            key = cache.cache_key(self._options(), found.files + [p for c in found.copies.values() for p in c])
+            key = cache.cache_key(self._options(), digests)
             cache_file = Path(self.options.cache_dir) / f"{self.root.name}-{key}.pt"
             content = cache.load(cache_file)
         if content is None:
@@ -292,6 +297,7 @@ class SpeechDataModule(pl.LightningDataModule):
             log.info("data: loaded %s", cache_file)
             Normalization(**content["normalization"]).check(f"read from the data cache {cache_file}")
         self.frames, self.paths = content["frames"], content["paths"]
+        self.file_digests = {str(path): digest for path, digest in digests.items()}
         self.skipped = content["skipped"]
         self.normalization = Normalization(**content["normalization"])
         self._report(content)
@@ -332,17 +338,18 @@ class SpeechDataModule(pl.LightningDataModule):
                  self.normalization.std)
 
     def split_membership(self) -> dict[str, dict]:
-        """split -> {"files": paths relative to data.root, in order; "digest": a hash of those paths and
-        of every utterance's frames as read}: what a resume compares (avrnn.training.resume.check_same_splits),
-        unchanged by a moved data.root, changed by any file added, removed, renamed or whose audio changed."""
+        """split -> {"files": paths relative to data.root, in order; "content": a hash of those paths and
+        of each file's bytes (cache.content_digest)}: what a resume compares
+        (avrnn.training.resume.check_same_splits), unchanged by a moved data.root or by another machine
+        reading the same files (its resampler may round otherwise), changed by any file added, removed,
+        renamed or whose bytes changed."""
         membership = {}
-        for split, frames in self.frames.items():
+        for split, paths in self.paths.items():
             digest = hashlib.blake2b(digest_size=16)
-            names = [os.path.relpath(path, self.root) for path in self.paths[split]]
-            for name, utterance in zip(names, frames):
-                digest.update(name.encode() + b"\0")
-                digest.update(utterance.detach().cpu().contiguous().numpy().tobytes())
-            membership[split] = {"files": names, "digest": digest.hexdigest()}
+            names = [os.path.relpath(path, self.root) for path in paths]
+            for name, path in zip(names, paths):
+                digest.update(f"{name}\0{self.file_digests[path]}\0".encode())
+            membership[split] = {"files": names, "content": digest.hexdigest()}
         return membership
 
     def renormalize(self, target: Normalization) -> None:

@@ -247,9 +247,15 @@ def check_same_splits(stored: dict | None, current: dict, checkpoint_path: Path)
         log.warning("resume: %s, written by an earlier version, does not store its splits' files; only the "
                     "training split's statistics can be compared", checkpoint_path)
         return
+    earlier = any("content" not in entry for entry in stored.values())
+    if earlier:
+        log.warning("resume: %s, written by an earlier version, hashed its splits' frames, not their files: only "
+                    "which files each split holds can be compared (and the training split's statistics)",
+                    checkpoint_path)
     for split in sorted(set(stored) | set(current), key=("train", "val", "test").index):
         before, now = stored.get(split), current.get(split)
-        if before is not None and now is not None and before["digest"] == now["digest"]:
+        if before is not None and now is not None and (
+                before["files"] == now["files"] if earlier else before["content"] == now["content"]):
             continue
         was, is_ = set((before or {}).get("files", [])), set((now or {}).get("files", []))
         added, removed = sorted(is_ - was), sorted(was - is_)
