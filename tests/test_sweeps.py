@@ -239,7 +239,9 @@ def test_a_persistent_study_run_again_continues_the_search(run_in_process, tmp_p
     assert trials[1].system_attrs["fail_reason"] == ("marked failed when the study was continued: its process "
                                                      f"({__import__('socket').gethostname()}:999999) ended while it ran")
     assert "no process was recorded for it" in trials[2].system_attrs["fail_reason"]
-    assert trials[4].system_attrs["avrnn_process"].endswith(f":{trials[4].system_attrs['avrnn_process'].split(':')[-1]}")
+    host = __import__("socket").gethostname()
+    assert trials[4].system_attrs["avrnn_process"] == f"{host}:{__import__('os').getpid()}"  # this (in-process) sweep
+    assert trials[3].system_attrs["avrnn_process"] == "another-machine:123"  # another sweeper's trial, not claimed
     assert trials[4].params != trials[0].params  # not the seeded sampler's first draw again
     numbers = sorted(int(path.name.split("_")[0]) for path in (tmp_path / "sweep").iterdir() if path.name[0].isdigit())
     assert numbers == [0, 4]  # the second command's trial in a folder of its own, numbered after the study's

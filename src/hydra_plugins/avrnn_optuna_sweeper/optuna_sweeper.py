@@ -4,13 +4,14 @@ again: the plugin would ask its seeded sampler for the first trials' parameters 
 the first trials' folders, and leave a trial whose process was killed RUNNING for good. Here:
   - trial folders continue the study's numbering (job numbers from the number of trials it holds);
   - the sampler's random streams are seeded with the seed plus that number (new parameters, reproducibly);
-  - each trial records its process (host:pid, system attribute avrnn_process) when launched; a RUNNING
+  - each trial records its process (host:pid, system attribute avrnn_process) as it is asked for; a RUNNING
     trial whose process on this host is gone, or that recorded none, is marked FAIL with the reason
     (system attribute fail_reason); one of a live process, or of another host, is left as it is.
 Needs the `sweep` extra (make install has it)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -120,14 +121,30 @@ class OptunaSweeper(optuna_sweeper.OptunaSweeper if optuna_sweeper else object):
                  f"; left running (another live process): {', '.join(left)}" if left else "")
         return len(trials)
 
-    def _claim_running(self) -> None:
-        """Record this process in the trials just asked for (RUNNING, no process recorded yet)."""
-        from optuna.trial import TrialState
+    @staticmethod
+    @contextlib.contextmanager
+    def _owned_trials():
+        """While the plugin sweeps: each trial its study asks for records this process (OWNER) as it is
+        asked, so that a RUNNING trial of another sweeper on the same storage is never claimed."""
+        import optuna
 
-        study = self._study() if self.sweeper.storage else None
-        for trial in study.get_trials(deepcopy=False) if study is not None else []:
-            if trial.state == TrialState.RUNNING and OWNER not in trial.system_attrs:
+        create_study = optuna.create_study
+
+        def owning_study(*args, **kwargs):
+            study = create_study(*args, **kwargs)
+            ask = study.ask
+
+            def owned_ask(*ask_args, **ask_kwargs):
+                trial = ask(*ask_args, **ask_kwargs)
                 study._storage.set_trial_system_attr(trial._trial_id, OWNER, this_process())
+                return trial
+            study.ask = owned_ask
+            return study
+        optuna.create_study = owning_study
+        try:
+            yield
+        finally:
+            optuna.create_study = create_study
 
     def sweep(self, arguments):
         impl, records = self.sweeper, []
@@ -135,13 +152,13 @@ class OptunaSweeper(optuna_sweeper.OptunaSweeper if optuna_sweeper else object):
         self.continue_study()
 
         def recorded_launch(job_overrides, initial_job_idx):
-            self._claim_running()
             returns = launch(job_overrides, initial_job_idx=initial_job_idx)
             records.extend(_record(initial_job_idx + i, o, r) for i, (o, r) in enumerate(zip(job_overrides, returns)))
             return returns
         impl.launcher.launch = recorded_launch
         try:
-            impl.sweep(arguments)
+            with self._owned_trials():
+                impl.sweep(arguments)
         except RuntimeError as error:
             # the plugin (1.2, 1.3) tells a grid sampler's last trial FAILED outside an objective; Optuna then
             # refuses to stop the study, and the search would end without its results file
