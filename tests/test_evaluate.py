@@ -246,8 +246,16 @@ def test_settings_that_agree_with_the_checkpoint_are_neither_refused_nor_reporte
 
     given = {"sample_rate": 8000, "frame_size": 160, "hop": 160, "root": "elsewhere"}
     with caplog.at_level(logging.INFO):
-        assert fit_to_model(given, {"sample_rate": 8000, "frame_size": 160, "hop": None}, set(given)) == given
+        assert fit_to_model(given, {"sample_rate": 8000, "frame_size": 160, "hop": None}, set(given)) == {**given, "resample": True}
     assert "as the model was trained" not in caplog.text
+
+
+def test_a_corpus_at_another_rate_is_resampled_unless_resampling_is_turned_off_on_the_command_line():
+    from avrnn.evaluation.scoring import fit_to_model
+
+    trained = {"sample_rate": 8000, "frame_size": 160, "hop": None, "resample": False}
+    assert fit_to_model(dict(trained), trained)["resample"] is True  # the checkpoint's data config said false
+    assert fit_to_model(dict(trained), trained, {"resample"})["resample"] is False
 
 
 def test_the_data_keys_on_a_command_line_are_read_as_hydra_reads_them():

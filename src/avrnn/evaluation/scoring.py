@@ -84,6 +84,8 @@ def fit_to_model(data: dict, trained: dict, given: set[str] = frozenset()) -> di
         data[key] = trained[key]
     if taken:
         log.info("data: as the model was trained: %s", ", ".join(taken))
+    if "resample" not in given:  # the model reads only its own rate: a corpus at another is resampled to it
+        data["resample"] = True
     return data
 
 
