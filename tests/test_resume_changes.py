@@ -198,20 +198,41 @@ def test_a_resume_refuses_a_validation_or_test_split_that_changed(make_cfg, tmp_
     assert torch.load(last, weights_only=False)["avrnn_splits"] == splits
 
 
-def test_a_checkpoint_that_hashed_its_frames_is_compared_by_its_files(caplog):
-    """Checkpoints written before the split hash was of the files: their hash cannot be recomputed, so
-    the files each split holds are compared (with one line saying so); a split that changed is refused."""
+def test_a_checkpoint_that_hashed_its_frames_is_compared_by_its_frames_as_before(tmp_path):
+    """Checkpoints of the version before the content hash stored a hash of each split's names and frames:
+    they are compared as that version compared them, so a file whose audio changed is still refused."""
+    import soundfile as sf
+
+    from avrnn.data.datamodule import SpeechDataModule
     from avrnn.training.resume import check_same_splits
 
-    earlier = {"train": {"files": ["a.wav", "b.wav"], "digest": "0f" * 16}, "val": {"files": ["c.wav"], "digest": "1"}}
-    now = {"train": {"files": ["a.wav", "b.wav"], "content": "2"}, "val": {"files": ["c.wav"], "content": "3"}}
-    with caplog.at_level(logging.WARNING):
-        check_same_splits(earlier, now, Path("last.ckpt"))
-    assert "resume: last.ckpt, written by an earlier version, hashed its splits' frames, not their files" in caplog.text
-    grown = {**now, "val": {"files": ["c.wav", "d.wav"], "content": "3"}}
-    with pytest.raises(ConfigError, match=r"its val split is not the one it trained with: 1 -> 2 utterances, 1 file\(s\) "
-                                          r"added \(e.g. d.wav\)"):
-        check_same_splits(earlier, grown, Path("last.ckpt"))
-    with pytest.raises(ConfigError, match=r"its train split is not the one it trained with: 2 -> 2 utterances, the "
+    corpus = speaker_folders(tmp_path / "corpus")
+    options = dict(root=str(corpus), layout="folder", cache_dir=None, val_fraction=0.2, test_fraction=0.2)
+    dm = SpeechDataModule(options)
+    dm.setup()
+    earlier = dm.earlier_split_membership()
+    assert all(set(entry) == {"files", "digest"} for entry in earlier.values())
+    check_same_splits(earlier, dm.earlier_split_membership(), Path("last.ckpt"))  # the same corpus: accepted
+    changed = corpus / earlier["val"]["files"][0]
+    sf.write(str(changed), 0.5 * sf.read(str(changed), dtype="float32")[0], 16000)
+    again = SpeechDataModule(options)
+    again.setup()
+    with pytest.raises(ConfigError, match=r"its val split is not the one it trained with: 4 -> 4 utterances, the "
                                           r"same files, whose audio changed"):
-        check_same_splits({**now, "train": {"files": ["a.wav", "b.wav"], "content": "4"}}, now, Path("last.ckpt"))
+        check_same_splits(earlier, again.earlier_split_membership(), Path("last.ckpt"))
+
+
+def test_a_split_read_from_other_copies_of_its_utterances_says_so():
+    """A checkpoint of a version that kept a.mp3 over a.wav, resumed by one that keeps the lossless copy."""
+    from avrnn.training.resume import check_same_splits
+
+    stored = {"train": {"files": ["spk1/a.mp3", "spk1/b.wav"], "content": "1"}}
+    now = {"train": {"files": ["spk1/a.wav", "spk1/b.wav"], "content": "2"}}
+    with pytest.raises(ConfigError) as refused:
+        check_same_splits(stored, now, Path("last.ckpt"))
+    assert str(refused.value) == (
+        "cannot resume last.ckpt: its train split is not the one it trained with: 2 -> 2 utterances, the same "
+        "utterances, 1 of them now read from another copy (e.g. spk1/a.wav instead of spk1/a.mp3: this version keeps "
+        "a lossless copy before a lossy one); the curves and the best checkpoint would span two different sets; "
+        "resume with the version that wrote the checkpoint, move the copies now read (e.g. spk1/a.wav) out of "
+        "data.root, or start a new run (another hydra.run.dir)")

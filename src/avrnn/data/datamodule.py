@@ -324,7 +324,7 @@ class SpeechDataModule(pl.LightningDataModule):
         if content["copies_dropped"]:
             log.warning("data: %d file(s) are further copies of an utterance already found (same path without its "
                         "audio suffixes, e.g. SI1.WAV and SI1.WAV.wav); one copy of each is used (a readable one, "
-                        "SPHERE first)",
+                        "lossless before lossy, SPHERE first)",
                         content["copies_dropped"])
         if content["copies_differing"]:
             log.warning("data: %d utterance(s) have copies whose samples differ, e.g. %s; check which copy is right",
@@ -350,6 +350,19 @@ class SpeechDataModule(pl.LightningDataModule):
             for name, path in zip(names, paths):
                 digest.update(f"{name}\0{self.file_digests[path]}\0".encode())
             membership[split] = {"files": names, "content": digest.hexdigest()}
+        return membership
+
+    def earlier_split_membership(self) -> dict[str, dict]:
+        """split_membership as versions before the content hash wrote it ("digest": of each file's name
+        and its frames as read and normalised), to compare a checkpoint of such a version as it did."""
+        membership = {}
+        for split, frames in self.frames.items():
+            digest = hashlib.blake2b(digest_size=16)
+            names = [os.path.relpath(path, self.root) for path in self.paths[split]]
+            for name, utterance in zip(names, frames):
+                digest.update(name.encode() + b"\0")
+                digest.update(utterance.detach().cpu().contiguous().numpy().tobytes())
+            membership[split] = {"files": names, "digest": digest.hexdigest()}
         return membership
 
     def renormalize(self, target: Normalization) -> None:

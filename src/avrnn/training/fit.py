@@ -220,7 +220,9 @@ def _train(cfg: DictConfig, callbacks: Sequence[pl.Callback], signals: StopSigna
         hyper = checkpoint.get("hyper_parameters") or {}
         check_same_corpus(hyper.get("normalization"), datamodule.normalization.to_dict(),
                           (hyper.get("data") or {}).get("root"), data_options(cfg)["root"])
-        check_same_splits(checkpoint.get("avrnn_splits"), splits, ckpt_path)
+        stored = checkpoint.get("avrnn_splits")
+        earlier = stored and any("content" not in entry for entry in stored.values())
+        check_same_splits(stored, datamodule.earlier_split_membership() if earlier else splits, ckpt_path)
     module = build_module(cfg, normalization=datamodule.normalization.to_dict(), data=data_options(cfg))
     run_folder.record_settings(output_dir, plain(cfg))  # checked: what writes this folder's logs from here on
     store = StoreConfig(plain(cfg), splits)

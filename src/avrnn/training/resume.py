@@ -28,6 +28,7 @@ from omegaconf import DictConfig
 from avrnn.config import OPTIMIZER_NODES, Config, ConfigError
 from avrnn.data import files
 from avrnn.models.vrnn import VRNNConfig
+from avrnn.training import run_folder
 from avrnn.training.phases import builds_critic
 
 log = logging.getLogger("avrnn.resume")  # the name before the layout change: log lines and users' logging settings keep it
@@ -167,7 +168,7 @@ def run_folder_checkpoint(output_dir: Path, current: dict, stored_config) -> tup
     iteration = checkpoint.get("avrnn_iteration", 0)
     changes = run_differences(stored_config(checkpoint), current)
     ways = (f"resume it with ckpt_path=last (settings that may change mid-run are applied), or give this run "
-            f"another folder (hydra.run.dir=...)")
+            f"another folder ({run_folder.folder_setting()}=...)")
     if changes:
         shown = ", ".join(f"{key}={_show(new)} (it has {_show(old)})" for key, (old, new) in list(changes.items())[:4])
         more = f" and {len(changes) - 4} more" if len(changes) > 4 else ""
@@ -247,25 +248,34 @@ def check_same_splits(stored: dict | None, current: dict, checkpoint_path: Path)
         log.warning("resume: %s, written by an earlier version, does not store its splits' files; only the "
                     "training split's statistics can be compared", checkpoint_path)
         return
-    earlier = any("content" not in entry for entry in stored.values())
-    if earlier:
-        log.warning("resume: %s, written by an earlier version, hashed its splits' frames, not their files: only "
-                    "which files each split holds can be compared (and the training split's statistics)",
-                    checkpoint_path)
     for split in sorted(set(stored) | set(current), key=("train", "val", "test").index):
         before, now = stored.get(split), current.get(split)
-        if before is not None and now is not None and (
-                before["files"] == now["files"] if earlier else before["content"] == now["content"]):
+        key = "content" if "content" in (before or {}) else "digest"  # "digest": a version before the content hash
+        if before is not None and now is not None and before[key] == now.get(key):
             continue
         was, is_ = set((before or {}).get("files", [])), set((now or {}).get("files", []))
         added, removed = sorted(is_ - was), sorted(was - is_)
-        changes = [f"{len(added)} file(s) added (e.g. {added[0]})" if added else "",
-                   f"{len(removed)} removed (e.g. {removed[0]})" if removed else ""]
-        what = ", ".join(change for change in changes if change) or "the same files, whose audio changed"
+        fix = f"restore the corpus as it was, or start a new run (another {run_folder.folder_setting()})"
+        if added and _utterances(added) == _utterances(removed):
+            what = (f"the same utterances, {len(added)} of them now read from another copy (e.g. {added[0]} instead "
+                    f"of {removed[0]}: this version keeps a lossless copy before a lossy one)")
+            fix = (f"resume with the version that wrote the checkpoint, move the copies now read (e.g. {added[0]}) "
+                   f"out of data.root, or start a new run (another {run_folder.folder_setting()})")
+        else:
+            changes = [f"{len(added)} file(s) added (e.g. {added[0]})" if added else "",
+                       f"{len(removed)} removed (e.g. {removed[0]})" if removed else ""]
+            what = ", ".join(change for change in changes if change) or "the same files, whose audio changed"
         raise ConfigError(
             f"cannot resume {checkpoint_path}: its {split} split is not the one it trained with: "
             f"{len(was)} -> {len(is_)} utterances, {what}; the curves and the best checkpoint would span two "
-            f"different sets; restore the corpus as it was, or start a new run (another hydra.run.dir)")
+            f"different sets; {fix}")
+
+
+def _utterances(names: list[str]) -> list[str]:
+    """Each file's utterance (avrnn.data.corpus.utterance_id: audio suffixes removed, case-folded), sorted."""
+    from avrnn.data.corpus import utterance_id
+
+    return sorted(utterance_id(Path(name), Path()) for name in names)
 
 
 # --- the run folder's earlier .hydra/ files, which Hydra overwrites before a job starts ---------
