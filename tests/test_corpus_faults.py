@@ -4,6 +4,7 @@ and asserts the right value."""
 
 import hashlib
 import itertools
+import json
 import logging
 import re
 import shutil
@@ -94,7 +95,7 @@ def test_timit_twins_are_one_utterance_in_one_split(tmp_path, caplog, options):
 
 
 @pytest.mark.parametrize("lossy", [("mp3", "MP3", "MPEG_LAYER_III"), ("ogg", "OGG", "VORBIS"),
-                                   ("opus", "OGG", "OPUS")], ids=lambda lossy: lossy[0])
+                                   ("opus", "OGG", "OPUS"), ("au", "AU", "ULAW")], ids=lambda lossy: lossy[0])
 def test_of_copies_in_a_lossless_and_a_lossy_format_the_lossless_one_is_kept(tmp_path, lossy):
     extension, container, subtype = lossy
     if container not in sf.available_formats():
@@ -402,6 +403,12 @@ def test_an_unreadable_memo_means_hashing_again(tmp_path, monkeypatch):
     assert digests == [cache.content_digest(path) for path in sorted(root.iterdir())] and memo.hashed == 2
     memo.save()
     assert cache.DigestMemo(cache_dir).entries == memo.entries != {}
+    first = sorted(root.iterdir())[0]
+    (cache_dir / cache.DigestMemo.MEMO_NAME).write_text(json.dumps({str(first): 5, str(tmp_path / "gone.wav"): [1]}))
+    memo = cache.DigestMemo(cache_dir)  # entries of another shape: hashed again; files that are gone: dropped
+    assert memo.digest(first) == cache.content_digest(first) and memo.hashed == 1
+    memo.save()
+    assert list(cache.DigestMemo(cache_dir).entries) == [str(first)]
 
 
 def test_the_split_hash_is_of_the_files_not_of_the_frames_as_one_machine_rounds_them(tmp_path):

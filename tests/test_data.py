@@ -201,7 +201,8 @@ def test_corrupt_file_fails_by_name_or_is_skipped_and_counted(tmp_path, caplog):
 def test_wrong_rate_without_resampling_and_too_short_utterances(tmp_path):
     make_timit(tmp_path, rate=8000)
     with pytest.raises(DataError, match=r"has sample rate 8000 Hz but data.sample_rate=16000; set data.resample=true "
-                                        r"\(or, for a model trained anew, data.sample_rate=8000\)$"):
+                                        r"\(or, for a model trained anew, data.sample_rate=8000; a resumed run can "
+                                        r"change neither: give it the corpus it trained on\)$"):
         SpeechDataModule(DataOptions(root=str(tmp_path), val_fraction=0.25, resample=False)).setup()
     with pytest.raises(DataError, match=r"FCJF0/S[AIX]\d.WAV is shorter than one frame \(1600 < data.frame_size=2000"):
         SpeechDataModule(DataOptions(root=str(tmp_path), val_fraction=0.25, frame_size=2000)).setup()

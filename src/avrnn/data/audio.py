@@ -82,7 +82,8 @@ def read_audio(path: Path, sample_rate: int, resample_to_rate: bool = True,
         if not resample_to_rate:
             raise DataError(
                 f"{path} has sample rate {file_rate} Hz but data.sample_rate={sample_rate}; "
-                f"set data.resample=true (or, for a model trained anew, data.sample_rate={file_rate})"
+                f"set data.resample=true (or, for a model trained anew, data.sample_rate={file_rate}; a resumed run "
+                "can change neither: give it the corpus it trained on)"
             )
         waveform = resample(waveform, file_rate, sample_rate)
         if resampled is not None:

@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -53,7 +54,7 @@ class DigestMemo:
         stat = path.stat()
         stamp = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_dev]
         entry = self.entries.get(str(path))
-        if entry is not None and entry[:5] == stamp:
+        if isinstance(entry, list) and len(entry) == 6 and entry[:5] == stamp and isinstance(entry[5], str):
             return entry[5]
         value = content_digest(path)
         self.hashed += 1
@@ -65,9 +66,10 @@ class DigestMemo:
 
     def save(self) -> None:
         """Write the memo atomically (several runs may share the folder: the last writer's memo is kept,
-        which costs the others a second hashing at most)."""
+        which costs the others a second hashing at most), without the files that are gone."""
         if self.path is None or not self.hashed:
             return
+        self.entries = {name: entry for name, entry in self.entries.items() if os.path.exists(name)}
         try:
             files.write_text(self.path, json.dumps(self.entries))
         except OSError as error:

@@ -201,10 +201,11 @@ def is_readable(path: Path) -> bool:
         return False
 
 
-# libsndfile's subtypes that drop information (perceptual codecs, ADPCM, GSM): another copy is kept first
+# libsndfile's subtypes that drop information (perceptual codecs, ADPCM, GSM, 8-bit mu-law and A-law):
+# another copy is kept first (DWVW and FLAC are lossless compressions)
 LOSSY_SUBTYPES = frozenset({"VORBIS", "OPUS", "MPEG_LAYER_I", "MPEG_LAYER_II", "MPEG_LAYER_III", "GSM610",
                             "IMA_ADPCM", "MS_ADPCM", "VOX_ADPCM", "G721_32", "G723_24", "G723_40",
-                            "NMS_ADPCM_16", "NMS_ADPCM_24", "NMS_ADPCM_32", "DWVW_12", "DWVW_16", "DWVW_24"})
+                            "NMS_ADPCM_16", "NMS_ADPCM_24", "NMS_ADPCM_32", "ULAW", "ALAW"})
 
 
 def is_lossy(path: Path) -> bool:
