@@ -6,6 +6,7 @@ which the test below holds to the subprocess.
 """
 
 import json
+import os
 
 import pytest
 
@@ -127,7 +128,25 @@ def test_the_failed_jobs_line_names_three_and_counts_the_rest(tmp_path):
     for job in range(5):
         (records / f"{job}.json").write_text(json.dumps({"job": job, "folder": f"f{job}", "status": "failed",
                                                          "reason": f"E: {job}", "ended": 100.0 + job}))
+        os.utime(records / f"{job}.json", (100.0 + job, 100.0 + job))  # written at 100 + job s
     assert failed_jobs_line(tmp_path) == ("5 failed job(s): job 0 (f0): E: 0; job 1 (f1): E: 1; job 2 (f2): E: 2; and 2 "
                                           f"more (each job's log ends with its reason; records in {records})")
     assert failed_jobs_line(tmp_path, since=103.0) == "2 failed job(s): job 3 (f3): E: 3; job 4 (f4): E: 4"
     assert failed_jobs_line(tmp_path, since=105.0) is None
+
+
+def test_a_jobs_record_is_timed_by_the_sweep_folders_clock_not_the_nodes(tmp_path):
+    """A SLURM node whose clock is behind the submitting machine's: its job's record still counts for the
+    command that launched it, and an earlier command's record does not."""
+    from avrnn.training.sweeps import command_started, failed_jobs_line
+
+    records = tmp_path / ".jobs"
+    records.mkdir()
+    earlier = records / "0.json"
+    earlier.write_text(json.dumps({"job": 0, "folder": "f0", "status": "failed", "reason": "E: 0", "ended": 1e10}))
+    os.utime(earlier, (1000.0, 1000.0))  # written by an earlier command
+    since = command_started(tmp_path)
+    assert since is not None and since > 1000.0
+    (records / "1.json").write_text(json.dumps({"job": 1, "folder": "f1", "status": "failed", "reason": "E: 1",
+                                                "ended": 5.0}))  # the node's clock says 1970
+    assert failed_jobs_line(tmp_path, since) == "1 failed job(s): job 1 (f1): E: 1"

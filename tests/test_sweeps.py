@@ -214,7 +214,7 @@ def test_a_search_whose_every_trial_fails_ends_in_one_line_with_a_results_file(r
     assert [t["state"] for t in trials] == ["FAIL", "FAIL"]
 
 
-def test_a_persistent_study_run_again_continues_the_search(run_in_process, tmp_path, corpus_dir, tiny):
+def test_a_persistent_study_run_again_continues_the_search(run_in_process, tmp_path, corpus_dir, tiny, monkeypatch):
     """The field report: the README's persistent study failed to start (pip's SQLAlchemy 2); started again it
     re-ran the first trials' parameters into the same folders, and a killed trial stayed RUNNING for good.
     Here a study with one trial, then three left RUNNING (a dead process on this host, one that recorded
@@ -231,11 +231,23 @@ def test_a_persistent_study_run_again_continues_the_search(run_in_process, tmp_p
     dead, unrecorded, remote = (study.ask() for _ in range(3))
     study._storage.set_trial_system_attr(dead._trial_id, "avrnn_process", f"{__import__('socket').gethostname()}:999999")
     study._storage.set_trial_system_attr(remote._trial_id, "avrnn_process", "another-machine:123")
+    from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
+
+    configure = OptunaSweeperImpl._configure_trials
+
+    def and_another_sweeper_asks(self, *args, **kwargs):  # between this sweep's ask and its launch
+        optuna.load_study(study_name="avrnn", storage=storage).ask()
+        return configure(self, *args, **kwargs)
+    monkeypatch.setattr(OptunaSweeperImpl, "_configure_trials", and_another_sweeper_asks)
+    from hydra_plugins.avrnn_optuna_sweeper import optuna_sweeper
+
+    monkeypatch.setattr(optuna_sweeper, "JUST_ASKED_SECONDS", 0.0)  # the unrecorded trial was asked just now
     second, _, _ = optuna_sweep(run_in_process, tmp_path / "sweep", tiny, corpus_dir, *common)
     assert second.returncode == 0, second.stderr[-3000:]
     trials = optuna.load_study(study_name="avrnn", storage=storage).get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL, TrialState.RUNNING,
-                                         TrialState.COMPLETE]
+                                         TrialState.COMPLETE, TrialState.RUNNING]
+    assert "avrnn_process" not in trials[5].system_attrs  # the other sweeper's trial: not claimed by this one
     assert trials[1].system_attrs["fail_reason"] == ("marked failed when the study was continued: its process "
                                                      f"({__import__('socket').gethostname()}:999999) ended while it ran")
     assert "no process was recorded for it" in trials[2].system_attrs["fail_reason"]
@@ -246,3 +258,15 @@ def test_a_persistent_study_run_again_continues_the_search(run_in_process, tmp_p
     numbers = sorted(int(path.name.split("_")[0]) for path in (tmp_path / "sweep").iterdir() if path.name[0].isdigit())
     assert numbers == [0, 4]  # the second command's trial in a folder of its own, numbered after the study's
     assert "continuing the Optuna study 'avrnn'" in second.stdout + second.stderr
+
+
+def test_an_unstamped_trial_asked_for_a_moment_ago_may_be_another_live_sweepers():
+    import datetime
+    import types
+
+    from hydra_plugins.avrnn_optuna_sweeper.optuna_sweeper import JUST_ASKED_SECONDS, just_asked
+
+    now = datetime.datetime.now()
+    assert just_asked(types.SimpleNamespace(datetime_start=now - datetime.timedelta(seconds=2)))
+    assert not just_asked(types.SimpleNamespace(datetime_start=now - datetime.timedelta(seconds=JUST_ASKED_SECONDS + 1)))
+    assert not just_asked(types.SimpleNamespace(datetime_start=None))

@@ -11,9 +11,11 @@ JOB_RECORDS = ".jobs"
 
 
 def job_records(sweep_dir) -> list[dict]:
-    """The records record_job wrote for a sweep folder, by job number."""
+    """The records record_job wrote for a sweep folder, by job number, each with "written": its file's
+    modification time (the sweep folder's filesystem clock)."""
     folder = Path(sweep_dir) / JOB_RECORDS
-    records = [json.loads(path.read_text()) for path in folder.glob("*.json")] if folder.is_dir() else []
+    records = [{**json.loads(path.read_text()), "written": path.stat().st_mtime} for path in folder.glob("*.json")] \
+        if folder.is_dir() else []
     return sorted(records, key=lambda record: record["job"])
 
 

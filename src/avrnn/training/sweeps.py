@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 
@@ -67,13 +68,13 @@ class SweepLedger:
     failed: list[str] = []
     running: str | None = None
     sweep_dir: str | None = None
-    started: float | None = None  # when this command's sweep started (its own job records end later)
+    started: float | None = None  # when this command's sweep started, by the sweep folder's clock (command_started)
     active = False
 
     @classmethod
     def reset(cls, total: int | None = None, sweep_dir: str | None = None) -> None:
         cls.total, cls.finished, cls.failed, cls.running, cls.active = total, [], [], None, True
-        cls.sweep_dir, cls.started = sweep_dir, time.time()
+        cls.sweep_dir, cls.started = sweep_dir, command_started(sweep_dir) if sweep_dir else None
 
     @classmethod
     def summary(cls) -> str:
@@ -112,12 +113,24 @@ def record_job(config: DictConfig, job_return) -> dict:
     return record
 
 
+def command_started(sweep_dir) -> float | None:
+    """The time a command's sweep starts, by the clock of the filesystem that holds the sweep folder (the
+    modification time of <sweep dir>/.jobs/.started, written now), which also times every job's record
+    wherever the job runs (a SLURM node's clock may differ from this one's). None where it cannot be written."""
+    marker = Path(sweep_dir) / JOB_RECORDS / ".started"
+    try:
+        files.write_text(marker, f"{os.getpid()}\n")
+        return marker.stat().st_mtime
+    except OSError:
+        return None
+
+
 def failed_jobs_line(sweep_dir, since: float | None = None, shown: int = 3) -> str | None:
     """'2 failed job(s): job 1 (<folder>): <reason>; job 3 ...' of a sweep folder (the first `shown` of them
-    named, then a count), counting the jobs that ended after `since` (epoch seconds: this command's, not
-    an earlier command's in the same folder); None where none failed."""
+    named, then a count), counting the jobs whose records were written from `since` on (command_started:
+    this command's, not an earlier command's in the same folder); None where none failed."""
     failed = [record for record in job_records(sweep_dir) if record["status"] == "failed"
-              and (since is None or record.get("ended", 0) >= since)]
+              and (since is None or record["written"] >= since)]
     if not failed:
         return None
     named = "; ".join(f"job {r['job']} ({r['folder']}): {r['reason']}" for r in failed[:shown])

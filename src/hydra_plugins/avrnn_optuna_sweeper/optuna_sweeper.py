@@ -5,7 +5,7 @@ the first trials' folders, and leave a trial whose process was killed RUNNING fo
   - trial folders continue the study's numbering (job numbers from the number of trials it holds);
   - the sampler's random streams are seeded with the seed plus that number (new parameters, reproducibly);
   - each trial records its process (host:pid, system attribute avrnn_process) as it is asked for; a RUNNING
-    trial whose process on this host is gone, or that recorded none, is marked FAIL with the reason
+    trial whose process on this host is gone, or that recorded none (and is older than a minute), is marked FAIL with the reason
     (system attribute fail_reason); one of a live process, or of another host, is left as it is.
 Needs the `sweep` extra (make install has it)."""
 
@@ -70,6 +70,19 @@ def process_ended(owner: str | None) -> str | None:
     return None
 
 
+JUST_ASKED_SECONDS = 60.0
+
+
+def just_asked(trial) -> bool:
+    """Whether a trial started less than JUST_ASKED_SECONDS ago (by this machine's clock): a sweeper
+    stamps its process on a trial right after asking for it, so an unstamped trial that young may be
+    another live sweeper's."""
+    import datetime
+
+    start = trial.datetime_start
+    return start is not None and (datetime.datetime.now() - start).total_seconds() < JUST_ASKED_SECONDS
+
+
 def reseed(sampler, seed: int | None) -> None:
     """Seed the random streams of an Optuna 2.x sampler (TPE, random, CMA-ES: numpy RandomStates) anew."""
     import numpy as np
@@ -105,6 +118,8 @@ class OptunaSweeper(optuna_sweeper.OptunaSweeper if optuna_sweeper else object):
             if trial.state != TrialState.RUNNING:
                 continue
             reason = process_ended(trial.system_attrs.get(OWNER))
+            if OWNER not in trial.system_attrs and just_asked(trial):
+                reason = None  # another sweeper's, between its ask and its stamp
             if reason is None:
                 left.append(f"trial {trial.number} ({trial.system_attrs.get(OWNER)})")
                 continue
