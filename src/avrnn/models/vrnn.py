@@ -4,7 +4,7 @@
     f_theta        RNN cell:   h_t = f_theta(h_{t-1}, phi_x(x_t), phi_z(z_t))
     TR_omega       transition: prior      p(z_t | h_{t-1})            (diagonal Gaussian)
     PS_tau         proposal:   posterior  q(z_t | x_t, h_{t-1})       (diagonal Gaussian)
-    EM_phi         emission:   p(x_t | z_t, h_{t-1})                  (Gaussian or Bernoulli)
+    EM_phi         emission:   p(x_t | z_t, h_{t-1})                  (avrnn.models.emissions)
 
 `step` is one timestep in the paper's order (Algorithm 1); sampling, the particle filter (FIVO)
 and the tests' reference use it. Training runs the same maths as one fused pass over all
@@ -21,16 +21,16 @@ from torch import nn
 from torch.distributions import Normal
 
 from avrnn.models.fused import fused_trajectory
-from avrnn.models.layers import MLP, BernoulliMLP, GaussianMLP
+from avrnn.models.emissions import EMISSIONS
+from avrnn.models.layers import MLP, GaussianMLP
 from avrnn.models.losses import gaussian_kl
 
 RNN_CELLS = {"gru": nn.GRUCell, "lstm": nn.LSTMCell}
-EMISSIONS = ("gaussian", "bernoulli")
 PRIOR_PATHS = ("shared", "own")  # prior samples along the posterior's h path, or driving their own
 RECURRENCE_INPUTS = ("xz", "x")  # f_theta reads phi_x(x_t) and phi_z(z_t) (Sections II, VI), or x only (Alg. 1-2)
-CHOICES = {"rnn": tuple(RNN_CELLS), "emission": EMISSIONS, "prior_path": PRIOR_PATHS,
+CHOICES = {"rnn": tuple(RNN_CELLS), "emission": tuple(EMISSIONS), "prior_path": PRIOR_PATHS,
            "recurrence_input": RECURRENCE_INPUTS}
-SIZES = ("frame_size", "z_dim", "hidden_size", "x_features", "z_features", "mlp_hidden", "std_floor")
+SIZES = ("frame_size", "z_dim", "hidden_size", "x_features", "z_features", "mlp_hidden", "std_floor", "variance_floor")
 
 
 class ModelConfigError(ValueError):
@@ -52,9 +52,10 @@ class VRNNConfig:
     rnn: str = "gru"  # gru | lstm
     prior_path: str = "shared"  # shared (prior samples along the posterior's h path, the paper's) | own
     recurrence_input: str = "xz"  # xz: h_t = f(h_{t-1}, phi_x(x_t), phi_z(z_t)) | x: phi_x(x_t) only (Alg. 1-2)
-    emission: str = "gaussian"  # gaussian | bernoulli
+    emission: str = "gaussian"  # gaussian | bernoulli | itakura_saito (avrnn.models.emissions)
     std_floor: float = 1e-3  # Gaussian stds are softplus(.) + std_floor, capped at std_max
     std_max: float = 100.0
+    variance_floor: float = 1e-6  # itakura_saito: each bin's predicted power is exp(.) + variance_floor
 
     @classmethod
     def from_dict(cls, model: Mapping[str, Any]) -> VRNNConfig:
@@ -149,9 +150,8 @@ class VRNN(nn.Module):
         self.proposal = GaussianMLP(x_features + hidden_size, mlp_hidden, z_dim, std_floor, std_max)
         # head_first: the emission's initial weights drawn in the order of earlier versions (same seed, same model)
         em_in = z_features + hidden_size
-        self.emission = (GaussianMLP(em_in, mlp_hidden, frame_size, std_floor, std_max, head_first=True)
-                         if config.emission == "gaussian"
-                         else BernoulliMLP(em_in, mlp_hidden, frame_size, head_first=True))
+        build_emission, _ = EMISSIONS[config.emission]
+        self.emission = build_emission(em_in, mlp_hidden, frame_size, config)
 
     z_dim = property(lambda self: self.config.z_dim)
     hidden_size = property(lambda self: self.config.hidden_size)
@@ -197,8 +197,9 @@ class VRNN(nn.Module):
         return self.f_theta(inputs, state)
 
     def expected_frames(self, emission) -> torch.Tensor:
-        """The emission's mean: what the model 'says' for each frame (probabilities if Bernoulli)."""
-        return emission.mean if self.emission_kind == "gaussian" else emission.probs
+        """The emission's mean: what the model 'says' for each frame (probabilities if Bernoulli, powers
+        if Itakura-Saito)."""
+        return emission.mean
 
     def step(self, state, x_t: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> Step:
         """One timestep of Algorithm 1: TR -> PS -> sample -> phi_z -> EM -> f_theta. With x_t

@@ -1,0 +1,105 @@
+"""The emissions EM_phi: the Itakura-Saito density held to closed forms and independent densities, and each
+kind through the VRNN (the fused pass equal to the per-step reference)."""
+
+import math
+
+import pytest
+import torch
+from torch.distributions import Exponential, Normal
+
+from avrnn.models import VRNN, losses
+from avrnn.models.emissions import EMISSIONS, ItakuraSaito, ItakuraSaitoMLP, itakura_saito_floor
+from avrnn.models.reference import reference_terms
+
+
+@pytest.mark.parametrize("variance", [1e-4, 0.3, 7.0, 2e3])
+def test_the_itakura_saito_density_integrates_to_one(variance):
+    """Trapezoid rule over P from 0 to 60 v (the tail beyond holds e^-60), on a grid fine near 0."""
+    power = torch.cat([torch.zeros(1), torch.logspace(-12, math.log10(60.0), 200_001)]).double() * variance
+    density = ItakuraSaito(torch.tensor(variance, dtype=torch.double)).log_prob(power).exp()
+    assert torch.trapezoid(density, power).item() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_the_itakura_saito_density_is_the_exponential_of_mean_v_and_the_complex_gaussians_power():
+    """-log p(P) = log v + P / v: torch's Exponential(rate 1/v); and, for X = a + ib with a, b ~ N(0, v/2)
+    (a circular complex Gaussian of variance v) and P = |X|^2, p(P) = pi p(a, b) (polar coordinates: the
+    phase is uniform, dA = dP dtheta / 2)."""
+    torch.manual_seed(0)
+    variance = torch.rand(4, 5, dtype=torch.double) * 10 + 1e-3
+    real, imaginary = torch.randn(2, 4, 5, dtype=torch.double) * (variance / 2).sqrt()
+    power = real ** 2 + imaginary ** 2
+    ours = ItakuraSaito(variance).log_prob(power)
+    torch.testing.assert_close(ours, Exponential(1 / variance).log_prob(power))
+    complex_gaussian = Normal(0, (variance / 2).sqrt()).log_prob(real) + Normal(0, (variance / 2).sqrt()).log_prob(imaginary)
+    torch.testing.assert_close(ours, complex_gaussian + math.log(math.pi))
+    torch.testing.assert_close(-ours, ItakuraSaito(variance).divergence(power) + power.log() + 1)  # d_IS + log P + 1
+
+
+def test_the_divergence_is_zero_at_the_data_and_positive_elsewhere():
+    power = torch.tensor([0.5, 2.0, 30.0], dtype=torch.double)
+    assert torch.allclose(ItakuraSaito(power).divergence(power), torch.zeros(3, dtype=torch.double))
+    assert (ItakuraSaito(power * 1.5).divergence(power) > 0).all() and (ItakuraSaito(power / 3).divergence(power) > 0).all()
+    # d_IS(P | v) = P/v - log(P/v) - 1 at P/v = 2: 1 - log 2
+    assert ItakuraSaito(torch.tensor([1.0])).divergence(torch.tensor([2.0])).item() == pytest.approx(1 - math.log(2))
+
+
+def test_each_bins_loss_is_never_below_what_the_variance_floor_allows():
+    torch.manual_seed(0)
+    floor = 1e-3
+    head = ItakuraSaitoMLP(4, 8, 6, variance_floor=floor)
+    with torch.no_grad():
+        head.raw_variance.bias.fill_(-50.0)  # every predicted variance pressed to the floor
+    power = torch.cat([torch.zeros(1, 6), torch.rand(99, 6) ** 4 * 0.01], 0)  # zeros and powers around the floor
+    emission = head(torch.randn(100, 4))
+    assert (emission.mean >= floor).all()
+    assert (-emission.log_prob(power) >= itakura_saito_floor(power, floor) - 1e-6).all()
+    best = itakura_saito_floor(torch.tensor([0.0, floor / 2, 2.0]), floor)  # at v = floor, floor, P
+    torch.testing.assert_close(best, torch.tensor([math.log(floor), math.log(floor) + 0.5, math.log(2.0) + 1]))
+
+
+def test_samples_have_the_predicted_mean():
+    torch.manual_seed(0)
+    variance = torch.tensor([0.1, 4.0])
+    samples = ItakuraSaito(variance).sample((200_000,))
+    assert (samples >= 0).all()
+    torch.testing.assert_close(samples.mean(0), variance, rtol=0.02, atol=0)
+
+
+def test_an_enormous_raw_variance_stays_finite():
+    head = ItakuraSaitoMLP(2, 4, 3, variance_floor=1e-6)
+    with torch.no_grad():
+        head.raw_variance.bias.fill_(1e4)
+    emission = head(torch.zeros(1, 2))
+    assert torch.isfinite(emission.mean).all() and torch.isfinite(emission.log_prob(torch.ones(1, 3))).all()
+
+
+@pytest.mark.parametrize("emission", sorted(EMISSIONS))
+def test_every_emission_trains_through_the_fused_pass_as_through_the_reference(emission):
+    torch.manual_seed(0)
+    model = VRNN(frame_size=6, z_dim=3, hidden_size=8, x_features=5, z_features=5, mlp_hidden=8,
+                 emission=emission).double()
+    x = torch.rand(3, 7, 6, dtype=torch.double)  # in [0, 1]: data every emission's density is defined on
+    mask = torch.ones(3, 7, dtype=torch.double)
+    mask[2, 4:] = 0
+
+    def loss_and_grads(fn):
+        model.zero_grad()
+        torch.manual_seed(1)
+        rec, kl = fn()
+        loss = -losses.per_timestep(rec, mask) + losses.per_timestep(kl, mask)
+        loss.backward()
+        return rec.detach(), kl.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    def fast():
+        out = model(x, mask)
+        return out.rec_log_lik, out.kl.sum(-1)
+
+    fast_rec, fast_kl, fast_grads = loss_and_grads(fast)
+    ref_rec, ref_kl, ref_grads = loss_and_grads(lambda: reference_terms(model, x, mask))
+    assert torch.isfinite(fast_rec).all()
+    torch.testing.assert_close(fast_rec, ref_rec)
+    torch.testing.assert_close(fast_kl, ref_kl)
+    for name, grad in ref_grads.items():
+        torch.testing.assert_close(fast_grads[name], grad, msg=name)
+    if emission != "gaussian":  # a probability, a power
+        assert (model.reconstruct(x, mask) >= 0).all()
