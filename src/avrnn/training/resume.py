@@ -16,6 +16,7 @@ leaf, and looks each changed leaf up in RESUME_RULES:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -296,11 +297,17 @@ def earlier_file(path: Path) -> bytes | None:
     return _EARLIER.get(Path(path).resolve())
 
 
+EARLIER_SWEEP_CONFIGS = Path(".jobs") / "earlier"  # under a sweep folder: its job folders' .hydra/ files
+
+
 class KeepEarlierRunConfig(Callback):
     """Hydra callback (conf/config.yaml): before Hydra writes the .hydra/ files of a run in a folder that
     has them (a resume, or a run refused there: run_folder), keep the earlier ones; a job that fails
-    before its first training batch (refused, or any error) puts them back. (Not in multirun jobs,
-    whose folders Hydra names anew.)"""
+    before its first training batch (refused, or any error) puts them back. A single run keeps them at
+    on_run_start. A sweep's jobs write theirs before any callback of the job runs (and may run in other
+    processes or on other machines), so on_multirun_start copies every job folder's .hydra/ files under
+    <sweep dir>/.jobs/earlier/<job folder>/, where each job takes its own from (a sweep run again into
+    the same hydra.sweep.dir: the report reads each folder's overrides.yaml)."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         _EARLIER.clear()
@@ -311,10 +318,51 @@ class KeepEarlierRunConfig(Callback):
         for path in (Path(config.hydra.run.dir) / subdir).glob("*.yaml"):
             _EARLIER[path.resolve()] = path.read_bytes()
 
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        import shutil
+
+        sweep, subdir = Path(config.hydra.sweep.dir), config.hydra.get("output_subdir")
+        kept = sweep / EARLIER_SWEEP_CONFIGS
+        shutil.rmtree(kept, ignore_errors=True)
+        if subdir is None or not sweep.is_dir():
+            return
+        for folder in sweep.iterdir():
+            if folder.is_dir() and (folder / subdir).is_dir():  # copies: a job puts its own back atomically
+                (kept / folder.name).mkdir(parents=True, exist_ok=True)
+                for path in (folder / subdir).glob("*.yaml"):
+                    shutil.copyfile(path, kept / folder.name / path.name)
+
+    def on_job_start(self, config: DictConfig, **kwargs) -> None:
+        from hydra.types import RunMode
+
+        if config.hydra.mode != RunMode.MULTIRUN:
+            return
+        _EARLIER.clear()
+        _TRAINING_STARTED[0] = False
+        subdir = config.hydra.get("output_subdir")
+        output = Path(config.hydra.runtime.output_dir)
+        kept = Path(config.hydra.sweep.dir) / EARLIER_SWEEP_CONFIGS / output.name
+        if subdir is not None and kept.is_dir():
+            for path in kept.glob("*.yaml"):
+                _EARLIER[(output / subdir / path.name).resolve()] = path.read_bytes()
+
     def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
+        import shutil
+
         from hydra.core.utils import JobStatus
+        from hydra.types import RunMode
 
         if job_return.status == JobStatus.FAILED and not _TRAINING_STARTED[0]:
             for path, content in _EARLIER.items():
                 files.write_bytes(path, content)
         _EARLIER.clear()
+        if config.hydra.mode == RunMode.MULTIRUN:  # this job's copies are used; the folder goes with the last
+            kept = Path(config.hydra.sweep.dir) / EARLIER_SWEEP_CONFIGS
+            shutil.rmtree(kept / Path(config.hydra.runtime.output_dir).name, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                kept.rmdir()
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        import shutil
+
+        shutil.rmtree(Path(config.hydra.sweep.dir) / EARLIER_SWEEP_CONFIGS, ignore_errors=True)
