@@ -25,8 +25,13 @@ BAD = [
                              "to Integer"),
     ("generate.py", "seconds=abc", "error: Error merging override seconds=abc: Value 'abc' of type 'str' could not be "
                                    "converted to Float"),
-    ("generate.py", "seconds=-3", "error: seconds (the length of each sample) must be positive, got -3.0"),
-    ("generate.py", "seconds=0", "error: seconds (the length of each sample) must be positive, got 0.0"),
+    ("generate.py", "seconds=-3", "error: seconds (the length of each sample) must be positive and at most 3600 (an "
+                                  "hour: samples are drawn one timestep after another), got -3.0"),
+    ("generate.py", "seconds=0", "error: seconds (the length of each sample) must be positive and at most 3600"),
+    ("generate.py", "seconds=inf", "error: seconds (the length of each sample) must be positive and at most 3600 (an "
+                                   "hour: samples are drawn one timestep after another), got inf"),
+    ("generate.py", "seconds=nan", "error: seconds (the length of each sample) must be positive and at most 3600"),
+    ("generate.py", "seconds=1e9", "error: seconds (the length of each sample) must be positive and at most 3600"),
     ("generate.py", "n=-1", "error: n (samples from the prior) must be at least 0, got -1"),
     ("generate.py", "reconstructions=-2", "error: reconstructions must be at least 0, got -2"),
     ("generate.py", "n=0 reconstructions=0", "error: n=0 and reconstructions=0 write nothing; ask for samples (n=8) or "

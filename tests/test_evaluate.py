@@ -191,6 +191,10 @@ def test_a_corpus_given_at_evaluation_is_read_as_the_model_was_trained(make_cfg,
     assert refused.last_line == ("error: data.sample_rate=16000 cannot differ from the checkpoint's data.sample_rate=8000: "
                                  "the model was trained on those frames; drop data.sample_rate (a corpus at another "
                                  "sample rate is resampled to the model's)")
+    generated = run_in_process("generate.py", f"ckpt_path={ckpt}", "data=audio_dir", f"data.root={copy}",
+                               "data.sample_rate=16000", "n=1", "seconds=0.1", f"output_dir={tmp_path / 'generated'}")
+    assert generated.returncode == 2 and generated.last_line == refused.last_line
+    assert not list((tmp_path / "generated").rglob("*.wav"))  # refused before any sample was written
 
 
 def test_a_corpus_at_another_rate_is_resampled_to_the_models_and_says_so(make_cfg, tmp_path, caplog):

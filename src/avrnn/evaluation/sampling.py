@@ -25,6 +25,9 @@ def generate(cfg: DictConfig) -> list[Path]:
     normalization = Normalization(**module.hparams.normalization)
     sample_rate = int((module.hparams.data or {}).get("sample_rate", 16000))
     frame_size = module.hparams.model["frame_size"]
+    # the data for reconstructions first: a corpus that does not fit the model is refused before anything is written
+    datamodule = build_eval_data(module, cfg.get("data"), "test", cfg.reconstructions) if cfg.reconstructions > 0 \
+        else None
     output = Path(cfg.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     written = []
@@ -33,8 +36,7 @@ def generate(cfg: DictConfig) -> list[Path]:
         path = output / f"sample_{index:02d}.wav"
         sf.write(str(path), to_waveform(frames, normalization), sample_rate, subtype="PCM_16")
         written.append(path)
-    if cfg.reconstructions > 0:
-        datamodule = build_eval_data(module, cfg.get("data"), "test", cfg.reconstructions)
+    if datamodule is not None:
         x, mask = next(iter(datamodule.test_dataloader()))
         reconstruction = module.vrnn.reconstruct(x, mask)
         for index in range(x.shape[0]):

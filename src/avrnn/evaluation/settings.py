@@ -9,6 +9,7 @@ from __future__ import annotations
 from avrnn.config import ConfigError, check_num_threads
 
 SPLITS = ("train", "val", "test")
+MAX_SECONDS = 3600.0  # generate.py: the longest sample
 
 
 def _at_least(key: str, value, least) -> None:
@@ -33,8 +34,9 @@ def check_evaluate(cfg) -> None:
 def check_generate(cfg) -> None:
     """One ConfigError line for the first value that cannot work."""
     _at_least("n (samples from the prior)", cfg.n, 0)
-    if not cfg.seconds > 0:
-        raise ConfigError(f"seconds (the length of each sample) must be positive, got {cfg.seconds}")
+    if not 0 < cfg.seconds <= MAX_SECONDS:
+        raise ConfigError(f"seconds (the length of each sample) must be positive and at most {MAX_SECONDS:g} (an "
+                          f"hour: samples are drawn one timestep after another), got {cfg.seconds}")
     _at_least("reconstructions", cfg.reconstructions, 0)
     if cfg.n == 0 and cfg.reconstructions == 0:
         raise ConfigError("n=0 and reconstructions=0 write nothing; ask for samples (n=8) or reconstructions")
