@@ -73,7 +73,7 @@ class DigestMemo:
         try:
             files.write_text(self.path, json.dumps(self.entries))
         except OSError as error:
-            log.info("data: the file digest memo %s was not written (%s)", self.path, error)
+            log.debug("data: the file digest memo %s was not written (%s)", self.path, error)
 
 
 def cache_key(options: dict, digests: dict[Path, str]) -> str:
