@@ -262,6 +262,22 @@ def test_a_corpus_at_another_rate_is_resampled_unless_resampling_is_turned_off_o
     assert fit_to_model(dict(trained), trained, {"resample"})["resample"] is False
 
 
+def test_a_copy_of_the_corpus_is_split_as_the_model_was_unless_told_otherwise():
+    """The fresh-user report: trained with a speaker pattern, scored on a copy with data=audio_dir's defaults:
+    a random file split, training files scored as test."""
+    from avrnn.evaluation.scoring import fit_to_model
+
+    trained = {"sample_rate": 8000, "frame_size": 160, "hop": None, "speaker_pattern": "_([a-z]+)_",
+               "val_fraction": 0.2, "split_seed": 3, "last_frame": "drop"}
+    given = {"sample_rate": 8000, "frame_size": 160, "hop": None, "speaker_pattern": None, "val_fraction": 0.05,
+             "split_seed": 0, "last_frame": "pad", "root": "copy"}
+    taken = fit_to_model(dict(given), trained)
+    assert {key: taken[key] for key in ("speaker_pattern", "val_fraction", "split_seed", "last_frame")} == {
+        "speaker_pattern": "_([a-z]+)_", "val_fraction": 0.2, "split_seed": 3, "last_frame": "drop"}
+    chosen = fit_to_model(dict(given), trained, {"split_seed"})  # given on the command line: kept
+    assert chosen["split_seed"] == 0 and chosen["speaker_pattern"] == "_([a-z]+)_"
+
+
 def test_the_data_keys_on_a_command_line_are_read_as_hydra_reads_them():
     from avrnn.evaluation.scoring import data_keys
 

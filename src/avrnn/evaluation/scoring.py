@@ -57,6 +57,10 @@ def load_module(path: Path, trusted_targets=()) -> AVRNNModule:
 
 # what the model reads, fixed when it was trained (issue 31 adds the representation's settings)
 MODEL_INPUT = ("sample_rate", "frame_size", "hop")
+# how the corpus was split and framed: taken from the checkpoint unless given, so that a copy of the corpus
+# scores the model's own test split (not a split of other settings holding training files)
+SPLIT_SETTINGS = ("last_frame", "val_fraction", "test_fraction", "split_seed", "test_set", "val_split", "exclude_sa",
+                  "speaker_pattern")
 
 
 def framing_value(data: dict, key: str):
@@ -69,7 +73,7 @@ def fit_to_model(data: dict, trained: dict, given: set[str] = frozenset()) -> di
     """The data config given at evaluation with the settings the model was trained on (MODEL_INPUT, from
     the checkpoint's data config): a corpus at another rate is then resampled to the model's. A setting
     of MODEL_INPUT given explicitly (`given`: the data.* keys on the command line) with another value is
-    refused in one line naming the checkpoint's value."""
+    refused in one line naming the checkpoint's value. The SPLIT_SETTINGS not given are the checkpoint's."""
     data, taken = dict(data), []
     for key in MODEL_INPUT:
         if key not in trained:  # a checkpoint of an earlier version
@@ -82,6 +86,10 @@ def fit_to_model(data: dict, trained: dict, given: set[str] = frozenset()) -> di
                               "another sample rate is resampled to the model's)")
         taken.append(f"{key}={trained[key]} (the data config given says {data.get(key)})")
         data[key] = trained[key]
+    for key in SPLIT_SETTINGS:
+        if key in trained and key not in given and data.get(key) != trained[key]:
+            taken.append(f"{key}={trained[key]} (the data config given says {data.get(key)})")
+            data[key] = trained[key]
     if taken:
         log.info("data: as the model was trained: %s", ", ".join(taken))
     if "resample" not in given:  # the model reads only its own rate: a corpus at another is resampled to it
