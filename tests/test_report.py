@@ -24,6 +24,15 @@ def test_sweep_report_rows_and_seed_statistics(run_in_process, tmp_path, corpus_
     assert written[2].read_bytes().startswith(b"\x89PNG")
     with pytest.raises(FileNotFoundError, match="no <run>/metrics.json"):
         report(tmp_path)
+    run = next(path for path in sweep.iterdir() if (path / "metrics.json").is_file())
+    with pytest.raises(FileNotFoundError, match=f"^{run} is one run's folder \\(its metrics.json is there\\); "):
+        report(run)
+    for path in sweep.glob("*/metrics.json"):  # as a sweep stopped before any job finished
+        path.unlink()
+    with pytest.raises(FileNotFoundError) as none_yet:
+        report(sweep)
+    assert str(none_yet.value).startswith(f"no run of the sweep {sweep} has results yet: ")
+    assert str(none_yet.value).endswith("; and 1 more")
 
 
 def test_failed_jobs_are_named_at_the_end_in_their_logs_and_in_the_report(run_in_process, tmp_path, tiny):

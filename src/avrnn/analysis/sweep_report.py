@@ -32,6 +32,13 @@ def collect(sweep: Path) -> list[dict]:
         runs.append({"run": run.name, "config": config or "defaults", "seed": seed,
                      **{column: metrics.get(column) for column in COLUMNS}})
     if not runs:
+        if (Path(sweep) / "metrics.json").is_file():
+            raise FileNotFoundError(f"{sweep} is one run's folder (its metrics.json is there); report.py summarises a "
+                                    "sweep folder (logs/multirun/<date>/<time>) holding one folder per run")
+        without = runs_without_results(sweep) if Path(sweep).is_dir() else []
+        if without:
+            shown = "; ".join(without[:3]) + (f"; and {len(without) - 3} more" if len(without) > 3 else "")
+            raise FileNotFoundError(f"no run of the sweep {sweep} has results yet: {shown}")
         raise FileNotFoundError(f"no <run>/metrics.json under {sweep}; pass a finished sweep folder "
                                 "(logs/multirun/<date>/<time>) whose runs had training.test_after_training=true")
     return runs
