@@ -22,8 +22,9 @@ install: $(STAMP) ## Create .venv and install the project with its pinned stack
 train: $(STAMP) ## Train A-VRNN (wgan critic) on the built-in synthetic corpus; ARGS='...' adds overrides
 	$(PYTHON) src/train.py $(ARGS)
 
-test: $(STAMP) ## Run the test suite (slow tests excluded)
-	$(PYTHON) -m pytest -q
+TEST_WORKERS ?= 2
+test: $(STAMP) ## Run the test suite (slow tests excluded), in TEST_WORKERS processes (pytest-xdist; 0: one)
+	$(PYTHON) -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS))
 
 test-slow: $(STAMP) ## Run only the slow tests (multi-process, hardware emulation, statistical checks)
 	$(PYTHON) -m pytest -q -m slow || [ $$? -eq 5 ]

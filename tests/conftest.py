@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -25,6 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
 register_configs()
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # make test's workers: one torch thread each, so workers x threads = cores
+    import torch  # (two threads per worker on two cores made the suite 4x slower: OpenMP threads spin-waiting)
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # the entry points the tests run in subprocesses too
+    torch.set_num_threads(1)
 
 # A tiny model and a tiny corpus: 2 training speakers x 4 utterances of 0.2-0.4 s.
 TINY = [
@@ -100,11 +107,20 @@ def compose_config():
     GlobalHydra.instance().clear()
 
 
+def _in_a_folder_of_its_own(script: str, args: tuple[str, ...], folders) -> tuple[str, ...]:
+    """evaluate.py and generate.py make their Hydra run folder under the checkout's logs/ by default: a test
+    that names none gets a temporary one (no test writes into the checkout; parallel workers never share one)."""
+    if script in ("evaluate.py", "generate.py") and not any(arg.startswith("hydra.run.dir=") for arg in args):
+        return (*args, f"hydra.run.dir={folders.mktemp('hydra-run')}")
+    return args
+
+
 @pytest.fixture(scope="session")
-def run_script():
+def run_script(tmp_path_factory):
     """run_script("train.py", *args): src/<script> in a subprocess, as a user runs it."""
 
     def _run(script: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        args = _in_a_folder_of_its_own(script, args, tmp_path_factory)
         return subprocess.run([sys.executable, str(ROOT / "src" / script), *args], cwd=ROOT, capture_output=True,
                               text=True, timeout=600, env=env)
 
@@ -119,11 +135,12 @@ def _entry_point(script: str):
 
 
 @pytest.fixture
-def run_in_process(monkeypatch):
+def run_in_process(monkeypatch, tmp_path_factory):
     """run_in_process("train.py", *args) -> CliResult: the entry point's main through avrnn.cli.run,
     with sys.argv set as on the command line; exit status 0 unless it exits."""
 
     def _run(script: str, *args: str) -> CliResult:
+        args = _in_a_folder_of_its_own(script, args, tmp_path_factory)
         main = _entry_point(script)
         monkeypatch.setattr(sys, "argv", [str(ROOT / "src" / script), *args])
         out, err = io.StringIO(), io.StringIO()

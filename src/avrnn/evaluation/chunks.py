@@ -37,5 +37,5 @@ def iwae_in_parts(model, x: torch.Tensor, mask: torch.Tensor, particles: int, ma
         part_x, part_mask = x[start:start + sequences, :length], part_mask[:, :length]
         weights = [sequence_log_weights(model, part_x, part_mask, min(chunk, particles - done))
                    for done in range(0, particles, chunk)]
-        bounds.append(iwae_bound(torch.cat(weights, 0)))
+        bounds.append(iwae_bound(torch.cat(weights)))  # the particles of every chunk (dim 0)
     return torch.cat(bounds)
