@@ -16,7 +16,6 @@ leaf, and looks each changed leaf up in RESUME_RULES:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import math
@@ -306,8 +305,9 @@ class KeepEarlierRunConfig(Callback):
     before its first training batch (refused, or any error) puts them back. A single run keeps them at
     on_run_start. A sweep's jobs write theirs before any callback of the job runs (and may run in other
     processes or on other machines), so on_multirun_start copies every job folder's .hydra/ files under
-    <sweep dir>/.jobs/earlier/<job folder>/, where each job takes its own from (a sweep run again into
-    the same hydra.sweep.dir: the report reads each folder's overrides.yaml)."""
+    <sweep dir>/.jobs/earlier/<job folder>/, where each job (each DDP task, each requeued attempt) takes its
+    own from (a sweep run again into the same hydra.sweep.dir: the report reads each folder's overrides.yaml);
+    on_multirun_end removes them (a sweep that ends in an error leaves them until the next one starts)."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         _EARLIER.clear()
@@ -347,20 +347,12 @@ class KeepEarlierRunConfig(Callback):
                 _EARLIER[(output / subdir / path.name).resolve()] = path.read_bytes()
 
     def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
-        import shutil
-
         from hydra.core.utils import JobStatus
-        from hydra.types import RunMode
 
         if job_return.status == JobStatus.FAILED and not _TRAINING_STARTED[0]:
             for path, content in _EARLIER.items():
                 files.write_bytes(path, content)
-        _EARLIER.clear()
-        if config.hydra.mode == RunMode.MULTIRUN:  # this job's copies are used; the folder goes with the last
-            kept = Path(config.hydra.sweep.dir) / EARLIER_SWEEP_CONFIGS
-            shutil.rmtree(kept / Path(config.hydra.runtime.output_dir).name, ignore_errors=True)
-            with contextlib.suppress(OSError):
-                kept.rmdir()
+        _EARLIER.clear()  # (a sweep's copies stay until it ends: every DDP task and requeued attempt of a job reads them)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         import shutil

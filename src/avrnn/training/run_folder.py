@@ -110,7 +110,8 @@ def earlier_config(output_dir: Path, earlier_file) -> dict | None:
     """The resolved config of the run that last started in output_dir: its tensorboard/run_settings.yaml,
     else (a folder of an earlier version) its .hydra/config.yaml: under Hydra the copy
     resume.KeepEarlierRunConfig kept before Hydra overwrote it (`earlier_file(path)`: its bytes, or None;
-    in multirun there is none), elsewhere the file itself. None where there is none or it cannot be resolved."""
+    in multirun, the copy taken when the sweep started), elsewhere the file itself. None where there is none or it
+    cannot be resolved."""
     from hydra.core.hydra_config import HydraConfig
 
     path = Path(output_dir) / ".hydra" / "config.yaml"
