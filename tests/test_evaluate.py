@@ -268,14 +268,17 @@ def test_a_copy_of_the_corpus_is_split_as_the_model_was_unless_told_otherwise():
     from avrnn.evaluation.scoring import fit_to_model
 
     trained = {"sample_rate": 8000, "frame_size": 160, "hop": None, "speaker_pattern": "_([a-z]+)_",
-               "val_fraction": 0.2, "split_seed": 3, "last_frame": "drop"}
+               "val_fraction": 0.2, "split_seed": 3, "last_frame": "drop", "layout": "folder", "test_set": "core"}
     given = {"sample_rate": 8000, "frame_size": 160, "hop": None, "speaker_pattern": None, "val_fraction": 0.05,
-             "split_seed": 0, "last_frame": "pad", "root": "copy"}
+             "split_seed": 0, "last_frame": "pad", "root": "copy", "layout": "folder", "test_set": "full"}
     taken = fit_to_model(dict(given), trained)
     assert {key: taken[key] for key in ("speaker_pattern", "val_fraction", "split_seed", "last_frame")} == {
         "speaker_pattern": "_([a-z]+)_", "val_fraction": 0.2, "split_seed": 3, "last_frame": "drop"}
+    assert taken["test_set"] == "full"  # a key the folder layout does not read: left as given
     chosen = fit_to_model(dict(given), trained, {"split_seed"})  # given on the command line: kept
     assert chosen["split_seed"] == 0 and chosen["speaker_pattern"] == "_([a-z]+)_"
+    timit = fit_to_model({**given, "layout": "timit"}, trained)  # another layout: its own split settings
+    assert (timit["val_fraction"], timit["split_seed"], timit["last_frame"]) == (0.05, 0, "pad")
 
 
 def test_the_data_keys_on_a_command_line_are_read_as_hydra_reads_them():

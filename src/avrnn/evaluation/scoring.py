@@ -59,8 +59,8 @@ def load_module(path: Path, trusted_targets=()) -> AVRNNModule:
 MODEL_INPUT = ("sample_rate", "frame_size", "hop")
 # how the corpus was split and framed: taken from the checkpoint unless given, so that a copy of the corpus
 # scores the model's own test split (not a split of other settings holding training files)
-SPLIT_SETTINGS = ("last_frame", "val_fraction", "test_fraction", "split_seed", "test_set", "val_split", "exclude_sa",
-                  "speaker_pattern")
+SPLIT_SETTINGS = {"timit": ("last_frame", "val_fraction", "split_seed", "test_set", "val_split", "exclude_sa"),
+                  "folder": ("last_frame", "val_fraction", "test_fraction", "split_seed", "speaker_pattern")}
 
 
 def framing_value(data: dict, key: str):
@@ -73,7 +73,8 @@ def fit_to_model(data: dict, trained: dict, given: set[str] = frozenset()) -> di
     """The data config given at evaluation with the settings the model was trained on (MODEL_INPUT, from
     the checkpoint's data config): a corpus at another rate is then resampled to the model's. A setting
     of MODEL_INPUT given explicitly (`given`: the data.* keys on the command line) with another value is
-    refused in one line naming the checkpoint's value. The SPLIT_SETTINGS not given are the checkpoint's."""
+    refused in one line naming the checkpoint's value. Where the layout is the checkpoint's, the SPLIT_SETTINGS
+    that layout reads are the checkpoint's unless given (a copy of the corpus is split as the model's was)."""
     data, taken = dict(data), []
     for key in MODEL_INPUT:
         if key not in trained:  # a checkpoint of an earlier version
@@ -86,7 +87,8 @@ def fit_to_model(data: dict, trained: dict, given: set[str] = frozenset()) -> di
                               "another sample rate is resampled to the model's)")
         taken.append(f"{key}={trained[key]} (the data config given says {data.get(key)})")
         data[key] = trained[key]
-    for key in SPLIT_SETTINGS:
+    same_layout = data.get("layout") == trained.get("layout")  # another layout splits by other keys
+    for key in SPLIT_SETTINGS.get(data.get("layout"), ()) if same_layout else ():
         if key in trained and key not in given and data.get(key) != trained[key]:
             taken.append(f"{key}={trained[key]} (the data config given says {data.get(key)})")
             data[key] = trained[key]
