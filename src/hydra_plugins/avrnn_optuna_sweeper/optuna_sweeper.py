@@ -202,15 +202,10 @@ class OptunaSweeper(optuna_sweeper.OptunaSweeper if optuna_sweeper else object):
         return {"name": "optuna", "best_params": params, "best_value": best["value"]}
 
     def _write(self, records: list[dict], results: dict) -> None:
-        """optimization_results.yaml and trials.yaml: every trial of the study run from this sweep folder, the
-        earlier commands' (read from trials.yaml, where a persistent study is continued) and this one's."""
+        """optimization_results.yaml and trials.yaml: this command's trials (a persistent study holds every
+        command's: optuna.load_study(study_name=..., storage=...).trials_dataframe())."""
         folder = Path(self.sweeper.sweep_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        earlier = folder / "trials.yaml"
-        if self.sweeper.storage and earlier.is_file():
-            numbers = {r["trial"] for r in records}
-            kept = (OmegaConf.to_container(OmegaConf.load(earlier)) or {}).get("trials") or []
-            records = sorted([r for r in kept if r["trial"] not in numbers] + records, key=lambda r: r["trial"])
         failed = [r for r in records if r["state"] == "FAIL"]
         results.update(n_trials=len(records), n_complete=len(records) - len(failed), n_failed=len(failed),
                        failures=[{"trial": r["trial"], "reason": r["reason"]} for r in failed])
