@@ -139,6 +139,7 @@ def test_distributed_sampler_injection_is_refused(make_cfg):
 def test_num_threads_sets_torch_threads(make_cfg):
     before = torch.get_num_threads()
     try:
+        torch.set_num_threads(2)  # not already 1 (make test's workers run one thread each)
         train(make_cfg("num_threads=1", "trainer.fast_dev_run=1"))
         assert torch.get_num_threads() == 1
     finally:

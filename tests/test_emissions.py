@@ -65,12 +65,22 @@ def test_samples_have_the_predicted_mean():
     torch.testing.assert_close(samples.mean(0), variance, rtol=0.02, atol=0)
 
 
-def test_an_enormous_raw_variance_stays_finite():
+def test_an_enormous_raw_variance_stays_finite_and_can_come_back():
     head = ItakuraSaitoMLP(2, 4, 3, variance_floor=1e-6)
     with torch.no_grad():
-        head.raw_variance.bias.fill_(1e4)
+        head.raw_variance.bias.fill_(100.0)  # beyond the cap of 80
     emission = head(torch.zeros(1, 2))
-    assert torch.isfinite(emission.mean).all() and torch.isfinite(emission.log_prob(torch.ones(1, 3))).all()
+    loss = -emission.log_prob(torch.ones(1, 3)).sum()
+    assert torch.isfinite(emission.mean).all() and torch.isfinite(loss)
+    loss.backward()
+    assert (head.raw_variance.bias.grad > 0).all()  # descending lowers the variance towards the data
+
+
+def test_validation_refuses_a_negative_variance_and_power():
+    with pytest.raises(ValueError):
+        ItakuraSaito(torch.tensor([-1.0]), validate_args=True)
+    with pytest.raises(ValueError):
+        ItakuraSaito(torch.tensor([1.0]), validate_args=True).log_prob(torch.tensor([-5.0]))
 
 
 @pytest.mark.parametrize("emission", sorted(EMISSIONS))
@@ -101,5 +111,14 @@ def test_every_emission_trains_through_the_fused_pass_as_through_the_reference(e
     torch.testing.assert_close(fast_kl, ref_kl)
     for name, grad in ref_grads.items():
         torch.testing.assert_close(fast_grads[name], grad, msg=name)
-    if emission != "gaussian":  # a probability, a power
-        assert (model.reconstruct(x, mask) >= 0).all()
+
+
+def test_an_emission_of_powers_is_refused_on_waveform_frames(make_cfg):
+    """Negative features under the IS density: -log p(-1 | v=1e-6) is about -1e6, a bound without meaning."""
+    from avrnn.config import ConfigError, validate
+
+    with pytest.raises(ConfigError, match=r"^model.emission=itakura_saito is a density of non-negative values \(powers\), "
+                                          r"and the features are z-scored waveform frames \(real values\); use "
+                                          r"model.emission=gaussian$"):
+        validate(make_cfg("model.emission=itakura_saito"))
+    validate(make_cfg("model.emission=gaussian"))

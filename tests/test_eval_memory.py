@@ -160,7 +160,8 @@ def test_a_long_recording_is_scored_within_the_budget(run_script, tmp_path, tiny
         out = tmp_path / name
         result = subprocess.run([sys.executable, "-c", PEAK, f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
                                  f"split={split}", "iwae_k=[32]", "fivo_k=[]", "speech_quality=false", "batch_size=8",
-                                 f"max_particle_frames={budget}", f"output_dir={out}"],
+                                 f"max_particle_frames={budget}", f"output_dir={out}",
+                                 f"hydra.run.dir={tmp_path / name / 'hydra'}"],
                                 cwd=root, capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, result.stderr[-2000:]
         peaks[name] = int(result.stdout.split("peak_kb")[-1])

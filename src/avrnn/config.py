@@ -287,6 +287,18 @@ def check_choices(model, critic) -> None:
         _choice("critic.input", critic["input"], tuple(critic["networks"]))
 
 
+def _check_emission_support(emission: str) -> None:
+    """The features are z-scored waveform frames (real values; issue 31 adds the STFT power): an emission whose
+    density is defined on other values is no likelihood of them. (bernoulli, of earlier versions, is refused
+    with the representations of issue 31, where its old checkpoints keep evaluating with a warning.)"""
+    from avrnn.models.emissions import EMISSIONS, REAL
+
+    _, support = EMISSIONS[emission]
+    if emission != "bernoulli" and not support.holds(REAL.low, REAL.high):
+        raise ConfigError(f"model.emission={emission} is a density of {support.words}, and the features are z-scored "
+                          "waveform frames (real values); use model.emission=gaussian")
+
+
 def validate(cfg) -> None:
     """Check names, sizes and combinations; raise ConfigError with a one-line fix."""
     model, critic, ablation = cfg.model, cfg.critic, cfg.ablation
@@ -302,6 +314,7 @@ def validate(cfg) -> None:
         VRNNConfig.from_dict(model).check_sizes()
     except ModelConfigError as error:
         raise ConfigError(str(error)) from None
+    _check_emission_support(model.emission)
     for key in ("lstm_size", "fc_size", "n_critic"):
         _positive(f"critic.{key}", critic[key])
     DataOptions.from_dict(OmegaConf.to_container(cfg.data, resolve=True)).check()  # raises DataError

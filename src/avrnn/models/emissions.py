@@ -9,7 +9,7 @@ values its density is defined on (`support`), which the representation's feature
                  al. 2009, the likelihood of the DVAE benchmark, Girin et al. 2021):
                      -log p(P_f) = log v_f + P_f / v_f = d_IS(P_f | v_f) + log P_f + 1,
                  the Itakura-Saito divergence plus terms the model does not change. v_f = variance_floor
-                 + exp(raw), raw capped so v_f stays finite; the floor keeps the bound finite (as v_f -> 0
+                 + exp(raw), raw softly bounded (tanh) so v_f stays finite; the floor keeps the bound finite (as v_f -> 0
                  at P_f = 0, -log p -> -inf) and is stored with the model.
 """
 
@@ -31,33 +31,35 @@ class ItakuraSaito(Distribution):
     log_prob(P) = -log v - P / v per bin (no validation: a NaN must reach the loss, where the training step
     skips it). mean = v; sample = v * Exp(1)."""
 
-    arg_constraints = {"variance": constraints.positive}
+    arg_constraints = {"expected_power": constraints.positive}
     support = constraints.nonnegative
     has_rsample = True
 
     def __init__(self, variance: torch.Tensor, validate_args: bool | None = False):
-        self.variance_ = variance
+        self.expected_power = variance  # v: the variance of X, the mean of P = |X|^2
         super().__init__(batch_shape=variance.shape, validate_args=validate_args)
 
     @property
     def mean(self) -> torch.Tensor:
-        return self.variance_
+        return self.expected_power
 
     @property
     def variance(self) -> torch.Tensor:  # of P: an exponential's variance is its mean squared
-        return self.variance_.pow(2)
+        return self.expected_power.pow(2)
 
     def log_prob(self, power: torch.Tensor) -> torch.Tensor:
-        return -(self.variance_.log() + power / self.variance_)
+        if self._validate_args:
+            self._validate_sample(power)
+        return -(self.expected_power.log() + power / self.expected_power)
 
     def rsample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
         shape = self._extended_shape(sample_shape)
-        unit = torch.empty(shape, dtype=self.variance_.dtype, device=self.variance_.device).exponential_()
-        return self.variance_ * unit
+        v = self.expected_power
+        return v * torch.empty(shape, dtype=v.dtype, device=v.device).exponential_()
 
     def divergence(self, power: torch.Tensor) -> torch.Tensor:
         """d_IS(P | v) = P/v - log(P/v) - 1 per bin (>= 0, 0 at v = P): -log_prob(P) - log P - 1."""
-        ratio = power / self.variance_
+        ratio = power / self.expected_power
         return ratio - ratio.log() - 1
 
 
@@ -69,7 +71,9 @@ def itakura_saito_floor(power: torch.Tensor, variance_floor: float) -> torch.Ten
 
 
 class ItakuraSaitoMLP(MLP):
-    """An MLP, then a per-bin variance: v = variance_floor + exp(min(raw, MAX_LOG_VARIANCE))."""
+    """An MLP, then a per-bin variance: v = variance_floor + exp(M tanh(raw / M)), M = MAX_LOG_VARIANCE: about
+    exp(raw) over the log-powers speech has (|raw| << M), smoothly bounded by exp(+-M) (unlike a clamp, a bin
+    pushed beyond the bound still has a gradient back)."""
 
     def __init__(self, in_features: int, hidden: int, out_features: int, variance_floor: float,
                  head_first: bool = False):
@@ -79,8 +83,8 @@ class ItakuraSaitoMLP(MLP):
         self.variance_floor = variance_floor
 
     def forward(self, x: torch.Tensor) -> ItakuraSaito:
-        raw = self.raw_variance(self.features(x)).clamp(max=MAX_LOG_VARIANCE)
-        return ItakuraSaito(raw.exp() + self.variance_floor)
+        raw = self.raw_variance(self.features(x))
+        return ItakuraSaito((MAX_LOG_VARIANCE * torch.tanh(raw / MAX_LOG_VARIANCE)).exp() + self.variance_floor)
 
 
 class Support:
