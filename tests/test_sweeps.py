@@ -208,6 +208,7 @@ def test_a_search_whose_every_trial_fails_ends_in_one_line_with_a_results_file(r
                                            "trainer.limit_val_batches=0")
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
+    assert last.endswith("narrow hydra.sweeper.params or fix the failing setting, then run it again"), last
     assert last.startswith("error: every one of the 2 trials of the search failed (first: TrialFailed: this trial has "
                            "no usable objective: no validation ran")
     assert results["best_value"] is None and (results["n_complete"], results["n_failed"]) == (0, 2)

@@ -105,7 +105,9 @@ def run(main: Callable[[], object]) -> None:
             raise
         line, status = reported
         failed = failed_jobs_line(SweepLedger.sweep_dir, SweepLedger.started) if SweepLedger.sweep_dir else None
-        if failed and isinstance(error, RunStopped):  # the stop stays the news; the failures are said beside it
+        if isinstance(error, AllTrialsFailed):
+            pass  # a search whose every trial failed says so itself, naming its results file
+        elif failed and isinstance(error, RunStopped):  # the stop stays the news; the failures are said beside it
             line += f" [the sweep had {failed}]"
         elif failed and command_line.is_multirun(sys.argv[1:]):  # every failed job of the sweep, with its reason
             line = f"error: the sweep ended with {failed}"
