@@ -90,3 +90,30 @@ def test_an_emission_of_powers_is_refused_on_waveform_frames(make_cfg):
                                           r"model.emission=gaussian$"):
         validate(make_cfg("model.emission=itakura_saito"))
     validate(make_cfg("model.emission=gaussian"))
+
+
+@pytest.mark.parametrize("emission", ["gaussian", "bernoulli", "itakura_saito"])
+def test_each_read_out_draws_its_initial_weights_before_the_mlps(emission):
+    """The order of earlier versions (a seed keeps its model): the read-out's first weight matrix is the first
+    draw after seeding."""
+    from avrnn.models.emissions import EMISSIONS
+    from avrnn.models.vrnn import VRNNConfig
+
+    build, _ = EMISSIONS[emission]
+    torch.manual_seed(0)
+    head = build(5, 8, 6, VRNNConfig(frame_size=6, emission=emission))
+    torch.manual_seed(0)
+    first = torch.nn.Linear(8, 6)
+    read_out = {"gaussian": "mean", "bernoulli": "logits", "itakura_saito": "raw_variance"}[emission]
+    assert torch.equal(getattr(head, read_out).weight, first.weight)
+
+
+def test_by_default_nothing_is_validated_so_a_nan_reaches_the_loss():
+    emission = ItakuraSaito(torch.tensor([float("nan"), -1.0]))
+    assert torch.isnan(emission.log_prob(torch.tensor([1.0, -5.0]))).any()
+    with pytest.raises(ValueError, match="support"):
+        ItakuraSaito(torch.tensor([1.0]), validate_args=True).log_prob(torch.tensor([-5.0]))
+
+
+def test_samples_take_the_variances_dtype():
+    assert ItakuraSaito(torch.ones(3, dtype=torch.double)).sample((2,)).dtype == torch.double
