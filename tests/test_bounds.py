@@ -95,7 +95,7 @@ def test_vrnn_bounds_agree_with_each_other_and_with_its_elbo():
     from avrnn.models.bounds import sequence_log_weights, vrnn_fivo
 
     torch.manual_seed(0)
-    model = VRNN(frame_size=4, z_dim=2, hidden_size=6, x_features=4, z_features=4, mlp_hidden=6).double()
+    model = VRNN(input_size=4, z_dim=2, hidden_size=6, x_features=4, z_features=4, mlp_hidden=6).double()
     x, mask = torch.randn(2, 3, 4, dtype=torch.double), torch.ones(2, 3, dtype=torch.double)
     mask[1, 2] = 0
     with torch.no_grad():

@@ -14,7 +14,7 @@ import pytest
 def test_cfg_job_resolve_prints_the_resolved_config(run_in_process):
     result = run_in_process("train.py", "model=vrnn", "--cfg", "job", "--resolve")
     assert result.returncode == 0, result.stderr
-    assert "name: vrnn" in result.stdout and "frame_size: 200" in result.stdout and "${" not in result.stdout
+    assert "name: vrnn" in result.stdout and "input_size: 200" in result.stdout and "${" not in result.stdout
 
 
 def test_bad_combination_prints_one_line_and_exits_2(run_script, tmp_path):
@@ -64,7 +64,7 @@ def test_missing_or_wrong_data_root_is_one_line(run_in_process, tmp_path):
     ("model.z_dim=abc", "error: Error merging override model.z_dim=abc: Value 'abc' of type 'str' could not be "
                         "converted to Integer"),
     ("model.not_a_key=1", "error: Could not override 'model.not_a_key'.: Key 'not_a_key' not in 'ModelConfig' "
-                          "(allowed keys: name, frame_size, z_dim,"),
+                          "(allowed keys: name, input_size, z_dim,"),
     ("trainer.foo=1", "error: Could not override 'trainer.foo'.: Key 'foo' is not in struct (trainer.* takes "
                       "pytorch_lightning.Trainer arguments only)"),
     ("model.z_dim=-4", "error: model.z_dim must be positive, got -4"),

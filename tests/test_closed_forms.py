@@ -131,7 +131,7 @@ def test_the_vrnn_phase_trains_on_the_configured_free_bits(make_cfg):
 
     module = build_module(make_cfg("model=vrnn", "critic=none", "model.free_bits=40"))
     assert module.phases == ["elbo"]
-    x, mask = torch.randn(2, 3, module.hparams.model["frame_size"]), torch.ones(2, 3)
+    x, mask = torch.randn(2, 3, module.hparams.model["input_size"]), torch.ones(2, 3)
     floored, terms = PHASES["elbo"].loss(module, *PHASES["elbo"].inputs(module, x, mask))  # as run_phase calls it
     # 40 nats over z_dim = 4 dimensions: every dimension of the tiny, untrained model is below 10 nats
     assert floored.item() == pytest.approx(terms["rec_per_timestep"].item() + 40.0, rel=1e-5)
@@ -143,7 +143,7 @@ def test_scoring_two_batches_gives_the_pooled_totals_of_scoring_each(make_cfg):
     from avrnn.training.fit import build_module
 
     module = build_module(make_cfg()).eval()
-    frame = module.hparams.model["frame_size"]
+    frame = module.hparams.model["input_size"]
     first = (torch.randn(2, 5, frame), torch.tensor([[1.0] * 5, [1.0] * 3 + [0.0] * 2]))
     second = (torch.randn(3, 4, frame), torch.ones(3, 4))
     torch.manual_seed(0)
@@ -189,7 +189,7 @@ def test_the_adversarial_gradient_reaches_tr_only_where_the_ablation_trains_it(m
 
     module = build_module(make_cfg(f"ablation={ablation}", f"critic.input={critic_input}",
                                    f"model.prior_path={prior_path}"))
-    x, mask = torch.randn(3, 5, module.hparams.model["frame_size"]), torch.ones(3, 5)
+    x, mask = torch.randn(3, 5, module.hparams.model["input_size"]), torch.ones(3, 5)
     score = phase_losses.sequence_score(module.critic, mask)
 
     def prior_term(m):
@@ -219,7 +219,7 @@ def test_vrnn_fivo_resamples_with_the_given_generator_and_threshold(make_cfg):
 
     module = build_module(make_cfg())
     vrnn = module.vrnn.eval()
-    x, mask = torch.randn(2, 6, module.hparams.model["frame_size"]), torch.ones(2, 6)
+    x, mask = torch.randn(2, 6, module.hparams.model["input_size"]), torch.ones(2, 6)
 
     def fivo(generator_seed: int, threshold: float) -> torch.Tensor:
         torch.manual_seed(0)  # the particles' draws
@@ -403,7 +403,7 @@ def test_the_phase_losses_defaults_are_the_plain_elbo_and_a_trained_prior(make_c
     loss, terms = phase_losses.negative_elbo(rec_log_lik, kl, mask)
     assert loss.item() == pytest.approx(1.0 + 0.04)  # a floor of even 1 nat would give 1 + 1
     module = build_module(make_cfg())
-    x, mask = torch.randn(2, 3, module.hparams.model["frame_size"]), torch.ones(2, 3)
+    x, mask = torch.randn(2, 3, module.hparams.model["input_size"]), torch.ones(2, 3)
     loss, terms = phase_losses.elbo_loss(module.vrnn, x, mask)
     assert loss.item() == pytest.approx((terms["rec_per_timestep"] + terms["kl_per_timestep"]).item(), rel=1e-6)
     reached = group_gradients(module, lambda m: phase_losses.adversarial_loss(m.vrnn, m.critic, m.objective, x,
@@ -423,11 +423,11 @@ def test_evaluation_reads_the_corpus_given_at_evaluation_not_the_checkpoints(mak
     trained = build_datamodule(cfg)
     trained.prepare_data()
     trained.setup("fit")
-    module = build_module(cfg, normalization=trained.normalization.to_dict(), data=data_options(cfg))
+    module = build_module(cfg, normalization=trained.statistics, data=data_options(cfg))
     other = dict(data_options(cfg), root=str(tmp_path / "another_corpus"), cache_dir=None)
     datamodule = build_eval_data(module, OmegaConf.create(other), "test", batch_size=3)
     assert datamodule.root == tmp_path / "another_corpus" and datamodule.options.eval_batch_size == 3
-    assert datamodule.normalization == trained.normalization  # re-expressed in the checkpoint's statistics
+    assert datamodule.statistics == trained.statistics  # re-expressed in the checkpoint's statistics
     module.hparams.data = None
     with pytest.raises(ConfigError, match=r"^this checkpoint stores no data config; add data=<config> data.root="):
         build_eval_data(module, None, "test", batch_size=3)

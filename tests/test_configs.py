@@ -81,7 +81,7 @@ def test_plain_run_means_avrnn_wgan_synthetic(make_cfg):
     assert (cfg.model.name, cfg.critic.name, cfg.data.name, cfg.ablation.name) == ("avrnn", "wgan", "synthetic", "none")
     assert (cfg.critic.lstm_size, cfg.critic.fc_size) == (128, 100)  # the paper's critic sizes
     assert cfg.critic.optimizer.name == "rmsprop" and cfg.critic.clip_value == 0.1
-    assert cfg.model.frame_size == cfg.data.frame_size == 200
+    assert cfg.model.input_size == cfg.data.frame_size == 200
 
 
 def test_model_z_dim_override_and_float_sweep_values_are_typed(make_cfg):

@@ -151,8 +151,8 @@ def test_a_corrupt_float_sample_names_the_file_or_is_skipped(tmp_path, caplog, b
     (root / "00_a.wav").unlink()
     without = module(root, layout="folder")  # the folder holding only the good files
     assert skipped.skipped == [str(root / "00_a.wav")] and "skipped 1 bad file" in caplog.text
-    assert skipped.paths == without.paths and skipped.normalization == without.normalization
-    assert np.isfinite(skipped.normalization.std) and 0.1 < skipped.normalization.std < 1
+    assert skipped.paths == without.paths and skipped.statistics == without.statistics
+    assert np.isfinite(skipped.statistics["std"]) and 0.1 < skipped.statistics["std"] < 1
 
 
 def test_float_samples_within_the_bound_and_integer_pcm_are_accepted(tmp_path):
@@ -325,12 +325,12 @@ def test_a_corpus_replaced_with_the_same_sizes_and_times_is_not_served_from_the_
     with caplog.at_level(logging.INFO, logger="avrnn.data.datamodule"):
         second = module(root, layout="folder", cache_dir=str(cache_dir))
     assert "data: loaded" not in caplog.text
-    assert second.normalization.std == pytest.approx(first.normalization.std / 2, rel=1e-3)
+    assert second.statistics["std"] == pytest.approx(first.statistics["std"] / 2, rel=1e-3)
     assert len(list(cache_dir.glob("*.pt"))) == 2  # the earlier version's cache is kept, not served
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="avrnn.data.datamodule"):
         third = module(root, layout="folder", cache_dir=str(cache_dir))
-    assert "data: loaded" in caplog.text and third.normalization == second.normalization
+    assert "data: loaded" in caplog.text and third.statistics == second.statistics
 
 
 def test_a_cache_folder_that_cannot_be_written_means_running_without_it(tmp_path, caplog, monkeypatch):

@@ -15,7 +15,7 @@ from avrnn.models import VRNN
 from avrnn.models.critic import ConditionalCritic, SequenceCritic
 from avrnn.training.fit import train
 
-SMALL = dict(frame_size=6, z_dim=3, hidden_size=8, x_features=5, z_features=5, mlp_hidden=8)
+SMALL = dict(input_size=6, z_dim=3, hidden_size=8, x_features=5, z_features=5, mlp_hidden=8)
 
 
 def same_noise(monkeypatch):
@@ -122,7 +122,7 @@ def z_drives_h(prior_path: str, shift: float = 0.0, gain: float = 3.0) -> VRNN:
     (at initialisation z barely moves the prior mean: its spread over a batch is 1% of the prior's
     std; scaled, it is comparable to it)."""
     torch.manual_seed(0)
-    model = VRNN(frame_size=6, z_dim=4, hidden_size=64, x_features=8, z_features=16, mlp_hidden=32,
+    model = VRNN(input_size=6, z_dim=4, hidden_size=64, x_features=8, z_features=16, mlp_hidden=32,
                  prior_path=prior_path)
     cell, hidden = model.f_theta, model.hidden_size
     with torch.no_grad():

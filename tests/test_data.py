@@ -98,11 +98,11 @@ def test_normalisation_uses_the_training_split_only(tmp_path):
     make_timit(tmp_path / "shifted", seconds=0.2, offset=0.5)  # same training files, test shifted by +0.5
     shifted = SpeechDataModule(DataOptions(root=str(tmp_path / "shifted"), val_fraction=0.25))
     shifted.setup()
-    assert shifted.normalization == plain.normalization
+    assert shifted.statistics == plain.statistics
     train = torch.cat([f.flatten() for f in shifted.frames["train"]])
     test = torch.cat([f.flatten() for f in shifted.frames["test"]])
     assert abs(train.mean().item()) < 0.02 and abs(train.std().item() - 1) < 0.02
-    assert test.mean().item() == pytest.approx(0.5 / shifted.normalization.std, rel=0.05)
+    assert test.mean().item() == pytest.approx(0.5 / shifted.statistics["std"], rel=0.05)
 
 
 def test_second_setup_loads_the_cache_without_reading_audio(tmp_path, monkeypatch):
@@ -119,7 +119,7 @@ def test_second_setup_loads_the_cache_without_reading_audio(tmp_path, monkeypatc
     second = SpeechDataModule(DataOptions(root=str(tmp_path / "corpus"), val_fraction=0.25,
                                          cache_dir=str(tmp_path / "cache")))
     second.setup()
-    assert second.normalization == first.normalization
+    assert second.statistics == first.statistics
     for split in ("train", "val", "test"):
         assert all(torch.equal(a, b) for a, b in zip(first.frames[split], second.frames[split]))
     other = SpeechDataModule(DataOptions(root=str(tmp_path / "corpus"), val_fraction=0.25, frame_size=100,
@@ -204,7 +204,7 @@ def test_wrong_rate_without_resampling_and_too_short_utterances(tmp_path):
                                         r"\(or, for a model trained anew, data.sample_rate=8000; a resumed run can "
                                         r"change neither: give it the corpus it trained on\)$"):
         SpeechDataModule(DataOptions(root=str(tmp_path), val_fraction=0.25, resample=False)).setup()
-    with pytest.raises(DataError, match=r"FCJF0/S[AIX]\d.WAV is shorter than one frame \(1600 < data.frame_size=2000"):
+    with pytest.raises(DataError, match=r"FCJF0/S[AIX]\d.WAV is shorter than one frame \(1600 < data.frame_size=2000 samples\)"):
         SpeechDataModule(DataOptions(root=str(tmp_path), val_fraction=0.25, frame_size=2000)).setup()
 
 

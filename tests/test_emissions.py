@@ -2,6 +2,7 @@
 kind through the VRNN's fused pass against the per-step reference: tests/test_reference.py)."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -81,15 +82,25 @@ def test_validation_refuses_a_negative_variance_and_power():
         ItakuraSaito(torch.tensor([1.0]), validate_args=True).log_prob(torch.tensor([-5.0]))
 
 
-def test_an_emission_of_powers_is_refused_on_waveform_frames(make_cfg):
-    """Negative features under the IS density: -log p(-1 | v=1e-6) is about -1e6, a bound without meaning."""
+@pytest.mark.parametrize("representation,emission,takes", [
+    # negative features under the IS density: -log p(-1 | v=1e-6) is about -1e6, a bound without meaning
+    ("waveform", "itakura_saito", "gaussian"),
+    # z-scored samples are no probabilities: Bernoulli's "log p" of x = -1.3 has no normaliser that makes it one
+    ("waveform", "bernoulli", "gaussian"),
+    ("stft", "bernoulli", "gaussian or itakura_saito"),  # normalised powers exceed 1
+])
+def test_an_emission_whose_density_does_not_cover_the_features_is_refused(make_cfg, representation, emission, takes):
     from avrnn.config import ConfigError, validate
+    from avrnn.models.emissions import EMISSIONS
 
-    with pytest.raises(ConfigError, match=r"^model.emission=itakura_saito is a density of non-negative values \(powers\), "
-                                          r"and the features are z-scored waveform frames \(real values\); use "
-                                          r"model.emission=gaussian$"):
-        validate(make_cfg("model.emission=itakura_saito"))
-    validate(make_cfg("model.emission=gaussian"))
+    low = {"waveform": "-inf", "stft": "0"}[representation]
+    with pytest.raises(ConfigError, match=rf"^model.emission={emission} is a density of "
+                                          rf"{re.escape(EMISSIONS[emission][1].words)}, and the {representation} "
+                                          rf"representation's features take values in \[{low}, inf\]; use "
+                                          rf"model.emission={takes}$"):
+        validate(make_cfg(f"data/representation={representation}", f"model.emission={emission}"))
+    for fits in takes.split(" or "):
+        validate(make_cfg(f"data/representation={representation}", f"model.emission={fits}"))
 
 
 @pytest.mark.parametrize("emission", ["gaussian", "bernoulli", "itakura_saito"])
@@ -101,7 +112,7 @@ def test_each_read_out_draws_its_initial_weights_before_the_mlps(emission):
 
     build, _ = EMISSIONS[emission]
     torch.manual_seed(0)
-    head = build(5, 8, 6, VRNNConfig(frame_size=6, emission=emission))
+    head = build(5, 8, 6, VRNNConfig(input_size=6, emission=emission))
     torch.manual_seed(0)
     first = torch.nn.Linear(8, 6)
     read_out = {"gaussian": "mean", "bernoulli": "logits", "itakura_saito": "raw_variance"}[emission]

@@ -32,7 +32,7 @@ def test_the_plan_keeps_each_part_within_the_budget(batch, steps, particles, bud
 
 def tiny_vrnn():
     torch.manual_seed(0)
-    return VRNN(frame_size=8, z_dim=2, hidden_size=8, x_features=8, z_features=8, mlp_hidden=8).eval()
+    return VRNN(input_size=8, z_dim=2, hidden_size=8, x_features=8, z_features=8, mlp_hidden=8).eval()
 
 
 def batch_of(lengths, frame=8):

@@ -17,7 +17,7 @@ from avrnn.models.reference import reference_terms
 from avrnn.training.fit import train
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-SMALL = dict(frame_size=6, z_dim=3, hidden_size=8, x_features=5, z_features=5, mlp_hidden=8)
+SMALL = dict(input_size=6, z_dim=3, hidden_size=8, x_features=5, z_features=5, mlp_hidden=8)
 
 
 def fixed_noise(monkeypatch):

@@ -13,7 +13,7 @@ from avrnn.models.reference import reference_terms
     ("gru", "xz", "bernoulli"), ("gru", "xz", "itakura_saito")])
 def test_same_parameters_and_noise_give_the_same_losses_and_gradients(rnn, recurrence_input, emission):
     torch.manual_seed(0)
-    model = VRNN(frame_size=6, z_dim=3, hidden_size=8, x_features=5, z_features=5, mlp_hidden=8, rnn=rnn,
+    model = VRNN(input_size=6, z_dim=3, hidden_size=8, x_features=5, z_features=5, mlp_hidden=8, rnn=rnn,
                  recurrence_input=recurrence_input, emission=emission).double()
     # data every emission's density is defined on: real values, or values in [0, 1] (probabilities, powers)
     x = torch.randn(3, 7, 6, dtype=torch.double) if emission == "gaussian" else torch.rand(3, 7, 6, dtype=torch.double)
@@ -43,7 +43,7 @@ def test_same_parameters_and_noise_give_the_same_losses_and_gradients(rnn, recur
 
 def test_the_fused_pass_refuses_a_layer_layout_it_does_not_read():
     """It reads proposal.fc1/fc2/mean/raw_std by name: an extra layer must fail, not be skipped."""
-    model = VRNN(frame_size=6, z_dim=3, hidden_size=8, x_features=5, z_features=5, mlp_hidden=8)
+    model = VRNN(input_size=6, z_dim=3, hidden_size=8, x_features=5, z_features=5, mlp_hidden=8)
     model.proposal.fc3 = torch.nn.Linear(8, 8)
     with pytest.raises(TypeError, match=r"reads proposal as GaussianMLP with layers \['fc1', 'fc2', 'activation', "
                                         r"'mean', 'raw_std'\].*update avrnn/models/fused.py"):
@@ -52,7 +52,7 @@ def test_the_fused_pass_refuses_a_layer_layout_it_does_not_read():
 
 def test_step_samples_the_posterior_with_data_and_the_prior_without():
     torch.manual_seed(0)
-    model = VRNN(frame_size=6, z_dim=3, hidden_size=8, x_features=5, z_features=5, mlp_hidden=8)
+    model = VRNN(input_size=6, z_dim=3, hidden_size=8, x_features=5, z_features=5, mlp_hidden=8)
     state, noise = model.initial_state(2, torch.zeros(1)), torch.randn(2, 3)
     teacher = model.step(state, torch.randn(2, 6), noise=noise)
     torch.testing.assert_close(teacher.z, teacher.posterior.loc + teacher.posterior.scale * noise)

@@ -109,7 +109,7 @@ def test_the_probes_view_leaves_the_training_random_stream_as_it_was():
     probe_script = script("phase_movement")
     from avrnn.models import VRNN
     torch.manual_seed(0)
-    model = VRNN(frame_size=6, z_dim=3, hidden_size=8, x_features=5, z_features=5, mlp_hidden=8)
+    model = VRNN(input_size=6, z_dim=3, hidden_size=8, x_features=5, z_features=5, mlp_hidden=8)
     x, mask = torch.randn(2, 5, 6), torch.ones(2, 5)
     torch.manual_seed(1)
     expected = torch.rand(3)

@@ -5,7 +5,7 @@ from avrnn.models import losses
 
 
 def tiny_vrnn(**kwargs) -> VRNN:
-    return VRNN(frame_size=6, z_dim=3, hidden_size=8, x_features=5, z_features=5, mlp_hidden=8, **kwargs)
+    return VRNN(input_size=6, z_dim=3, hidden_size=8, x_features=5, z_features=5, mlp_hidden=8, **kwargs)
 
 
 def test_forward_shapes_and_masked_terms():

@@ -47,7 +47,7 @@ from avrnn.models.reference import reference_terms
 from avrnn.training.precision import cpu_bf16_matmul_speedup, cpu_bf16_native
 from avrnn.training.fit import build_module
 
-SIZES = dict(frame_size=200, hidden_size=256, z_dim=64, x_features=256, z_features=256, mlp_hidden=256)
+SIZES = dict(input_size=200, hidden_size=256, z_dim=64, x_features=256, z_features=256, mlp_hidden=256)
 
 
 def sync(device: torch.device) -> None:
@@ -236,8 +236,8 @@ def avrnn_config(conf_dir: Path, *overrides: str):
     register_configs()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-        sizes = [f"model.{key}={value}" for key, value in SIZES.items() if key != "frame_size"]
-        cfg = compose(config_name="config", overrides=[f"data.frame_size={SIZES['frame_size']}", *sizes,
+        sizes = [f"model.{key}={value}" for key, value in SIZES.items() if key != "input_size"]
+        cfg = compose(config_name="config", overrides=[f"data.frame_size={SIZES['input_size']}", *sizes,
                                                        "data.root=unused", *overrides])
     GlobalHydra.instance().clear()
     return cfg
@@ -251,7 +251,7 @@ def avrnn_seconds(conf_dir: Path, batch: int, steps: int, device: torch.device, 
     module = build_module(avrnn_config(conf_dir, f"training.cuda_graphs={cuda_graphs}",
                                        f"training.max_iterations={warmup + repeats}"))
     assert module.phases == ["reconstruction", "critic", "adversarial"], module.phases  # times what A-VRNN runs
-    x = torch.randn(batch, steps, SIZES["frame_size"])
+    x = torch.randn(batch, steps, SIZES["input_size"])
     batches = [(x, torch.ones(batch, steps))] * 3
     loader = DataLoader(_SameBatch(warmup + repeats), batch_size=1, collate_fn=lambda _: batches)
     timer = _StepTimer(device, between)
@@ -274,7 +274,7 @@ def run_size(conf_dir: Path, batch: int, steps: int, device: torch.device, warmu
     torch.manual_seed(0)
     model = VRNN(**SIZES).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    x = torch.randn(batch, steps, SIZES["frame_size"], device=device)
+    x = torch.randn(batch, steps, SIZES["input_size"], device=device)
     mask = torch.ones(batch, steps, device=device)
     frames = batch * steps
     with FlopCounterMode(display=False) as counter:
@@ -351,7 +351,7 @@ def ratio_in_this_process(conf_dir: Path, batch: int, steps: int, device: torch.
     """The A-VRNN iteration's time over the VRNN step's, measured in this process (one of --processes)."""
     torch.manual_seed(0)
     model = VRNN(**SIZES).to(device)
-    x = torch.randn(batch, steps, SIZES["frame_size"], device=device)
+    x = torch.randn(batch, steps, SIZES["input_size"], device=device)
     vrnn_step = elbo_step(model, torch.optim.Adam(model.parameters(), lr=1e-4), x, torch.ones(batch, steps,
                                                                                               device=device), False)
     seconds, ratio = avrnn_seconds(conf_dir, batch, steps, device, warmup, repeats, between=vrnn_step)

@@ -52,7 +52,8 @@ class ModelConfig(VRNNConfig, _TrainingMode):  # keys in this order: name, the a
     """The `model` node: the training mode (name), the VRNN's architecture (the fields of VRNNConfig,
     avrnn.models.vrnn, defined and checked there) and its optimizers."""
 
-    frame_size: int = II("data.frame_size")
+    # features per timestep: the data representation's (waveform: data.frame_size; stft: data.frame_size // 2 + 1)
+    input_size: int = II("avrnn_input_size:${data.representation.name},${data.frame_size}")
     # reconstruction phase (avrnn) or the whole negative ELBO (vrnn)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     # adversarial phase: omega (TR) and tau (PS)
@@ -219,14 +220,25 @@ def short_dirname(overrides: str, limit: int = 100) -> str:
     return f"{name[:limit - 9]}_{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
 
+def input_size(representation: str, frame_size: int) -> int:
+    """Features per timestep of data.representation at data.frame_size (an unknown name: the frame size,
+    and validate names the name)."""
+    from avrnn.data.representations import REPRESENTATIONS
+
+    cls = REPRESENTATIONS.get(representation)
+    return cls.features_at(int(frame_size)) if cls is not None else int(frame_size)
+
+
 def register_configs() -> None:
-    """The schemas (training's, evaluate's and generate's), the `avrnn_dirname` resolver of hydra.sweep.subdir (conf/config.yaml) and the
-    `avrnn_default_precision` resolver of conf/trainer/gpu.yaml."""
+    """The schemas (training's, evaluate's and generate's), the `avrnn_dirname` resolver of hydra.sweep.subdir (conf/config.yaml),
+    `avrnn_input_size` of model.input_size and the `avrnn_default_precision` resolver of conf/trainer/gpu.yaml."""
     ConfigStore.instance().store(name="config_schema", node=Config)
     ConfigStore.instance().store(name="evaluate_schema", node=EvaluateConfig)
     ConfigStore.instance().store(name="generate_schema", node=GenerateConfig)
     if not OmegaConf.has_resolver("avrnn_dirname"):
         OmegaConf.register_new_resolver("avrnn_dirname", short_dirname)
+    if not OmegaConf.has_resolver("avrnn_input_size"):  # model.input_size: the representation's feature size
+        OmegaConf.register_new_resolver("avrnn_input_size", input_size)
     if not OmegaConf.has_resolver("avrnn_default_precision"):  # trainer/gpu.yaml: bf16 on a GPU, fp32 on a CPU
         OmegaConf.register_new_resolver("avrnn_default_precision", default_precision)
 
@@ -287,16 +299,21 @@ def check_choices(model, critic) -> None:
         _choice("critic.input", critic["input"], tuple(critic["networks"]))
 
 
-def _check_emission_support(emission: str) -> None:
-    """The features are z-scored waveform frames (real values; issue 31 adds the STFT power): an emission whose
-    density is defined on other values is no likelihood of them. (bernoulli, of earlier versions, is refused
-    with the representations of issue 31, where its old checkpoints keep evaluating with a warning.)"""
-    from avrnn.models.emissions import EMISSIONS, REAL
+def emission_fits(emission: str, data) -> str | None:
+    """Why model.emission is no likelihood of data.representation's features (None where it is one): its
+    density must be defined on every value the features take (avrnn.models.emissions, Support)."""
+    from avrnn.data import representations
+    from avrnn.models.emissions import EMISSIONS
 
     _, support = EMISSIONS[emission]
-    if emission != "bernoulli" and not support.holds(REAL.low, REAL.high):
-        raise ConfigError(f"model.emission={emission} is a density of {support.words}, and the features are z-scored "
-                          "waveform frames (real values); use model.emission=gaussian")
+    representation = representations.REPRESENTATIONS[representations.settings(data)["name"]]
+    low, high = representation.value_range
+    if support.holds(low, high):
+        return None
+    takes = [name for name, (_, other) in EMISSIONS.items() if other.holds(low, high)]
+    return (f"model.emission={emission} is a density of {support.words}, and the {representation.name} "
+            f"representation's features take values in [{low:g}, {high:g}]; use model.emission="
+            f"{' or '.join(takes)}")
 
 
 def validate(cfg) -> None:
@@ -314,10 +331,11 @@ def validate(cfg) -> None:
         VRNNConfig.from_dict(model).check_sizes()
     except ModelConfigError as error:
         raise ConfigError(str(error)) from None
-    _check_emission_support(model.emission)
+    DataOptions.from_dict(OmegaConf.to_container(cfg.data, resolve=True)).check()  # raises DataError
+    if (why := emission_fits(model.emission, OmegaConf.to_container(cfg.data, resolve=True))) is not None:
+        raise ConfigError(why)
     for key in ("lstm_size", "fc_size", "n_critic"):
         _positive(f"critic.{key}", critic[key])
-    DataOptions.from_dict(OmegaConf.to_container(cfg.data, resolve=True)).check()  # raises DataError
     _positive("training.iterations_per_epoch", cfg.training.iterations_per_epoch)
     _positive("training.max_bad_steps", cfg.training.max_bad_steps)
     for key in ("max_iterations", "checkpoint_every_iterations", "checkpoint_every_minutes", "log_every_seconds"):

@@ -17,7 +17,6 @@ from pathlib import Path
 import torch
 
 from avrnn.data.datamodule import SpeechDataModule
-from avrnn.data.framing import Normalization
 from avrnn.analysis.diagnostics import held_out_critic_distance, set_proposal_to_transition
 from avrnn.evaluation.scoring import load_module
 from avrnn.models.critic import ConditionalCritic, SequenceCritic
@@ -40,7 +39,7 @@ def main() -> None:
     datamodule = SpeechDataModule(data, seed=0)
     datamodule.prepare_data()
     datamodule.setup()
-    datamodule.renormalize(Normalization(**module.hparams.normalization))
+    datamodule.use_statistics(module.hparams.normalization, "of the checkpoint")
     train = lambda: (batches[0] for batches in datamodule.train_dataloader())  # noqa: E731
     held_out = lambda: (b for _ in range(args.passes) for b in datamodule.eval_dataloader("val"))  # noqa: E731
     z_dim, h_dim = module.vrnn.z_dim, module.vrnn.hidden_size

@@ -22,11 +22,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from avrnn.data import cache
+from avrnn.data import cache, representations
 from avrnn.data.audio import read_audio
 from avrnn.data.corpus import Found, Splits, by_extension, find_corpus, split_folder_files, split_timit_files, timit_candidates
 from avrnn.data.errors import DataError
-from avrnn.data.framing import Normalization, frame_signal
 from avrnn.data.options import DataOptions
 from avrnn.data.synthetic import generate_corpus
 
@@ -36,7 +35,8 @@ log = logging.getLogger(__name__)
 # 3: files cut short refused, links to folders followed (caches of version 2 may hold files read short)
 # 4: every libsndfile format read by its extension (.mp3, .aiff, ...), files left out counted; keyed by
 #    the files' contents (caches of version 3 were keyed by modification times, and may hold replaced audio)
-CACHE_VERSION = 4
+# 5: a representation's features (data.representation) and the audio they were encoded from
+CACHE_VERSION = 5
 
 
 def pad_batch(sequences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,16 +59,22 @@ class PhaseCollate:
 
 
 class Utterances(Dataset):
-    """Whole framed utterances."""
+    """Whole framed utterances (with `audio`: each with the waveform it was encoded from)."""
 
-    def __init__(self, frames: list[torch.Tensor]):
-        self.frames = frames
+    def __init__(self, frames: list[torch.Tensor], audio: list[np.ndarray] | None = None):
+        self.frames, self.audio = frames, audio
 
     def __len__(self) -> int:
         return len(self.frames)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return self.frames[index]
+    def __getitem__(self, index: int):
+        return self.frames[index] if self.audio is None else (self.frames[index], self.audio[index])
+
+
+def pad_batch_with_audio(items: list[tuple[torch.Tensor, np.ndarray]]):
+    """(x, mask, [waveform of each utterance]): pad_batch with the audio the frames were encoded from."""
+    x, mask = pad_batch([frames for frames, _ in items])
+    return x, mask, [audio for _, audio in items]
 
 
 class Crops(Utterances):
@@ -189,8 +195,9 @@ class SpeechDataModule(pl.LightningDataModule):
         self.root = Path(options.root)
         self.batches_per_iteration, self.iterations_per_epoch = batches_per_iteration, iterations_per_epoch
         self.seed = seed  # training batch order (the split has its own split_seed)
-        self.normalization: Normalization | None = None
-        self.frames: dict[str, list[torch.Tensor]] = {}
+        self.representation = representations.build(options)  # its statistics fitted or read in setup
+        self.frames: dict[str, list[torch.Tensor]] = {}  # split -> (T, F) features of each utterance
+        self.audio: dict[str, list[np.ndarray]] = {}  # split -> the waveform each was encoded from (prepared)
         self.paths: dict[str, list[str]] = {}
         self.file_digests: dict[str, str] = {}  # path -> content digest (cache.content_digest)
         self.skipped: list[str] = []
@@ -225,18 +232,23 @@ class SpeechDataModule(pl.LightningDataModule):
         """Everything that changes the cached frames."""
         o = self.options
         return {"version": CACHE_VERSION, "root": str(self.root.resolve()), "layout": o.layout,
-                "sample_rate": o.sample_rate, "frame_size": o.frame_size, "hop": o.hop,
+                "representation": representations.settings(o), "sample_rate": o.sample_rate,
+                "frame_size": o.frame_size, "hop": o.hop,
                 "last_frame": o.last_frame, "resample": o.resample, "on_bad_file": o.on_bad_file,
                 **o.split_options()}
 
     def _read(self, path: Path, skipped: list[str], resampled: dict[int, int] | None = None):
-        """Waveform of one file, or None when it is bad and data.on_bad_file=skip."""
+        """Waveform of one file as the representation takes it (`prepare`: e.g. silence trimmed), or None
+        when it is bad and data.on_bad_file=skip."""
         try:
-            wave = read_audio(path, self.options.sample_rate, self.options.resample, resampled)
-            if len(wave) < self.options.frame_size:
-                raise DataError(f"{path} is shorter than one frame ({len(wave)} < data.frame_size="
-                                f"{self.options.frame_size} samples); remove it, lower data.frame_size or set "
-                                "data.on_bad_file=skip")
+            wave = self.representation.prepare(read_audio(path, self.options.sample_rate, self.options.resample,
+                                                          resampled))
+            least = self.representation.min_samples
+            if len(wave) < least:
+                needs = f"data.frame_size={least}" if least == self.options.frame_size else \
+                    f"{least}, the {self.representation.name} representation's least at data.frame_size={self.options.frame_size}"
+                raise DataError(f"{path} is shorter than one frame ({len(wave)} < {needs} samples); remove it, lower "
+                                "data.frame_size or set data.on_bad_file=skip")
         except DataError:
             if self.options.on_bad_file == "fail":
                 raise
@@ -246,7 +258,7 @@ class SpeechDataModule(pl.LightningDataModule):
 
     def _build(self, found: Found) -> dict:
         """Read every found file, drop the bad ones (skip mode), split what is left, fit the
-        normalisation on its training split and frame everything."""
+        representation's statistics on its training split and encode everything."""
         waves, skipped, resampled = {}, [], {}
         for path in tqdm(found.files, desc=f"reading {self.root.name}", unit="file", leave=False,  # off without a terminal
                          disable=None):
@@ -254,12 +266,11 @@ class SpeechDataModule(pl.LightningDataModule):
             if wave is not None:
                 waves[path] = wave
         splits = self.split(found, unreadable={Path(p) for p in skipped})
-        normalization = Normalization.fit([waves[p] for p in splits.train])  # training split only
-        frames = {split: [frame_signal(normalization.apply(waves[p]), self.options.frame_size, self.options.hop,
-                                       self.options.last_frame == "pad") for p in files]
-                  for split, files in splits.as_dict().items()}
+        statistics = self.representation.fit([waves[p] for p in splits.train])  # training split only
+        frames = {split: [self.representation.encode(waves[p]) for p in files] for split, files in splits.as_dict().items()}
         return {"frames": frames, "paths": {split: [str(p) for p in files] for split, files in splits.as_dict().items()},
-                "normalization": normalization.to_dict(), "skipped": skipped,
+                "audio": {split: [torch.from_numpy(waves[p]) for p in files] for split, files in splits.as_dict().items()},
+                "normalization": statistics, "skipped": skipped,
                 "copies_dropped": sum(len(c) for c in found.copies.values()),
                 "copies_differing": different_copies(found.copies), "hidden_ignored": len(found.hidden),
                 "unread": [str(item) for item in found.unread], "not_audio": len(found.not_audio),
@@ -286,7 +297,7 @@ class SpeechDataModule(pl.LightningDataModule):
                 log.warning("data: the cache folder %s cannot be written (%s): running without the cache (set "
                             "data.cache_dir to a writable folder, or null)", cache_file.parent, why)
                 cache_file = None
-            content = self._build(found)  # its Normalization.fit checks the statistics
+            content = self._build(found)  # the representation's fit checks the statistics
             if cache_file is not None:
                 try:
                     cache.save(cache_file, content)
@@ -295,12 +306,18 @@ class SpeechDataModule(pl.LightningDataModule):
                                 " ".join(str(error).split()))
         else:
             log.info("data: loaded %s", cache_file)
-            Normalization(**content["normalization"]).check(f"read from the data cache {cache_file}")
+            self.representation.use(content["normalization"], f"read from the data cache {cache_file}")
         self.frames, self.paths = content["frames"], content["paths"]
+        self.audio = {split: [wave.numpy() for wave in audio] for split, audio in content["audio"].items()}
         self.file_digests = {str(path): digest for path, digest in digests.items()}
         self.skipped = content["skipped"]
-        self.normalization = Normalization(**content["normalization"])
         self._report(content)
+
+    @property
+    def statistics(self) -> dict[str, float]:
+        """The representation's statistics the features are in (fitted on the training split, or a
+        checkpoint's after use_statistics): plain data, what checkpoints store."""
+        return dict(self.representation.statistics)
 
     def _report(self, content: dict) -> None:
         if content["hidden_ignored"]:
@@ -334,8 +351,9 @@ class SpeechDataModule(pl.LightningDataModule):
                         self.skipped[0])
         counts = ", ".join(f"{split} {len(f)} utterances / {sum(len(u) for u in f)} frames"
                            for split, f in self.frames.items())
-        log.info("data %s: %s; normalisation mean %.4g std %.4g", self.root, counts, self.normalization.mean,
-                 self.normalization.std)
+        statistics = ", ".join(f"{key} {value:.4g}" for key, value in self.statistics.items())
+        log.info("data %s: %s; %s representation (%d features per timestep), %s", self.root, counts,
+                 self.representation.name, self.representation.feature_size, statistics)
 
     def split_membership(self) -> dict[str, dict]:
         """split -> {"files": paths relative to data.root, in order; "content": a hash of those paths and
@@ -365,14 +383,13 @@ class SpeechDataModule(pl.LightningDataModule):
             membership[split] = {"files": names, "digest": digest.hexdigest()}
         return membership
 
-    def renormalize(self, target: Normalization) -> None:
-        """Re-express every frame in `target`'s statistics (a checkpoint's, for evaluation)."""
-        source = self.normalization
-        if source == target:
+    def use_statistics(self, statistics: Mapping[str, float], source: str) -> None:
+        """Re-encode every utterance in other statistics (a checkpoint's, for evaluation: `source` says
+        where they come from)."""
+        if self.representation.statistics == dict(statistics):
             return
-        scale, shift = source.std / target.std, (source.mean - target.mean) / target.std
-        self.frames = {split: [f * scale + shift for f in frames] for split, frames in self.frames.items()}
-        self.normalization = target
+        self.representation.use(statistics, source)
+        self.frames = {split: [self.representation.encode(wave) for wave in audio] for split, audio in self.audio.items()}
 
     # --- loaders --------------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
@@ -401,17 +418,19 @@ class SpeechDataModule(pl.LightningDataModule):
             return {"rank": 0, "world_size": 1}
         return {"rank": trainer.global_rank, "world_size": trainer.world_size}
 
-    def eval_dataloader(self, split: str) -> DataLoader:
+    def eval_dataloader(self, split: str, with_audio: bool = False) -> DataLoader:
         """Whole utterances of a split (train, val or test), padded and masked, in order. Under DDP
         each process scores every world_size-th utterance, none twice (DistributedSampler would pad
         with repeats and bias the bound); the logged sums are then reduced over processes. A split with
         fewer utterances than processes is scored whole by every process (a process with none would skip
         the reduction the others wait in): every sum and every frame count is then world_size times
-        larger, and the bounds, ratios of the two, are the same."""
+        larger, and the bounds, ratios of the two, are the same. with_audio: batches are (x, mask, the
+        waveform of each utterance) (pad_batch_with_audio)."""
         shard, count = self._shard(), len(self.frames[split])
         indices = range(shard["rank"], count, shard["world_size"]) if count >= shard["world_size"] else range(count)
-        return DataLoader(Utterances(self.frames[split]), batch_size=self.options.eval_batch_size,
-                          sampler=list(indices), collate_fn=pad_batch, num_workers=self.options.num_workers,
+        dataset = Utterances(self.frames[split], self.audio[split] if with_audio else None)
+        return DataLoader(dataset, batch_size=self.options.eval_batch_size, sampler=list(indices),
+                          collate_fn=pad_batch_with_audio if with_audio else pad_batch, num_workers=self.options.num_workers,
                           generator=self._own_generator())
 
     def _own_generator(self) -> torch.Generator:

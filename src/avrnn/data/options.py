@@ -8,9 +8,10 @@ its values, each with a one-line message naming the key and what to use instead.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, Optional
 
+from avrnn.data import representations
 from avrnn.data.errors import DataError
 from avrnn.data.synthetic import SyntheticCorpusSpec
 
@@ -54,8 +55,10 @@ class DataOptions:
     layout: str = "timit"  # timit (TRAIN/ and TEST/ folders) | folder (any folder of audio)
     sample_rate: int = 16000  # files at other rates are resampled (resample=true) or refused
     resample: bool = True
-    frame_size: int = 200  # samples per frame (200 = 12.5 ms at 16 kHz)
-    hop: Optional[int] = None  # samples between frame starts; null = frame_size (no overlap)
+    # what a timestep is: {name: waveform | stft, its own keys} (conf/data/representation/; avrnn.data.representations)
+    representation: Any = field(default_factory=lambda: {"name": "waveform"})
+    frame_size: int = 200  # samples per frame, the STFT's window (200 = 12.5 ms at 16 kHz)
+    hop: Optional[int] = None  # samples between frame starts; null = frame_size (no overlap; waveform: must be)
     last_frame: str = "pad"  # pad (zero-pad the last partial frame and keep it) | drop
     batch_size: int = 16
     eval_batch_size: int = 16
@@ -81,6 +84,8 @@ class DataOptions:
             raise DataError(f"unknown data option(s) {', '.join(unknown)}; "
                             f"the data config takes {', '.join(sorted(known))}")
         options = cls(**values)
+        if options.representation is None:  # checkpoints of earlier versions: waveform frames
+            options.representation = {"name": "waveform"}
         if isinstance(options.synthetic, Mapping):
             options.synthetic = SyntheticCorpusSpec(**options.synthetic)
         return options
@@ -96,6 +101,7 @@ class DataOptions:
             if getattr(self, key) not in allowed:
                 raise DataError(f"data.{key}={getattr(self, key)!r} is not allowed; choose one of {', '.join(allowed)}")
         check_fraction("val_fraction", self.val_fraction)
+        representations.build(self)  # its name, keys and values, and the framing it allows
         if self.layout == "timit":  # the keys each layout's split reads (split_options)
             check_timit_choices(self.test_set, self.val_split)
         else:

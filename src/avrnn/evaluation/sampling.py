@@ -1,5 +1,7 @@
 """`generate(cfg)`: WAV files sampled from a checkpoint's prior (free-running, no teacher forcing)
-and reconstructions of test utterances, in the training data's units (normalisation undone)."""
+and reconstructions of test utterances, decoded by the data representation the model was trained on
+(waveform frames de-normalised; power spectrograms with the original's phase for reconstructions, a
+Griffin-Lim phase for prior samples)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ from omegaconf import DictConfig
 
 from avrnn.config import apply_num_threads
 from avrnn.training import denormals
-from avrnn.data.framing import Normalization, to_waveform
 from avrnn.evaluation.scoring import build_eval_data, load_module
 from avrnn.evaluation.settings import check_generate
 
@@ -22,28 +23,32 @@ def generate(cfg: DictConfig) -> list[Path]:
     denormals.apply(cfg.get("flush_denormal", True))
     torch.manual_seed(cfg.seed)
     module = load_module(Path(cfg.ckpt_path).expanduser(), cfg.trusted_targets)
-    normalization = Normalization(**module.hparams.normalization)
+    representation = module.representation
     sample_rate = int((module.hparams.data or {}).get("sample_rate", 16000))
-    frame_size = module.hparams.model["frame_size"]
     # the data for reconstructions first: a corpus that does not fit the model is refused before anything is written
     datamodule = build_eval_data(module, cfg.get("data"), "test", cfg.reconstructions) if cfg.reconstructions > 0 \
         else None
     output = Path(cfg.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     written = []
-    steps = max(1, round(cfg.seconds * sample_rate / frame_size))
-    for index, frames in enumerate(module.vrnn.sample(cfg.n, steps) if cfg.n else []):
+    for index, frames in enumerate(module.vrnn.sample(cfg.n, representation.steps(cfg.seconds, sample_rate))
+                                   if cfg.n else []):
         path = output / f"sample_{index:02d}.wav"
-        sf.write(str(path), to_waveform(frames, normalization), sample_rate, subtype="PCM_16")
+        sf.write(str(path), representation.decode(frames), sample_rate, subtype="PCM_16")
         written.append(path)
     if datamodule is not None:
-        x, mask = next(iter(datamodule.test_dataloader()))
+        x, mask, audio = next(iter(datamodule.eval_dataloader("test", with_audio=True)))
         reconstruction = module.vrnn.reconstruct(x, mask)
         for index in range(x.shape[0]):
             length = int(mask[index].sum())
-            for kind, frames in (("original", x[index, :length]), ("reconstruction", reconstruction[index, :length])):
+            estimate = representation.decode(reconstruction[index, :length], audio[index])
+            for kind, wave in (("original", audio[index][:len(estimate)]), ("reconstruction", estimate)):
                 path = output / f"test_{index:02d}_{kind}.wav"
-                sf.write(str(path), to_waveform(frames, normalization), sample_rate, subtype="PCM_16")
+                sf.write(str(path), wave, sample_rate, subtype="PCM_16")
                 written.append(path)
     print(f"wrote {len(written)} WAV files ({sample_rate} Hz) to {output}")
+    if cfg.n:
+        print(f"  prior samples: {representation.decoded_how(with_original=False)}")
+    if datamodule is not None:
+        print(f"  reconstructions: {representation.decoded_how(with_original=True)}")
     return written

@@ -20,10 +20,10 @@ from avrnn import registry
 from avrnn.data import files
 from avrnn.training import denormals
 from avrnn.training.checkpoints import CheckpointError, load_checkpoint
-from avrnn.config import MAX_PARTICLE_FRAMES, ConfigError, apply_num_threads, check_choices
+from avrnn.config import MAX_PARTICLE_FRAMES, ConfigError, apply_num_threads, check_choices, emission_fits
 from avrnn.data.datamodule import SpeechDataModule
 from avrnn.data.errors import DataError
-from avrnn.data.framing import Normalization
+from avrnn.data import representations
 from avrnn.evaluation.chunks import iwae_in_parts
 from avrnn.models.bounds import vrnn_fivo
 from avrnn.models import phase_losses
@@ -47,16 +47,20 @@ def load_module(path: Path, trusted_targets=()) -> AVRNNModule:
                               "use a checkpoint written by src/train.py") from error
     except ConfigError as error:
         raise CheckpointError(f"{path} was not written by this version of the project: {error}") from error
-    if hyper.get("normalization") is not None:
-        try:
-            Normalization(**hyper["normalization"]).check(f"stored in the checkpoint {path}")
-        except DataError as error:
-            raise CheckpointError(str(error)) from error
+    try:
+        representation = representations.build(hyper.get("data") or {})
+        if hyper.get("normalization") is not None:
+            representation.use(hyper["normalization"], f"stored in the checkpoint {path}")
+    except DataError as error:
+        raise CheckpointError(str(error)) from error
+    if (why := emission_fits(hyper["model"].get("emission", "gaussian"), hyper.get("data") or {})) is not None:
+        log.warning("%s: %s; this checkpoint of an earlier version still evaluates, but its bounds are not bounds "
+                    "on a likelihood of its features", path, why.split("; use ")[0])
     return AVRNNModule.from_checkpoint(checkpoint).eval()  # earlier versions' checkpoints upgraded there
 
 
-# what the model reads, fixed when it was trained (issue 31 adds the representation's settings)
-MODEL_INPUT = ("sample_rate", "frame_size", "hop")
+# what the model reads, fixed when it was trained
+MODEL_INPUT = ("representation", "sample_rate", "frame_size", "hop")
 # how the corpus was split and framed: taken from the checkpoint unless given, so that a copy of the corpus
 # scores the model's own test split (not a split of other settings holding training files)
 SPLIT_SETTINGS = {"timit": ("last_frame", "val_fraction", "split_seed", "test_set", "val_split", "exclude_sa"),
@@ -64,8 +68,11 @@ SPLIT_SETTINGS = {"timit": ("last_frame", "val_fraction", "split_seed", "test_se
 
 
 def framing_value(data: dict, key: str):
-    """data[key], where a hop of null is the frame size (non-overlapping frames: data/framing.py)."""
+    """data[key], where a hop of null is the frame size (non-overlapping frames) and no representation is
+    waveform frames (data configs of earlier versions)."""
     value = data.get(key)
+    if key == "representation":
+        return representations.settings(data)
     return data.get("frame_size") if key == "hop" and value is None else value
 
 
@@ -114,12 +121,14 @@ def data_keys(overrides) -> set[str]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     keys = (override.key_or_group for override in OverridesParser.create().parse_overrides(list(overrides)))
-    return {key.removeprefix("data.") for key in keys if key.startswith("data.")}
+    # data.<key>, and data/<group>=... (data/representation=stft) for the node it fills
+    return {key.removeprefix("data.").removeprefix("data/").split(".")[0] if key.startswith("data/")
+            else key.removeprefix("data.") for key in keys if key.startswith(("data.", "data/"))}
 
 
 def build_eval_data(module: AVRNNModule, data_override, split: str, batch_size: int) -> SpeechDataModule:
     """The split to score: the checkpoint's corpus, or `data_override` (data=... data.root=...) read
-    with the settings the model was trained on (fit_to_model), in the checkpoint's normalisation."""
+    with the settings the model was trained on (fit_to_model), in the checkpoint's statistics."""
     trained = dict(module.hparams.data or {})
     data = trained
     if data_override is not None:
@@ -132,7 +141,7 @@ def build_eval_data(module: AVRNNModule, data_override, split: str, batch_size: 
     datamodule.setup()
     if split not in datamodule.frames:
         raise ConfigError(f"split={split!r} is not allowed; choose train, val or test")
-    datamodule.renormalize(Normalization(**module.hparams.normalization))  # the statistics training used
+    datamodule.use_statistics(module.hparams.normalization, "of the checkpoint")  # the statistics training used
     return datamodule
 
 
@@ -166,7 +175,7 @@ def score(module: AVRNNModule, loader, iwae_k: list[int], fivo_k: list[int], pre
         latent.add(out)
         frames += int(mask.sum())
         sequences += x.shape[0]
-    frame_size = module.hparams.model["frame_size"]
+    representation = module.representation
     metrics = {f"{prefix}/frames": frames, f"{prefix}/sequences": sequences}
     for name, total in totals.items():
         if name in ("wasserstein", "js_divergence"):
@@ -174,8 +183,12 @@ def score(module: AVRNNModule, loader, iwae_k: list[int], fivo_k: list[int], pre
             continue
         metrics[f"{prefix}/{name}_per_timestep"] = total / frames
         metrics[f"{prefix}/{name}_per_sequence"] = total / sequences
-        if name not in ("rec", "kl"):  # a bound on log p(x): also as bits per audio sample
-            metrics[f"{prefix}/{name}_bits_per_sample"] = -total / frames / frame_size / math.log(2)
+        bits = representation.bits_per_sample(total / frames) if representation is not None else None
+        if name not in ("rec", "kl") and bits is not None:  # a bound on log p(x): also as bits per audio sample
+            metrics[f"{prefix}/{name}_bits_per_sample"] = bits
+    if representation is not None:  # what the bounds bound, and the change of variables to unnormalised units
+        metrics[f"{prefix}/bounds_are_on"] = representation.bound_on
+        metrics[f"{prefix}/log_jacobian"] = representation.log_jacobian_per_timestep()
     return {**metrics, **latent.metrics(prefix)}
 
 
@@ -221,7 +234,9 @@ class LatentUse:
 
 
 FRAMES_SCORED = "all frames of each utterance, including the first and a zero-padded last frame"
-UNITS = ("nats (per timestep = total / frames; per sequence = mean over utterances); kl_by_dimension: nats per "
+UNITS = ("nats (per timestep = total / frames; per sequence = mean over utterances); log_jacobian: nats per timestep "
+         "to add to a bound for the bound on the unnormalised features (bounds_are_on says what they are); "
+         "kl_by_dimension: nats per "
          "timestep per latent dimension; active_units: dimensions whose posterior mean varies over frames by more "
          f"than {LatentUse.ACTIVE_VARIANCE}")
 
@@ -247,7 +262,8 @@ def evaluate(cfg: DictConfig) -> dict:
                           f"scored at once) or batch_size (now {cfg.batch_size}); nothing was written") from error
     sample_rate = int(datamodule.options.sample_rate)
     if cfg.speech_quality:
-        metrics.update(score_reconstructions(module.vrnn, loader, datamodule.normalization, sample_rate, cfg.split))
+        metrics.update(score_reconstructions(module.vrnn, datamodule.eval_dataloader(cfg.split, with_audio=True),
+                                             datamodule.representation, sample_rate, cfg.split))
     metrics.update(frames_scored=FRAMES_SCORED, units=UNITS, checkpoint=str(cfg.ckpt_path))
     written = Path(cfg.output_dir) / "metrics.json"
     files.write_text(written, json.dumps(metrics, indent=2))
@@ -269,6 +285,9 @@ def print_report(metrics: dict, split: str, sample_rate: int | None, written: Pa
         if key.startswith(f"{split}/") and key.endswith("_per_timestep"):
             name = key.removeprefix(f"{split}/").removesuffix("_per_timestep")
             print(f"{name:<16}{value:>15.3f}{metrics[f'{split}/{name}_per_sequence']:>15.2f}")
+    if f"{split}/bounds_are_on" in metrics:
+        print(f"bounds on {metrics[f'{split}/bounds_are_on']} (log-Jacobian to unnormalised units: "
+              f"{metrics[f'{split}/log_jacobian']:+.3f} nats/timestep)")
     if sample_rate is not None:
         print_speech_quality(metrics, split, sample_rate)
     kl_by_dimension = metrics[f"{split}/kl_by_dimension"]

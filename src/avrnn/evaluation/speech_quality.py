@@ -1,8 +1,10 @@
 """Reconstruction quality as speech researchers report it: SI-SDR (dB), PESQ (MOS-LQO) and ESTOI.
 
 Each test utterance is reconstructed teacher-forced (the emission mean given posterior samples,
-VRNN.reconstruct), de-normalised to the corpus's waveform at its sample rate, and scored against
-the original waveform (the same frames, de-normalised). These metrics score reconstructions, not
+VRNN.reconstruct), decoded to a waveform by the data representation (waveform frames de-normalised;
+a power spectrogram with the original's phase), and scored against the original audio at the corpus's
+sample rate, as the model saw it (the representation's `prepare`: e.g. silence-trimmed), never
+against decoded features (a zero-padded last frame is not audio). These metrics score reconstructions, not
 samples from the prior. Implementations: torchmetrics' audio metrics, which call the `pesq` (ITU-T
 P.862) and `pystoi` packages.
 
@@ -30,7 +32,6 @@ from torchmetrics.functional.audio import scale_invariant_signal_distortion_rati
 from torchmetrics.functional.audio.pesq import perceptual_evaluation_speech_quality
 from torchmetrics.functional.audio.stoi import short_time_objective_intelligibility
 
-from avrnn.data.framing import to_waveform
 
 PESQ_MODES = {16000: "wb", 8000: "nb"}
 MIN_SECONDS = 0.25  # shorter utterances are not scored (PESQ's analysis needs about this much speech)
@@ -113,15 +114,16 @@ def summarize(per_utterance: list[dict], prefix: str) -> dict:
 
 
 @torch.no_grad()
-def score_reconstructions(vrnn, loader, normalization, sample_rate: int, prefix: str) -> dict:
-    """Every utterance of `loader` reconstructed and scored (see the module's docstring); also the
-    seconds the scoring took."""
+def score_reconstructions(vrnn, loader, representation, sample_rate: int, prefix: str) -> dict:
+    """Every utterance of `loader` (batches (x, mask, the audio of each utterance): SpeechDataModule's
+    eval_dataloader(split, with_audio=True)) reconstructed, decoded by `representation` and scored
+    against its audio (see the module's docstring); also the seconds the scoring took."""
     start, per_utterance = time.perf_counter(), []
-    for x, mask in loader:
+    for x, mask, audio in loader:
         reconstruction = vrnn.reconstruct(x, mask)
         for index in range(x.shape[0]):
             length = int(mask[index].sum())
-            reference = to_waveform(x[index, :length], normalization)
-            estimate = to_waveform(reconstruction[index, :length], normalization)
+            estimate = representation.decode(reconstruction[index, :length], audio[index])
+            reference = audio[index][:len(estimate)]  # data.last_frame=drop: the audio its frames hold
             per_utterance.append(score_utterance(estimate, reference, sample_rate))
     return {**summarize(per_utterance, prefix), f"{prefix}/speech_quality_seconds": time.perf_counter() - start}

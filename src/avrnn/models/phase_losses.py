@@ -1,7 +1,7 @@
 """The losses of the training phases, as pure functions of the model, the critic and one batch: the
 one definition of each, used by the LightningModule (avrnn.training), the benchmark and the tests.
 
-Every function takes framed speech x (B, T, frame_size) with its (B, T) mask and returns
+Every function takes speech features x (B, T, input_size) with its (B, T) mask and returns
 (loss, terms): a scalar to minimise and a dict of scalars in nats per timestep (avrnn.models.losses:
 ratios of sums over the unmasked frames).
 

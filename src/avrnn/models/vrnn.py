@@ -30,7 +30,7 @@ PRIOR_PATHS = ("shared", "own")  # prior samples along the posterior's h path, o
 RECURRENCE_INPUTS = ("xz", "x")  # f_theta reads phi_x(x_t) and phi_z(z_t) (Sections II, VI), or x only (Alg. 1-2)
 CHOICES = {"rnn": tuple(RNN_CELLS), "emission": tuple(EMISSIONS), "prior_path": PRIOR_PATHS,
            "recurrence_input": RECURRENCE_INPUTS}
-SIZES = ("frame_size", "z_dim", "hidden_size", "x_features", "z_features", "mlp_hidden", "std_floor", "variance_floor")
+SIZES = ("input_size", "z_dim", "hidden_size", "x_features", "z_features", "mlp_hidden", "std_floor", "variance_floor")
 
 
 class ModelConfigError(ValueError):
@@ -43,7 +43,7 @@ class VRNNConfig:
     training keys to the same node). Checkpoints store it as plain data (their `model` dict);
     `check` is the one place that checks these values, reached by avrnn.config.validate at start-up."""
 
-    frame_size: int  # samples per frame (the `model` node takes data.frame_size)
+    input_size: int  # features per timestep (the `model` node takes the data representation's feature size)
     z_dim: int = 32
     hidden_size: int = 256
     x_features: int = 128
@@ -61,6 +61,9 @@ class VRNNConfig:
     def from_dict(cls, model: Mapping[str, Any]) -> VRNNConfig:
         """The architecture keys of a `model` node or of a checkpoint's (other keys, the optimizers',
         are not the model's; keys an earlier version lacks take their defaults)."""
+        model = dict(model)
+        if "frame_size" in model and "input_size" not in model:  # earlier versions: waveform samples per frame
+            model["input_size"] = model.pop("frame_size")
         return cls(**{f.name: model[f.name] for f in fields(cls) if f.name in model})
 
     def to_dict(self) -> dict[str, Any]:
@@ -127,22 +130,22 @@ class Step:
 
 
 class VRNN(nn.Module):
-    """VRNN over framed sequences x of shape (B, T, frame_size) with a (B, T) mask; its architecture
+    """VRNN over sequences of features x of shape (B, T, input_size) with a (B, T) mask; its architecture
     is one VRNNConfig (self.config)."""
 
     def __init__(self, config: VRNNConfig | None = None, **keys):
-        """VRNN(VRNNConfig(...)), or the same keys as keyword arguments: VRNN(frame_size=200, z_dim=32).
+        """VRNN(VRNNConfig(...)), or the same keys as keyword arguments: VRNN(input_size=200, z_dim=32).
         Raises ModelConfigError for a value VRNNConfig.check refuses."""
         super().__init__()
         if config is None:
             config = VRNNConfig(**keys)
         elif not isinstance(config, VRNNConfig) or keys:
-            raise TypeError("VRNN takes a VRNNConfig or keyword arguments (VRNN(frame_size=200, ...)), not both")
+            raise TypeError("VRNN takes a VRNNConfig or keyword arguments (VRNN(input_size=200, ...)), not both")
         self.config = config.check()  # the one copy of the architecture: the properties below read it
-        frame_size, z_dim, mlp_hidden = config.frame_size, config.z_dim, config.mlp_hidden
+        input_size, z_dim, mlp_hidden = config.input_size, config.z_dim, config.mlp_hidden
         x_features, z_features, hidden_size = config.x_features, config.z_features, config.hidden_size
         std_floor, std_max = config.std_floor, config.std_max
-        self.phi_x = MLP(frame_size, mlp_hidden, x_features)
+        self.phi_x = MLP(input_size, mlp_hidden, x_features)
         self.phi_z = MLP(z_dim, mlp_hidden, z_features)
         self.f_theta = RNN_CELLS[config.rnn](x_features + (z_features if config.recurrence_input == "xz" else 0),
                                              hidden_size)
@@ -151,7 +154,7 @@ class VRNN(nn.Module):
         # head_first: the emission's initial weights drawn in the order of earlier versions (same seed, same model)
         em_in = z_features + hidden_size
         build_emission, _ = EMISSIONS[config.emission]
-        self.emission = build_emission(em_in, mlp_hidden, frame_size, config)
+        self.emission = build_emission(em_in, mlp_hidden, input_size, config)
 
     z_dim = property(lambda self: self.config.z_dim)
     hidden_size = property(lambda self: self.config.hidden_size)

@@ -10,27 +10,27 @@ from pytorch_lightning.callbacks.progress.tqdm_progress import _update_n
 
 from avrnn.training import denormals
 from avrnn.training.resume import mark_training_started
-from avrnn.data.framing import Normalization, unframe
 
 
 class PriorAudioSamples(pl.Callback):
     """After every `training.audio_every_n_epochs`-th validation: free-running prior samples as
-    TensorBoard audio (normalisation undone), `training.audio_seconds` long."""
+    TensorBoard audio (decoded by the data representation: de-normalised waveform frames, or power
+    spectrograms with a Griffin-Lim phase), `training.audio_seconds` long."""
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         hparams = module.hparams
         every = hparams.training.get("audio_every_n_epochs", 0)
         experiment = getattr(module.logger, "experiment", None)
         if (not every or trainer.sanity_checking or not hasattr(experiment, "add_audio")
-                or trainer.current_epoch % every or hparams.normalization is None):
+                or trainer.current_epoch % every or module.representation is None):
             return
+        representation = module.representation
         sample_rate = int((hparams.data or {}).get("sample_rate", 16000))
-        steps = max(1, round(hparams.training.get("audio_seconds", 2.0) * sample_rate / hparams.model["frame_size"]))
-        normalization = Normalization(**hparams.normalization)
+        steps = representation.steps(hparams.training.get("audio_seconds", 2.0), sample_rate)
         for index, frames in enumerate(module.vrnn.sample(2, steps)):
-            wave = normalization.undo(unframe(frames)).clamp(-1, 1).cpu()
-            if not torch.isfinite(wave).all():
+            if not torch.isfinite(frames).all():
                 return  # a diverged model: the fault counters say so; nothing to listen to
+            wave = torch.from_numpy(representation.decode(frames))
             experiment.add_audio(f"samples/prior_{index}", wave, module.iteration, sample_rate=sample_rate)
 
 

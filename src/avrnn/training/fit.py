@@ -218,12 +218,12 @@ def _train(cfg: DictConfig, callbacks: Sequence[pl.Callback], signals: StopSigna
     splits = datamodule.split_membership()
     if checkpoint is not None:  # the training statistics first (their line names both roots), then each split
         hyper = checkpoint.get("hyper_parameters") or {}
-        check_same_corpus(hyper.get("normalization"), datamodule.normalization.to_dict(),
+        check_same_corpus(hyper.get("normalization"), datamodule.statistics,
                           (hyper.get("data") or {}).get("root"), data_options(cfg)["root"])
         stored = checkpoint.get("avrnn_splits")
         earlier = stored and any("content" not in entry for entry in stored.values())
         check_same_splits(stored, datamodule.earlier_split_membership() if earlier else splits, ckpt_path)
-    module = build_module(cfg, normalization=datamodule.normalization.to_dict(), data=data_options(cfg))
+    module = build_module(cfg, normalization=datamodule.statistics, data=data_options(cfg))
     run_folder.record_settings(output_dir, plain(cfg))  # checked: what writes this folder's logs from here on
     store = StoreConfig(plain(cfg), splits)
     stops = StopAtBoundary(signals, output_dir / "checkpoints" / "last.ckpt")

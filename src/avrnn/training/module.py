@@ -12,6 +12,7 @@ import pytorch_lightning as pl
 import torch
 
 from avrnn import registry
+from avrnn.data import representations
 from avrnn.models import VRNN, phase_losses
 from avrnn.models.vrnn import VRNNConfig
 from avrnn.training import cuda_graphs
@@ -65,6 +66,14 @@ class AVRNNModule(pl.LightningModule):
         module.on_load_checkpoint(checkpoint)  # counters, and parameter names of earlier versions
         module.load_state_dict(checkpoint["state_dict"])
         return module
+
+    @property
+    def representation(self) -> representations.Representation | None:
+        """What the model reads (the data config's representation with the training split's statistics,
+        `normalization`); None for a module built without data (tests, benchmarks)."""
+        if self.hparams.get("normalization") is None:
+            return None
+        return representations.build(self.hparams.data or {}, self.hparams.normalization)
 
     @property
     def skipped_steps(self) -> dict[str, int]:

@@ -50,6 +50,7 @@ RULES: list[tuple[str, str]] = [  # (leaf, rule); a test holds it to one entry p
     ("training.fresh_batch_per_phase", REFUSE),
     ("data.name", APPLY),  # a label; the corpus itself is checked (check_same_corpus)
     ("data.root", APPLY),  # moved: allowed where it holds the same corpus (check_same_corpus)
+    ("data.representation", REFUSE),  # what a timestep is: compared whole
     *[(f"data.{key}", REFUSE) for key in ("layout", "sample_rate", "resample", "frame_size", "hop", "last_frame",
                                           "batch_size", "crop_frames", "val_fraction", "test_fraction", "split_seed",
                                           "test_set", "val_split", "exclude_sa", "speaker_pattern", "on_bad_file")],
@@ -227,12 +228,12 @@ def check_same_corpus(stored_normalization: dict | None, normalization: dict, st
     removed, or read differently by another version, change them)."""
     if stored_normalization is None:
         return
-    same = all(math.isclose(stored_normalization[key], normalization[key], rel_tol=1e-9, abs_tol=0.0)
-               for key in ("mean", "std"))
+    same = set(stored_normalization) == set(normalization) and all(  # the representation's statistics
+        math.isclose(stored_normalization[key], normalization[key], rel_tol=1e-9, abs_tol=0.0) for key in normalization)
     if not same:
         where = "the corpus there" if stored_root == root else f"the corpus at data.root={root}"
         raise ConfigError(f"cannot resume: the run trained on data.root={stored_root}, and {where} is not the same "
-                          f"training data now (training-split normalisation {normalization} against "
+                          f"training data now (training-split statistics {normalization} against "
                           f"{stored_normalization}: files added, removed or read differently); use the same corpus, "
                           "or start a new run")
     if stored_root != root:
