@@ -1,6 +1,6 @@
 """Framing of waveforms into (T, frame_size) sequences and the normalisation statistics.
 
-The one place where samples become frames and back; training, evaluation and generation call it.
+Used by the waveform representation (avrnn.data.representations.waveform).
 """
 
 from __future__ import annotations
@@ -80,7 +80,3 @@ def unframe(frames: torch.Tensor) -> torch.Tensor:
     """Inverse of non-overlapping frame_signal: (..., T, frame_size) -> (..., T * frame_size)."""
     return frames.reshape(*frames.shape[:-2], -1)
 
-
-def to_waveform(frames: torch.Tensor, normalization: Normalization) -> np.ndarray:
-    """(T, frame) normalised frames -> float32 waveform in [-1, 1] (non-overlapping frames)."""
-    return np.clip(normalization.undo(unframe(frames).cpu().numpy()), -1.0, 1.0).astype(np.float32)

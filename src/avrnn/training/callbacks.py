@@ -21,10 +21,10 @@ class PriorAudioSamples(pl.Callback):
         hparams = module.hparams
         every = hparams.training.get("audio_every_n_epochs", 0)
         experiment = getattr(module.logger, "experiment", None)
-        if (not every or trainer.sanity_checking or not hasattr(experiment, "add_audio")
-                or trainer.current_epoch % every or module.representation is None):
-            return
         representation = module.representation
+        if (not every or trainer.sanity_checking or not hasattr(experiment, "add_audio")
+                or trainer.current_epoch % every or representation is None):
+            return
         sample_rate = int((hparams.data or {}).get("sample_rate", 16000))
         steps = representation.steps(hparams.training.get("audio_seconds", 2.0), sample_rate)
         for index, frames in enumerate(module.vrnn.sample(2, steps)):
