@@ -45,6 +45,24 @@ TINY = [
 ]
 
 
+# The VRNN's MLP layouts the fused pass, the per-step reference and CUDA graphs are held equal on (model.*_widths,
+# model.activation; sizes fit SMALL-like models: input 6, z 3, hidden 8). "dvae": the DVAE benchmark's VRNN.
+MLP_LAYOUTS = {
+    "default": {},
+    "dvae": dict(activation="tanh", phi_x_widths=[5], phi_z_widths=[4, 5], tr_widths=[], ps_widths=[], em_widths=[]),
+    "deep": dict(activation="elu", phi_x_widths=[7, 6, 5], phi_z_widths=[6], tr_widths=[8, 7, 6], ps_widths=[8, 7, 6],
+                 em_widths=[4, 4, 4]),
+    "identity_encoders": dict(activation="gelu", phi_x_widths=[], phi_z_widths=[], tr_widths=[9], ps_widths=[9],
+                              em_widths=[]),
+}
+
+
+@pytest.fixture(params=list(MLP_LAYOUTS), ids=list(MLP_LAYOUTS))
+def mlp_layout(request) -> dict:
+    """Each MLP layout in turn, as VRNN keyword arguments."""
+    return dict(MLP_LAYOUTS[request.param])
+
+
 @dataclass
 class CliResult:
     returncode: int

@@ -27,10 +27,11 @@ def same_noise(monkeypatch):
 
 
 @pytest.mark.parametrize("rnn", ["gru", "lstm"])
-def test_own_path_with_ps_equal_to_tr_and_the_same_noise_gives_the_posteriors_latents_bitwise(monkeypatch, rnn):
+def test_own_path_with_ps_equal_to_tr_and_the_same_noise_gives_the_posteriors_latents_bitwise(monkeypatch, rnn,
+                                                                                             mlp_layout):
     same_noise(monkeypatch)
     torch.manual_seed(0)
-    model = VRNN(**SMALL, rnn=rnn, prior_path="own")
+    model = VRNN(**{**SMALL, **mlp_layout}, rnn=rnn, prior_path="own")
     set_proposal_to_transition(model)
     z_post, z_prior, h, h_prior = model.latents(torch.randn(4, 9, 6))
     assert h_prior is not h  # its own path, computed on its own ...

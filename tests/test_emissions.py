@@ -45,7 +45,7 @@ def test_the_divergence_is_zero_at_the_data_and_positive_elsewhere():
 def test_each_bins_loss_is_never_below_what_the_variance_floor_allows():
     torch.manual_seed(0)
     floor = 1e-3
-    head = ItakuraSaitoMLP(4, 8, 6, variance_floor=floor)
+    head = ItakuraSaitoMLP(4, [8, 8], 6, variance_floor=floor)
     with torch.no_grad():
         head.raw_variance.bias.fill_(-50.0)  # every predicted variance pressed to the floor
     power = torch.cat([torch.zeros(1, 6), torch.rand(99, 6) ** 4 * 0.01], 0)  # zeros and powers around the floor
@@ -65,7 +65,7 @@ def test_samples_have_the_predicted_mean():
 
 
 def test_an_enormous_raw_variance_stays_finite_and_can_come_back():
-    head = ItakuraSaitoMLP(2, 4, 3, variance_floor=1e-6)
+    head = ItakuraSaitoMLP(2, [4, 4], 3, variance_floor=1e-6)
     with torch.no_grad():
         head.raw_variance.bias.fill_(100.0)  # beyond the cap of 80
     emission = head(torch.zeros(1, 2))
@@ -112,7 +112,7 @@ def test_each_read_out_draws_its_initial_weights_before_the_mlps(emission):
 
     build, _ = EMISSIONS[emission]
     torch.manual_seed(0)
-    head = build(5, 8, 6, VRNNConfig(input_size=6, emission=emission))
+    head = build(5, [8, 8], 6, VRNNConfig(input_size=6, emission=emission))
     torch.manual_seed(0)
     first = torch.nn.Linear(8, 6)
     read_out = {"gaussian": "mean", "bernoulli": "logits", "itakura_saito": "raw_variance"}[emission]

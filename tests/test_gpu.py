@@ -46,9 +46,9 @@ def eager_loss_and_grads(model, loss_fn, x, mask):
 
 @needs_cuda
 @pytest.mark.parametrize("rnn", ["gru", "lstm"])
-def test_vrnn_matches_the_reference_on_cuda(rnn):
+def test_vrnn_matches_the_reference_on_cuda(rnn, mlp_layout):
     torch.manual_seed(0)
-    model = VRNN(**SMALL, rnn=rnn).double().cuda()
+    model = VRNN(**{**SMALL, **mlp_layout}, rnn=rnn).double().cuda()
     x = torch.randn(3, 7, 6, dtype=torch.double, device="cuda")
     mask = torch.ones(3, 7, dtype=torch.double, device="cuda")
     mask[2, 4:] = 0
@@ -67,10 +67,10 @@ def test_vrnn_matches_the_reference_on_cuda(rnn):
 
 @needs_cuda
 @pytest.mark.parametrize("autocast", [False, True])
-def test_graphed_backward_equals_eager_for_new_inputs_and_does_not_accumulate(monkeypatch, autocast):
+def test_graphed_backward_equals_eager_for_new_inputs_and_does_not_accumulate(monkeypatch, autocast, mlp_layout):
     fixed_noise(monkeypatch)
     torch.manual_seed(0)
-    model = VRNN(**SMALL).cuda()
+    model = VRNN(**{**SMALL, **mlp_layout}).cuda()
     loss_fn = functools.partial(elbo_loss, model)
     graphed = GraphedBackward(loss_fn, list(model.parameters()))
     inputs = [(torch.randn(4, 9, 6, device="cuda"), torch.ones(4, 9, device="cuda")) for _ in range(2)]

@@ -41,6 +41,70 @@ def test_same_parameters_and_noise_give_the_same_losses_and_gradients(rnn, recur
         torch.testing.assert_close(fast_grads[name], grad, msg=name)
 
 
+@pytest.mark.parametrize("rnn, emission, prior_samples", [("gru", "gaussian", True), ("lstm", "itakura_saito", False)])
+def test_every_mlp_layout_gives_the_references_losses_and_gradients(mlp_layout, rnn, emission, prior_samples):
+    """model.*_widths and model.activation (identity blocks, one to three layers) in the fused pass: the same
+    losses and every parameter's gradient as VRNN.step, in float64."""
+    torch.manual_seed(0)
+    model = VRNN(input_size=6, z_dim=3, hidden_size=8, x_features=5, z_features=5, mlp_hidden=8, rnn=rnn,
+                 emission=emission, **mlp_layout).double()
+    x = torch.randn(3, 7, 6, dtype=torch.double)
+    x = x.exp() if emission == "itakura_saito" else x  # powers
+    mask = torch.ones(3, 7, dtype=torch.double)
+    mask[1, 3:] = 0
+
+    def loss_and_grads(fn):
+        model.zero_grad()
+        torch.manual_seed(1)
+        rec, kl = fn()
+        (losses.per_timestep(kl, mask) - losses.per_timestep(rec, mask)).backward()
+        return [rec.detach(), kl.detach()], {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    fast_terms, fast_grads = loss_and_grads(lambda: (lambda out: (out.rec_log_lik, out.kl.sum(-1)))(
+        model(x, mask, prior_samples=prior_samples)))
+    ref_terms, ref_grads = loss_and_grads(lambda: reference_terms(model, x, mask))
+    for got, want in zip(fast_terms, ref_terms):
+        torch.testing.assert_close(got, want)
+    assert set(fast_grads) == set(ref_grads) and all(grad.abs().sum() > 0 for grad in ref_grads.values())
+    for name, grad in ref_grads.items():
+        torch.testing.assert_close(fast_grads[name], grad, msg=name)
+
+
+def test_mlp_widths_shape_the_blocks_and_an_empty_list_is_the_identity():
+    model = VRNN(input_size=6, z_dim=3, hidden_size=8, activation="tanh", phi_x_widths=[], phi_z_widths=[4, 5],
+                 tr_widths=[], ps_widths=[7], em_widths=[])
+    x = torch.randn(2, 6)
+    torch.testing.assert_close(model.phi_x(x), x)
+    assert [linear.out_features for linear in model.phi_z.layers().linears] == [4, 5]
+    assert model.f_theta.input_size == 6 + 5  # phi_x is the identity: the cell reads x_t itself
+    assert model.transition.mean.in_features == 8 and model.proposal.fc1.in_features == 6 + 8
+    assert model.emission.mean.in_features == 5 + 8
+    assert isinstance(model.phi_z.activation, torch.nn.Tanh)
+    names = {name for name, _ in model.named_parameters()}
+    assert "phi_z.fc2.weight" in names and "phi_z.fc3.weight" not in names and not any(
+        name.startswith("phi_x.") for name in names)
+
+
+@pytest.mark.parametrize("widths", [[0], [4, -1], "8", [2.5], [True]])
+def test_a_width_list_that_is_not_positive_integers_is_refused_by_name(widths):
+    with pytest.raises(ValueError, match=r"model\.ps_widths=.* must be a list of positive layer widths"):
+        VRNN(input_size=6, ps_widths=widths)
+
+
+def test_the_default_layout_keeps_the_earlier_versions_parameters_and_initial_weights():
+    """null widths = two layers of mlp_hidden (and x_features / z_features for phi_x / phi_z): the same
+    parameter names and, for one seed, the same initial weights as the explicit lists."""
+    torch.manual_seed(0)
+    implicit = VRNN(input_size=6, z_dim=3, hidden_size=8, x_features=5, z_features=4, mlp_hidden=7)
+    torch.manual_seed(0)
+    explicit = VRNN(input_size=6, z_dim=3, hidden_size=8, phi_x_widths=[7, 5], phi_z_widths=[7, 4],
+                    tr_widths=[7, 7], ps_widths=[7, 7], em_widths=[7, 7])
+    assert list(implicit.state_dict()) == list(explicit.state_dict())
+    assert "proposal.fc2.weight" in implicit.state_dict() and "emission.mean.weight" in implicit.state_dict()
+    for name, value in implicit.state_dict().items():
+        assert torch.equal(value, explicit.state_dict()[name]), name
+
+
 def test_the_fused_pass_refuses_a_layer_layout_it_does_not_read():
     """It reads proposal.fc1/fc2/mean/raw_std by name: an extra layer must fail, not be skipped."""
     model = VRNN(input_size=6, z_dim=3, hidden_size=8, x_features=5, z_features=5, mlp_hidden=8)

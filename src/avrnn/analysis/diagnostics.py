@@ -21,14 +21,25 @@ Batches = Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]  # -> (x, ma
 
 
 def set_proposal_to_transition(model: VRNN, shift: float = 0.0) -> None:
-    """PS_tau(x, h) := TR_omega(h) (+ shift on the mean): the proposal ignores x, reads h as TR does."""
-    proposal, transition, n_x = model.proposal, model.transition, model.proposal.fc1.in_features - model.hidden_size
+    """PS_tau(x, h) := TR_omega(h) (+ shift on the mean): the proposal ignores x, reads h as TR does.
+    Needs PS and TR of the same layer widths (model.ps_widths, model.tr_widths)."""
+    proposal, transition = model.proposal.layers(), model.transition.layers()
+    if [linear.out_features for linear in proposal.linears] != [linear.out_features for linear in transition.linears]:
+        raise ValueError("set_proposal_to_transition needs model.ps_widths equal to model.tr_widths")
+    # the first linear map reads [phi_x(x_t), h] in PS and h in TR: its x columns become zero
+    firsts = ([(proposal.linears[0], transition.linears[0])] if proposal.linears
+              else [(proposal.mean, transition.mean), (proposal.raw_std, transition.raw_std)])
     with torch.no_grad():
-        proposal.fc1.weight.zero_()
-        proposal.fc1.weight[:, n_x:] = transition.fc1.weight
-        proposal.fc1.bias.copy_(transition.fc1.bias)
-        for name in ("fc2", "mean", "raw_std"):
-            getattr(proposal, name).load_state_dict(getattr(transition, name).state_dict())
+        for ps, tr in firsts:
+            n_x = ps.in_features - model.hidden_size
+            ps.weight.zero_()
+            ps.weight[:, n_x:] = tr.weight
+            ps.bias.copy_(tr.bias)
+        later = list(zip(proposal.linears[1:], transition.linears[1:]))
+        if proposal.linears:
+            later += [(proposal.mean, transition.mean), (proposal.raw_std, transition.raw_std)]
+        for ps, tr in later:
+            ps.load_state_dict(tr.state_dict())
         proposal.mean.bias += shift
 
 

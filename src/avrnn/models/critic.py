@@ -45,7 +45,7 @@ class SequenceCritic(nn.Module):
                  readout: str = "last"):
         super().__init__()
         self.lstm = nn.LSTM(z_dim, lstm_size, batch_first=True)
-        self.fc = MLP(lstm_size, fc_size, fc_size, activation=_leaky)
+        self.fc = MLP(lstm_size, [fc_size, fc_size], activation=_leaky)
         self.score = nn.Linear(fc_size, 1)
         self.readout = readout
 
@@ -64,7 +64,7 @@ class ConditionalCritic(nn.Module):
 
     def __init__(self, z_dim: int, h_dim: int, fc_size: int = 100):
         super().__init__()
-        self.fc = MLP(z_dim + h_dim, fc_size, fc_size, activation=_leaky)
+        self.fc = MLP(z_dim + h_dim, [fc_size, fc_size], activation=_leaky)
         self.score = nn.Linear(fc_size, 1)
 
     def per_step(self, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:

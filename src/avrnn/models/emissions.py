@@ -16,12 +16,13 @@ values its density is defined on (`support`), which the representation's feature
 from __future__ import annotations
 
 import math
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
 from torch.distributions import Distribution, constraints
 
-from avrnn.models.layers import MLP, BernoulliMLP, GaussianMLP
+from avrnn.models.layers import ACTIVATIONS, MLP, BernoulliMLP, GaussianMLP
 
 MAX_LOG_VARIANCE = 80.0  # exp(80) ~ 5.5e34: far above any power, below float32's 3.4e38
 
@@ -75,11 +76,11 @@ class ItakuraSaitoMLP(MLP):
     exp(raw) over the log-powers speech has (|raw| << M), smoothly bounded by exp(+-M) (unlike a clamp, a bin
     pushed beyond the bound still has a gradient back)."""
 
-    def __init__(self, in_features: int, hidden: int, out_features: int, variance_floor: float,
-                 head_first: bool = False):
-        head = nn.Linear(hidden, out_features) if head_first else None
-        super().__init__(in_features, hidden, hidden)
-        self.raw_variance = head or nn.Linear(hidden, out_features)
+    def __init__(self, in_features: int, widths: Sequence[int], out_features: int, variance_floor: float,
+                 activation: Callable[[], nn.Module] = nn.ReLU, head_first: bool = False):
+        head = nn.Linear(widths[-1] if widths else in_features, out_features) if head_first else None
+        super().__init__(in_features, widths, activation)
+        self.raw_variance = head or nn.Linear(self.out_features, out_features)
         self.variance_floor = variance_floor
 
     def forward(self, x: torch.Tensor) -> ItakuraSaito:
@@ -102,16 +103,18 @@ UNIT = Support(0.0, 1.0, "values in [0, 1]")
 NONNEGATIVE = Support(0.0, math.inf, "non-negative values (powers)")
 
 
-def gaussian(in_features: int, hidden: int, out_features: int, config) -> GaussianMLP:
-    return GaussianMLP(in_features, hidden, out_features, config.std_floor, config.std_max, head_first=True)
+def gaussian(in_features: int, widths: Sequence[int], out_features: int, config) -> GaussianMLP:
+    return GaussianMLP(in_features, widths, out_features, config.std_floor, config.std_max,
+                       ACTIVATIONS[config.activation], head_first=True)
 
 
-def bernoulli(in_features: int, hidden: int, out_features: int, config) -> BernoulliMLP:
-    return BernoulliMLP(in_features, hidden, out_features, head_first=True)
+def bernoulli(in_features: int, widths: Sequence[int], out_features: int, config) -> BernoulliMLP:
+    return BernoulliMLP(in_features, widths, out_features, ACTIVATIONS[config.activation], head_first=True)
 
 
-def itakura_saito(in_features: int, hidden: int, out_features: int, config) -> ItakuraSaitoMLP:
-    return ItakuraSaitoMLP(in_features, hidden, out_features, config.variance_floor, head_first=True)
+def itakura_saito(in_features: int, widths: Sequence[int], out_features: int, config) -> ItakuraSaitoMLP:
+    return ItakuraSaitoMLP(in_features, widths, out_features, config.variance_floor, ACTIVATIONS[config.activation],
+                           head_first=True)
 
 
 # model.emission -> (the read-out's builder, the support of its density). head_first: the read-out's

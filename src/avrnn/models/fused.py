@@ -20,7 +20,7 @@ from torch import nn
 from torch.distributions import Normal
 from torch.nn import functional as F
 
-from avrnn.models.layers import MLP, GaussianMLP
+from avrnn.models.layers import MLP, GaussianMLP, layer_names
 from avrnn.models.loop_linear import LoopLinear
 
 
@@ -68,7 +68,7 @@ def _layers(block: MLP | GaussianMLP, kind: type, where: str):
     pass, not be skipped)."""
     view = block.layers()
     children = [name for name, _ in block.named_children()]
-    expected = [name for name in view._fields if name != "std"]  # std: a function of raw_std, not a layer
+    expected = layer_names(len(view.linears)) + [name for name in view._fields if name not in ("linears", "std")]
     if type(block) is not kind or children != expected:
         raise TypeError(f"the fused VRNN pass reads {where} as {kind.__name__} with layers {expected}, but it is "
                         f"{type(block).__name__} with {children}; update avrnn/models/fused.py to the new layout")
@@ -113,22 +113,27 @@ def _x_driven(vrnn: FusedModel, x_features, post_noise, prior_noise, prior_sampl
 
 def _loop(vrnn: FusedModel, x_features: torch.Tensor, noise: torch.Tensor, drive_block: GaussianMLP, where: str):
     """The recurrence driven by samples of `drive_block` (the proposal, or the transition for the
-    prior's own path): per step its h-dependent part, sampling, phi_z and the cell."""
+    prior's own path): per step its h-dependent part, sampling, phi_z and the cell. The block's
+    first linear map (its first layer, or its mean and std read-outs where it has no layers) is
+    split by input: its x part runs for all steps before the loop, its h part inside it."""
     drive, phi_z, cell = _layers(drive_block, GaussianMLP, where), _layers(vrnn.phi_z, MLP, "phi_z"), vrnn.f_theta
-    n_x, fc1 = x_features.shape[-1], drive.fc1
-    from_x = fc1.weight.shape[1] - vrnn.hidden_size  # the proposal reads [phi_x(x_t), h]; the transition h only
-    pre_x = (F.linear(x_features, fc1.weight[:, :from_x], fc1.bias).unbind(1) if from_x
-             else [fc1.bias] * x_features.shape[1])
+    head_weight = torch.cat([drive.mean.weight, drive.raw_std.weight])
+    head_bias = torch.cat([drive.mean.bias, drive.raw_std.bias])
+    first_weight, first_bias = ((drive.linears[0].weight, drive.linears[0].bias) if drive.linears
+                                else (head_weight, head_bias))
+    n_x = x_features.shape[-1]
+    from_x = first_weight.shape[1] - vrnn.hidden_size  # the proposal reads [phi_x(x_t), h]; the transition h only
+    pre_x = (F.linear(x_features, first_weight[:, :from_x], first_bias).unbind(1) if from_x
+             else [first_bias] * x_features.shape[1])
     input_bias = cell.bias_ih if vrnn.rnn == "gru" else cell.bias_ih + cell.bias_hh
     gates_x = F.linear(x_features, cell.weight_ih[:, :n_x], input_bias).unbind(1)
     # h_{t-1} feeds the sampled distribution and the cell's hidden gates: one product for both
-    n_drive, n_gates = fc1.weight.shape[0], cell.weight_hh.shape[0]
-    from_h = LoopLinear(torch.cat([fc1.weight[:, from_x:], cell.weight_hh]),
-                        torch.cat([torch.zeros_like(fc1.bias), cell.bias_hh]) if vrnn.rnn == "gru" else None)
-    fc2 = LoopLinear(drive.fc2.weight, drive.fc2.bias)
-    head = LoopLinear(torch.cat([drive.mean.weight, drive.raw_std.weight]),
-                      torch.cat([drive.mean.bias, drive.raw_std.bias]))
-    z_fc1, z_fc2 = LoopLinear(phi_z.fc1.weight, phi_z.fc1.bias), LoopLinear(phi_z.fc2.weight, phi_z.fc2.bias)
+    n_drive, n_gates = first_weight.shape[0], cell.weight_hh.shape[0]
+    from_h = LoopLinear(torch.cat([first_weight[:, from_x:], cell.weight_hh]),
+                        torch.cat([torch.zeros_like(first_bias), cell.bias_hh]) if vrnn.rnn == "gru" else None)
+    hidden_layers = [LoopLinear(linear.weight, linear.bias) for linear in drive.linears[1:]]
+    head = LoopLinear(head_weight, head_bias) if drive.linears else None
+    z_layers = [LoopLinear(linear.weight, linear.bias) for linear in phi_z.linears]
     gates_z = LoopLinear(cell.weight_ih[:, n_x:])
     act, z_act = drive.activation, phi_z.activation  # bound forward: no module-call overhead per step
 
@@ -138,11 +143,18 @@ def _loop(vrnn: FusedModel, x_features: torch.Tensor, noise: torch.Tensor, drive
         first = t == 0
         h = vrnn.hidden(state)
         drive_from_h, gates_h = from_h(h, first).split([n_drive, n_gates], -1)  # one backward node, not two
-        features = act(fc2(act(pre_x[t] + drive_from_h), first))
-        mean, raw_std = head(features, first).chunk(2, -1)
+        out = pre_x[t] + drive_from_h
+        if head is not None:  # the block's layers, then its read-outs
+            out = act(out)
+            for layer in hidden_layers:
+                out = act(layer(out, first))
+            out = head(out, first)
+        mean, raw_std = out.chunk(2, -1)
         std = drive.std(raw_std)
         z_t = mean + std * noise[t]
-        zf_t = z_act(z_fc2(z_act(z_fc1(z_t, first)), first))
+        zf_t = z_t
+        for layer in z_layers:
+            zf_t = z_act(layer(zf_t, first))
         state = _cell(vrnn, gates_x[t] + gates_z(zf_t, first), gates_h, state)
         h_prev.append(h)
         means.append(mean)

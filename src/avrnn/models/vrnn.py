@@ -14,7 +14,7 @@ timesteps (avrnn.models.fused), held equal to `step` by a float64 test.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping, NamedTuple
+from typing import Any, List, Mapping, NamedTuple, Optional
 
 import torch
 from torch import nn
@@ -22,14 +22,16 @@ from torch.distributions import Normal
 
 from avrnn.models.fused import fused_trajectory
 from avrnn.models.emissions import EMISSIONS
-from avrnn.models.layers import MLP, GaussianMLP
+from avrnn.models.layers import ACTIVATIONS, MLP, GaussianMLP
 from avrnn.models.losses import gaussian_kl
 
 RNN_CELLS = {"gru": nn.GRUCell, "lstm": nn.LSTMCell}
 PRIOR_PATHS = ("shared", "own")  # prior samples along the posterior's h path, or driving their own
 RECURRENCE_INPUTS = ("xz", "x")  # f_theta reads phi_x(x_t) and phi_z(z_t) (Sections II, VI), or x only (Alg. 1-2)
 CHOICES = {"rnn": tuple(RNN_CELLS), "emission": tuple(EMISSIONS), "prior_path": PRIOR_PATHS,
-           "recurrence_input": RECURRENCE_INPUTS}
+           "recurrence_input": RECURRENCE_INPUTS, "activation": tuple(ACTIVATIONS)}
+# model.<block>_widths: each MLP's layer widths; null = the two-layer default below, [] = the identity
+BLOCKS = ("phi_x", "phi_z", "tr", "ps", "em")
 SIZES = ("input_size", "z_dim", "hidden_size", "x_features", "z_features", "mlp_hidden", "std_floor", "variance_floor")
 
 
@@ -56,6 +58,16 @@ class VRNNConfig:
     std_floor: float = 1e-3  # Gaussian stds are softplus(.) + std_floor, capped at std_max
     std_max: float = 100.0
     variance_floor: float = 1e-6  # itakura_saito: each bin's predicted power is exp(.) + variance_floor
+    activation: str = "relu"  # after every layer of the MLPs below: relu | tanh | elu | gelu
+    # Layer widths of each MLP (phi_x, phi_z, TR, PS, EM before their read-outs); [] = the identity; null =
+    # two layers: [mlp_hidden, x_features] (phi_x), [mlp_hidden, z_features] (phi_z), [mlp_hidden, mlp_hidden]
+    # (tr, ps, em). A list replaces those keys for its block: phi_x's last width (input_size if []) is what the
+    # cell and PS read of x_t, phi_z's (z_dim if []) what the cell and EM read of z_t.
+    phi_x_widths: Optional[List[int]] = None
+    phi_z_widths: Optional[List[int]] = None
+    tr_widths: Optional[List[int]] = None
+    ps_widths: Optional[List[int]] = None
+    em_widths: Optional[List[int]] = None
 
     @classmethod
     def from_dict(cls, model: Mapping[str, Any]) -> VRNNConfig:
@@ -69,9 +81,27 @@ class VRNNConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def widths(self, block: str) -> list[int]:
+        """The layer widths of one MLP (BLOCKS: phi_x, phi_z, tr, ps, em): <block>_widths, or the default."""
+        given = getattr(self, f"{block}_widths")
+        if given is not None:
+            return [int(width) for width in given]
+        last = {"phi_x": self.x_features, "phi_z": self.z_features}.get(block, self.mlp_hidden)
+        return [self.mlp_hidden, last]
+
     def check(self) -> VRNNConfig:
         """Raises ModelConfigError naming the key and the allowed values."""
-        return self.check_choices().check_sizes()
+        return self.check_choices().check_sizes().check_widths()
+
+    def check_widths(self) -> VRNNConfig:
+        """Each <block>_widths: null, or a list of positive integers."""
+        for block in BLOCKS:
+            given = getattr(self, f"{block}_widths")
+            if given is not None and (isinstance(given, (str, bytes)) or not all(
+                    isinstance(width, int) and not isinstance(width, bool) and width > 0 for width in given)):
+                raise ModelConfigError(f"model.{block}_widths={given!r} must be a list of positive layer widths "
+                                       f"([] = the identity, null = the default two layers)")
+        return self
 
     def check_choices(self) -> VRNNConfig:
         """The names that pick a component (rnn, emission, prior_path, recurrence_input)."""
@@ -142,19 +172,19 @@ class VRNN(nn.Module):
         elif not isinstance(config, VRNNConfig) or keys:
             raise TypeError("VRNN takes a VRNNConfig or keyword arguments (VRNN(input_size=200, ...)), not both")
         self.config = config.check()  # the one copy of the architecture: the properties below read it
-        input_size, z_dim, mlp_hidden = config.input_size, config.z_dim, config.mlp_hidden
-        x_features, z_features, hidden_size = config.x_features, config.z_features, config.hidden_size
-        std_floor, std_max = config.std_floor, config.std_max
-        self.phi_x = MLP(input_size, mlp_hidden, x_features)
-        self.phi_z = MLP(z_dim, mlp_hidden, z_features)
+        input_size, z_dim, hidden_size = config.input_size, config.z_dim, config.hidden_size
+        std_floor, std_max, activation = config.std_floor, config.std_max, ACTIVATIONS[config.activation]
+        self.phi_x = MLP(input_size, config.widths("phi_x"), activation)
+        self.phi_z = MLP(z_dim, config.widths("phi_z"), activation)
+        x_features, z_features = self.phi_x.out_features, self.phi_z.out_features
         self.f_theta = RNN_CELLS[config.rnn](x_features + (z_features if config.recurrence_input == "xz" else 0),
                                              hidden_size)
-        self.transition = GaussianMLP(hidden_size, mlp_hidden, z_dim, std_floor, std_max)
-        self.proposal = GaussianMLP(x_features + hidden_size, mlp_hidden, z_dim, std_floor, std_max)
+        self.transition = GaussianMLP(hidden_size, config.widths("tr"), z_dim, std_floor, std_max, activation)
+        self.proposal = GaussianMLP(x_features + hidden_size, config.widths("ps"), z_dim, std_floor, std_max,
+                                    activation)
         # head_first: the emission's initial weights drawn in the order of earlier versions (same seed, same model)
-        em_in = z_features + hidden_size
         build_emission, _ = EMISSIONS[config.emission]
-        self.emission = build_emission(em_in, mlp_hidden, input_size, config)
+        self.emission = build_emission(z_features + hidden_size, config.widths("em"), input_size, config)
 
     z_dim = property(lambda self: self.config.z_dim)
     hidden_size = property(lambda self: self.config.hidden_size)
