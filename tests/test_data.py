@@ -1,6 +1,7 @@
 """Reading TIMIT-layout and plain audio folders: splits, framing, normalisation, cache, errors."""
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -260,3 +261,66 @@ def test_training_batches_depend_only_on_seed_and_epoch_and_resume_skips():
     resumed = EpochBatchSampler(lengths, batch_size=3, batches=6, seed=7, crop_frames=20)
     resumed.skip = 4
     assert list(resumed) == epoch0[4:] and list(resumed) == epoch0  # only the first epoch is partial
+
+
+# --- data.split_lists: exactly another codebase's files -----------------------------------------
+def write_lists(root, lists: dict[str, list[str]], folder="splits"):
+    (root / folder).mkdir(exist_ok=True)
+    for split, names in lists.items():
+        (root / folder / f"{split}.txt").write_text("# a comment\n" + "\n".join(names) + "\n\n")
+    return {split: f"{folder}/{split}.txt" for split in lists}
+
+
+LISTS = {"train": ["b/1_ben.wav", "a/2_anna.wav", "c/0_cleo.flac", "d/3_dan.wav"], "val": ["e/1_eve.wav"],
+         "test": ["a/3_anna.wav", "e/2_eve.wav"]}
+
+
+def test_split_lists_give_exactly_the_listed_files_in_their_order_and_nothing_else_is_read(tmp_path, caplog):
+    make_folder(tmp_path)
+    (tmp_path / "e" / "9_eve.wav").write_bytes(b"RIFF not audio")  # listed nowhere: never read, no failure
+    lists = write_lists(tmp_path, LISTS)
+    dm = SpeechDataModule(DataOptions(root=str(tmp_path), layout="folder", split_lists=lists).check())
+    with caplog.at_level(logging.INFO):
+        dm.setup()
+    assert {split: [Path(path).relative_to(tmp_path).as_posix() for path in paths]
+            for split, paths in dm.paths.items()} == LISTS
+    assert "14 of 21 audio file(s)" in caplog.text and "in none of data.split_lists (not read)" in caplog.text
+
+
+def test_split_lists_read_from_an_absolute_path_and_the_cache_follows_their_content(tmp_path):
+    make_folder(tmp_path / "corpus")
+    elsewhere = tmp_path / "lists"
+    elsewhere.mkdir()
+    absolute = {split: str(elsewhere / path) for split, path in write_lists(elsewhere, LISTS, ".").items()}
+    options = dict(root=str(tmp_path / "corpus"), layout="folder", split_lists=absolute,
+                   cache_dir=str(tmp_path / "cache"))
+    first = SpeechDataModule(DataOptions(**options))
+    first.setup()
+    write_lists(elsewhere, {**LISTS, "test": ["a/3_anna.wav"]}, ".")  # the same list files, other content
+    second = SpeechDataModule(DataOptions(**options))
+    second.setup()
+    assert len(first.paths["test"]) == 2 and len(second.paths["test"]) == 1
+
+
+@pytest.mark.parametrize("lists, message", [
+    ({**LISTS, "test": ["a/3_anna.wav", "z/nobody.wav"]},
+     r"data.split_lists.test lists 1 file\(s\) that are not audio files under .*, e.g. z/nobody.wav; fix the list"),
+    ({**LISTS, "val": ["e/1_eve.wav", "b/1_ben.wav"]},
+     r"data.split_lists: b/1_ben.wav is listed twice \(train and val\); each file belongs to one split"),
+    ({**LISTS, "val": ["../outside.wav"]}, r"'../outside.wav' in .* is not a path inside data.root"),
+    ({**LISTS, "val": ["# only a comment"]}, r"data.split_lists.val: .*val.txt lists no files"),
+])
+def test_a_split_list_naming_a_missing_repeated_or_outside_file_is_refused_in_one_line(tmp_path, lists, message):
+    make_folder(tmp_path)
+    paths = write_lists(tmp_path, lists)
+    with pytest.raises(DataError, match=message):
+        SpeechDataModule(DataOptions(root=str(tmp_path), layout="folder", split_lists=paths)).setup()
+
+
+def test_split_lists_must_name_three_readable_lists(tmp_path):
+    make_folder(tmp_path)
+    with pytest.raises(DataError, match=r"must name three lists: data.split_lists=\{train: LIST, val: LIST, test"):
+        DataOptions(root=str(tmp_path), layout="folder", split_lists={"train": "a", "test": "b"}).check()
+    with pytest.raises(DataError, match=r"data.split_lists.train: cannot read .*nothing.txt .*one per line"):
+        SpeechDataModule(DataOptions(root=str(tmp_path), layout="folder",
+                                     split_lists={"train": "nothing.txt", "val": "v", "test": "t"})).setup()

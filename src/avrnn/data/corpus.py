@@ -374,3 +374,53 @@ def split_folder_files(files: list[Path], root: Path, val_fraction: float = 0.1,
     train_speakers, val_speakers = _hold_out(rest, val_fraction / (1 - test_fraction), seed + 1, "speakers")
     by = lambda group: [p for p in files if speaker_of[p] in set(group)]  # noqa: E731
     return Splits(train=by(train_speakers), val=by(val_speakers), test=by(test_speakers))
+
+
+SPLITS = ("train", "val", "test")
+
+
+def read_split_lists(root: Path, lists: dict[str, str]) -> dict[str, list[str]]:
+    """data.split_lists: split -> the file names its list holds (one per line, relative to data.root; blank lines
+    and lines starting with # skipped). A list path that is relative is read relative to data.root. Raises
+    DataError for a list that cannot be read or a file named twice."""
+    root, entries, where = Path(root), {}, {}
+    for split in SPLITS:
+        path = root / lists[split]
+        try:
+            lines = path.read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as error:
+            raise DataError(f"data.split_lists.{split}: cannot read {path} ({error}); give a text file of paths "
+                            "relative to data.root, one per line") from None
+        names = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+        if not names:
+            raise DataError(f"data.split_lists.{split}: {path} lists no files; give one path per line")
+        for name in names:
+            if Path(name).is_absolute() or ".." in Path(name).parts:
+                raise DataError(f"data.split_lists.{split}: {name!r} in {path} is not a path inside data.root; "
+                                "write it relative to data.root")
+            if name in where:
+                raise DataError(f"data.split_lists: {name} is listed twice ({where[name]} and {split}); "
+                                "each file belongs to one split")
+            where[name] = split
+        entries[split] = names
+    return entries
+
+
+def split_listed_files(files: list[Path], root: Path, entries: dict[str, list[str]],
+                       unreadable: set[Path] = frozenset()) -> Splits:
+    """The splits data.split_lists names (read_split_lists), in each list's order, from the audio files found
+    under root (`files`; skipped `unreadable` ones are left out). Raises DataError naming a listed file that is
+    not among them."""
+    root = Path(root)
+    by_name = {path.relative_to(root).as_posix(): path for path in files}
+    splits = {}
+    for split in SPLITS:
+        missing = [name for name in entries[split] if name not in by_name and root / name not in unreadable]
+        if missing:
+            raise DataError(f"data.split_lists.{split} lists {len(missing)} file(s) that are not audio files under "
+                            f"{root}, e.g. {missing[0]}; fix the list or data.root")
+        splits[split] = [by_name[name] for name in entries[split] if name in by_name]
+        if not splits[split]:
+            raise DataError(f"every file data.split_lists.{split} lists was unreadable or too short; check the "
+                            "files or data.frame_size")
+    return Splits(**splits)

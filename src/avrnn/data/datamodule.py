@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 
 from avrnn.data import cache, representations
 from avrnn.data.audio import read_audio
-from avrnn.data.corpus import Found, Splits, by_extension, find_corpus, split_folder_files, split_timit_files, timit_candidates
+from avrnn.data.corpus import (Found, Splits, by_extension, find_corpus, read_split_lists, split_folder_files,
+                               split_listed_files, split_timit_files, timit_candidates)
 from avrnn.data.errors import DataError
 from avrnn.data.options import DataOptions
 from avrnn.data.synthetic import generate_corpus
@@ -208,8 +209,19 @@ class SpeechDataModule(pl.LightningDataModule):
             generate_corpus(self.root, self.options.synthetic)
 
     def candidates(self, found: Found) -> Found:
-        """Only the files the options leave in play (TIMIT: no SA sentences with exclude_sa, only core
-        speakers with test_set=core): files that no split takes are never read."""
+        """Only the files the options leave in play (data.split_lists: the files they name; TIMIT: no SA
+        sentences with exclude_sa, only core speakers with test_set=core): files that no split takes are never
+        read."""
+        if self.options.split_lists:
+            entries = self.split_entries()
+            listed = {name for names in entries.values() for name in names}
+            every = found.files + [p for copies in found.copies.values() for p in copies]
+            keep = [p for p in every if p.relative_to(self.root).as_posix() in listed]
+            split_listed_files(keep, self.root, entries)  # a listed file that is not there: refused before reading
+            if len(every) > len(keep):
+                log.info("data: %d of %d audio file(s) under %s are in none of data.split_lists (not read)",
+                         len(every) - len(keep), len(every), self.root)
+            return dataclasses.replace(found, pools={"all": keep}, copies={})
         if self.options.layout != "timit":
             return found
         train, test = timit_candidates(found.pools["train"], found.pools["test"], self.options.test_set,
@@ -224,14 +236,20 @@ class SpeechDataModule(pl.LightningDataModule):
                 where = f"{name} " if name != "all" else ""
                 raise DataError(f"every {where}file under {self.root} was unreadable or too short; "
                                 "check the files or data.frame_size")
+        if self.options.split_lists:
+            return split_listed_files(pools["all"], self.root, self.split_entries(), unreadable)
         if self.options.layout == "timit":
             return split_timit_files(pools["train"], pools["test"], **self.options.split_options())
         return split_folder_files(pools["all"], self.root, **self.options.split_options())
 
+    def split_entries(self) -> dict[str, list[str]]:
+        """data.split_lists read: split -> the file names it lists (relative to data.root)."""
+        return read_split_lists(self.root, self.options.split_lists)
+
     def _options(self) -> dict:
         """Everything that changes the cached frames."""
         o = self.options
-        return {"version": CACHE_VERSION, "root": str(self.root.resolve()), "layout": o.layout,
+        return {"split_lists": self.split_entries() if o.split_lists else None,"version": CACHE_VERSION, "root": str(self.root.resolve()), "layout": o.layout,
                 "representation": representations.settings(o), "sample_rate": o.sample_rate,
                 "frame_size": o.frame_size, "hop": o.hop,
                 "last_frame": o.last_frame, "resample": o.resample, "on_bad_file": o.on_bad_file,

@@ -66,6 +66,9 @@ class DataOptions:
     val_fraction: float = 0.05
     test_fraction: float = 0.1  # layout=folder only (TIMIT has its own TEST set)
     split_seed: int = 0
+    # {train: LIST, val: LIST, test: LIST}: text files naming each split's files (paths relative to data.root, one
+    # per line; a relative LIST is read from data.root): exactly another codebase's split. null: split by the keys above
+    split_lists: Any = None
     test_set: str = "full"  # timit: full (1,680 utterances) | core (192)
     val_split: str = "utterance"  # timit: utterance | speaker (speaker-disjoint validation)
     exclude_sa: bool = False  # timit: leave out the two SA sentences every speaker reads
@@ -101,6 +104,10 @@ class DataOptions:
             if getattr(self, key) not in allowed:
                 raise DataError(f"data.{key}={getattr(self, key)!r} is not allowed; choose one of {', '.join(allowed)}")
         check_fraction("val_fraction", self.val_fraction)
+        if self.split_lists is not None and (not isinstance(self.split_lists, Mapping)
+                                             or sorted(self.split_lists) != ["test", "train", "val"]):
+            raise DataError(f"data.split_lists={self.split_lists!r} must name three lists: "
+                            "data.split_lists={train: LIST, val: LIST, test: LIST}, or be null")
         representations.build(self)  # its name, keys and values, and the framing it allows
         if self.layout == "timit":  # the keys each layout's split reads (split_options)
             check_timit_choices(self.test_set, self.val_split)

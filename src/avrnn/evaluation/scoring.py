@@ -63,8 +63,10 @@ def load_module(path: Path, trusted_targets=()) -> AVRNNModule:
 MODEL_INPUT = ("representation", "sample_rate", "frame_size", "hop")
 # how the corpus was split and framed: taken from the checkpoint unless given, so that a copy of the corpus
 # scores the model's own test split (not a split of other settings holding training files)
-SPLIT_SETTINGS = {"timit": ("last_frame", "val_fraction", "split_seed", "test_set", "val_split", "exclude_sa"),
-                  "folder": ("last_frame", "val_fraction", "test_fraction", "split_seed", "speaker_pattern")}
+SPLIT_SETTINGS = {"timit": ("last_frame", "val_fraction", "split_seed", "test_set", "val_split", "exclude_sa",
+                            "split_lists"),
+                  "folder": ("last_frame", "val_fraction", "test_fraction", "split_seed", "speaker_pattern",
+                             "split_lists")}
 
 
 def framing_value(data: dict, key: str):

@@ -57,6 +57,7 @@ RULES: list[tuple[str, str]] = [  # (leaf, rule); a test holds it to one entry p
     *[(f"data.synthetic.{key}", REFUSE) for key in ("train_speakers", "test_speakers", "utterances_per_speaker",
                                                     "min_seconds", "max_seconds", "sample_rate", "seed")],
     *[(f"data.{key}", APPLY) for key in ("eval_batch_size", "cache_dir", "num_workers")],
+    ("data.split_lists", APPLY),  # where the lists are: the splits they make are compared file by file on resume
     *[(f"paths.{key}", APPLY) for key in ("data_dir", "cache_dir", "log_dir", "output_dir")],
     ("trainer", APPLY),  # pl.Trainer's arguments: how to run, not what the weights mean
     ("seed", REFUSE),  # the noise and batch order of the rest of the run
