@@ -26,7 +26,8 @@ def test_bench_writes_one_record_per_size(run_in_process, tmp_path, benchmark_mo
     monkeypatch.setattr(benchmark_module, "idle_cores", lambda interval=1.0: 0.4)
     output = tmp_path / "bench.json"
     result = run_in_process("bench.py", "--sizes", "2x6,3x4", "--warmup", "0", "--repeats", "2", "--output",
-                            str(output), "--device", "cpu", "--processes", "0")
+                            str(output), "--device", "cpu", "--processes", "0", "--dvae-sizes", "2x3,2x4",
+                            "--peer-fps", "3:1e12")
     assert result.returncode == 0, result.stderr[-2000:]
     bench = json.loads(output.read_text())
     lines = result.stdout.splitlines()
@@ -67,6 +68,12 @@ def test_bench_writes_one_record_per_size(run_in_process, tmp_path, benchmark_mo
         assert cost["output_samples"] == 160000, rate  # 10 s at 16 kHz
         assert cost["peak_memory_increase_mb"] is None or cost["peak_memory_increase_mb"] < 64, (rate, cost)
     assert set(bench["resampling_to_16000"]) == {"16001", "44099", "7999"}
+    dvae = bench["dvae_vrnn"]  # experiment=dvae_vrnn's step against the benchmark code's figure given for T = 3
+    assert set(dvae) == {"2x3", "2x4"} and all(entry["frames_per_s"] > 0 for entry in dvae.values())
+    assert dvae["2x3"]["speedup_over_peer"] == pytest.approx(dvae["2x3"]["frames_per_s"] / 1e12)
+    assert "speedup_over_peer" not in dvae["2x4"] and "--peer-fps T:FPS compares it" in result.stdout
+    check = bench["targets"]["dvae_vrnn speedup_over_peer >= 1.5 (every size given --peer-fps)"]
+    assert check["value"] == dvae["2x3"]["speedup_over_peer"] and check["met"] is False
 
 
 @pytest.mark.slow

@@ -267,6 +267,39 @@ def avrnn_seconds(conf_dir: Path, batch: int, steps: int, device: torch.device, 
     return seconds, statistics.median(a / b for a, b in zip(timer.times[warmup:], timer.between_times[warmup:]))
 
 
+def dvae_config_fps(conf_dir: Path, sizes: list[tuple[int, int]], device: torch.device, warmup: int, repeats: int,
+                    peer_fps: dict[int, float]) -> dict:
+    """frames/s of one training step (the fused -ELBO, backward, Adam) of experiment=dvae_vrnn on one CPU thread
+    (or the GPU), per size; with `peer_fps` (T -> the DVAE benchmark code's training frames/s on the same CPU and
+    thread, measured by running it: docs/dvae-parity.md), the speed-up over it."""
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["experiment=dvae_vrnn", "data.root=unused"])
+    GlobalHydra.instance().clear()
+    from omegaconf import OmegaConf
+    from avrnn.models.vrnn import VRNNConfig
+
+    threads, result = torch.get_num_threads(), {}
+    torch.set_num_threads(1)
+    try:
+        for batch, steps in sizes:
+            torch.manual_seed(0)
+            model = VRNN(VRNNConfig.from_dict(OmegaConf.to_container(cfg.model, resolve=True))).to(device)
+            optimizer = torch.optim.Adam(model.parameters(), lr=cfg.model.optimizer.lr)
+            x = torch.randn(batch, steps, model.config.input_size, device=device).pow(2)  # powers
+            seconds = repeat_seconds(elbo_step(model, optimizer, x, torch.ones(batch, steps, device=device), False),
+                                     warmup, repeats, device)
+            fps = batch * steps / statistics.median(seconds)
+            entry = {"frames_per_s": fps, "spread": spread(seconds)}
+            if steps in peer_fps:
+                entry.update(peer_frames_per_s=peer_fps[steps], speedup_over_peer=fps / peer_fps[steps])
+            result[f"{batch}x{steps}"] = entry
+    finally:
+        torch.set_num_threads(threads)
+    return result
+
+
 def run_size(conf_dir: Path, batch: int, steps: int, device: torch.device, warmup: int, repeats: int,
              matmul_rate, idle: float | None = None, say=print) -> dict:
     """Every timing of one size (B x T), with whether it can be trusted (`distrust`; `idle`: idle cores
@@ -439,7 +472,7 @@ def duration(seconds: float) -> str:
     return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
-def targets(runs: list[dict], processes: dict) -> dict:
+def targets(runs: list[dict], processes: dict, dvae: dict | None = None) -> dict:
     """The speed issue's targets, each with its measured value and whether it is met (None: not measured
     here). fp32: not slower than the AMD EPYC figures of that issue."""
     by_size = {f"{r['batch']}x{r['T']}": r for r in runs}
@@ -457,6 +490,8 @@ def targets(runs: list[dict], processes: dict) -> dict:
         "vrnn_fraction_of_matmul at 64x200 >= 0.61": at("64x200", "vrnn_fraction_of_matmul"),
         "vrnn_speedup_over_reference at 4x200 >= 2.5": at("4x200", "vrnn_speedup_over_reference"),
         "avrnn_over_vrnn_time <= 2.3 (every size)": max((r["avrnn_over_vrnn_time"] for r in runs), default=None),
+        "dvae_vrnn speedup_over_peer >= 1.5 (every size given --peer-fps)":
+            min((r["speedup_over_peer"] for r in (dvae or {}).values() if "speedup_over_peer" in r), default=None),
     }
     result = {}
     for name, value in checks.items():
@@ -477,6 +512,13 @@ def main(conf_dir: Path) -> None:
                         help="also time the A-VRNN / VRNN ratio in this many fresh processes (0: not)")
     parser.add_argument("--ieee-denormals", action="store_true",
                         help="keep IEEE subnormal floats (training's flush_denormal=false); default: flushed")
+    # experiment=dvae_vrnn's batches: 128 sequences of 16 frames (the parity run on spoken digits) and of 50 (the
+    # benchmark's own sequence length), 513 STFT bins; timed on one thread, as the parity runs train
+    parser.add_argument("--dvae-sizes", default="128x16,128x50", help="BATCHxT of the experiment=dvae_vrnn step")
+    parser.add_argument("--peer-fps", default="",
+                        help="T:FPS,...: the DVAE benchmark code's training frames/s at sequence length T, measured "
+                             "on this CPU and one thread (docs/dvae-parity.md), e.g. 16:5016,50:3369; the "
+                             "experiment=dvae_vrnn step is then checked against 1.5x it")
     parser.add_argument("--ratio-only", action="store_true", help=argparse.SUPPRESS)  # one of --processes
     args = one_line_errors(parser, "python src/bench.py --help").parse_args()
     device = torch.device(args.device)
@@ -518,6 +560,13 @@ def main(conf_dir: Path) -> None:
             say(HEADER)
         say(row(runs[-1]))
     processes = across_processes(args, args.processes) if args.processes else {}
+    say("bench: experiment=dvae_vrnn's training step, one thread")
+    try:
+        peer_fps = {int(t): float(f) for t, f in (item.split(":") for item in args.peer_fps.split(",") if item)}
+    except ValueError:
+        parser.error(f"--peer-fps={args.peer_fps!r}: give T:FPS pairs, e.g. 16:5016,50:3369")
+    dvae_sizes = [tuple(int(v) for v in size.lower().split("x")) for size in args.dvae_sizes.split(",")]
+    dvae = dvae_config_fps(conf_dir, dvae_sizes, device, args.warmup, args.repeats, peer_fps)
     say("bench: resampling 10 s of audio at odd rates")
     resampling = resampling_cost()
     matmul = statistics.median(rates)
@@ -530,7 +579,8 @@ def main(conf_dir: Path) -> None:
               "units": "frames/s = B*T / seconds per training step; GFLOP/s = model FLOPs per frame x frames/s",
               "trusted": not untrusted, "untrusted": untrusted, "idle_cores_at_start": idle, "threads": threads,
               **{k: runs[0][k] for k in ("reference_fps", "vrnn_fps", "avrnn_fps", "gru_floor_fps", "vrnn_gflops")},
-              "runs": runs, "avrnn_over_vrnn_across_processes": processes, "targets": targets(runs, processes),
+              "runs": runs, "avrnn_over_vrnn_across_processes": processes, "dvae_vrnn": dvae,
+              "targets": targets(runs, processes, dvae),
               "resampling_to_16000": resampling}
     with open(args.output, "w") as handle:
         json.dump(result, handle, indent=2)
@@ -539,6 +589,10 @@ def main(conf_dir: Path) -> None:
     print(HEADER)
     for r in runs:
         print(row(r))
+    for size, entry in dvae.items():
+        print(f"experiment=dvae_vrnn {size} (one thread): {entry['frames_per_s']:.0f} frames/s" + (
+            f", {entry['speedup_over_peer']:.2f}x the DVAE benchmark code's {entry['peer_frames_per_s']:.0f}"
+            if "speedup_over_peer" in entry else " (--peer-fps T:FPS compares it with the benchmark's code)"))
     for size, reasons in untrusted.items():
         print(f"UNTRUSTED {size}: {'; '.join(reasons)}: these figures measure this machine's load, not its speed; "
               "rerun on quiet cores")
