@@ -211,6 +211,19 @@ def test_a_spectrogram_checkpoint_trains_evaluates_and_generates(stft_cfg, compo
     assert len(original) == len(reconstruction)
 
 
+@pytest.mark.parametrize("arm", [
+    ["arm=avrnn_conditional"], ["arm=avrnn_own"], ["arm=avrnn_wgan", "ablation=hybrid"],
+    pytest.param(["arm=avrnn_posterior_only"], marks=pytest.mark.slow),
+    pytest.param(["arm=avrnn_wgan_gp"], marks=pytest.mark.slow), pytest.param(["arm=avrnn_gan"], marks=pytest.mark.slow),
+    pytest.param(["arm=avrnn_paper", "trainer.precision=bf16-mixed"], marks=pytest.mark.slow)])
+def test_every_arm_trains_on_the_spectrogram(stft_cfg, arm):
+    """The three phases, each critic, critic input and ablation on the power spectrogram (Itakura-Saito emission)."""
+    from avrnn.training.fit import train
+
+    metrics = train(stft_cfg(*arm, "training.max_iterations=2"))
+    assert math.isfinite(metrics["test/elbo_per_timestep"])
+
+
 def test_a_run_cannot_resume_in_another_representation(make_cfg, stft_cfg, tmp_path):
     from avrnn.config import ConfigError
     from avrnn.training.fit import train

@@ -71,13 +71,17 @@ STOPS = {
     "checkpoint_every_iterations_then_kill": (["training.checkpoint_every_iterations=3"], ("kill", 3), 3),  # mid-epoch
 }
 _STRAIGHT: dict[str, object] = {}
+# each model's overrides: model=<name>, or A-VRNN on the power spectrogram with the Itakura-Saito emission
+MODELS = {"avrnn": ["model=avrnn"], "vrnn": ["model=vrnn"],
+          "avrnn_stft": ["model=avrnn", "data/representation=stft", "data.frame_size=256", "data.hop=64",
+                         "data.representation.trim_top_db=null", "model.emission=itakura_saito"]}
 
 
 def straight_run(make_cfg, tmp_path_factory, model):
     """One uninterrupted 6-iteration run per model, shared by the stops."""
     if model not in _STRAIGHT:
         folder = tmp_path_factory.mktemp(f"straight-{model}")
-        train(make_cfg(f"model={model}", *DETERMINISTIC, "training.max_iterations=6", f"paths.output_dir={folder}"))
+        train(make_cfg(*MODELS[model], *DETERMINISTIC, "training.max_iterations=6", f"paths.output_dir={folder}"))
         _STRAIGHT[model] = folder
     return _STRAIGHT[model]
 
@@ -89,7 +93,8 @@ def best_checkpoint(run_dir):
 
 @pytest.mark.parametrize("model,stop", [
     *[("avrnn", stop) for stop in STOPS],
-    *[pytest.param("vrnn", stop, marks=pytest.mark.slow) for stop in ("max_iterations_mid_epoch", "signal")]])
+    *[pytest.param("vrnn", stop, marks=pytest.mark.slow) for stop in ("max_iterations_mid_epoch", "signal")],
+    ("avrnn_stft", "signal")])
 def test_every_stop_resumes_to_the_uninterrupted_run(make_cfg, tmp_path, tmp_path_factory, monkeypatch, model, stop):
     """Stopped any way a run can stop, then resumed to 6 iterations: bitwise the parameters, optimizer states,
     losses and best checkpoint of one uninterrupted run. The only allowed difference: a stop at max_iterations
@@ -97,7 +102,7 @@ def test_every_stop_resumes_to_the_uninterrupted_run(make_cfg, tmp_path, tmp_pat
     straight = straight_run(make_cfg, tmp_path_factory, model)
     overrides, how, saved_at = STOPS[stop]
     resumed = tmp_path / "resumed"
-    stopped_cfg = make_cfg(f"model={model}", *DETERMINISTIC, "training.max_iterations=6", *overrides,
+    stopped_cfg = make_cfg(*MODELS[model], *DETERMINISTIC, "training.max_iterations=6", *overrides,
                            f"paths.output_dir={resumed}")
     if how is None:
         train(stopped_cfg)
@@ -112,7 +117,7 @@ def test_every_stop_resumes_to_the_uninterrupted_run(make_cfg, tmp_path, tmp_pat
         assert stopped.value.exit_code == 128 + signal.SIGTERM
     monkeypatch.undo()
     assert final_state(resumed)[1] == saved_at
-    train(make_cfg(f"model={model}", *DETERMINISTIC, "training.max_iterations=6", *overrides[1:],
+    train(make_cfg(*MODELS[model], *DETERMINISTIC, "training.max_iterations=6", *overrides[1:],
                    f"paths.output_dir={resumed}", "ckpt_path=last"))
     expected, resumed_state = final_state(straight), final_state(resumed)
     assert resumed_state[1] == expected[1] == 6
