@@ -278,13 +278,14 @@ LISTS = {"train": ["b/1_ben.wav", "a/2_anna.wav", "c/0_cleo.flac", "d/3_dan.wav"
 def test_split_lists_give_exactly_the_listed_files_in_their_order_and_nothing_else_is_read(tmp_path, caplog):
     make_folder(tmp_path)
     (tmp_path / "e" / "9_eve.wav").write_bytes(b"RIFF not audio")  # listed nowhere: never read, no failure
-    lists = write_lists(tmp_path, LISTS)
+    lists = write_lists(tmp_path, {**LISTS, "val": ["./e//1_eve.wav"]})  # the same file, written otherwise
     dm = SpeechDataModule(DataOptions(root=str(tmp_path), layout="folder", split_lists=lists).check())
     with caplog.at_level(logging.INFO):
         dm.setup()
     assert {split: [Path(path).relative_to(tmp_path).as_posix() for path in paths]
             for split, paths in dm.paths.items()} == LISTS
     assert "14 of 21 audio file(s)" in caplog.text and "in none of data.split_lists (not read)" in caplog.text
+    assert "data.split_lists gives the splits: data.val_fraction, data.test_fraction, data.split_seed" in caplog.text
 
 
 def test_split_lists_read_from_an_absolute_path_and_the_cache_follows_their_content(tmp_path):
@@ -305,8 +306,10 @@ def test_split_lists_read_from_an_absolute_path_and_the_cache_follows_their_cont
 @pytest.mark.parametrize("lists, message", [
     ({**LISTS, "test": ["a/3_anna.wav", "z/nobody.wav"]},
      r"data.split_lists.test lists 1 file\(s\) that are not audio files under .*, e.g. z/nobody.wav; fix the list"),
-    ({**LISTS, "val": ["e/1_eve.wav", "b/1_ben.wav"]},
-     r"data.split_lists: b/1_ben.wav is listed twice \(train and val\); each file belongs to one split"),
+    ({**LISTS, "val": ["e/1_eve.wav", "./b/1_ben.wav"]},
+     r"data.split_lists: b/1_ben.wav is b/1_ben.wav's utterance, listed twice \(train and val\); each utterance"),
+    ({**LISTS, "test": ["a/3_anna.wav", "B/1_ben.WAV.flac"]},  # another copy of one utterance
+     r"data.split_lists: B/1_ben.WAV.flac is b/1_ben.wav's utterance, listed twice \(train and test\)"),
     ({**LISTS, "val": ["../outside.wav"]}, r"'../outside.wav' in .* is not a path inside data.root"),
     ({**LISTS, "val": ["# only a comment"]}, r"data.split_lists.val: .*val.txt lists no files"),
 ])

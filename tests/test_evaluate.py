@@ -287,6 +287,9 @@ def test_the_data_keys_on_a_command_line_are_read_as_hydra_reads_them():
     assert data_keys(["+data.sample_rate=8000", "~data.hop", "data.root='/a=b/c'", "++data.frame_size=100",
                       "data=audio_dir", "ckpt_path=x", "model.data_like=1"]) == {"sample_rate", "hop", "root",
                                                                                   "frame_size"}
+    # a key inside a node gives the node too (the checkpoint's node is then not taken over it)
+    assert data_keys(["data.representation.window=hann"]) == {"representation", "representation.window"}
+    assert data_keys(["data/representation=stft"]) == {"representation"}
 
 
 def test_a_smaller_particle_budget_is_what_evaluation_uses(make_cfg, compose_config, tmp_path):

@@ -91,6 +91,14 @@ def test_a_width_list_that_is_not_positive_integers_is_refused_by_name(widths):
         VRNN(input_size=6, ps_widths=widths)
 
 
+@pytest.mark.parametrize("override", ["model.tr_widths=[0]", "model.phi_x_widths=[4,-1]"])
+def test_a_bad_width_is_refused_at_start_up_before_any_data_is_read(make_cfg, override):
+    from avrnn.config import ConfigError, validate
+
+    with pytest.raises(ConfigError, match=r"must be a list of positive layer widths"):
+        validate(make_cfg(override))
+
+
 def test_the_default_layout_keeps_the_earlier_versions_parameters_and_initial_weights():
     """null widths = two layers of mlp_hidden (and x_features / z_features for phi_x / phi_z): the same
     parameter names and, for one seed, the same initial weights as the explicit lists."""

@@ -140,6 +140,10 @@ def test_silence_is_trimmed_where_asked_and_kept_otherwise():
     ({"representation": {"name": "stft", "window": "kaiser"}}, r"^data.representation.window='kaiser' is not "
                                                                r"allowed; choose one of sine, hann$"),
     ({"representation": {"name": "stft", "trim_top_db": 0}}, r"^data.representation.trim_top_db must be positive"),
+    ({"frame_size": 256, "hop": 512, "representation": {"name": "stft"}},
+     r"^data.hop=512 is longer than the window, data.frame_size=256: .*use a hop of at most the window"),
+    ({"frame_size": 256, "hop": 64, "representation": {"name": "stft", "window": "hann", "center": False}},
+     r"^data.representation.window=hann is zero at its edge, so with data.representation.center=false"),
 ])
 def test_a_representation_that_cannot_work_is_refused_in_one_line(options, message):
     from avrnn.data.options import DataOptions
@@ -208,7 +212,11 @@ def test_a_spectrogram_checkpoint_trains_evaluates_and_generates(stft_cfg, compo
     assert rate == 16000 and len(sample) == round(0.5 * 16000 / 64) * 64 - 64  # (T - 1) hops of Griffin-Lim
     original, _ = sf.read(str(out / "test_00_original.wav"))
     reconstruction, _ = sf.read(str(out / "test_00_reconstruction.wav"))
-    assert len(original) == len(reconstruction)
+    manifest = json.loads((out / "generated.json").read_text())["files"]
+    source, _ = sf.read(manifest["test_00_original.wav"]["source"])
+    assert len(original) == len(reconstruction) == len(source)  # untrimmed here: the whole file, rebuilt to length
+    assert "Griffin-Lim" in manifest["sample_00.wav"]["decoded"]
+    assert "original's phase" in manifest["test_00_reconstruction.wav"]["decoded"]
 
 
 @pytest.mark.parametrize("arm", [
@@ -286,3 +294,62 @@ def test_a_digitally_silent_file_is_reported_as_silent_not_by_a_metrics_reason(t
     metrics = score_reconstructions(vrnn, datamodule.eval_dataloader("test", with_audio=True),
                                     datamodule.representation, 16000, "test")
     assert metrics["test/si_sdr_skipped_because"] == {"digitally silent": 1}
+
+
+def test_a_file_too_short_once_its_silence_is_trimmed_is_named_with_the_trimming(tmp_path):
+    from avrnn.data.datamodule import SpeechDataModule
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for index in range(8):
+        sf.write(str(corpus / f"speech_{index}.wav"), speech_like(8000, seed=index), 16000)
+    quiet = np.zeros(16000, dtype=np.float32)
+    quiet[8000:8100] = speech_like(100, seed=9)  # 1 s, all but 100 samples silent
+    sf.write(str(corpus / "mostly_silent.wav"), quiet, 16000)
+    options = {"root": str(corpus), "layout": "folder", "frame_size": 4096, "hop": 1024, "cache_dir": None,
+               "representation": {"name": "stft", "trim_top_db": 30}}
+    with pytest.raises(DataError, match=r"mostly_silent.wav is shorter than one frame after trimming its silence "
+                                        r"\(from 16000 samples; data.representation.trim_top_db\) \(\d+ < 2049, the least the stft "
+                                        r"representation encodes at data.frame_size=4096 samples\)"):
+        SpeechDataModule(options).setup()
+
+
+def test_a_checkpoint_of_an_earlier_version_with_overlapping_frames_still_evaluates_with_a_warning(
+        make_cfg, compose_config, tmp_path, caplog):
+    """Earlier versions accepted data.hop < data.frame_size for waveform frames: such a checkpoint is scored (its
+    data config has no representation), with a warning; a new run is refused (the waveform refusal tests)."""
+    from avrnn.evaluation.scoring import evaluate
+    from avrnn.training.fit import train
+
+    run = tmp_path / "run"
+    train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=1"))
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    for data in (checkpoint["hyper_parameters"]["data"], checkpoint["avrnn_config"]["data"]):
+        data.pop("representation")  # what an earlier version wrote, with overlapping frames
+        data["hop"] = 150
+    old = tmp_path / "overlapping.ckpt"
+    torch.save(checkpoint, old)
+    with caplog.at_level(logging.WARNING):
+        metrics = evaluate(compose_config("evaluate", f"ckpt_path={old}", "iwae_k=[]", "fivo_k=[]",
+                                          f"output_dir={tmp_path / 'eval'}", "speech_quality=true"))
+    assert math.isfinite(metrics["test/elbo_per_timestep"])
+    assert metrics["test/si_sdr_utterances"] + metrics["test/si_sdr_skipped"] == metrics["test/sequences"]
+    assert "a checkpoint of an earlier version, which accepted overlapping frames" in caplog.text
+
+
+def test_overlapping_frames_of_an_earlier_version_decode_to_the_waveform_they_were_cut_from():
+    wave = speech_like(1000)
+    from avrnn.data.representations import of_earlier_version
+
+    earlier = {"frame_size": 200, "hop": 150}  # a data config of an earlier version (no representation)
+    old = build({**earlier, "representation": of_earlier_version(earlier)}, {"mean": 0.0, "std": 1.0})
+    frames = old.encode(wave)
+    assert frames.shape == (7, 200)  # 0, 150, ..., 900: the last one padded
+    np.testing.assert_allclose(old.decode(frames, wave), np.clip(wave, -1, 1), atol=1e-6)
+
+
+def test_the_earlier_version_overlap_mark_cannot_train(make_cfg):
+    from avrnn.config import ConfigError, validate
+
+    with pytest.raises(ConfigError, match="marks checkpoints of earlier versions"):
+        validate(make_cfg("data.hop=100", "+data.representation.earlier_version_overlap=true"))

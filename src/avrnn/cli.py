@@ -19,6 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 from avrnn import command_line, config as schema
 from avrnn.training.checkpoints import CheckpointError
 from avrnn.config import ConfigError
+from avrnn.models.vrnn import ModelConfigError
 from avrnn.data.errors import DataError
 from avrnn.training.module import TrainingFault
 from avrnn.registry import UntrustedTargetError
@@ -27,7 +28,7 @@ from avrnn.training.stops import RunStopped
 from avrnn.training.sweeps import AllTrialsFailed, SweepLedger, TrialFailed, failed_jobs_line
 
 USER_ERRORS = (command_line.CommandLineError, ConfigError, DataError, CheckpointError, TrainingFault,
-               UntrustedTargetError, TrialFailed, AllTrialsFailed)
+               UntrustedTargetError, TrialFailed, AllTrialsFailed, ModelConfigError)
 NOISE = ("full_key", "object_type", "reference_type", "To append", "Config search path", "provider=",
          "Set the environment", "explicit_type", "See https")
 

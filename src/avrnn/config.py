@@ -328,10 +328,14 @@ def validate(cfg) -> None:
     for path in OPTIMIZER_NODES:
         _positive(f"{path}.lr", OmegaConf.select(cfg, path).lr)
     try:
-        VRNNConfig.from_dict(model).check_sizes()
+        VRNNConfig.from_dict(model).check_sizes().check_widths()
     except ModelConfigError as error:
         raise ConfigError(str(error)) from None
-    DataOptions.from_dict(OmegaConf.to_container(cfg.data, resolve=True)).check()  # raises DataError
+    data = DataOptions.from_dict(OmegaConf.to_container(cfg.data, resolve=True)).check()  # raises DataError
+    if (data.representation or {}).get("earlier_version_overlap"):
+        raise ConfigError("data.representation.earlier_version_overlap marks checkpoints of earlier versions (they "
+                          "evaluate); new runs cannot train on overlapping waveform frames: drop it, set data.hop=null, "
+                          "or use data/representation=stft")
     if (why := emission_fits(model.emission, OmegaConf.to_container(cfg.data, resolve=True))) is not None:
         raise ConfigError(why)
     for key in ("lstm_size", "fc_size", "n_critic"):

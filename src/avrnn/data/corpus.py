@@ -18,6 +18,7 @@ Splitting takes the files that were found (and, in data.on_bad_file=skip, read),
 from __future__ import annotations
 
 import os
+import posixpath
 import random
 import re
 from dataclasses import dataclass, field
@@ -394,14 +395,16 @@ def read_split_lists(root: Path, lists: dict[str, str]) -> dict[str, list[str]]:
         names = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
         if not names:
             raise DataError(f"data.split_lists.{split}: {path} lists no files; give one path per line")
-        for name in names:
+        for index, name in enumerate(names):
             if Path(name).is_absolute() or ".." in Path(name).parts:
                 raise DataError(f"data.split_lists.{split}: {name!r} in {path} is not a path inside data.root; "
                                 "write it relative to data.root")
-            if name in where:
-                raise DataError(f"data.split_lists: {name} is listed twice ({where[name]} and {split}); "
-                                "each file belongs to one split")
-            where[name] = split
+            names[index] = name = posixpath.normpath(name)  # ./a.wav and a//b.wav name a.wav and a/b.wav
+            utterance = utterance_id(root / name, root)  # a.WAV and its copy a.WAV.wav are one utterance
+            if utterance in where:
+                raise DataError(f"data.split_lists: {name} is {where[utterance][1]}'s utterance, listed twice "
+                                f"({where[utterance][0]} and {split}); each utterance belongs to one split")
+            where[utterance] = (split, name)
         entries[split] = names
     return entries
 

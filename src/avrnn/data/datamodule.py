@@ -202,6 +202,7 @@ class SpeechDataModule(pl.LightningDataModule):
         self.paths: dict[str, list[str]] = {}
         self.file_digests: dict[str, str] = {}  # path -> content digest (cache.content_digest)
         self.skipped: list[str] = []
+        self._split_entries: dict[str, list[str]] | None = None  # data.split_lists read (split_entries)
 
     # --- building the framed corpus ----------------------------------------------------------
     def prepare_data(self) -> None:
@@ -218,6 +219,9 @@ class SpeechDataModule(pl.LightningDataModule):
             every = found.files + [p for copies in found.copies.values() for p in copies]
             keep = [p for p in every if p.relative_to(self.root).as_posix() in listed]
             split_listed_files(keep, self.root, entries)  # a listed file that is not there: refused before reading
+            unused = ", ".join("data.split_seed" if key == "seed" else f"data.{key}"
+                               for key in self.options.split_options())
+            log.info("data: data.split_lists gives the splits: %s are not used", unused)
             if len(every) > len(keep):
                 log.info("data: %d of %d audio file(s) under %s are in none of data.split_lists (not read)",
                          len(every) - len(keep), len(every), self.root)
@@ -243,13 +247,16 @@ class SpeechDataModule(pl.LightningDataModule):
         return split_folder_files(pools["all"], self.root, **self.options.split_options())
 
     def split_entries(self) -> dict[str, list[str]]:
-        """data.split_lists read: split -> the file names it lists (relative to data.root)."""
-        return read_split_lists(self.root, self.options.split_lists)
+        """data.split_lists read (once per set-up): split -> the file names it lists (relative to data.root)."""
+        if self._split_entries is None:
+            self._split_entries = read_split_lists(self.root, self.options.split_lists)
+        return self._split_entries
 
     def _options(self) -> dict:
         """Everything that changes the cached frames."""
         o = self.options
-        return {"split_lists": self.split_entries() if o.split_lists else None,"version": CACHE_VERSION, "root": str(self.root.resolve()), "layout": o.layout,
+        return {"version": CACHE_VERSION, "root": str(self.root.resolve()), "layout": o.layout,
+                "split_lists": self.split_entries() if o.split_lists else None,
                 "representation": representations.settings(o), "sample_rate": o.sample_rate,
                 "frame_size": o.frame_size, "hop": o.hop,
                 "last_frame": o.last_frame, "resample": o.resample, "on_bad_file": o.on_bad_file,
@@ -259,14 +266,17 @@ class SpeechDataModule(pl.LightningDataModule):
         """Waveform of one file as the representation takes it (`prepare`: e.g. silence trimmed), or None
         when it is bad and data.on_bad_file=skip."""
         try:
-            wave = self.representation.prepare(read_audio(path, self.options.sample_rate, self.options.resample,
-                                                          resampled))
+            read = read_audio(path, self.options.sample_rate, self.options.resample, resampled)
+            wave = self.representation.prepare(read)
             least = self.representation.min_samples
             if len(wave) < least:
                 needs = f"data.frame_size={least}" if least == self.options.frame_size else \
-                    f"{least}, the {self.representation.name} representation's least at data.frame_size={self.options.frame_size}"
-                raise DataError(f"{path} is shorter than one frame ({len(wave)} < {needs} samples); remove it, lower "
-                                "data.frame_size or set data.on_bad_file=skip")
+                    f"{least}, the least the {self.representation.name} representation encodes at data.frame_size=" \
+                    f"{self.options.frame_size}"
+                trimmed = (f" after trimming its silence (from {len(read)} samples; data.representation.trim_top_db)"
+                           if len(wave) < len(read) else "")
+                raise DataError(f"{path} is shorter than one frame{trimmed} ({len(wave)} < {needs} samples); remove "
+                                "it, lower data.frame_size or set data.on_bad_file=skip")
         except DataError:
             if self.options.on_bad_file == "fail":
                 raise

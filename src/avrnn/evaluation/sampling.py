@@ -5,6 +5,7 @@ Griffin-Lim phase for prior samples)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import soundfile as sf
@@ -30,12 +31,13 @@ def generate(cfg: DictConfig) -> list[Path]:
         else None
     output = Path(cfg.output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, manifest = [], {}  # manifest: file -> what it is (generated.json beside the files)
     for index, frames in enumerate(module.vrnn.sample(cfg.n, representation.steps(cfg.seconds, sample_rate))
                                    if cfg.n else []):
         path = output / f"sample_{index:02d}.wav"
         sf.write(str(path), representation.decode(frames), sample_rate, subtype="PCM_16")
         written.append(path)
+        manifest[path.name] = {"kind": "prior sample", "decoded": representation.decoded_how(with_original=False)}
     if datamodule is not None:
         x, mask, audio = next(iter(datamodule.eval_dataloader("test", with_audio=True)))
         reconstruction = module.vrnn.reconstruct(x, mask)
@@ -46,7 +48,11 @@ def generate(cfg: DictConfig) -> list[Path]:
                 path = output / f"test_{index:02d}_{kind}.wav"
                 sf.write(str(path), wave, sample_rate, subtype="PCM_16")
                 written.append(path)
-    print(f"wrote {len(written)} WAV files ({sample_rate} Hz) to {output}")
+                manifest[path.name] = {"kind": kind, "source": datamodule.paths["test"][index]}
+                if kind == "reconstruction":
+                    manifest[path.name]["decoded"] = representation.decoded_how(with_original=True)
+    (output / "generated.json").write_text(json.dumps({"sample_rate": sample_rate, "files": manifest}, indent=1))
+    print(f"wrote {len(written)} WAV files ({sample_rate} Hz) to {output}; generated.json says what each is")
     if cfg.n:
         print(f"  prior samples: {representation.decoded_how(with_original=False)}")
     if datamodule is not None:

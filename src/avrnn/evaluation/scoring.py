@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from avrnn import registry
 from avrnn.data import files
 from avrnn.training import denormals
-from avrnn.training.checkpoints import CheckpointError, load_checkpoint
+from avrnn.training.checkpoints import CheckpointError, load_checkpoint, upgrade_data_and_model
 from avrnn.config import MAX_PARTICLE_FRAMES, ConfigError, apply_num_threads, check_choices, emission_fits
 from avrnn.data.datamodule import SpeechDataModule
 from avrnn.data.errors import DataError
@@ -39,7 +39,7 @@ def load_module(path: Path, trusted_targets=()) -> AVRNNModule:
     classes its config names are built from avrnn.registry, plus `trusted_targets` (the user's)."""
     registry.trust(trusted_targets)
     checkpoint = load_checkpoint(path)
-    hyper = checkpoint.get("hyper_parameters") or {}
+    hyper = upgrade_data_and_model(checkpoint.get("hyper_parameters") or {})
     try:
         check_choices(hyper["model"], hyper["critic"])
     except (KeyError, TypeError, AttributeError) as error:
@@ -86,16 +86,16 @@ def fit_to_model(data: dict, trained: dict, given: set[str] = frozenset()) -> di
     that layout reads are the checkpoint's unless given (a copy of the corpus is split as the model's was)."""
     data, taken = dict(data), []
     for key in MODEL_INPUT:
-        if key not in trained:  # a checkpoint of an earlier version
-            continue
+        if key not in trained and key != "representation":  # a checkpoint of an earlier version (its representation:
+            continue  # waveform frames, framing_value says which)
         if framing_value(data, key) == framing_value(trained, key):
             continue
         if key in given:
             raise ConfigError(f"data.{key}={data.get(key)} cannot differ from the checkpoint's data.{key}="
                               f"{trained[key]}: the model was trained on those frames; drop data.{key} (a corpus at "
                               "another sample rate is resampled to the model's)")
-        taken.append(f"{key}={trained[key]} (the data config given says {data.get(key)})")
-        data[key] = trained[key]
+        taken.append(f"{key}={framing_value(trained, key)} (the data config given says {data.get(key)})")
+        data[key] = framing_value(trained, key) if key == "representation" else trained[key]
     same_layout = data.get("layout") == trained.get("layout")  # another layout splits by other keys
     for key in SPLIT_SETTINGS.get(data.get("layout"), ()) if same_layout else ():
         if key in trained and key not in given and data.get(key) != trained[key]:
@@ -122,10 +122,13 @@ def data_keys(overrides) -> set[str]:
     own override parser (quoted values may hold '=')."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    keys = (override.key_or_group for override in OverridesParser.create().parse_overrides(list(overrides)))
-    # data.<key>, and data/<group>=... (data/representation=stft) for the node it fills
-    return {key.removeprefix("data.").removeprefix("data/").split(".")[0] if key.startswith("data/")
-            else key.removeprefix("data.") for key in keys if key.startswith(("data.", "data/"))}
+    keys = [override.key_or_group for override in OverridesParser.create().parse_overrides(list(overrides))]
+    # data.<key>, and data/<group>=... (data/representation=stft) for the node it fills; a key inside a node
+    # (data.representation.window=hann) gives the node too: the node is then not the checkpoint's
+    given = {key.removeprefix("data/").split(".")[0] for key in keys if key.startswith("data/")}
+    for key in (key.removeprefix("data.") for key in keys if key.startswith("data.")):
+        given |= {key, key.split(".")[0]}
+    return given
 
 
 def build_eval_data(module: AVRNNModule, data_override, split: str, batch_size: int) -> SpeechDataModule:

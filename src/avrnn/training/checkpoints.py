@@ -79,6 +79,24 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> Path | None:
     return Path(ckpt_path).expanduser().resolve()
 
 
+def upgrade_data_and_model(config: dict) -> dict:
+    """The `data` and `model` nodes of a config (a checkpoint's hyper-parameters or stored config) written before
+    representations and MLP layouts: data.representation = waveform frames (marked where they overlapped, which
+    those versions accepted); model.frame_size read as model.input_size and the later architecture keys at the
+    values those versions had (their defaults). Today's configs pass through unchanged."""
+    from avrnn.data import representations
+    from avrnn.models.vrnn import VRNNConfig
+
+    config = dict(config)
+    data, model = config.get("data"), config.get("model")
+    if data and data.get("representation") is None:
+        config["data"] = {**data, "representation": representations.of_earlier_version(data)}
+    if model and ("input_size" in model or "frame_size" in model):
+        defaults = VRNNConfig.from_dict(model).to_dict()
+        config["model"] = {**defaults, **{key: value for key, value in model.items() if key != "frame_size"}}
+    return config
+
+
 def upgrade_hyper_parameters(critic: dict, ablation: dict) -> tuple[dict, dict]:
     """Checkpoints written before the critic objective became a config object name the critic and
     the ablation only (critic.name, ablation.name); spell those out as today's configs do, so old

@@ -23,7 +23,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from avrnn.data import files
-from avrnn.training.checkpoints import AtomicCheckpointIO, describe_kept, load_checkpoint, resolve_ckpt_path, upgrade_hyper_parameters
+from avrnn.training.checkpoints import AtomicCheckpointIO, describe_kept, load_checkpoint, resolve_ckpt_path, upgrade_data_and_model, upgrade_hyper_parameters
 from avrnn.config import ConfigError, apply_num_threads, validate
 from avrnn.data.datamodule import SpeechDataModule
 from avrnn import registry
@@ -275,8 +275,8 @@ def stored_config(checkpoint: dict) -> dict:
     """The resolved config a checkpoint trained with; from checkpoints of earlier versions, the
     config groups their hyper-parameters hold."""
     if "avrnn_config" in checkpoint:
-        return checkpoint["avrnn_config"]
-    hyper = dict(checkpoint.get("hyper_parameters") or {})
+        return upgrade_data_and_model(checkpoint["avrnn_config"])
+    hyper = upgrade_data_and_model(checkpoint.get("hyper_parameters") or {})
     if "critic" in hyper and "ablation" in hyper:
         hyper["critic"], hyper["ablation"] = upgrade_hyper_parameters(hyper["critic"], hyper["ablation"])
     return {key: hyper[key] for key in ("model", "critic", "ablation", "training", "data") if key in hyper}

@@ -16,8 +16,8 @@ from avrnn.data import representations
 from avrnn.models import VRNN, phase_losses
 from avrnn.models.vrnn import VRNNConfig
 from avrnn.training import cuda_graphs
-from avrnn.training.checkpoints import (CheckpointError, check_optimizer_states, upgrade_hyper_parameters,
-                                        upgrade_state_dict)
+from avrnn.training.checkpoints import (CheckpointError, check_optimizer_states, upgrade_data_and_model,
+                                        upgrade_hyper_parameters, upgrade_state_dict)
 from avrnn.training.optimizers import build_optimizer
 from avrnn.training.phases import PHASES, builds_critic, iteration_phases, optimizer_phases
 from avrnn.training.resume import apply_optimizer_settings
@@ -60,7 +60,7 @@ class AVRNNModule(pl.LightningModule):
         """The module a checkpoint (a dict read by avrnn.training.checkpoints.load_checkpoint) holds,
         with its counters and weights; hyper-parameters and parameter names of earlier versions
         are upgraded to today's."""
-        hyper = dict(checkpoint["hyper_parameters"])
+        hyper = upgrade_data_and_model(checkpoint["hyper_parameters"])
         hyper["critic"], hyper["ablation"] = upgrade_hyper_parameters(hyper["critic"], hyper["ablation"])
         module = cls(**hyper)
         module.on_load_checkpoint(checkpoint)  # counters, and parameter names of earlier versions

@@ -48,4 +48,12 @@ def build(options, statistics: Mapping[str, float] | None = None) -> Representat
                settings=cls.Settings.from_dict(node), statistics=statistics)
 
 
+def of_earlier_version(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The data.representation node of a checkpoint's data config written before representations existed:
+    waveform frames, marked where they overlapped (data.hop < data.frame_size, which those versions accepted:
+    such a checkpoint evaluates, with a warning, but no new run trains so)."""
+    hop, frame_size = data.get("hop"), data.get("frame_size", 200)
+    return {**DEFAULT, **({"earlier_version_overlap": True} if hop is not None and hop != frame_size else {})}
+
+
 __all__ = ["REPRESENTATIONS", "Representation", "Waveform", "PowerSpectrogram", "build", "settings"]

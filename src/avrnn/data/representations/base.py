@@ -21,8 +21,9 @@ class NoSettings:
     def from_dict(cls, values: Mapping[str, Any]):
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
-        if unknown:
-            takes = ", ".join(sorted(known)) or "no other key"
+        if unknown:  # keys marked internal (set by the project, e.g. for earlier versions' checkpoints) are not offered
+            takes = ", ".join(sorted(f.name for f in dataclasses.fields(cls) if not f.metadata.get("internal"))) \
+                or "no other key"
             raise DataError(f"unknown data.representation key(s) {', '.join(unknown)}; this representation takes "
                             f"name and {takes}")
         return cls(**values).check()

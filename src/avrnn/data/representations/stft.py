@@ -65,6 +65,16 @@ class PowerSpectrogram(Representation):
     value_range = (0.0, math.inf)
     STATISTICS = ("scale",)
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.hop > self.frame_size:
+            raise DataError(f"data.hop={self.hop} is longer than the window, data.frame_size={self.frame_size}: samples "
+                            "between windows would be lost and no waveform rebuilt; use a hop of at most the window")
+        if not self.settings.center and float(self.window()[0]) == 0.0:
+            raise DataError(f"data.representation.window={self.settings.window} is zero at its edge, so with "
+                            "data.representation.center=false the first sample is in no frame and no waveform can be "
+                            "rebuilt; use center=true or window=sine")
+
     @staticmethod
     def features_at(frame_size: int) -> int:
         return frame_size // 2 + 1

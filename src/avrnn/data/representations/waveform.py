@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from avrnn.data.errors import DataError
 from avrnn.data.framing import Normalization, frame_signal, unframe
-from avrnn.data.representations.base import Representation
+from avrnn.data.representations.base import NoSettings, Representation
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WaveformSettings(NoSettings):
+    """Set only for checkpoints of versions before representations (avrnn.data.representations.settings),
+    which accepted frames overlapping by data.frame_size - data.hop: they still evaluate, with a warning."""
+
+    earlier_version_overlap: bool = field(default=False, metadata={"internal": True})
 
 
 class Waveform(Representation):
@@ -19,11 +31,17 @@ class Waveform(Representation):
     likelihood of overlapping frames would count each shared sample more than once."""
 
     name = "waveform"
+    Settings = WaveformSettings
     STATISTICS = ("mean", "std")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.hop != self.frame_size:
+        if self.settings.earlier_version_overlap and self.hop < self.frame_size:
+            log.warning("waveform frames of %d samples every %d: a checkpoint of an earlier version, which accepted "
+                        "overlapping frames; it evaluates, but its bounds count the overlapping samples more than once "
+                        "(and its reconstructions keep each frame's first %d samples)", self.frame_size, self.hop,
+                        self.hop)
+        elif self.hop != self.frame_size:
             raise DataError(f"data.hop={self.hop} differs from data.frame_size={self.frame_size}, and waveform frames "
                             "cannot overlap or leave gaps (the likelihood would count overlapping samples twice); "
                             "set data.hop=null, or use data/representation=stft for overlapping frames")
@@ -59,7 +77,12 @@ class Waveform(Representation):
     def decode(self, features: torch.Tensor, original: np.ndarray | None = None) -> np.ndarray:
         """The frames one after another, de-normalised, clipped to [-1, 1]; cut to `original`'s length (the
         zero padding of a last partial frame is not audio)."""
-        wave = np.clip(self.normalization.undo(unframe(features.detach()).cpu().numpy()), -1.0, 1.0)
+        frames = features.detach()
+        if self.hop < self.frame_size and len(frames):  # overlapping (earlier versions): each frame's first hop
+            samples = torch.cat([frames[:-1, :self.hop].reshape(-1), frames[-1]])
+        else:
+            samples = unframe(frames)
+        wave = np.clip(self.normalization.undo(samples.cpu().numpy()), -1.0, 1.0)
         return wave[:len(original)].astype(np.float32) if original is not None else wave.astype(np.float32)
 
     def decoded_how(self, with_original: bool) -> str:
