@@ -62,3 +62,22 @@ def test_scoring_trims_the_reference_as_the_models_saw_it_and_scores_each_metric
     scores = json.loads((tmp_path / "out.json").read_text())["a.wav"]
     assert scores["si_sdr"] > 60  # the trimmed reference lines up with the reconstruction: the same signal
     assert isinstance(scores["pesq"], float) and "ESTOI" in scores["estoi"]
+
+
+def test_a_reconstruction_more_than_a_hop_off_the_trimmed_length_is_refused(parity, tmp_path, monkeypatch):
+    """An untrimmed reconstruction scored against the trimmed file would compare shifted signals: refused by name."""
+    _, score = parity
+    rate = 16000
+    rng = np.random.default_rng(2)
+    speech = (0.3 * rng.standard_normal(rate)).astype(np.float32)
+    silence = np.zeros(rate // 2, dtype=np.float32)
+    untrimmed = np.concatenate([silence, speech, silence])
+    sf.write(str(tmp_path / "a.wav"), untrimmed, rate, subtype="FLOAT")
+    (tmp_path / "test.txt").write_text("a.wav\n")
+    (tmp_path / "recon").mkdir()
+    sf.write(str(tmp_path / "recon" / "a.wav"), untrimmed, rate, subtype="FLOAT")
+    monkeypatch.setattr("sys.argv", ["score.py", str(tmp_path), str(tmp_path / "test.txt"), str(tmp_path / "recon"),
+                                     str(tmp_path / "out.json")])
+    with pytest.raises(SystemExit, match=r"recon/a.wav has 32000 samples, the trimmed reference \d+: more than a hop"):
+        score.main()
+    assert not (tmp_path / "out.json").exists()

@@ -18,12 +18,8 @@ import soundfile as sf
 import torch
 
 from avrnn.data.audio import read_audio
+from avrnn.data.corpus import read_file_list
 from avrnn.evaluation.scoring import load_module
-
-
-def listed(list_file: Path) -> list[str]:
-    lines = [line.strip() for line in list_file.read_text().splitlines()]
-    return [line for line in lines if line and not line.startswith("#")]
 
 
 @torch.no_grad()
@@ -39,14 +35,14 @@ def main() -> None:
     module = load_module(args.checkpoint)
     representation, rate = module.representation, module.hparams.data["sample_rate"]
     torch.manual_seed(args.seed)
-    for name in listed(args.list):
+    for name in read_file_list(args.list):
         audio = representation.prepare(read_audio(args.root / name, rate))
         features = representation.encode(audio).unsqueeze(0)
         power = module.vrnn.reconstruct(features, torch.ones(features.shape[:2]))[0]
         out = args.out_dir / name
         out.parent.mkdir(parents=True, exist_ok=True)
         sf.write(str(out), representation.decode(power, audio), rate, subtype="FLOAT")
-    print(f"{len(listed(args.list))} reconstructions ({representation.decoded_how(True)}) in {args.out_dir}")
+    print(f"{len(read_file_list(args.list))} reconstructions ({representation.decoded_how(True)}) in {args.out_dir}")
 
 
 if __name__ == "__main__":

@@ -2,10 +2,10 @@
 SI-SDR, wide-band PESQ, ESTOI), against the listed test files prepared as the benchmark's evaluation prepares
 them (read at RATE, silence trimmed at TOP_DB with librosa.effects.trim, as both sides' models saw them). Each
 reconstruction starts where the trimmed file starts; the longer of the two is cut to the shorter (an inverse
-STFT without a length ends up to a hop early). Any scale: the metrics are scale-invariant (SI-SDR, ESTOI) or
-level-aligned (PESQ).
+STFT without a length ends up to a hop early); lengths more than --hop apart are refused. Any scale: the
+metrics are scale-invariant (SI-SDR, ESTOI) or level-aligned (PESQ).
 
-    python tools/parity/score.py ROOT LIST WAV_DIR OUT.json [--rate 16000] [--top-db 30]
+    python tools/parity/score.py ROOT LIST WAV_DIR OUT.json [--rate 16000] [--top-db 30] [--hop 256]
 
 OUT.json: {relative path: {si_sdr, pesq, estoi}: each a value or the reason it was not scored}.
 """
@@ -22,6 +22,7 @@ import soundfile as sf
 import torch
 
 from avrnn.data.audio import read_audio
+from avrnn.data.corpus import read_file_list
 from avrnn.evaluation.speech_quality import MIN_SECONDS, SILENT_PEAK, Unscorable, estoi, pesq, score_utterance, si_sdr
 
 
@@ -42,11 +43,6 @@ def score_each_metric(estimate: np.ndarray, reference: np.ndarray, rate: int) ->
     return scores
 
 
-def listed(list_file: Path) -> list[str]:
-    lines = [line.strip() for line in list_file.read_text().splitlines()]
-    return [line for line in lines if line and not line.startswith("#")]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", type=Path)
@@ -55,14 +51,20 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--rate", type=int, default=16000)
     parser.add_argument("--top-db", type=float, default=30.0)
+    parser.add_argument("--hop", type=int, default=256, help="the STFT hop, samples: the most the two lengths may "
+                        "differ by (more means the reconstruction is not on the trimmed file's time line)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     scores = {}
-    for name in listed(args.list):
+    for name in read_file_list(args.list):
         reference, _ = librosa.effects.trim(read_audio(args.root / name, args.rate), top_db=args.top_db)
         estimate, rate = sf.read(str(args.wav_dir / name), dtype="float32")
         if rate != args.rate:
             raise SystemExit(f"{args.wav_dir / name} is at {rate} Hz, the scoring rate is {args.rate} Hz")
+        if abs(len(reference) - len(estimate)) > args.hop:
+            raise SystemExit(f"{args.wav_dir / name} has {len(estimate)} samples, the trimmed reference {len(reference)}: "
+                             f"more than a hop ({args.hop}) apart, so it is not on the trimmed file's time line; "
+                             f"reconstruct the file trimmed at --top-db {args.top_db:g}, or give the right --hop")
         length = min(len(reference), len(estimate))
         scores[name] = score_each_metric(np.ascontiguousarray(estimate[:length]),
                                        np.ascontiguousarray(reference[:length]), args.rate)

@@ -380,26 +380,34 @@ def split_folder_files(files: list[Path], root: Path, val_fraction: float = 0.1,
 SPLITS = ("train", "val", "test")
 
 
+def read_file_list(path: Path, label: str = "the list") -> list[str]:
+    """The file names a list holds: one path relative to the corpus folder per line, blank lines and lines
+    starting with # skipped, each normalised (./a.wav and a//b.wav name a.wav and a/b.wav). Raises DataError,
+    starting with `label`, for a list that cannot be read, is empty or names a path outside the corpus folder."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{label}: cannot read {path} ({error}); give a text file of paths relative to data.root, "
+                        "one per line") from None
+    names = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    if not names:
+        raise DataError(f"{label}: {path} lists no files; give one path per line")
+    for index, name in enumerate(names):
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise DataError(f"{label}: {name!r} in {path} is not a path inside data.root; write it relative to "
+                            "data.root")
+        names[index] = posixpath.normpath(name)
+    return names
+
+
 def read_split_lists(root: Path, lists: dict[str, str]) -> dict[str, list[str]]:
-    """data.split_lists: split -> the file names its list holds (one per line, relative to data.root; blank lines
-    and lines starting with # skipped). A list path that is relative is read relative to data.root. Raises
-    DataError for a list that cannot be read or a file named twice."""
+    """data.split_lists: split -> the file names its list holds (read_file_list). A list path that is relative
+    is read relative to data.root. Raises DataError for a list read_file_list refuses or an utterance listed
+    twice."""
     root, entries, where = Path(root), {}, {}
     for split in SPLITS:
-        path = root / lists[split]
-        try:
-            lines = path.read_text().splitlines()
-        except (OSError, UnicodeDecodeError) as error:
-            raise DataError(f"data.split_lists.{split}: cannot read {path} ({error}); give a text file of paths "
-                            "relative to data.root, one per line") from None
-        names = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
-        if not names:
-            raise DataError(f"data.split_lists.{split}: {path} lists no files; give one path per line")
-        for index, name in enumerate(names):
-            if Path(name).is_absolute() or ".." in Path(name).parts:
-                raise DataError(f"data.split_lists.{split}: {name!r} in {path} is not a path inside data.root; "
-                                "write it relative to data.root")
-            names[index] = name = posixpath.normpath(name)  # ./a.wav and a//b.wav name a.wav and a/b.wav
+        names = read_file_list(root / lists[split], f"data.split_lists.{split}")
+        for name in names:
             utterance = utterance_id(root / name, root)  # a.WAV and its copy a.WAV.wav are one utterance
             if utterance in where:
                 raise DataError(f"data.split_lists: {name} is {where[utterance][1]}'s utterance, listed twice "
