@@ -19,6 +19,11 @@ BAD = [
     ("evaluate.py", "iwae=16", "error: Could not override 'iwae'.: Key 'iwae' not in 'EvaluateConfig' (allowed keys: "),
     ("evaluate.py", "data.root=/corpus", "error: data.root=/corpus sets a key of data, and no data=... was chosen; "
                                          "choose one first: data=audio_dir data.root=/path/to/folder"),
+    ("evaluate.py", "data/representation=waveform", "error: data/representation=waveform: a checkpoint is read in the "
+                                                    "representation it trained in (its features are what a timestep "
+                                                    "is); drop it"),
+    ("generate.py", "data/representation=stft", "error: data/representation=stft: a checkpoint is read in the "
+                                                "representation it trained in"),
     ("evaluate.py", "data=audio_dir data.sample_rate=abc", "error: Error merging override data.sample_rate=abc: Value "
                                                           "'abc' of type 'str' could not be converted to Integer"),
     ("generate.py", "n=2.5", "error: Error merging override n=2.5: Value '2.5' of type 'float' could not be converted "

@@ -144,6 +144,8 @@ def test_silence_is_trimmed_where_asked_and_kept_otherwise():
      r"^data.hop=512 is longer than the window, data.frame_size=256: .*use a hop of at most the window"),
     ({"frame_size": 256, "hop": 64, "representation": {"name": "stft", "window": "hann", "center": False}},
      r"^data.representation.window=hann is zero at its edge, so with data.representation.center=false"),
+    ({"frame_size": 256, "hop": 64, "last_frame": "drop", "representation": {"name": "stft"}},
+     r"^data.last_frame=drop applies to waveform frames; .*: drop data.last_frame$"),
 ])
 def test_a_representation_that_cannot_work_is_refused_in_one_line(options, message):
     from avrnn.data.options import DataOptions
@@ -193,6 +195,9 @@ def test_a_spectrogram_checkpoint_trains_evaluates_and_generates(stft_cfg, compo
 
     run = tmp_path / "run"
     train(stft_cfg(f"paths.output_dir={run}", "training.max_iterations=2"))
+    trained = json.loads((run / "metrics.json").read_text())  # the training run says what its bounds are on too
+    assert "power spectrogram" in trained["bounds_are_on"] and math.isfinite(trained["log_jacobian"])
+    assert trained["frames_scored"].startswith("all STFT frames of each utterance (centred frames")
     checkpoint = run / "checkpoints" / "last.ckpt"
     hyper = torch.load(checkpoint, weights_only=True)["hyper_parameters"]
     assert hyper["data"]["representation"]["name"] == "stft" and set(hyper["normalization"]) == {"scale"}
@@ -203,6 +208,8 @@ def test_a_spectrogram_checkpoint_trains_evaluates_and_generates(stft_cfg, compo
     assert not any(key.endswith("_bits_per_sample") for key in metrics)  # no bits per audio sample of a spectrogram
     assert metrics["test/log_jacobian"] == pytest.approx(-129 * math.log(hyper["normalization"]["scale"]))
     assert "power spectrogram" in metrics["test/bounds_are_on"]
+    assert metrics["test/log_jacobian"] == pytest.approx(trained["log_jacobian"])
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["frames_scored"] == trained["frames_scored"]
     assert metrics["test/si_sdr_utterances"] + metrics["test/si_sdr_skipped"] == metrics["test/sequences"]
     out = tmp_path / "generated"
     written = generate(compose_config("generate", f"ckpt_path={checkpoint}", "n=1", "seconds=0.5",

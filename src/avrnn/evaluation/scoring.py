@@ -269,7 +269,8 @@ def evaluate(cfg: DictConfig) -> dict:
     if cfg.speech_quality:
         metrics.update(score_reconstructions(module.vrnn, datamodule.eval_dataloader(cfg.split, with_audio=True),
                                              datamodule.representation, sample_rate, cfg.split))
-    metrics.update(frames_scored=FRAMES_SCORED, units=UNITS, checkpoint=str(cfg.ckpt_path))
+    frames_scored = module.representation.frames_scored if module.representation is not None else FRAMES_SCORED
+    metrics.update(frames_scored=frames_scored, units=UNITS, checkpoint=str(cfg.ckpt_path))
     written = Path(cfg.output_dir) / "metrics.json"
     files.write_text(written, json.dumps(metrics, indent=2))
     print_report(metrics, cfg.split, sample_rate if cfg.speech_quality else None, written)

@@ -256,6 +256,10 @@ def _train(cfg: DictConfig, callbacks: Sequence[pl.Callback], signals: StopSigna
         summary = {**metrics, "iterations": trained_iterations, "test_checkpoint_iteration": module.iteration,
                    "test_checkpoint": best or "final weights", "precision": str(trainer.precision),
                    "denormals": denormals.state()}
+        if module.representation is not None:  # what the bounds are on (as evaluate.py's metrics.json says)
+            summary.update(bounds_are_on=module.representation.bound_on,
+                           log_jacobian=module.representation.log_jacobian_per_timestep(),
+                           frames_scored=module.representation.frames_scored)
         if trainer.is_global_zero:
             files.write_text(output_dir / "metrics.json", json.dumps(summary, indent=2))
             summarize_run(trainer.logger, plain(cfg), metrics, output_dir, trained_iterations)

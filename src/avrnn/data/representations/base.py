@@ -75,6 +75,11 @@ class Representation(ABC):
     @abstractmethod
     def bound_on(self) -> str: ...
 
+    @property
+    @abstractmethod
+    def frames_scored(self) -> str:
+        """Which frames of an utterance a bound counts, in words (metrics.json's frames_scored)."""
+
     def steps(self, seconds: float, sample_rate: int) -> int:
         """Timesteps that cover `seconds` of audio (at least one)."""
         return max(1, round(seconds * sample_rate / self.samples_per_step))

@@ -70,6 +70,10 @@ class PowerSpectrogram(Representation):
         if self.hop > self.frame_size:
             raise DataError(f"data.hop={self.hop} is longer than the window, data.frame_size={self.frame_size}: samples "
                             "between windows would be lost and no waveform rebuilt; use a hop of at most the window")
+        if self.last_frame != "pad":
+            raise DataError(f"data.last_frame={self.last_frame} applies to waveform frames; the spectrogram's edges "
+                            "are set by data.representation.center (true: every sample is in a frame; false: samples "
+                            "after the last whole window are in none): drop data.last_frame")
         if not self.settings.center and float(self.window()[0]) == 0.0:
             raise DataError(f"data.representation.window={self.settings.window} is zero at its edge, so with "
                             "data.representation.center=false the first sample is in no frame and no waveform can be "
@@ -89,6 +93,12 @@ class PowerSpectrogram(Representation):
         return (f"the power spectrogram |X|^2 / scale: {self.feature_size} bins per timestep, a {self.frame_size}-sample "
                 f"{self.settings.window} window every {self.hop} samples ({self.frame_size / self.hop:g}x redundant: not "
                 "comparable with waveform nats); add log_jacobian_per_timestep for a bound on the raw power |X|^2")
+
+    @property
+    def frames_scored(self) -> str:
+        edges = (f"centred frames, the audio {self.settings.pad_mode}-padded by half a window at both ends"
+                 if self.settings.center else "uncentred frames: samples after the last whole window are in none")
+        return f"all STFT frames of each utterance ({edges})"
 
     def log_jacobian_per_timestep(self) -> float:
         return -self.feature_size * math.log(self._needs_statistics()["scale"])

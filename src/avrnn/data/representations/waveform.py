@@ -55,6 +55,12 @@ class Waveform(Representation):
         return (f"the z-scored waveform: {self.frame_size} samples per timestep (x - mean) / std, mean and std of "
                 "the training split")
 
+    @property
+    def frames_scored(self) -> str:
+        last = ("a zero-padded last frame" if self.last_frame == "pad" else
+                "not the last partial frame (data.last_frame=drop)")
+        return f"all frames of each utterance, including the first and {last}"
+
     def bits_per_sample(self, nats_per_timestep: float) -> float:
         return -nats_per_timestep / self.frame_size / math.log(2)
 
