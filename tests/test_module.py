@@ -111,6 +111,15 @@ def test_vrnn_baseline_uses_one_optimizer_and_kl_warmup(make_cfg, spied_phases, 
     assert "val/wasserstein" not in metrics
 
 
+def test_the_hybrids_kl_warms_up_as_the_vrnns(make_cfg, spied_phases):
+    """model.kl_warmup_iterations scales the hybrid's KL term (ablation.kl_weight) in its reconstruction
+    phase as it scales the VRNN's: weight x min(1, (iteration + 1) / warm-up)."""
+    train(make_cfg("ablation=hybrid", "ablation.kl_weight=0.5", "model.kl_warmup_iterations=4",
+                   "training.max_iterations=2"))
+    weights = [call[3]["kl_weight"].item() for call in spied_phases if call[0] == "reconstruction_phase"]
+    assert weights == [0.125, 0.25]
+
+
 def test_shared_batch_option_feeds_every_phase_the_same_batch(make_cfg, spied_phases, monkeypatch, tmp_path):
     batches = []
     spied = AVRNNModule.run_phase
@@ -129,16 +138,18 @@ def test_shared_batch_option_feeds_every_phase_the_same_batch(make_cfg, spied_ph
     assert len(batches) == 3 and not torch.equal(batches[0], batches[1])
 
 
-def test_hybrid_without_its_adversarial_phases_takes_the_vrnns_steps(make_cfg, monkeypatch, tmp_path):
+@pytest.mark.parametrize("kl_shaping", [(), ("model.kl_warmup_iterations=3", "model.free_bits=2.0")],
+                         ids=["plain", "warmup-and-free-bits"])
+def test_hybrid_without_its_adversarial_phases_takes_the_vrnns_steps(make_cfg, monkeypatch, tmp_path, kl_shaping):
     """ablation=hybrid minimises reconstruction + KL over every VRNN parameter (TR included) in its
     reconstruction phase: with ablation.adversarial_phases=false and the VRNN's optimizer settings
-    it is the KL-only VRNN, step for step."""
+    it is the KL-only VRNN, step for step, its KL warm-up and free bits included."""
     finals = {}
     for arm, overrides in {"vrnn": ["model=vrnn"],
                            "hybrid": ["ablation=hybrid", "ablation.adversarial_phases=false",
                                       "model.optimizer.lr=1e-3"]}.items():
         seen = modules_seen(monkeypatch)
-        train(make_cfg(*overrides, "training.max_iterations=4", "training.iterations_per_epoch=2",
+        train(make_cfg(*overrides, *kl_shaping, "training.max_iterations=4", "training.iterations_per_epoch=2",
                        f"paths.output_dir={tmp_path / arm}"))  # a folder holds one run
         module = seen[0]
         assert module.phases == (["elbo"] if arm == "vrnn" else ["reconstruction"]) and module.critic is None

@@ -51,15 +51,17 @@ def elbo_loss(vrnn: VRNN, x: torch.Tensor, mask: torch.Tensor, kl_weight: float 
     return negative_elbo(out.rec_log_lik, out.kl, out.mask, kl_weight, free_bits)
 
 
-def reconstruction_loss(vrnn: VRNN, x: torch.Tensor, mask: torch.Tensor, kl_weight: float = 0.0
-                        ) -> tuple[torch.Tensor, Terms]:
-    """Algorithm 1: -sum_t log p(x_t | z_t, h_{t-1}) per timestep, plus kl_weight x KL where
-    kl_weight > 0 (ablation=hybrid; its gradient then reaches TR)."""
-    terms = bound_terms(vrnn(x, mask, prior_samples=False))
-    loss = terms["rec_per_timestep"]
-    if kl_weight:
-        loss = loss + kl_weight * terms["kl_per_timestep"]
-    return loss, terms
+def reconstruction_loss(vrnn: VRNN, x: torch.Tensor, mask: torch.Tensor, kl_weight: float = 0.0,
+                        warmup: float | torch.Tensor = 1.0, free_bits: float = 0.0) -> tuple[torch.Tensor, Terms]:
+    """Algorithm 1: -sum_t log p(x_t | z_t, h_{t-1}) per timestep, plus kl_weight x warmup x KL where
+    kl_weight > 0 (ablation=hybrid; its gradient then reaches TR), the KL under free bits as in
+    negative_elbo. warmup: the KL warm-up factor of this iteration in [0, 1] (a tensor for a CUDA graph);
+    kl_weight = 0 (the paper's A-VRNN) adds no KL term whatever the warm-up."""
+    out = vrnn(x, mask, prior_samples=False)
+    if not kl_weight:
+        terms = bound_terms(out)
+        return terms["rec_per_timestep"], terms
+    return negative_elbo(out.rec_log_lik, out.kl, out.mask, kl_weight * warmup, free_bits)
 
 
 def sequence_score(critic: torch.nn.Module, mask: torch.Tensor):

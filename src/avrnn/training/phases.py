@@ -14,7 +14,8 @@ Optimizers and their parameter groups (names of Algorithms 1-2):
   avrnn  reconstruction: theta (f_theta), phi (EM), tau (PS), encoders (phi_x, phi_z)
          critic:         eta (D)
          adversarial:    omega (TR) and tau (PS); tau only where ablation.adversarial_trains_prior=false
-         (a KL term in the reconstruction phase, ablation.kl_weight > 0, adds omega there)
+         (a KL term in the reconstruction phase, ablation.kl_weight > 0, adds omega there; it warms up
+         over model.kl_warmup_iterations and takes model.free_bits as the VRNN's does)
   vrnn   elbo:           every VRNN parameter
 """
 
@@ -95,8 +96,11 @@ PHASES: dict[str, Phase] = {  # in the order an iteration runs them
         runs=lambda critic, ablation: int(critic.get("objective") is not None),
         optimizer="model.optimizer",
         parameters=_reconstruction_parameters,
-        loss=lambda module, x, mask: phase_losses.reconstruction_loss(
-            module.vrnn, x, mask, module.hparams.ablation["kl_weight"])),
+        loss=lambda module, x, mask, warmup: phase_losses.reconstruction_loss(
+            module.vrnn, x, mask, module.hparams.ablation["kl_weight"], warmup, module.hparams.model["free_bits"]),
+        inputs=_kl_weight,  # the hybrid's KL warms up as the VRNN's does (model.kl_warmup_iterations)
+        logs=lambda module, inputs: ({"kl_weight": inputs[2] * module.hparams.ablation["kl_weight"]}
+                                     if module.hparams.ablation["kl_weight"] else {})),
     "critic": Phase(
         runs=lambda critic, ablation: critic["n_critic"] if _adversarial(critic, ablation) else 0,
         optimizer="critic.optimizer",
