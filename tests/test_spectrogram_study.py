@@ -1,0 +1,89 @@
+"""The spectrogram study's staged queue (tools/study/spectrogram_study.py): grids first, then each arm's
+runs at the rate its grid picked on validation."""
+
+from __future__ import annotations
+
+import importlib.util
+from fractions import Fraction
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "study" / "spectrogram_study.py"
+
+
+def load():
+    spec = importlib.util.spec_from_file_location("spectrogram_study", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def finished_grid(study, corpus: str, arm: str, scores: dict[Fraction, tuple]) -> dict[str, dict]:
+    """Rows of a finished grid: factor -> per-seed best validation ELBO (None: a failed run)."""
+    return {study.grid_name(corpus, arm, f, s): {"rc": "0" if v is not None else "1",
+                                                   study.PICK_METRIC: "" if v is None else str(v)}
+            for f, values in scores.items() for s, v in zip(study.GRID_SEEDS, values)}
+
+
+def names(lines: list[str]) -> list[str]:
+    return [entry.split()[0] for entry in lines]
+
+
+def test_nothing_done_queues_every_grid_point_and_no_final():
+    study = load()
+    lines = study.queue({})
+    assert len(lines) == len(study.CORPORA) * len(study.ARMS) * len(study.GRID) * len(study.GRID_SEEDS)
+    assert all("-x" in name for name in names(lines))
+    first = lines[0].split()
+    assert first[0] == "fsdd-vrnn-x1_27-s101" and first[-2:] == [f"model.optimizer.lr={0.002 / 27:.6g}", "seed=101"]
+
+
+def test_a_finished_grid_picks_the_best_validation_point_and_queues_its_finals_and_twin():
+    study = load()
+    done = finished_grid(study, "fsdd", "hybrid", {Fraction(1, 27): (1, 2), Fraction(1, 9): (9, 8),
+                                                   Fraction(1, 3): (10, 5), Fraction(1): (None, 20)})
+    assert study.pick("fsdd", "hybrid", done) == (list(study.GRID), Fraction(1, 9))  # mean 8.5 > 7.5; failed: -inf
+    queued = {entry.split()[0]: entry for entry in study.queue(done)}
+    rate = f"model.optimizer.lr={0.002 / 9:.6g}"
+    for name, seeds in (("hybrid", 5), ("hybrid_twin", 5), ("hybrid_n5", 3)):
+        assert [n for n in queued if n.startswith(f"fsdd-{name}-s")] == [f"fsdd-{name}-s{s}" for s in range(1, seeds + 1)]
+        assert rate in queued[f"fsdd-{name}-s1"]
+    assert "ablation.adversarial_phases=false" in queued["fsdd-hybrid_twin-s2"]
+    assert "critic.n_critic=5" in queued["fsdd-hybrid_n5-s3"]
+    assert not any(n.startswith(("fsdd-vrnn-s", "vcc-hybrid-s", "fsdd-conditional-s")) for n in queued)
+    assert not any(n in done for n in queued)  # finished runs are not queued again
+
+
+def test_a_best_point_at_the_grids_edge_extends_it_before_anything_is_picked():
+    study = load()
+    done = finished_grid(study, "vcc", "conditional", {Fraction(1, 27): (5, 5), Fraction(1, 9): (1, 1),
+                                                       Fraction(1, 3): (0, 0), Fraction(1): (-9, -9)})
+    grid, picked = study.pick("vcc", "conditional", done)
+    assert picked is None and Fraction(1, 81) in grid
+    assert "vcc-conditional-x1_81-s101" in names(study.queue(done))
+    done |= finished_grid(study, "vcc", "conditional", {Fraction(1, 81): (3, 3)})  # below x1/27: x1/27 is picked
+    assert study.pick("vcc", "conditional", done)[1] == Fraction(1, 27)
+    twin = next(e for e in study.queue(done) if e.startswith("vcc-conditional_twin-s1 "))
+    assert "arm=vrnn" in twin and f"model.optimizer.lr={0.002 / 27:.6g}" in twin
+
+
+def test_collect_keeps_earlier_sessions_rows_and_adds_this_folders(tmp_path, capsys):
+    import csv
+    import json
+    study = load()
+    earlier = tmp_path / "runs.csv"
+    with earlier.open("w", newline="") as f:
+        writer = csv.DictWriter(f, study.COLUMNS)
+        writer.writeheader()
+        writer.writerow({"name": "fsdd-vrnn-x1-s101", "rc": 0, "val/best_elbo_per_timestep": 5.0})
+    runs = tmp_path / "runs"
+    (runs / "fsdd-vrnn-x1-s102" / "evaluate").mkdir(parents=True)
+    (runs / "fsdd-vrnn-x1-s102.job.json").write_text(json.dumps({"name": "fsdd-vrnn-x1-s102", "rc": 0}))
+    (runs / "fsdd-vrnn-x1-s102" / "metrics.json").write_text(json.dumps({"val/best_elbo_per_timestep": 7.0}))
+    (runs / "fsdd-vrnn-x1-s102" / "evaluate" / "metrics.json").write_text(json.dumps({"test/si_sdr_mean": 3.5}))
+    (runs / "fsdd-vrnn-x1_3-s101.job.json").write_text(json.dumps({"name": "fsdd-vrnn-x1_3-s101", "rc": 1}))
+    study.collect(runs, [earlier])
+    written = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    assert [row["name"] for row in written] == ["fsdd-vrnn-x1-s101", "fsdd-vrnn-x1-s102", "fsdd-vrnn-x1_3-s101"]
+    assert written[0]["val/best_elbo_per_timestep"] == "5.0" and written[1]["eval/test/si_sdr_mean"] == "3.5"
+    assert written[2]["rc"] == "1" and written[2]["val/best_elbo_per_timestep"] == ""  # failed: kept, not rerun
+    assert {"fsdd-vrnn-x1-s101", "fsdd-vrnn-x1_3-s101"} <= set(study.read_done([earlier], runs))

@@ -1,0 +1,245 @@
+"""The study's controls in the spectrogram representation (docs/spectrogram-study.md): list, run and
+collect its runs.
+
+    python tools/study/spectrogram_study.py queue [--done runs.csv ...]     # NAME OVERRIDES... per ready run
+    python tools/study/spectrogram_study.py run CLONE RUNS_DIR [--done docs/spectrogram-study/runs.csv]
+    python tools/study/spectrogram_study.py collect RUNS_DIR --done docs/spectrogram-study/runs.csv > merged.csv
+
+Every run is `src/train.py experiment=dvae_vrnn <corpus> <arm> model.optimizer.lr=<rate> seed=<k>` from
+the frozen clone CLONE, one thread, fp32, then `src/evaluate.py` on its best-validation checkpoint (IWAE-64,
+FIVO-64, SI-SDR, PESQ, ESTOI). The plan is staged: first each arm's likelihood rate on a grid (seeds 101
+and 102, the finals' length); once an arm's grid has finished on a corpus, its rate is the grid point
+with the highest mean best-validation ELBO (a best point at the grid's edge adds the next point beyond
+it first), and its finals, its twin and its critic-strength cell at that rate become ready (seeds 1-5
+or 1-3). `queue` lists what is ready and not done (done: a run folder with a job record here, or a
+row of a --done CSV); `run` keeps two jobs going, re-reading the queue as runs finish, and skips
+finished runs, so the same command resumes a study.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+BASE_RATE = 0.002  # the benchmark config's Adam rate (conf/experiment/dvae_vrnn.yaml)
+GRID = (Fraction(1, 27), Fraction(1, 9), Fraction(1, 3), Fraction(1))  # x BASE_RATE
+EXTEND = Fraction(3)  # a best point at the grid's edge adds the next point, x3 beyond it
+MAX_EXTENSIONS = 2
+GRID_SEEDS = (101, 102)  # apart from the finals' seeds: a rate picked on them does not favour a final
+
+COMMON = ["experiment=dvae_vrnn", "data=audio_dir", "trainer.precision=32-true", "num_threads=1",
+          "training.audio_every_n_epochs=0", "trainer.enable_progress_bar=false"]
+CORPORA = {  # corpus -> its overrides (`{shared}`: the shared folder beside the clone)
+    # 8 kHz at its own rate: a 512-sample window every 128 samples, 257 bins; 16-frame sequences; KL warm-up
+    # over about 50 epochs of the benchmark's (11 batches of 128 sequences each)
+    "fsdd": ["data.root={shared}/data/fsdd-3spk", "data.sample_rate=8000", "data.frame_size=512", "data.hop=128",
+             "data.crop_frames=16", "model.kl_warmup_iterations=550", "training.max_iterations=2000",
+             "training.iterations_per_epoch=100"],
+    # 16 kHz, the benchmark's spectrogram (1024 / 256, 513 bins), 50-frame sequences, its splits/ (4 batches
+    # per epoch of the benchmark's)
+    "vcc": ["data.root={shared}/data/vcc2016-4spk",
+            "data.split_lists={train: splits/train.txt, val: splits/val.txt, test: splits/test.txt}",
+            "data.crop_frames=50", "model.kl_warmup_iterations=200", "training.max_iterations=800",
+            "training.iterations_per_epoch=50"],
+}
+ARMS = {  # arm -> overrides; the adversarial and critic rates are the waveform study's tuned ones (conf/tuned/)
+    "vrnn": ["arm=vrnn"],
+    "hybrid": ["tuned=avrnn_hybrid"],
+    "conditional": ["tuned=avrnn_conditional", "model.kl_warmup_iterations=0"],  # no KL term to warm up
+}
+FINAL_SEEDS = {"vrnn": 5, "hybrid": 5, "conditional": 3}
+# the runs at an arm's picked rate: name -> (the arm whose rate it takes, overrides, seeds)
+AT_PICKED_RATE = {
+    "vrnn": ("vrnn", ARMS["vrnn"], 5),
+    "hybrid": ("hybrid", ARMS["hybrid"], 5),
+    "hybrid_twin": ("hybrid", ARMS["hybrid"] + ["ablation.adversarial_phases=false"], 5),
+    "hybrid_n5": ("hybrid", ARMS["hybrid"] + ["critic.n_critic=5", "critic.clip_value=0.1"], 3),
+    "conditional": ("conditional", ARMS["conditional"], 3),
+    "conditional_twin": ("conditional", ARMS["vrnn"], 3),  # the VRNN at the critic-only arm's likelihood rate
+    "conditional_n5": ("conditional", ARMS["conditional"] + ["critic.n_critic=5", "critic.clip_value=0.1"], 3),
+}
+EVALUATE = ["iwae_k=[64]", "fivo_k=[64]", "speech_quality=true", "num_threads=1"]
+PICK_METRIC = "val/best_elbo_per_timestep"
+
+
+def label(factor: Fraction) -> str:
+    return f"x{factor.numerator}" + (f"_{factor.denominator}" if factor.denominator != 1 else "")
+
+
+def grid_name(corpus: str, arm: str, factor: Fraction, seed: int) -> str:
+    return f"{corpus}-{arm}-{label(factor)}-s{seed}"
+
+
+def line(name: str, overrides: list[str], factor: Fraction, seed: int) -> str:
+    return " ".join([name, *overrides, f"model.optimizer.lr={float(BASE_RATE * factor):.6g}", f"seed={seed}"])
+
+
+def pick(corpus: str, arm: str, done: dict[str, dict]) -> tuple[list[Fraction], Fraction | None]:
+    """The grid this arm has reached on this corpus (extensions included) and its picked factor (None until
+    every point's seeds have finished and the best is not at an edge that may still extend). A failed run
+    (no metrics: diverged, refused) scores minus infinity."""
+    grid = list(GRID)
+    for _ in range(MAX_EXTENSIONS + 1):
+        runs = [[done.get(grid_name(corpus, arm, f, s)) for s in GRID_SEEDS] for f in grid]
+        if any(r is None for point in runs for r in point):
+            return grid, None
+        scores = [sum(float(r.get(PICK_METRIC) or "-inf") for r in point) / len(point) for point in runs]
+        best = grid[max(range(len(grid)), key=scores.__getitem__)]
+        if len(grid) - len(GRID) >= MAX_EXTENSIONS or min(grid) < best < max(grid):
+            return grid, best
+        grid.append(best * EXTEND if best == max(grid) else best / EXTEND)
+        grid.sort()
+    return grid, best
+
+
+def queue(done: dict[str, dict]) -> list[str]:
+    """Every run that is ready and not done, corpus by corpus: grids first, then the runs at picked rates."""
+    lines = []
+    for corpus in CORPORA:
+        picks = {}
+        for arm, overrides in ARMS.items():
+            grid, picks[arm] = pick(corpus, arm, done)
+            lines += [line(grid_name(corpus, arm, f, s), overrides, f, s) for f in grid for s in GRID_SEEDS]
+        for name, (rate_of, overrides, seeds) in AT_PICKED_RATE.items():
+            if picks[rate_of] is not None:
+                lines += [line(f"{corpus}-{name}-s{s}", overrides, picks[rate_of], s) for s in range(1, seeds + 1)]
+    return [entry for entry in lines if entry.split()[0] not in done]
+
+
+def corpus_overrides(name: str, shared: Path) -> list[str]:
+    return COMMON + [item.format(shared=shared) for item in CORPORA[name.split("-", 1)[0]]]
+
+
+def run_one(clone: Path, runs: Path, entry: str, shared: Path) -> None:
+    """Train one run from the clone, evaluate its best checkpoint, write RUNS/NAME.job.json (exit status,
+    wall seconds, CPU, commit, overrides). A run stopped by a signal gets no record; the same call again
+    resumes it from its last.ckpt (the run folder's own mechanism). wall_s counts this call only."""
+    name, *overrides = entry.split()
+    out = runs / name
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(clone / "src")}
+    python = os.environ.get("PYTHON", str(clone / ".venv" / "bin" / "python"))
+    start = time.time()
+    with open(runs / f"{name}.log", "a") as log:
+        rc = subprocess.call([python, "src/train.py", *corpus_overrides(name, shared), *overrides,
+                              f"hydra.run.dir={out}"], cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT)
+        best = sorted((out / "checkpoints").glob("best-*.ckpt"))
+        if rc == 0 and best:
+            rc = subprocess.call([python, "src/evaluate.py", f"ckpt_path={best[-1]}", *EVALUATE,
+                                  f"hydra.run.dir={out}/evaluate"], cwd=clone, env=env, stdout=log,
+                                 stderr=subprocess.STDOUT)
+    if rc < 0 or rc > 128:  # stopped by a signal (128 + its number): no record, so the run resumes next time
+        sys.exit(rc if rc > 0 else 128 - rc)
+    record = {"name": name, "rc": rc, "wall_s": round(time.time() - start, 1), "cpu": cpu_model(),
+              "commit": subprocess.run(["git", "-C", str(clone), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                       text=True).stdout.strip(), "overrides": " ".join(overrides)}
+    (runs / f"{name}.job.json").write_text(json.dumps(record) + "\n")
+
+
+def cpu_model() -> str:
+    for text in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if text.startswith("model name"):
+            return text.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def rows(runs: Path) -> list[dict]:
+    """One row per run with a job record: the record, training's metrics.json, evaluate's (as eval/...)."""
+    found = []
+    for job in sorted(runs.glob("*.job.json")):
+        record = json.loads(job.read_text())
+        for path, prefix in ((runs / record["name"] / "metrics.json", ""),
+                             (runs / record["name"] / "evaluate" / "metrics.json", "eval/")):
+            if record["rc"] == 0 and path.exists():
+                record.update({prefix + key: value for key, value in json.loads(path.read_text()).items()
+                               if isinstance(value, (int, float, str)) or value is None})
+        found.append(record)
+    return found
+
+
+COLUMNS = ["name", "rc", "overrides", "commit", "cpu", "wall_s", "precision", "iterations", "test_checkpoint_iteration",
+           "val/best_elbo_per_timestep", "test/elbo_per_timestep", "test/rec_per_timestep", "test/kl_per_timestep",
+           "test/wasserstein", "eval/test/elbo_per_timestep", "eval/test/iwae_64_per_timestep",
+           "eval/test/fivo_64_per_timestep", "eval/test/log_jacobian", "eval/test/si_sdr_mean", "eval/test/pesq_mean",
+           "eval/test/estoi_mean", "eval/test/si_sdr_utterances", "eval/test/sequences"]
+
+
+def collect(runs: Path, earlier: list[Path], out=sys.stdout) -> None:
+    """CSV of every finished run: the rows of the earlier CSVs, and this folder's runs (which replace a row
+    of the same name), sorted by name."""
+    merged = read_done(earlier, None)
+    merged.update({row["name"]: row for row in rows(runs)})
+    writer = csv.DictWriter(out, COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for name in sorted(merged):
+        writer.writerow(merged[name])
+
+
+def read_done(paths: list[Path], runs: Path | None) -> dict[str, dict]:
+    """name -> row of every finished run (failed ones included: they are not rerun)."""
+    done = {}
+    for path in paths:
+        with path.open() as f:
+            done.update({row["name"]: row for row in csv.DictReader(f)})
+    if runs is not None and runs.exists():
+        done.update({row["name"]: {k: str(v) for k, v in row.items()} for row in rows(runs)})
+    return done
+
+
+def run(clone: Path, runs: Path, done_csvs: list[Path], jobs: int) -> None:
+    """Keep `jobs` runs going until nothing is ready; each finished run may make others ready."""
+    runs.mkdir(parents=True, exist_ok=True)
+    shared = (clone / ".." / "shared").resolve()
+    running: dict[str, subprocess.Popen] = {}
+    while True:
+        ready = [entry for entry in queue(read_done(done_csvs, runs)) if entry.split()[0] not in running]
+        while ready and len(running) < jobs:
+            entry = ready.pop(0)
+            running[entry.split()[0]] = subprocess.Popen(
+                [sys.executable, __file__, "one", str(clone), str(runs), str(shared), entry])
+            print(f"{time.strftime('%H:%M:%S')} started {entry.split()[0]}", flush=True)
+        if not running:
+            return
+        time.sleep(5)
+        for name in [n for n, p in running.items() if p.poll() is not None]:
+            print(f"{time.strftime('%H:%M:%S')} finished {name} (rc {running.pop(name).returncode})", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    q = sub.add_parser("queue")
+    q.add_argument("--done", type=Path, action="append", default=[])
+    q.add_argument("--runs", type=Path)
+    r = sub.add_parser("run")
+    r.add_argument("clone", type=Path)
+    r.add_argument("runs", type=Path)
+    r.add_argument("--done", type=Path, action="append", default=[])
+    r.add_argument("--jobs", type=int, default=2)
+    c = sub.add_parser("collect")
+    c.add_argument("runs", type=Path)
+    c.add_argument("--done", type=Path, action="append", default=[])
+    one = sub.add_parser("one")  # what `run` starts per run
+    for arg in ("clone", "runs", "shared"):
+        one.add_argument(arg, type=Path)
+    one.add_argument("entry")
+    args = parser.parse_args()
+    if args.command == "queue":
+        print("\n".join(queue(read_done(args.done, args.runs))))
+    elif args.command == "run":
+        run(args.clone.resolve(), args.runs.resolve(), args.done, args.jobs)
+    elif args.command == "collect":
+        collect(args.runs, args.done)
+    else:
+        run_one(args.clone, args.runs, args.entry, args.shared)
+
+
+if __name__ == "__main__":
+    main()
