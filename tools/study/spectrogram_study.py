@@ -23,6 +23,7 @@ import csv
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -118,6 +119,21 @@ def corpus_overrides(name: str, shared: Path) -> list[str]:
     return COMMON + [item.format(shared=shared) for item in CORPORA[name.split("-", 1)[0]]]
 
 
+STOPS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def call_forwarding_stops(command: list[str], **kwargs) -> int:
+    """subprocess.call that passes a stop signal on to the child (a training run then saves its last.ckpt
+    and exits 128 + the signal) and returns the child's exit status."""
+    child = subprocess.Popen(command, **kwargs)
+    previous = {sig: signal.signal(sig, lambda number, frame: child.send_signal(number)) for sig in STOPS}
+    try:
+        return child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def run_one(clone: Path, runs: Path, entry: str, shared: Path) -> None:
     """Train one run from the clone, evaluate its best checkpoint, write RUNS/NAME.job.json (exit status,
     wall seconds, CPU, commit, overrides). A run stopped by a signal gets no record; the same call again
@@ -128,11 +144,11 @@ def run_one(clone: Path, runs: Path, entry: str, shared: Path) -> None:
     python = os.environ.get("PYTHON", str(clone / ".venv" / "bin" / "python"))
     start = time.time()
     with open(runs / f"{name}.log", "a") as log:
-        rc = subprocess.call([python, "src/train.py", *corpus_overrides(name, shared), *overrides,
+        rc = call_forwarding_stops([python, "src/train.py", *corpus_overrides(name, shared), *overrides,
                               f"hydra.run.dir={out}"], cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT)
         best = sorted((out / "checkpoints").glob("best-*.ckpt"))
         if rc == 0 and best:
-            rc = subprocess.call([python, "src/evaluate.py", f"ckpt_path={best[-1]}", *EVALUATE,
+            rc = call_forwarding_stops([python, "src/evaluate.py", f"ckpt_path={best[-1]}", *EVALUATE,
                                   f"hydra.run.dir={out}/evaluate"], cwd=clone, env=env, stdout=log,
                                  stderr=subprocess.STDOUT)
     if rc < 0 or rc > 128:  # stopped by a signal (128 + its number): no record, so the run resumes next time
@@ -198,6 +214,16 @@ def run(clone: Path, runs: Path, done_csvs: list[Path], jobs: int) -> None:
     runs.mkdir(parents=True, exist_ok=True)
     shared = (clone / ".." / "shared").resolve()
     running: dict[str, subprocess.Popen] = {}
+
+    def stop(number, frame):  # a stop reaches every run, each saves its last.ckpt; the same command resumes them
+        for process in running.values():
+            process.send_signal(number)
+        for process in running.values():
+            process.wait()
+        sys.exit(128 + number)
+
+    for sig in STOPS:
+        signal.signal(sig, stop)
     while True:
         ready = [entry for entry in queue(read_done(done_csvs, runs)) if entry.split()[0] not in running]
         while ready and len(running) < jobs:
