@@ -113,12 +113,17 @@ def test_the_default_layout_keeps_the_earlier_versions_parameters_and_initial_we
         assert torch.equal(value, explicit.state_dict()[name]), name
 
 
-def test_the_fused_pass_refuses_a_layer_layout_it_does_not_read():
-    """It reads proposal.fc1/fc2/mean/raw_std by name: an extra layer must fail, not be skipped."""
-    model = VRNN(input_size=6, z_dim=3, hidden_size=8, x_features=5, z_features=5, mlp_hidden=8)
-    model.proposal.fc3 = torch.nn.Linear(8, 8)
-    with pytest.raises(TypeError, match=r"reads proposal as GaussianMLP with layers \['fc1', 'fc2', 'activation', "
-                                        r"'mean', 'raw_std'\].*update avrnn/models/fused.py"):
+@pytest.mark.parametrize("block, kind, prior_path", [("proposal", "GaussianMLP", "shared"), ("phi_z", "MLP", "shared"),
+                                                     ("transition", "GaussianMLP", "own")])
+def test_the_fused_pass_refuses_a_layer_layout_it_does_not_read(block, kind, prior_path):
+    """It reads each block's layers by name (the transition in the loop of the prior's own path): an extra
+    layer must fail, naming the block, what it expected and what it found, not be skipped."""
+    model = VRNN(input_size=6, z_dim=3, hidden_size=8, x_features=5, z_features=5, mlp_hidden=8, prior_path=prior_path)
+    getattr(model, block).fc3 = torch.nn.Linear(8, 8)
+    heads = ", 'mean', 'raw_std'" if kind == "GaussianMLP" else ""
+    with pytest.raises(TypeError, match=rf"^the fused VRNN pass reads {block} as {kind} with layers \['fc1', 'fc2', "
+                                        rf"'activation'{heads}\], but it is {kind} with \['fc1', 'fc2', 'activation'"
+                                        rf"{heads}, 'fc3'\]; update avrnn/models/fused.py to the new layout$"):
         model(torch.randn(2, 4, 6), torch.ones(2, 4))
 
 
@@ -132,3 +137,27 @@ def test_step_samples_the_posterior_with_data_and_the_prior_without():
     assert free.posterior is None
     torch.testing.assert_close(free.z, free.prior.loc + free.prior.scale * noise)
     torch.testing.assert_close(free.x, model.expected_frames(free.emission))  # generation reads its own mean
+
+
+@pytest.mark.parametrize("recurrence_input, prior_path", [("xz", "shared"), ("x", "shared"), ("xz", "own")])
+def test_the_fused_passs_prior_samples_are_the_reparameterised_prior_at_their_own_h(recurrence_input, prior_path):
+    """z_prior_t = mean + std x noise_t of TR at the h_{t-1} each sample was drawn at (the posterior's h,
+    or the prior's own path), for every way h is driven; drawn unless prior_samples=False."""
+    from avrnn.models.fused import fused_trajectory
+
+    torch.manual_seed(0)
+    model = VRNN(input_size=6, z_dim=3, hidden_size=8, x_features=5, z_features=5, mlp_hidden=8,
+                 recurrence_input=recurrence_input, prior_path=prior_path).double()
+    x = torch.randn(2, 4, 6, dtype=torch.double)
+    post_noise, prior_noise = torch.randn(2, 4, 2, 3, dtype=torch.double).unbind(2)
+    post_noise, prior_noise = post_noise.transpose(0, 1), prior_noise.transpose(0, 1)  # (T, B, Z)
+    trajectory = fused_trajectory(model, model.phi_x(x), post_noise, prior_noise)  # prior samples by default
+    prior = model.prior(trajectory.h_prior)
+    torch.testing.assert_close(trajectory.z_prior, prior.loc + prior.scale * prior_noise.transpose(0, 1))
+    torch.testing.assert_close(trajectory.z_post, trajectory.posterior.loc
+                               + trajectory.posterior.scale * post_noise.transpose(0, 1))
+    if prior_path == "own":
+        assert not torch.allclose(trajectory.h_prior, trajectory.h_prev)  # its own path, not the posterior's
+    else:
+        assert trajectory.h_prior is trajectory.h_prev
+    assert fused_trajectory(model, model.phi_x(x), post_noise, prior_noise, prior_samples=False).z_prior is None
