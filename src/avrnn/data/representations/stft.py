@@ -28,7 +28,8 @@ class StftSettings(NoSettings):
     window: str = "sine"  # sine | hann
     center: bool = True  # frames centred on t * hop, the signal padded by frame_size // 2 at both ends
     pad_mode: str = "reflect"  # how the centred frames are padded: reflect | constant | replicate | circular
-    trim_top_db: Optional[float] = None  # trim leading and trailing audio quieter than this many dB below the peak
+    trim_top_db: Optional[float] = 30.0  # trim leading and trailing audio quieter than this many dB below the peak
+    # (the yaml's and the benchmark's default; null: keep every sample)
     griffin_lim_iterations: int = 32  # phase estimation of prior samples (they have no phase)
 
     def check(self) -> "StftSettings":
