@@ -87,3 +87,25 @@ def test_collect_keeps_earlier_sessions_rows_and_adds_this_folders(tmp_path, cap
     assert written[0]["val/best_elbo_per_timestep"] == "5.0" and written[1]["eval/test/si_sdr_mean"] == "3.5"
     assert written[2]["rc"] == "1" and written[2]["val/best_elbo_per_timestep"] == ""  # failed: kept, not rerun
     assert {"fsdd-vrnn-x1-s101", "fsdd-vrnn-x1_3-s101"} <= set(study.read_done([earlier], runs))
+
+
+def test_the_report_pairs_arm_and_twin_by_seed_with_the_interval_widened_for_the_pick(tmp_path, capsys):
+    import csv
+    study = load()
+    path = tmp_path / "runs.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, study.COLUMNS)
+        writer.writeheader()
+        for seed, (arm, twin) in enumerate([(11.0, 10.0), (22.0, 20.0), (33.0, 30.0)], start=1):
+            for name, value in (("hybrid", arm), ("hybrid_twin", twin)):
+                writer.writerow({"name": f"fsdd-{name}-s{seed}", "rc": 0, "eval/test/elbo_per_timestep": value,
+                                 "eval/test/iwae_64_per_timestep": value, "eval/test/si_sdr_mean": 1.0,
+                                 "eval/test/pesq_mean": 2.0, "eval/test/estoi_mean": 0.5})
+        writer.writerow({"name": "fsdd-hybrid-s4", "rc": 1})  # a failed run: in no table
+    study.report(path)
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| hybrid - hybrid_twin"))
+    # differences 1, 2, 3: mean 2, t(0.975, 2) sd / sqrt(3) = 2.484; picked of 6: t(1 - 0.05/12, 2) = 10.886 -> 6.285
+    assert row.startswith("| hybrid - hybrid_twin | the regulariser | 3 | +2.00 [-0.48, 4.48] (of 6: [-4.28, 8.28]) |")
+    assert "| +0.00 [0.00, 0.00] (of 6: [0.00, 0.00]) |" in row  # SI-SDR equal in every seed
+    assert "\n| hybrid | 3 | 22.00 +/- 11.00 | 22.00 +/- 11.00 | 1.00 +/- 0.00 |" in out  # finals: failed seed 4 left out

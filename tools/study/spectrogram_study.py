@@ -4,6 +4,7 @@ collect its runs.
     python tools/study/spectrogram_study.py queue [--done runs.csv ...]     # NAME OVERRIDES... per ready run
     python tools/study/spectrogram_study.py run CLONE RUNS_DIR [--done docs/spectrogram-study/runs.csv]
     python tools/study/spectrogram_study.py collect RUNS_DIR --done docs/spectrogram-study/runs.csv > merged.csv
+    python tools/study/spectrogram_study.py report docs/spectrogram-study/runs.csv   # the tables of docs/results.md
 
 Every run is `src/train.py experiment=dvae_vrnn <corpus> <arm> model.optimizer.lr=<rate> seed=<k>` from
 the frozen clone CLONE, one thread, fp32, then `src/evaluate.py` on its best-validation checkpoint (IWAE-64,
@@ -238,6 +239,76 @@ def run(clone: Path, runs: Path, done_csvs: list[Path], jobs: int) -> None:
             print(f"{time.strftime('%H:%M:%S')} finished {name} (rc {running.pop(name).returncode})", flush=True)
 
 
+METRICS = [("eval/test/elbo_per_timestep", "ELBO", 2), ("eval/test/iwae_64_per_timestep", "IWAE-64", 2),
+           ("eval/test/si_sdr_mean", "SI-SDR (dB)", 2), ("eval/test/pesq_mean", "PESQ", 3),
+           ("eval/test/estoi_mean", "ESTOI", 3)]
+# (arm, control, what the difference measures, how many arms the arm was picked from: the Bonferroni width)
+CONTRASTS = [("hybrid", "hybrid_twin", "the regulariser", 6), ("hybrid_twin", "vrnn", "the rate", 1),
+             ("conditional", "conditional_twin", "the regulariser", 5), ("conditional_twin", "vrnn", "the rate", 1),
+             ("hybrid_n5", "hybrid_twin", "the regulariser, n_critic 5", 6),
+             ("conditional_n5", "conditional_twin", "the regulariser, n_critic 5", 5),
+             ("hybrid_n5", "hybrid", "critic strength", 1), ("conditional_n5", "conditional", "critic strength", 1)]
+
+
+def report(path: Path, out=sys.stdout) -> None:
+    """Markdown per corpus: the grid (best validation ELBO by rate, the pick), the finals by run (mean +/- sd
+    over seeds) and the paired differences (mean, 95% t-interval; for an arm picked from several, the
+    Bonferroni-widened interval too) of the bounds and SI-SDR, PESQ, ESTOI."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from study_controls import fmt, interval, mean_sd, paired_differences
+
+    done = read_done([path], None)
+    groups: dict[str, dict[int, dict]] = {}
+    for name, row in done.items():
+        if str(row.get("rc")) == "0" and row.get("eval/test/elbo_per_timestep") not in (None, ""):
+            group, seed = name.rsplit("-s", 1)
+            groups.setdefault(group, {})[int(seed)] = {k: float(v) for k, v in row.items()
+                                                       if k in {key for key, _, _ in METRICS} and v not in (None, "")}
+    for corpus in CORPORA:
+        print(f"\n### {corpus}: the likelihood rate (best validation ELBO, nats per timestep, mean of seeds "
+              f"{', '.join(map(str, GRID_SEEDS))})\n", file=out)
+        print("| arm | " + " | ".join(f"x{f}" for f in GRID) + " | picked |\n" + "|---" * (len(GRID) + 2) + "|", file=out)
+        for arm in ARMS:
+            grid, picked = pick(corpus, arm, done)
+            cells = []
+            for factor in GRID:
+                runs = [done.get(grid_name(corpus, arm, factor, s)) for s in GRID_SEEDS]
+                values = [float(r.get(PICK_METRIC) or "-inf") for r in runs if r is not None]
+                cells.append("" if not values else fmt(sum(values) / len(values)) + (" *" if factor == picked else ""))
+            extra = [f for f in grid if f not in GRID]
+            print(f"| {arm} | " + " | ".join(cells) + f" | {'-' if picked is None else 'x' + str(picked)}"
+                  + (f" (grid extended: {', '.join('x' + str(f) for f in extra)})" if extra else "") + " |", file=out)
+        print(f"\n### {corpus}: runs at the picked rates (test split; mean +/- sd over seeds)\n", file=out)
+        print("| run | seeds | " + " | ".join(label for _, label, _ in METRICS) + " |\n"
+              + "|---" * (len(METRICS) + 2) + "|", file=out)
+        for run in AT_PICKED_RATE:
+            runs = groups.get(f"{corpus}-{run}", {})
+            if runs:
+                cells = []
+                for key, _, digits in METRICS:
+                    mean, sd = mean_sd([r[key] for r in runs.values() if key in r] or [float("nan")])
+                    cells.append(f"{fmt(mean, digits)} +/- {fmt(sd, digits)}")
+                print(f"| {run} | {len(runs)} | " + " | ".join(cells) + " |", file=out)
+        print(f"\n### {corpus}: paired differences (arm - control, same seed): mean [95% t-interval]\n", file=out)
+        print("| arm - control | measures | n | " + " | ".join(label for _, label, _ in METRICS) + " |\n"
+              + "|---" * (len(METRICS) + 3) + "|", file=out)
+        for arm, control, measures, picked_from in CONTRASTS:
+            a, c = groups.get(f"{corpus}-{arm}", {}), groups.get(f"{corpus}-{control}", {})
+            if not set(a) & set(c):
+                continue
+            cells = []
+            for key, _, digits in METRICS:
+                diffs = paired_differences({s: r for s, r in a.items() if key in r}, {s: r for s, r in c.items() if key in r},
+                                           key)
+                mean, low, high = interval(diffs)
+                cell = f"{mean:+.{digits}f} [{fmt(low, digits)}, {fmt(high, digits)}]"
+                if picked_from > 1:
+                    _, wide_low, wide_high = interval(diffs, 1 - 0.05 / picked_from)
+                    cell += f" (of {picked_from}: [{fmt(wide_low, digits)}, {fmt(wide_high, digits)}])"
+                cells.append(cell)
+            print(f"| {arm} - {control} | {measures} | {len(set(a) & set(c))} | " + " | ".join(cells) + " |", file=out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -252,6 +323,7 @@ def main() -> None:
     c = sub.add_parser("collect")
     c.add_argument("runs", type=Path)
     c.add_argument("--done", type=Path, action="append", default=[])
+    sub.add_parser("report").add_argument("csv", type=Path)
     one = sub.add_parser("one")  # what `run` starts per run
     for arg in ("clone", "runs", "shared"):
         one.add_argument(arg, type=Path)
@@ -263,6 +335,8 @@ def main() -> None:
         run(args.clone.resolve(), args.runs.resolve(), args.done, args.jobs)
     elif args.command == "collect":
         collect(args.runs, args.done)
+    elif args.command == "report":
+        report(args.csv)
     else:
         run_one(args.clone, args.runs, args.entry, args.shared)
 
