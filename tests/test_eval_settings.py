@@ -24,6 +24,8 @@ BAD = [
                                                     "is); drop it"),
     ("generate.py", "data/representation=stft", "error: data/representation=stft: a checkpoint is read in the "
                                                 "representation it trained in"),
+    ("evaluate.py", "data=synthetic data/representation=stft", "error: data/representation=stft: a checkpoint is read "
+                                                               "in the representation it trained in"),
     ("evaluate.py", "data=audio_dir data.sample_rate=abc", "error: Error merging override data.sample_rate=abc: Value "
                                                           "'abc' of type 'str' could not be converted to Integer"),
     ("generate.py", "n=2.5", "error: Error merging override n=2.5: Value '2.5' of type 'float' could not be converted "

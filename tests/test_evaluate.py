@@ -121,9 +121,9 @@ def test_evaluation_refuses_a_bad_thread_count_before_reading_anything(run_in_pr
 
 
 def test_evaluation_scores_the_corpus_given_and_records_what_it_scored(make_cfg, compose_config, tmp_path, tiny,
-                                                                      capsys):
+                                                                      capsys, monkeypatch):
     """data=... at evaluation is what is scored (here a corpus with twice the test speakers), metrics.json
-    says which checkpoint, which frames and which units, and speech_quality=false / flush_denormal=false
+    says which checkpoint, which frames (its own data.last_frame) and which units, and speech_quality=false / flush_denormal=false
     are honoured."""
     from avrnn.evaluation.scoring import FRAMES_SCORED, UNITS
     from avrnn.training import denormals
@@ -132,11 +132,13 @@ def test_evaluation_scores_the_corpus_given_and_records_what_it_scored(make_cfg,
     train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=2"))
     ckpt = run / "checkpoints" / "last.ckpt"
     data = [item for item in tiny if item.startswith("data.") and "test_speakers" not in item]
+    # as on a command line that sets data.last_frame (outside Hydra no key counts as given)
+    monkeypatch.setattr("avrnn.evaluation.scoring.given_data_keys", lambda: {"last_frame"})
     try:
         metrics = evaluate(compose_config("evaluate", f"ckpt_path={ckpt}", "iwae_k=[]", "fivo_k=[]",
                                           "speech_quality=false", "flush_denormal=false", "data=synthetic", *data,
                                           f"data.root={tmp_path / 'other'}", "data.synthetic.test_speakers=2",
-                                          f"output_dir={tmp_path / 'eval'}"))
+                                          "data.last_frame=drop", f"output_dir={tmp_path / 'eval'}"))
         assert denormals.state() == "IEEE"
     finally:
         denormals.apply(True)
@@ -144,7 +146,10 @@ def test_evaluation_scores_the_corpus_given_and_records_what_it_scored(make_cfg,
     text = (tmp_path / "eval" / "metrics.json").read_text()
     assert text == json.dumps(metrics, indent=2)  # for people to read, one key a line
     saved = json.loads(text)
-    assert saved["checkpoint"] == str(ckpt) and saved["frames_scored"] == FRAMES_SCORED and saved["units"] == UNITS
+    assert saved["checkpoint"] == str(ckpt) and saved["units"] == UNITS
+    # the frames this evaluation scored: its data's last_frame (drop), not the checkpoint's (pad, FRAMES_SCORED)
+    assert saved["frames_scored"] == FRAMES_SCORED.replace("a zero-padded last frame",
+                                                           "not the last partial frame (data.last_frame=drop)")
     assert not any("si_sdr" in key for key in saved)
     out = capsys.readouterr().out
     assert "reconstruction quality" not in out and f"wrote {tmp_path / 'eval' / 'metrics.json'}" in out

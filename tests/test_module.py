@@ -138,8 +138,9 @@ def test_shared_batch_option_feeds_every_phase_the_same_batch(make_cfg, spied_ph
     assert len(batches) == 3 and not torch.equal(batches[0], batches[1])
 
 
-@pytest.mark.parametrize("kl_shaping", [(), ("model.kl_warmup_iterations=3", "model.free_bits=2.0")],
-                         ids=["plain", "warmup-and-free-bits"])
+@pytest.mark.parametrize("kl_shaping", [(), ("model.kl_warmup_iterations=3",),
+                                        ("model.kl_warmup_iterations=3", "model.free_bits=2.0")],
+                         ids=["plain", "warmup", "warmup-and-free-bits"])  # free bits 2.0: a floor that binds
 def test_hybrid_without_its_adversarial_phases_takes_the_vrnns_steps(make_cfg, monkeypatch, tmp_path, kl_shaping):
     """ablation=hybrid minimises reconstruction + KL over every VRNN parameter (TR included) in its
     reconstruction phase: with ablation.adversarial_phases=false and the VRNN's optimizer settings

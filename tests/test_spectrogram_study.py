@@ -77,7 +77,7 @@ def test_collect_keeps_earlier_sessions_rows_and_adds_this_folders(tmp_path, cap
         writer.writerow({"name": "fsdd-vrnn-x1-s101", "rc": 0, "val/best_elbo_per_timestep": 5.0})
     runs = tmp_path / "runs"
     (runs / "fsdd-vrnn-x1-s102" / "evaluate").mkdir(parents=True)
-    (runs / "fsdd-vrnn-x1-s102.job.json").write_text(json.dumps({"name": "fsdd-vrnn-x1-s102", "rc": 0}))
+    (runs / "fsdd-vrnn-x1-s102.job.json").write_text(json.dumps({"name": "fsdd-vrnn-x1-s102", "rc": 0, "eval_rc": 0}))
     (runs / "fsdd-vrnn-x1-s102" / "metrics.json").write_text(json.dumps({"val/best_elbo_per_timestep": 7.0}))
     (runs / "fsdd-vrnn-x1-s102" / "evaluate" / "metrics.json").write_text(json.dumps({"test/si_sdr_mean": 3.5}))
     (runs / "fsdd-vrnn-x1_3-s101.job.json").write_text(json.dumps({"name": "fsdd-vrnn-x1_3-s101", "rc": 1}))
@@ -98,7 +98,7 @@ def test_the_report_pairs_arm_and_twin_by_seed_with_the_interval_widened_for_the
         writer.writeheader()
         for seed, (arm, twin) in enumerate([(11.0, 10.0), (22.0, 20.0), (33.0, 30.0)], start=1):
             for name, value in (("hybrid", arm), ("hybrid_twin", twin)):
-                writer.writerow({"name": f"fsdd-{name}-s{seed}", "rc": 0, "eval/test/elbo_per_timestep": value,
+                writer.writerow({"name": f"fsdd-{name}-s{seed}", "rc": 0, "eval_rc": 0, "eval/test/elbo_per_timestep": value,
                                  "eval/test/iwae_64_per_timestep": value, "eval/test/si_sdr_mean": 1.0,
                                  "eval/test/pesq_mean": 2.0, "eval/test/estoi_mean": 0.5})
         writer.writerow({"name": "fsdd-hybrid-s4", "rc": 1})  # a failed run: in no table
@@ -108,4 +108,77 @@ def test_the_report_pairs_arm_and_twin_by_seed_with_the_interval_widened_for_the
     # differences 1, 2, 3: mean 2, t(0.975, 2) sd / sqrt(3) = 2.484; picked of 6: t(1 - 0.05/12, 2) = 10.886 -> 6.285
     assert row.startswith("| hybrid - hybrid_twin | the regulariser | 3 | +2.00 [-0.48, 4.48] (of 6: [-4.28, 8.28]) |")
     assert "| +0.00 [0.00, 0.00] (of 6: [0.00, 0.00]) |" in row  # SI-SDR equal in every seed
-    assert "\n| hybrid | 3 | 22.00 +/- 11.00 | 22.00 +/- 11.00 | 1.00 +/- 0.00 |" in out  # finals: failed seed 4 left out
+    assert "\n| hybrid | 3 (1 failed: seed 4) | 22.00 +/- 11.00 | 22.00 +/- 11.00 | 1.00 +/- 0.00 |" in out
+
+
+def test_every_run_of_the_study_composes_and_passes_validation(compose_config, tmp_path):
+    """Each corpus with each arm, twin and critic-strength cell: the command line a run gets is a valid config."""
+    from avrnn.config import validate
+    study = load()
+    entries = [study.line(f"{corpus}-{name}-s1", overrides, Fraction(1, 9), 1)
+               for corpus in study.CORPORA for name, (_, overrides, _) in study.AT_PICKED_RATE.items()]
+    for entry in entries:
+        name, *overrides = entry.split()
+        cfg = compose_config("config", *study.corpus_overrides(name, tmp_path), *overrides)
+        validate(cfg)
+        assert cfg.model.optimizer.lr == float(f"{0.002 / 9:.6g}") and cfg.seed == 1
+        assert cfg.data.representation.name == "stft" and cfg.model.emission == "itakura_saito"
+        if name.startswith("vcc"):
+            assert cfg.data.split_lists.test == "splits/test.txt" and cfg.data.root.startswith(str(tmp_path))
+    names = [entry.split()[0] for entry in entries]
+    assert len(names) == 2 * len(study.AT_PICKED_RATE)
+
+
+def fake_python(tmp_path: Path, body: str) -> Path:
+    script = tmp_path / "python"
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(0o755)
+    return script
+
+
+def test_a_failed_run_gets_a_record_so_it_is_not_started_again(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    env = {**os.environ, "PYTHON": str(fake_python(tmp_path, "exit 3"))}
+    done = subprocess.run([sys.executable, str(SCRIPT), "one", str(tmp_path), str(runs), str(tmp_path),
+                           "fsdd-vrnn-x1-s101 arm=vrnn seed=101"], env=env)
+    assert done.returncode == 0
+    record = json.loads((runs / "fsdd-vrnn-x1-s101.job.json").read_text())
+    assert record["rc"] == 3 and record["eval_rc"] is None and record["overrides"] == "arm=vrnn seed=101"
+    assert "fsdd-vrnn-x1-s101" in load().read_done([], runs)
+
+
+def test_a_stopped_run_gets_no_record_and_its_stop_reaches_the_training_once(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    seen = tmp_path / "signals"
+    # a stand-in for train.py: counts the TERMs it gets, exits 143 after the first (as a stopped run does)
+    body = (f'trap \'echo TERM >> {seen}; sleep 0.5; exit 143\' TERM\necho started > {seen}.up\n'
+            f'while true; do sleep 0.1; done')
+    env = {**os.environ, "PYTHON": str(fake_python(tmp_path, body))}
+    one = subprocess.Popen([sys.executable, str(SCRIPT), "one", str(tmp_path), str(runs), str(tmp_path),
+                            "fsdd-vrnn-x1-s101 arm=vrnn seed=101"], env=env)
+    for _ in range(100):
+        if (tmp_path / "signals.up").exists():
+            break
+        time.sleep(0.05)
+    one.send_signal(signal.SIGTERM)
+    assert one.wait(timeout=20) == 128 + signal.SIGTERM
+    assert seen.read_text().split() == ["TERM"]
+    assert not (runs / "fsdd-vrnn-x1-s101.job.json").exists()  # resumes next time
+
+
+def test_a_grid_whose_every_point_failed_picks_nothing():
+    study = load()
+    done = finished_grid(study, "fsdd", "vrnn", {f: (None, None) for f in study.GRID})
+    assert study.pick("fsdd", "vrnn", done) == (list(study.GRID), None)
+    assert not any(entry.startswith("fsdd-vrnn-") for entry in study.queue(done))

@@ -96,11 +96,11 @@ def run(main: Callable[[], object]) -> None:
             if getattr(main, "optional_data", False):
                 command_line.check_group_chosen(
                     sys.argv[1:], "data", "data=audio_dir data.root=/path/to/folder (or data=timit, data=synthetic)",
-                    "without data=..., the corpus and data settings the checkpoint trained with are used; its framing "
-                    "and representation stay either way")
+                    "without data=..., the corpus and data settings the checkpoint trained with are used; its "
+                    "representation, window and hop stay either way")
                 command_line.refuse_groups(sys.argv[1:], {
                     "data/representation": "a checkpoint is read in the representation it trained in (its features "
-                                           "are what a timestep is); drop it"}, unless="data")
+                                           "are what a timestep is); drop it"})
         main()
     except BaseException as error:
         sys.stderr = stderr

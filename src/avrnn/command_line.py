@@ -88,18 +88,16 @@ def check_group_chosen(argv: list[str], group: str, example: str, otherwise: str
                                f"{example} ({otherwise})")
 
 
-def refuse_groups(argv: list[str], groups: dict[str, str], unless: str) -> None:
-    """Raise CommandLineError for a `group=<name>` override of a group that is not in the config unless
-    the group `unless` is chosen (Hydra's answer, "Could not override ... No match in the defaults list",
-    gives no fix); `groups`: group -> why it cannot be chosen here, and the fix."""
+def refuse_groups(argv: list[str], groups: dict[str, str]) -> None:
+    """Raise CommandLineError for a `group=<name>` override of a group this command cannot take (Hydra's
+    answer, "Could not override ... No match in the defaults list", gives no fix); `groups`: group -> why it
+    cannot be chosen here, and the fix."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
     try:
         overrides = OverridesParser.create().parse_overrides(_parser("").parse_args(argv).overrides)
     except OverrideParseException:
-        return
-    if any(item.key_or_group == unless for item in overrides):
         return
     for item in overrides:
         if item.key_or_group in groups:

@@ -39,7 +39,7 @@ GRID_SEEDS = (101, 102)  # apart from the finals' seeds: a rate picked on them d
 
 COMMON = ["experiment=dvae_vrnn", "data=audio_dir", "trainer.precision=32-true", "num_threads=1",
           "training.audio_every_n_epochs=0", "trainer.enable_progress_bar=false"]
-CORPORA = {  # corpus -> its overrides (`{shared}`: the shared folder beside the clone)
+CORPORA = {  # corpus -> its overrides, str.format templates (`{shared}`: the shared folder beside the clone)
     # 8 kHz at its own rate: a 512-sample window every 128 samples, 257 bins; 16-frame sequences; KL warm-up
     # over about 50 epochs of the benchmark's (11 batches of 128 sequences each)
     "fsdd": ["data.root={shared}/data/fsdd-3spk", "data.sample_rate=8000", "data.frame_size=512", "data.hop=128",
@@ -48,7 +48,7 @@ CORPORA = {  # corpus -> its overrides (`{shared}`: the shared folder beside the
     # 16 kHz, the benchmark's spectrogram (1024 / 256, 513 bins), 50-frame sequences, its splits/ (4 batches
     # per epoch of the benchmark's)
     "vcc": ["data.root={shared}/data/vcc2016-4spk",
-            "data.split_lists={train: splits/train.txt, val: splits/val.txt, test: splits/test.txt}",
+            "data.split_lists={{train: splits/train.txt, val: splits/val.txt, test: splits/test.txt}}",  # {{ }}: format
             "data.crop_frames=50", "model.kl_warmup_iterations=200", "training.max_iterations=800",
             "training.iterations_per_epoch=50"],
 }
@@ -57,7 +57,6 @@ ARMS = {  # arm -> overrides; the adversarial and critic rates are the waveform 
     "hybrid": ["tuned=avrnn_hybrid"],
     "conditional": ["tuned=avrnn_conditional", "model.kl_warmup_iterations=0"],  # no KL term to warm up
 }
-FINAL_SEEDS = {"vrnn": 5, "hybrid": 5, "conditional": 3}
 # the runs at an arm's picked rate: name -> (the arm whose rate it takes, overrides, seeds)
 AT_PICKED_RATE = {
     "vrnn": ("vrnn", ARMS["vrnn"], 5),
@@ -84,16 +83,24 @@ def line(name: str, overrides: list[str], factor: Fraction, seed: int) -> str:
     return " ".join([name, *overrides, f"model.optimizer.lr={float(BASE_RATE * factor):.6g}", f"seed={seed}"])
 
 
+def score(row: dict) -> float:
+    """A grid run's best validation ELBO; minus infinity where training failed (no metrics)."""
+    value = row.get(PICK_METRIC)
+    return float(value) if str(row.get("rc")) == "0" and value not in (None, "") else float("-inf")
+
+
 def pick(corpus: str, arm: str, done: dict[str, dict]) -> tuple[list[Fraction], Fraction | None]:
     """The grid this arm has reached on this corpus (extensions included) and its picked factor (None until
-    every point's seeds have finished and the best is not at an edge that may still extend). A failed run
-    (no metrics: diverged, refused) scores minus infinity."""
+    every point's seeds have finished and the best is not at an edge that may still extend, and None where
+    every point has a failed run). A failed run (no metrics: diverged, refused) scores minus infinity."""
     grid = list(GRID)
     for _ in range(MAX_EXTENSIONS + 1):
         runs = [[done.get(grid_name(corpus, arm, f, s)) for s in GRID_SEEDS] for f in grid]
         if any(r is None for point in runs for r in point):
             return grid, None
-        scores = [sum(float(r.get(PICK_METRIC) or "-inf") for r in point) / len(point) for point in runs]
+        scores = [sum(score(r) for r in point) / len(point) for point in runs]
+        if max(scores) == float("-inf"):  # every point has a failed run: nothing to pick (the report says so)
+            return grid, None
         best = grid[max(range(len(grid)), key=scores.__getitem__)]
         if len(grid) - len(GRID) >= MAX_EXTENSIONS or min(grid) < best < max(grid):
             return grid, best
@@ -120,43 +127,63 @@ def corpus_overrides(name: str, shared: Path) -> list[str]:
     return COMMON + [item.format(shared=shared) for item in CORPORA[name.split("-", 1)[0]]]
 
 
-STOPS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+STOPS = (signal.SIGTERM, signal.SIGINT)  # what a training run stops on and saves (avrnn.training.stops)
 
 
-def call_forwarding_stops(command: list[str], **kwargs) -> int:
-    """subprocess.call that passes a stop signal on to the child (a training run then saves its last.ckpt
-    and exits 128 + the signal) and returns the child's exit status."""
-    child = subprocess.Popen(command, **kwargs)
-    previous = {sig: signal.signal(sig, lambda number, frame: child.send_signal(number)) for sig in STOPS}
-    try:
-        return child.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+class Child:
+    """Runs a command in a session of its own (a signal to the runner's process group, e.g. Ctrl-C, does not
+    reach it twice) and passes a stop signal on to it once; `stopped`: the signal it passed on, if any."""
+
+    stopped: int | None = None
+
+    def __init__(self):
+        self.process: subprocess.Popen | None = None
+        for sig in STOPS:
+            signal.signal(sig, self._forward)
+
+    def _forward(self, number, frame) -> None:
+        Child.stopped = number
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(number)
+
+    def call(self, command: list[str], **kwargs) -> int:
+        if Child.stopped is not None:
+            return 128 + Child.stopped
+        self.process = subprocess.Popen(command, start_new_session=True, **kwargs)
+        return self.process.wait()
 
 
 def run_one(clone: Path, runs: Path, entry: str, shared: Path) -> None:
-    """Train one run from the clone, evaluate its best checkpoint, write RUNS/NAME.job.json (exit status,
-    wall seconds, CPU, commit, overrides). A run stopped by a signal gets no record; the same call again
-    resumes it from its last.ckpt (the run folder's own mechanism). wall_s counts this call only."""
+    """Train one run from the clone, evaluate its test checkpoint (the best on validation), write
+    RUNS/NAME.job.json: rc (training's exit status), eval_rc (evaluate's; null if it did not run), wall
+    seconds, CPU, commit, overrides, and the error if this call itself failed. A run stopped by a signal
+    gets no record: the same call again resumes it from its last.ckpt (the run folder's own mechanism).
+    Every other end gets one, a failure too, so a failing run is not started again and again. wall_s counts
+    this call only."""
     name, *overrides = entry.split()
     out = runs / name
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(clone / "src")}
     python = os.environ.get("PYTHON", str(clone / ".venv" / "bin" / "python"))
-    start = time.time()
-    with open(runs / f"{name}.log", "a") as log:
-        rc = call_forwarding_stops([python, "src/train.py", *corpus_overrides(name, shared), *overrides,
-                              f"hydra.run.dir={out}"], cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT)
-        best = sorted((out / "checkpoints").glob("best-*.ckpt"))
-        if rc == 0 and best:
-            rc = call_forwarding_stops([python, "src/evaluate.py", f"ckpt_path={best[-1]}", *EVALUATE,
-                                  f"hydra.run.dir={out}/evaluate"], cwd=clone, env=env, stdout=log,
-                                 stderr=subprocess.STDOUT)
-    if rc < 0 or rc > 128:  # stopped by a signal (128 + its number): no record, so the run resumes next time
-        sys.exit(rc if rc > 0 else 128 - rc)
-    record = {"name": name, "rc": rc, "wall_s": round(time.time() - start, 1), "cpu": cpu_model(),
-              "commit": subprocess.run(["git", "-C", str(clone), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                       text=True).stdout.strip(), "overrides": " ".join(overrides)}
+    start, child = time.time(), Child()
+    record = {"name": name, "rc": None, "eval_rc": None}
+    try:
+        with open(runs / f"{name}.log", "a") as log:
+            record["rc"] = child.call([python, "src/train.py", *corpus_overrides(name, shared), *overrides,
+                                       f"hydra.run.dir={out}"], cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT)
+            if record["rc"] == 0 and Child.stopped is None:
+                tested = json.loads((out / "metrics.json").read_text())["test_checkpoint"]
+                checkpoint = tested if tested.endswith(".ckpt") else str(out / "checkpoints" / "last.ckpt")
+                record["eval_rc"] = child.call([python, "src/evaluate.py", f"ckpt_path={checkpoint}", *EVALUATE,
+                                                f"hydra.run.dir={out}/evaluate"], cwd=clone, env=env, stdout=log,
+                                               stderr=subprocess.STDOUT)
+    except Exception as error:  # this call's own fault: recorded, so that it is read and not retried blindly
+        record["error"] = f"{type(error).__name__}: {error}"
+        record["rc"] = record["rc"] if record["rc"] is not None else 1
+    if Child.stopped is not None:  # no record: the run resumes next time
+        sys.exit(128 + Child.stopped)
+    record.update(wall_s=round(time.time() - start, 1), cpu=cpu_model(), overrides=" ".join(overrides),
+                  commit=subprocess.run(["git", "-C", str(clone), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                        text=True).stdout.strip())
     (runs / f"{name}.job.json").write_text(json.dumps(record) + "\n")
 
 
@@ -168,20 +195,21 @@ def cpu_model() -> str:
 
 
 def rows(runs: Path) -> list[dict]:
-    """One row per run with a job record: the record, training's metrics.json, evaluate's (as eval/...)."""
+    """One row per run with a job record: the record, training's metrics.json (where training ended with 0),
+    evaluate's (as eval/..., where evaluate did)."""
     found = []
     for job in sorted(runs.glob("*.job.json")):
         record = json.loads(job.read_text())
-        for path, prefix in ((runs / record["name"] / "metrics.json", ""),
-                             (runs / record["name"] / "evaluate" / "metrics.json", "eval/")):
-            if record["rc"] == 0 and path.exists():
+        for path, prefix, status in ((runs / record["name"] / "metrics.json", "", "rc"),
+                                     (runs / record["name"] / "evaluate" / "metrics.json", "eval/", "eval_rc")):
+            if record.get(status) == 0 and path.exists():
                 record.update({prefix + key: value for key, value in json.loads(path.read_text()).items()
                                if isinstance(value, (int, float, str)) or value is None})
         found.append(record)
     return found
 
 
-COLUMNS = ["name", "rc", "overrides", "commit", "cpu", "wall_s", "precision", "iterations", "test_checkpoint_iteration",
+COLUMNS = ["name", "rc", "eval_rc", "error", "overrides", "commit", "cpu", "wall_s", "precision", "iterations", "test_checkpoint_iteration",
            "val/best_elbo_per_timestep", "test/elbo_per_timestep", "test/rec_per_timestep", "test/kl_per_timestep",
            "test/wasserstein", "eval/test/elbo_per_timestep", "eval/test/iwae_64_per_timestep",
            "eval/test/fivo_64_per_timestep", "eval/test/log_jacobian", "eval/test/si_sdr_mean", "eval/test/pesq_mean",
@@ -210,13 +238,17 @@ def read_done(paths: list[Path], runs: Path | None) -> dict[str, dict]:
     return done
 
 
-def run(clone: Path, runs: Path, done_csvs: list[Path], jobs: int) -> None:
-    """Keep `jobs` runs going until nothing is ready; each finished run may make others ready."""
+def run(clone: Path, runs: Path, done_csvs: list[Path], jobs: int, attempts: int = 2) -> None:
+    """Keep `jobs` runs going until nothing is ready; each finished run may make others ready. A stop signal
+    (TERM, INT) reaches each run once and each saves its last.ckpt; the same command resumes them. A run
+    whose job ended without a record although no stop was sent (its process killed) is tried `attempts`
+    times, then left out with a line saying so."""
     runs.mkdir(parents=True, exist_ok=True)
     shared = (clone / ".." / "shared").resolve()
     running: dict[str, subprocess.Popen] = {}
+    lost: dict[str, int] = {}
 
-    def stop(number, frame):  # a stop reaches every run, each saves its last.ckpt; the same command resumes them
+    def stop(number, frame):
         for process in running.values():
             process.send_signal(number)
         for process in running.values():
@@ -226,17 +258,24 @@ def run(clone: Path, runs: Path, done_csvs: list[Path], jobs: int) -> None:
     for sig in STOPS:
         signal.signal(sig, stop)
     while True:
-        ready = [entry for entry in queue(read_done(done_csvs, runs)) if entry.split()[0] not in running]
+        ready = [entry for entry in queue(read_done(done_csvs, runs))
+                 if entry.split()[0] not in running and lost.get(entry.split()[0], 0) < attempts]
         while ready and len(running) < jobs:
             entry = ready.pop(0)
             running[entry.split()[0]] = subprocess.Popen(
-                [sys.executable, __file__, "one", str(clone), str(runs), str(shared), entry])
+                [sys.executable, __file__, "one", str(clone), str(runs), str(shared), entry], start_new_session=True)
             print(f"{time.strftime('%H:%M:%S')} started {entry.split()[0]}", flush=True)
         if not running:
+            for name, count in lost.items():
+                if count >= attempts:
+                    print(f"left out {name}: its job ended {count} times without a record (see {runs / name}.log)")
             return
         time.sleep(5)
         for name in [n for n, p in running.items() if p.poll() is not None]:
-            print(f"{time.strftime('%H:%M:%S')} finished {name} (rc {running.pop(name).returncode})", flush=True)
+            rc = running.pop(name).returncode
+            if not (runs / f"{name}.job.json").exists():
+                lost[name] = lost.get(name, 0) + 1
+            print(f"{time.strftime('%H:%M:%S')} finished {name} (rc {rc})", flush=True)
 
 
 METRICS = [("eval/test/elbo_per_timestep", "ELBO", 2), ("eval/test/iwae_64_per_timestep", "IWAE-64", 2),
@@ -251,44 +290,54 @@ CONTRASTS = [("hybrid", "hybrid_twin", "the regulariser", 6), ("hybrid_twin", "v
 
 
 def report(path: Path, out=sys.stdout) -> None:
-    """Markdown per corpus: the grid (best validation ELBO by rate, the pick), the finals by run (mean +/- sd
-    over seeds) and the paired differences (mean, 95% t-interval; for an arm picked from several, the
-    Bonferroni-widened interval too) of the bounds and SI-SDR, PESQ, ESTOI."""
+    """Markdown per corpus: the grid (best validation ELBO by rate, the pick), the runs at the picked rates
+    (mean +/- sd over seeds, and how many failed) and the paired differences (mean, 95% t-interval; for an
+    arm picked from several, the Bonferroni-widened interval too) of the bounds and SI-SDR, PESQ, ESTOI. A
+    failed run (training or evaluation) is in no mean and no pair, and is counted where its group is shown."""
     sys.path.insert(0, str(Path(__file__).parent))
     from study_controls import fmt, interval, mean_sd, paired_differences
 
     done = read_done([path], None)
     groups: dict[str, dict[int, dict]] = {}
+    failed: dict[str, list[int]] = {}
     for name, row in done.items():
-        if str(row.get("rc")) == "0" and row.get("eval/test/elbo_per_timestep") not in (None, ""):
-            group, seed = name.rsplit("-s", 1)
+        group, seed = name.rsplit("-s", 1)
+        if str(row.get("rc")) == "0" and str(row.get("eval_rc")) == "0":
             groups.setdefault(group, {})[int(seed)] = {k: float(v) for k, v in row.items()
                                                        if k in {key for key, _, _ in METRICS} and v not in (None, "")}
+        else:
+            failed.setdefault(group, []).append(int(seed))
     for corpus in CORPORA:
+        reached = {arm: pick(corpus, arm, done) for arm in ARMS}
+        points = sorted({f for grid, _ in reached.values() for f in grid})
         print(f"\n### {corpus}: the likelihood rate (best validation ELBO, nats per timestep, mean of seeds "
-              f"{', '.join(map(str, GRID_SEEDS))})\n", file=out)
-        print("| arm | " + " | ".join(f"x{f}" for f in GRID) + " | picked |\n" + "|---" * (len(GRID) + 2) + "|", file=out)
-        for arm in ARMS:
-            grid, picked = pick(corpus, arm, done)
+              f"{', '.join(map(str, GRID_SEEDS))}; * picked)\n", file=out)
+        print("| arm | " + " | ".join(f"x{f}" for f in points) + " | picked |\n" + "|---" * (len(points) + 2) + "|",
+              file=out)
+        for arm, (grid, picked) in reached.items():
             cells = []
-            for factor in GRID:
+            for factor in points:
                 runs = [done.get(grid_name(corpus, arm, factor, s)) for s in GRID_SEEDS]
-                values = [float(r.get(PICK_METRIC) or "-inf") for r in runs if r is not None]
+                values = [score(r) for r in runs if r is not None]
                 cells.append("" if not values else fmt(sum(values) / len(values)) + (" *" if factor == picked else ""))
-            extra = [f for f in grid if f not in GRID]
-            print(f"| {arm} | " + " | ".join(cells) + f" | {'-' if picked is None else 'x' + str(picked)}"
-                  + (f" (grid extended: {', '.join('x' + str(f) for f in extra)})" if extra else "") + " |", file=out)
+            complete = all(done.get(grid_name(corpus, arm, f, s)) is not None for f in grid for s in GRID_SEEDS)
+            verdict = f"x{picked}" if picked is not None else ("none: every point failed" if complete else "-")
+            print(f"| {arm} | " + " | ".join(cells) + f" | {verdict} |", file=out)
         print(f"\n### {corpus}: runs at the picked rates (test split; mean +/- sd over seeds)\n", file=out)
         print("| run | seeds | " + " | ".join(label for _, label, _ in METRICS) + " |\n"
               + "|---" * (len(METRICS) + 2) + "|", file=out)
         for run in AT_PICKED_RATE:
-            runs = groups.get(f"{corpus}-{run}", {})
-            if runs:
-                cells = []
-                for key, _, digits in METRICS:
-                    mean, sd = mean_sd([r[key] for r in runs.values() if key in r] or [float("nan")])
-                    cells.append(f"{fmt(mean, digits)} +/- {fmt(sd, digits)}")
-                print(f"| {run} | {len(runs)} | " + " | ".join(cells) + " |", file=out)
+            group = f"{corpus}-{run}"
+            runs, lost = groups.get(group, {}), failed.get(group, [])
+            if not runs and not lost:
+                continue
+            cells = []
+            for key, _, digits in METRICS:
+                values = [r[key] for r in runs.values() if key in r]
+                mean, sd = mean_sd(values) if values else (float("nan"), float("nan"))
+                cells.append(f"{fmt(mean, digits)} +/- {fmt(sd, digits)}" + (f" ({len(values)})" if len(values) < len(runs) else ""))
+            seeds = f"{len(runs)}" + (f" ({len(lost)} failed: seed {', '.join(map(str, sorted(lost)))})" if lost else "")
+            print(f"| {run} | {seeds} | " + " | ".join(cells) + " |", file=out)
         print(f"\n### {corpus}: paired differences (arm - control, same seed): mean [95% t-interval]\n", file=out)
         print("| arm - control | measures | n | " + " | ".join(label for _, label, _ in METRICS) + " |\n"
               + "|---" * (len(METRICS) + 3) + "|", file=out)
@@ -300,12 +349,15 @@ def report(path: Path, out=sys.stdout) -> None:
             for key, _, digits in METRICS:
                 diffs = paired_differences({s: r for s, r in a.items() if key in r}, {s: r for s, r in c.items() if key in r},
                                            key)
+                if not diffs:
+                    cells.append("-")
+                    continue
                 mean, low, high = interval(diffs)
                 cell = f"{mean:+.{digits}f} [{fmt(low, digits)}, {fmt(high, digits)}]"
                 if picked_from > 1:
                     _, wide_low, wide_high = interval(diffs, 1 - 0.05 / picked_from)
                     cell += f" (of {picked_from}: [{fmt(wide_low, digits)}, {fmt(wide_high, digits)}])"
-                cells.append(cell)
+                cells.append(cell + (f" (n={len(diffs)})" if len(diffs) < len(set(a) & set(c)) else ""))
             print(f"| {arm} - {control} | {measures} | {len(set(a) & set(c))} | " + " | ".join(cells) + " |", file=out)
 
 

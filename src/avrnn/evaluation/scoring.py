@@ -269,7 +269,8 @@ def evaluate(cfg: DictConfig) -> dict:
     if cfg.speech_quality:
         metrics.update(score_reconstructions(module.vrnn, datamodule.eval_dataloader(cfg.split, with_audio=True),
                                              datamodule.representation, sample_rate, cfg.split))
-    frames_scored = module.representation.frames_scored if module.representation is not None else FRAMES_SCORED
+    # the frames this evaluation's data scored (data=... may change data.last_frame), in words
+    frames_scored = datamodule.representation.frames_scored if datamodule.representation is not None else FRAMES_SCORED
     metrics.update(frames_scored=frames_scored, units=UNITS, checkpoint=str(cfg.ckpt_path))
     written = Path(cfg.output_dir) / "metrics.json"
     files.write_text(written, json.dumps(metrics, indent=2))
