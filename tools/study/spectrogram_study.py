@@ -200,6 +200,7 @@ def rows(runs: Path) -> list[dict]:
     found = []
     for job in sorted(runs.glob("*.job.json")):
         record = json.loads(job.read_text())
+        record.setdefault("eval_rc", record["rc"])  # the first runner's records: one status for both
         for path, prefix, status in ((runs / record["name"] / "metrics.json", "", "rc"),
                                      (runs / record["name"] / "evaluate" / "metrics.json", "eval/", "eval_rc")):
             if record.get(status) == 0 and path.exists():
