@@ -61,6 +61,12 @@ def test_missing_or_wrong_data_root_is_one_line(run_in_process, tmp_path):
 @pytest.mark.parametrize("override,expected", [
     ("critic=wgn", "error: In 'config': Could not find 'critic/wgn'; Available options in 'critic': gan, none, wgan, "
                    "wgan_gp"),
+    # optional groups: Hydra would drop a name it cannot find and train the default model without a word
+    ("arm=avrnn_hybird", "error: arm=avrnn_hybird: there is no arm called 'avrnn_hybird' ("),
+    ("experiment=dvae_vrnnn", "error: experiment=dvae_vrnnn: there is no experiment called 'dvae_vrnnn' ("),
+    ("tuned=vrnn,avrnn_hybird", "error: tuned=avrnn_hybird: there is no tuned called 'avrnn_hybird' ("),
+    ("hparams_search=nope", "error: hparams_search=nope: there is no hparams_search called 'nope' ("),
+    ("arm=null", "error: arm=null: a config group cannot be set to null; leave arm=... out (by default none is chosen)"),
     ("model.z_dim=abc", "error: Error merging override model.z_dim=abc: Value 'abc' of type 'str' could not be "
                         "converted to Integer"),
     ("model.not_a_key=1", "error: Could not override 'model.not_a_key'.: Key 'not_a_key' not in 'ModelConfig' "
@@ -77,6 +83,8 @@ def test_bad_configuration_stops_with_one_line(run_in_process, tmp_path, overrid
     result = run_in_process("train.py", override, f"hydra.run.dir={tmp_path}")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.last_line.startswith(expected)
+    if "there is no" in expected:  # and it lists the names there are
+        assert "; choose one of " in result.last_line
 
 
 def test_unwritable_output_folder_is_one_line(run_in_process, tmp_path):

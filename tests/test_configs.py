@@ -105,7 +105,9 @@ def test_typos_and_wrong_types_fail_at_composition(make_cfg, override, exception
     ("trainer.gradient_clip_val=1.0", "trainer.gradient_clip_val=1.0 is not supported with manual optimization"),
     ("trainer.accumulate_grad_batches=4", "trainer.accumulate_grad_batches=4 is not supported"),
     ("model.kl_warmup_iterations=10", "this A-VRNN trains on none (ablation.kl_weight=0"),
-    ("model.free_bits=1.0", "use ablation=hybrid, or model=vrnn, or drop them"),
+    ("model.free_bits=1.0", "model.free_bits=1.0 shape a KL term of the loss, and this A-VRNN trains on none "
+                            "(ablation.kl_weight=0: its KL is only logged); set model.kl_warmup_iterations=0 "
+                            "model.free_bits=0"),
     # fired only when the model was built, before VRNNConfig.check was reached by validate
     ("model.std_floor=200", "need 0 < std_floor < std_max, got 200.0 and 100.0"),
 ])

@@ -147,7 +147,7 @@ def make_folder(root, speakers=("anna", "ben", "cleo", "dan", "eve"), per_speake
     return root
 
 
-def test_folder_layout_splits_by_speaker_or_by_file_and_resamples(tmp_path):
+def test_folder_layout_splits_by_speaker_or_by_file_and_resamples(tmp_path, caplog):
     make_folder(tmp_path)
     by_speaker = split_folder(tmp_path, val_fraction=0.2, test_fraction=0.2, speaker_pattern=r"_([a-z]+)\.")
     speakers = {name: {p.stem.split("_")[1] for p in getattr(by_speaker, name)} for name in ("train", "val", "test")}
@@ -160,6 +160,10 @@ def test_folder_layout_splits_by_speaker_or_by_file_and_resamples(tmp_path):
     dm.setup()
     # 0.25 s at 8 kHz -> resampled to 16 kHz = 4000 samples = 20 frames (stereo flac -> mono)
     assert all(f.shape == (20, 200) for split in dm.frames.values() for f in split)
+    # upsampled: a warning says what the top of the spectrum holds and how to model the corpus at its own rate
+    warning = next(r.getMessage() for r in caplog.records if "upsampled" in r.getMessage())
+    assert warning.startswith("data: files at 8000 Hz were upsampled to 16000 Hz: nothing above 4000 Hz is in them")
+    assert warning.endswith("set data.sample_rate=8000 (and data.frame_size, data.hop to match)")
 
 
 # --- bad input: one clear message each ----------------------------------------------------------

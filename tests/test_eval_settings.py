@@ -24,6 +24,7 @@ BAD = [
                                                     "is); drop it"),
     ("generate.py", "data/representation=stft", "error: data/representation=stft: a checkpoint is read in the "
                                                 "representation it trained in"),
+    ("evaluate.py", "data=synthtic", "error: data=synthtic: there is no data called 'synthtic' ("),
     ("evaluate.py", "data=synthetic data/representation=stft", "error: data/representation=stft: a checkpoint is read "
                                                                "in the representation it trained in"),
     ("evaluate.py", "data=audio_dir data.sample_rate=abc", "error: Error merging override data.sample_rate=abc: Value "

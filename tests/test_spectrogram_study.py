@@ -182,3 +182,20 @@ def test_a_grid_whose_every_point_failed_picks_nothing():
     done = finished_grid(study, "fsdd", "vrnn", {f: (None, None) for f in study.GRID})
     assert study.pick("fsdd", "vrnn", done) == (list(study.GRID), None)
     assert not any(entry.startswith("fsdd-vrnn-") for entry in study.queue(done))
+
+
+def test_the_runner_refuses_in_one_line_what_would_fail_every_run(tmp_path):
+    """A clone without the corpora beside it would fail each run in seconds and record it as failed."""
+    import subprocess
+    import sys
+    (tmp_path / "clone" / "src").mkdir(parents=True)
+    (tmp_path / "clone" / "src" / "train.py").write_text("")
+    done = subprocess.run([sys.executable, str(SCRIPT), "run", str(tmp_path / "clone"), str(tmp_path / "runs"),
+                           "--shared", str(tmp_path / "shared")], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable})
+    assert done.returncode == 1 and done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f"error: no corpus folder {tmp_path / 'shared' / 'data' / 'fsdd-3spk'} (--shared: ")
+    assert not (tmp_path / "runs").exists()  # nothing started, nothing recorded
+    missing = subprocess.run([sys.executable, str(SCRIPT), "queue", "--done", str(tmp_path / "none.csv")],
+                             capture_output=True, text=True)
+    assert missing.returncode == 1 and missing.stderr.startswith(f"error: --done {tmp_path / 'none.csv'}: no such file")

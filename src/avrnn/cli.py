@@ -11,6 +11,7 @@ import dataclasses
 import os
 import re
 import sys
+from pathlib import Path
 from typing import Callable
 
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
@@ -27,6 +28,8 @@ from avrnn.data.files import WriteFailed
 from avrnn.training.stops import RunStopped
 from avrnn.training.sweeps import AllTrialsFailed, SweepLedger, TrialFailed, failed_jobs_line
 
+CONF = Path(__file__).resolve().parents[2] / "conf"  # the project's config folder (src/avrnn/cli.py -> conf/)
+OPTIONAL_GROUPS = ("arm", "experiment", "tuned", "hparams_search")  # `optional` in conf/config.yaml's defaults
 USER_ERRORS = (command_line.CommandLineError, ConfigError, DataError, CheckpointError, TrainingFault,
                UntrustedTargetError, TrialFailed, AllTrialsFailed, ModelConfigError)
 NOISE = ("full_key", "object_type", "reference_type", "To append", "Config search path", "provider=",
@@ -93,6 +96,8 @@ def run(main: Callable[[], object]) -> None:
     try:
         if hydra_main:
             command_line.check(sys.argv[1:], script=sys.argv[0])
+            command_line.check_optional_choices(sys.argv[1:], CONF, OPTIONAL_GROUPS + (
+                ("data",) if getattr(main, "optional_data", False) else ()))
             if getattr(main, "optional_data", False):
                 command_line.check_group_chosen(
                     sys.argv[1:], "data", "data=audio_dir data.root=/path/to/folder (or data=timit, data=synthetic)",

@@ -360,9 +360,10 @@ def validate(cfg) -> None:
         raise ConfigError("model=avrnn needs a critic to train its prior (TR); choose critic=wgan, wgan_gp or gan, "
                           "or use model=vrnn for the KL-only baseline")
     if model.name == "avrnn" and not ablation.kl_weight and (model.kl_warmup_iterations or model.free_bits):
-        raise ConfigError("model.kl_warmup_iterations and model.free_bits shape a KL term of the loss, and this "
-                          "A-VRNN trains on none (ablation.kl_weight=0: its KL is only logged); use ablation=hybrid, "
-                          "or model=vrnn, or drop them")
+        raise ConfigError(f"model.kl_warmup_iterations={model.kl_warmup_iterations} and model.free_bits={model.free_bits} "
+                          "shape a KL term of the loss, and this A-VRNN trains on none (ablation.kl_weight=0: its KL "
+                          "is only logged); set model.kl_warmup_iterations=0 model.free_bits=0 (an experiment such as "
+                          "dvae_vrnn sets a warm-up), or use ablation=hybrid or model=vrnn")
     if critic.name == "wgan":
         _positive("critic.clip_value (weight clipping of critic=wgan)", critic.clip_value)
     if critic.name == "wgan_gp":

@@ -232,6 +232,8 @@ def read_done(paths: list[Path], runs: Path | None) -> dict[str, dict]:
     """name -> row of every finished run (failed ones included: they are not rerun)."""
     done = {}
     for path in paths:
+        if not path.is_file():
+            sys.exit(f"error: --done {path}: no such file (the CSV of earlier sessions' runs; drop --done on a first run)")
         with path.open() as f:
             done.update({row["name"]: row for row in csv.DictReader(f)})
     if runs is not None and runs.exists():
@@ -239,13 +241,23 @@ def read_done(paths: list[Path], runs: Path | None) -> dict[str, dict]:
     return done
 
 
-def run(clone: Path, runs: Path, done_csvs: list[Path], jobs: int, attempts: int = 2) -> None:
+def run(clone: Path, runs: Path, done_csvs: list[Path], jobs: int, attempts: int = 2, shared: Path | None = None
+        ) -> None:
     """Keep `jobs` runs going until nothing is ready; each finished run may make others ready. A stop signal
     (TERM, INT) reaches each run once and each saves its last.ckpt; the same command resumes them. A run
     whose job ended without a record although no stop was sent (its process killed) is tried `attempts`
     times, then left out with a line saying so."""
+    shared = shared or (clone / ".." / "shared").resolve()
+    python = Path(os.environ.get("PYTHON", str(clone / ".venv" / "bin" / "python")))
+    problems = [f"{clone / 'src' / 'train.py'} is missing (CLONE: a clone of this repository at the frozen commit)"
+                if not (clone / "src" / "train.py").is_file() else "",
+                f"no interpreter at {python} (set PYTHON to the project's .venv/bin/python)" if not python.exists() else "",
+                *[f"no corpus folder {Path(item.format(shared=shared).split('=', 1)[1])} (--shared: the folder holding "
+                  "data/fsdd-3spk and data/vcc2016-4spk)" for items in CORPORA.values() for item in items
+                  if item.startswith("data.root=") and not Path(item.format(shared=shared).split("=", 1)[1]).is_dir()]]
+    if any(problems):  # every run would fail in seconds and be recorded as failed
+        sys.exit("error: " + "; ".join(problem for problem in problems if problem))
     runs.mkdir(parents=True, exist_ok=True)
-    shared = (clone / ".." / "shared").resolve()
     running: dict[str, subprocess.Popen] = {}
     lost: dict[str, int] = {}
 
@@ -273,10 +285,14 @@ def run(clone: Path, runs: Path, done_csvs: list[Path], jobs: int, attempts: int
             return
         time.sleep(5)
         for name in [n for n, p in running.items() if p.poll() is not None]:
-            rc = running.pop(name).returncode
-            if not (runs / f"{name}.job.json").exists():
+            rc, job = running.pop(name).returncode, runs / f"{name}.job.json"
+            if job.exists():
+                record = json.loads(job.read_text())
+                how = f"training rc {record['rc']}, evaluation rc {record['eval_rc']}"
+            else:
                 lost[name] = lost.get(name, 0) + 1
-            print(f"{time.strftime('%H:%M:%S')} finished {name} (rc {rc})", flush=True)
+                how = f"no record: stopped or killed (rc {rc}); it starts again"
+            print(f"{time.strftime('%H:%M:%S')} finished {name} ({how})", flush=True)
 
 
 METRICS = [("eval/test/elbo_per_timestep", "ELBO", 2), ("eval/test/iwae_64_per_timestep", "IWAE-64", 2),
@@ -373,6 +389,8 @@ def main() -> None:
     r.add_argument("runs", type=Path)
     r.add_argument("--done", type=Path, action="append", default=[])
     r.add_argument("--jobs", type=int, default=2)
+    r.add_argument("--shared", type=Path, help="the folder holding data/fsdd-3spk and data/vcc2016-4spk "
+                                               "(default: CLONE/../shared)")
     c = sub.add_parser("collect")
     c.add_argument("runs", type=Path)
     c.add_argument("--done", type=Path, action="append", default=[])
@@ -383,9 +401,13 @@ def main() -> None:
     one.add_argument("entry")
     args = parser.parse_args()
     if args.command == "queue":
-        print("\n".join(queue(read_done(args.done, args.runs))))
+        try:
+            print("\n".join(queue(read_done(args.done, args.runs))))
+        except BrokenPipeError:  # `queue | head`
+            sys.stderr.close()
     elif args.command == "run":
-        run(args.clone.resolve(), args.runs.resolve(), args.done, args.jobs)
+        run(args.clone.resolve(), args.runs.resolve(), args.done, args.jobs,
+            shared=args.shared.resolve() if args.shared else None)
     elif args.command == "collect":
         collect(args.runs, args.done)
     elif args.command == "report":

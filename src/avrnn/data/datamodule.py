@@ -366,6 +366,12 @@ class SpeechDataModule(pl.LightningDataModule):
             log.info("data: resampled %s to data.sample_rate=%d Hz (soxr)", ", ".join(
                 f"{count} file(s) from {rate} Hz" for rate, count in content["resampled"].items()),
                 self.options.sample_rate)
+            lowest = min(int(rate) for rate in content["resampled"])
+            if lowest < self.options.sample_rate:  # upsampled: the top of the spectrum is resampling residue
+                log.warning("data: files at %d Hz were upsampled to %d Hz: nothing above %d Hz is in them, and a "
+                            "model of those frequencies (a spectrogram's upper bins) learns the resampler; to model "
+                            "the corpus at its own rate set data.sample_rate=%d (and data.frame_size, data.hop to "
+                            "match)", lowest, self.options.sample_rate, lowest // 2, lowest)
         if content["copies_dropped"]:
             log.warning("data: %d file(s) are further copies of an utterance already found (same path without its "
                         "audio suffixes, e.g. SI1.WAV and SI1.WAV.wav); one copy of each is used (a readable one, "

@@ -93,7 +93,7 @@ class PowerSpectrogram(Representation):
     def bound_on(self) -> str:
         return (f"the power spectrogram |X|^2 / scale: {self.feature_size} bins per timestep, a {self.frame_size}-sample "
                 f"{self.settings.window} window every {self.hop} samples ({self.frame_size / self.hop:g}x redundant: not "
-                "comparable with waveform nats); add log_jacobian_per_timestep for a bound on the raw power |X|^2")
+                "comparable with waveform nats); add log_jacobian (nats per timestep) for a bound on the raw power |X|^2")
 
     @property
     def frames_scored(self) -> str:
