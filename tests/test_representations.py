@@ -208,6 +208,7 @@ def test_a_spectrogram_checkpoint_trains_evaluates_and_generates(stft_cfg, compo
     assert not any(key.endswith("_bits_per_sample") for key in metrics)  # no bits per audio sample of a spectrogram
     assert metrics["test/log_jacobian"] == pytest.approx(-129 * math.log(hyper["normalization"]["scale"]))
     assert "power spectrogram" in metrics["test/bounds_are_on"]
+    assert metrics["test/reconstructions_rebuilt_from"] == "the predicted power with the original's phase"
     assert metrics["test/log_jacobian"] == pytest.approx(trained["log_jacobian"])
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["frames_scored"] == trained["frames_scored"]
     assert metrics["test/si_sdr_utterances"] + metrics["test/si_sdr_skipped"] == metrics["test/sequences"]

@@ -201,6 +201,8 @@ def print_speech_quality(metrics: dict, split: str, sample_rate: int) -> None:
     """The reconstructions' SI-SDR, PESQ and ESTOI as mean +/- std over utterances, with units."""
     names = {"si_sdr": "SI-SDR", "pesq": f"PESQ ({PESQ_MODES.get(sample_rate, '-')})", "estoi": "ESTOI"}
     print(f"reconstruction quality (teacher-forced, {sample_rate} Hz; reconstructions, not prior samples):")
+    if f"{split}/reconstructions_rebuilt_from" in metrics:
+        print(f"  audio rebuilt from {metrics[f'{split}/reconstructions_rebuilt_from']}, scored against the original")
     for key, name in names.items():
         mean, count = metrics[f"{split}/{key}_mean"], metrics[f"{split}/{key}_utterances"]
         skipped = metrics[f"{split}/{key}_skipped"]
@@ -269,6 +271,7 @@ def evaluate(cfg: DictConfig) -> dict:
     if cfg.speech_quality:
         metrics.update(score_reconstructions(module.vrnn, datamodule.eval_dataloader(cfg.split, with_audio=True),
                                              datamodule.representation, sample_rate, cfg.split))
+        metrics[f"{cfg.split}/reconstructions_rebuilt_from"] = datamodule.representation.decoded_how(True)
     # the frames this evaluation's data scored (data=... may change data.last_frame), in words
     frames_scored = datamodule.representation.frames_scored if datamodule.representation is not None else FRAMES_SCORED
     metrics.update(frames_scored=frames_scored, units=UNITS, checkpoint=str(cfg.ckpt_path))
@@ -300,4 +303,5 @@ def print_report(metrics: dict, split: str, sample_rate: int | None, written: Pa
     kl_by_dimension = metrics[f"{split}/kl_by_dimension"]
     print(f"latent use: {metrics[f'{split}/active_units']} of {len(kl_by_dimension)} dimensions active; KL per "
           f"dimension {min(kl_by_dimension):.3f} to {max(kl_by_dimension):.3f} nats/timestep")
-    print(f"{metrics[f'{split}/sequences']} utterances, {metrics[f'{split}/frames']} frames; wrote {written}")
+    print(f"{metrics[f'{split}/sequences']} utterances, {metrics[f'{split}/frames']} frames ({metrics['frames_scored']}); "
+          f"wrote {written}")
