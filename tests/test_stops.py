@@ -5,9 +5,11 @@ says which jobs finished."""
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -49,11 +51,15 @@ def test_sigterm_in_a_subprocess_saves_says_so_exits_143_and_the_rerun_resumes(r
     assert stopped.returncode == 143, stopped.stderr[-2000:]
     last = run_dir / "checkpoints" / "last.ckpt"
     line = [line for line in stopped.stderr.splitlines() if line.strip()][-1]
+    given = " ".join(shlex.quote(item) for item in command if not item.startswith("hydra.run.dir="))
     assert line == (f"stopped: stopped by SIGTERM after iteration 3: saved {last} (iteration 3); resume with python "
-                    f"src/train.py <the same overrides> hydra.run.dir={run_dir} ckpt_path=last")
+                    f"src/train.py {given} hydra.run.dir={run_dir} ckpt_path=last")
     assert iteration_of(last) == 3
     assert "stopped by SIGTERM after iteration 3" in (run_dir / "train.log").read_text()
     assert not (run_dir / "metrics.json").exists()
+    printed = shlex.split(line.split("resume with ", 1)[1])  # the run's own command, its folder, ckpt_path=last
+    assert printed == ["python", "src/train.py", *[item for item in command if not item.startswith("hydra.run.dir=")],
+                       f"hydra.run.dir={run_dir}", "ckpt_path=last"]
     # the same command again (what a requeued cluster job runs): resumes from its folder, finishes
     rerun = run_in_process("train.py", *command, "hydra.job.name=train")  # in-process: the log's name as a script's
     assert rerun.returncode == 0, rerun.stderr[-2000:]
@@ -215,3 +221,14 @@ def test_the_warning_signals_earlier_handler_runs_first_and_a_repeated_signal_en
     finally:
         for signum, handler in earlier.items():
             signal.signal(signum, handler)
+
+
+def test_the_resume_command_repeats_the_runs_own_overrides_quoted():
+    from avrnn.training.stops import resume_command
+    overrides = ["model=vrnn", "data.split_lists={train: a.txt, val: b.txt}", "hydra.run.dir=old", "ckpt_path=x"]
+    assert resume_command(Path("logs/r"), overrides) == (
+        "python src/train.py model=vrnn 'data.split_lists={train: a.txt, val: b.txt}' hydra.run.dir=logs/r "
+        "ckpt_path=last")
+    assert resume_command(Path("logs/r"), []) == "python src/train.py hydra.run.dir=logs/r ckpt_path=last"
+    assert resume_command(Path("logs/r")) == ("python src/train.py <the same overrides> hydra.run.dir=logs/r "
+                                             "ckpt_path=last")  # outside a Hydra run

@@ -21,6 +21,7 @@ checkpoint is saved (`chain_previous`), so the cluster requeues a job whose work
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import threading
 from pathlib import Path
@@ -110,8 +111,16 @@ def agreed_signal(trainer: pl.Trainer, received: int) -> int:
     return int(trainer.strategy.reduce(flag, reduce_op="max").item())
 
 
-def resume_command(output_dir: Path) -> str:
-    return f"python src/train.py <the same overrides> hydra.run.dir={output_dir} ckpt_path=last"
+def resume_command(output_dir: Path, overrides: list[str] | None = None) -> str:
+    """The command that resumes this run: its own command-line overrides (Hydra's record of them, shell-quoted;
+    `<the same overrides>` outside a Hydra run), its folder and ckpt_path=last."""
+    if overrides is None:
+        from hydra.core.hydra_config import HydraConfig
+
+        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None
+    given = ("<the same overrides>" if overrides is None else
+             " ".join(shlex.quote(item) for item in overrides if not item.startswith(("hydra.run.dir=", "ckpt_path="))))
+    return " ".join(part for part in ("python src/train.py", given, f"hydra.run.dir={output_dir} ckpt_path=last") if part)
 
 
 class StopAtBoundary(pl.Callback):
