@@ -1,5 +1,5 @@
 # A-VRNN: `make train` trains on the built-in corpus, `make test` runs the test suite.
-# Both create the virtual environment .venv on first use (about 2 minutes, 5.9 GB).
+# Both create the virtual environment .venv on first use (about 2 minutes, 6 GB).
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
