@@ -117,6 +117,16 @@ def test_features_of_another_length_cannot_take_an_originals_phase():
         representation.decode(representation.encode(speech_like(1500)), speech_like(960))
 
 
+def test_a_spectrograms_frames_scored_says_its_edges_and_its_trimming():
+    centred = build(STFT).frames_scored
+    assert centred == ("all STFT frames of each utterance (centred frames, the audio reflect-padded by half a window "
+                       "at both ends)")
+    trimmed = build({**STFT, "representation": {"name": "stft", "trim_top_db": 30, "window": "sine",
+                                                "center": False}}).frames_scored
+    assert trimmed == ("all STFT frames of each utterance (uncentred frames: samples after the last whole window are "
+                       "in none, after trimming leading and trailing audio more than 30 dB below the utterance's peak)")
+
+
 def test_silence_is_trimmed_where_asked_and_kept_otherwise():
     silence = np.zeros(4000, dtype=np.float32)
     wave = np.concatenate([silence, speech_like(3000), silence])

@@ -99,7 +99,9 @@ class PowerSpectrogram(Representation):
     def frames_scored(self) -> str:
         edges = (f"centred frames, the audio {self.settings.pad_mode}-padded by half a window at both ends"
                  if self.settings.center else "uncentred frames: samples after the last whole window are in none")
-        return f"all STFT frames of each utterance ({edges})"
+        trimmed = (f", after trimming leading and trailing audio more than {self.settings.trim_top_db:g} dB below the "
+                   "utterance's peak" if self.settings.trim_top_db is not None else "")
+        return f"all STFT frames of each utterance ({edges}{trimmed})"
 
     def log_jacobian_per_timestep(self) -> float:
         return -self.feature_size * math.log(self._needs_statistics()["scale"])
