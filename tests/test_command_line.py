@@ -56,3 +56,19 @@ def test_another_hydra_command_line_refusal_is_one_line_too():
     with pytest.raises(ValueError) as ours:
         raise ValueError("The --new flag needs --old")
     assert command_line.hydra_refusal(ours.value) is None  # raised elsewhere: keeps its traceback
+
+
+def test_an_optional_groups_option_may_come_from_config_dir(tmp_path):
+    """--config-dir adds a folder Hydra searches: a name found there is no typo; one found nowhere is."""
+    from pathlib import Path
+
+    from avrnn.command_line import CommandLineError, check_optional_choices
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    (tmp_path / "hparams_search").mkdir()
+    (tmp_path / "hparams_search" / "two_values.yaml").write_text("# @package _global_\n")
+    check_optional_choices([f"--config-dir={tmp_path}", "hparams_search=two_values"], conf, ("hparams_search",))
+    with pytest.raises(CommandLineError, match=r"^hparams_search=nope: there is no hparams_search called 'nope' .*; "
+                                               r"choose one of avrnn_optuna, study_avrnn, study_vrnn, two_values$"):
+        check_optional_choices([f"--config-dir={tmp_path}", "hparams_search=nope"], conf, ("hparams_search",))
+    check_optional_choices(["--config-path=/elsewhere", "hparams_search=nope"], conf, ("hparams_search",))  # Hydra's

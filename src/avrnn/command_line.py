@@ -91,33 +91,36 @@ def check_group_chosen(argv: list[str], group: str, example: str, otherwise: str
 def check_optional_choices(argv: list[str], conf_dir: str | Path, groups: tuple[str, ...]) -> None:
     """Raise CommandLineError where `group=<name>` names no conf/<group>/<name>.yaml for a group the config
     lists as `optional`: Hydra drops an optional group's missing option without a word (a typo'd
-    `arm=avrnn_hybird` would train the default model). Sweeps (`arm=a,b`) are checked value by value; a
-    command line that adds its own config folders (hydra.searchpath) is left to Hydra."""
+    `arm=avrnn_hybird` would train the default model). Sweeps (`arm=a,b`) are checked value by value;
+    --config-dir's folder counts as well; a command line with another primary folder (--config-path) or
+    more search paths (hydra.searchpath) is left to Hydra."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
+    args = _parser("").parse_args(argv)
     try:
-        overrides = OverridesParser.create().parse_overrides(_parser("").parse_args(argv).overrides)
+        overrides = OverridesParser.create().parse_overrides(args.overrides)
     except OverrideParseException:
         return
-    if any(item.key_or_group.startswith("hydra.searchpath") for item in overrides):
-        return
+    if args.config_path is not None or any(item.key_or_group.startswith("hydra.searchpath") for item in overrides):
+        return  # another primary config folder, or more search paths: Hydra's own search decides
+    roots = [Path(conf_dir)] + ([Path(args.config_dir)] if args.config_dir else [])  # --config-dir adds one
     for item in overrides:
         if item.key_or_group not in groups or item.is_delete():
             continue
         values = (list(item.sweep_string_iterator()) if item.is_sweep_override()
                   else [item.get_value_element_as_str()])
-        folder = Path(conf_dir) / item.key_or_group
-        if not folder.is_dir():  # not this project's layout: Hydra's own search decides
+        folders = [root / item.key_or_group for root in roots if (root / item.key_or_group).is_dir()]
+        if not folders:  # not this project's layout
             continue
         for value in values:
             if value == "null":  # Hydra answers with a ValueError traceback
                 raise CommandLineError(f"{item.key_or_group}=null: a config group cannot be set to null; leave "
                                        f"{item.key_or_group}=... out (by default none is chosen)")
-            if not (folder / f"{value}.yaml").is_file():
-                known = sorted(path.stem for path in folder.glob("*.yaml"))
+            if not any((folder / f"{value}.yaml").is_file() for folder in folders):
+                known = sorted({path.stem for folder in folders for path in folder.glob("*.yaml")})
                 raise CommandLineError(f"{item.key_or_group}={value}: there is no {item.key_or_group} called {value!r} "
-                                       f"({folder}/{value}.yaml); choose one of {', '.join(known)}")
+                                       f"({folders[0]}/{value}.yaml); choose one of {', '.join(known)}")
 
 
 def refuse_groups(argv: list[str], groups: dict[str, str]) -> None:
