@@ -199,3 +199,16 @@ def test_the_runner_refuses_in_one_line_what_would_fail_every_run(tmp_path):
     missing = subprocess.run([sys.executable, str(SCRIPT), "queue", "--done", str(tmp_path / "none.csv")],
                              capture_output=True, text=True)
     assert missing.returncode == 1 and missing.stderr.startswith(f"error: --done {tmp_path / 'none.csv'}: no such file")
+
+
+def test_a_run_stopped_directly_gets_no_record_either(tmp_path):
+    """A training run's own stop exit (128 + TERM, INT, USR1 or USR2: it saved) means resume, not failure."""
+    import os
+    import subprocess
+    import sys
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    env = {**os.environ, "PYTHON": str(fake_python(tmp_path, "exit 138"))}  # 128 + SIGUSR1
+    done = subprocess.run([sys.executable, str(SCRIPT), "one", str(tmp_path), str(runs), str(tmp_path),
+                           "fsdd-vrnn-x1-s101 arm=vrnn seed=101"], env=env)
+    assert done.returncode == 138 and not (runs / "fsdd-vrnn-x1-s101.job.json").exists()

@@ -127,7 +127,10 @@ def corpus_overrides(name: str, shared: Path) -> list[str]:
     return COMMON + [item.format(shared=shared) for item in CORPORA[name.split("-", 1)[0]]]
 
 
-STOPS = (signal.SIGTERM, signal.SIGINT)  # what a training run stops on and saves (avrnn.training.stops)
+STOPS = (signal.SIGTERM, signal.SIGINT)  # what the runner passes on to a run
+# a training run's exit after a stop signal it saved on (avrnn.training.stops: 128 + the signal), even one sent to
+# it directly: it resumes, it did not fail
+SAVED_STOPS = {128 + sig for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)}
 
 
 class Child:
@@ -179,8 +182,8 @@ def run_one(clone: Path, runs: Path, entry: str, shared: Path) -> None:
     except Exception as error:  # this call's own fault: recorded, so that it is read and not retried blindly
         record["error"] = f"{type(error).__name__}: {error}"
         record["rc"] = record["rc"] if record["rc"] is not None else 1
-    if Child.stopped is not None:  # no record: the run resumes next time
-        sys.exit(128 + Child.stopped)
+    if Child.stopped is not None or record["rc"] in SAVED_STOPS:  # no record: the run resumes next time
+        sys.exit(128 + Child.stopped if Child.stopped is not None else record["rc"])
     record.update(wall_s=round(time.time() - start, 1), cpu=cpu_model(), overrides=" ".join(overrides),
                   commit=subprocess.run(["git", "-C", str(clone), "rev-parse", "--short", "HEAD"], capture_output=True,
                                         text=True).stdout.strip())
