@@ -223,12 +223,16 @@ def test_the_warning_signals_earlier_handler_runs_first_and_a_repeated_signal_en
             signal.signal(signum, handler)
 
 
-def test_the_resume_command_repeats_the_runs_own_overrides_quoted():
+def test_the_resume_command_repeats_the_runs_own_overrides_quoted(monkeypatch):
+    from hydra.core.hydra_config import HydraConfig
+
     from avrnn.training.stops import resume_command
     overrides = ["model=vrnn", "data.split_lists={train: a.txt, val: b.txt}", "hydra.run.dir=old", "ckpt_path=x"]
     assert resume_command(Path("logs/r"), overrides) == (
         "python src/train.py model=vrnn 'data.split_lists={train: a.txt, val: b.txt}' hydra.run.dir=logs/r "
         "ckpt_path=last")
     assert resume_command(Path("logs/r"), []) == "python src/train.py hydra.run.dir=logs/r ckpt_path=last"
+    # outside a Hydra run (an earlier in-process run in this worker may have left Hydra's record behind)
+    monkeypatch.setattr(HydraConfig, "initialized", staticmethod(lambda: False))
     assert resume_command(Path("logs/r")) == ("python src/train.py <the same overrides> hydra.run.dir=logs/r "
                                              "ckpt_path=last")  # outside a Hydra run
