@@ -24,6 +24,15 @@ def finished_grid(study, corpus: str, arm: str, scores: dict[Fraction, tuple]) -
             for f, values in scores.items() for s, v in zip(study.GRID_SEEDS, values)}
 
 
+def write_csv(study, path: Path, rows: list[dict]) -> None:
+    """runs.csv as collect writes it: the study's columns, one row per run."""
+    import csv
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, study.COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def names(lines: list[str]) -> list[str]:
     return [entry.split()[0] for entry in lines]
 
@@ -71,10 +80,7 @@ def test_collect_keeps_earlier_sessions_rows_and_adds_this_folders(tmp_path, cap
     import json
     study = load()
     earlier = tmp_path / "runs.csv"
-    with earlier.open("w", newline="") as f:
-        writer = csv.DictWriter(f, study.COLUMNS)
-        writer.writeheader()
-        writer.writerow({"name": "fsdd-vrnn-x1-s101", "rc": 0, "val/best_elbo_per_timestep": 5.0})
+    write_csv(study, earlier, [{"name": "fsdd-vrnn-x1-s101", "rc": 0, "val/best_elbo_per_timestep": 5.0}])
     runs = tmp_path / "runs"
     (runs / "fsdd-vrnn-x1-s102" / "evaluate").mkdir(parents=True)
     (runs / "fsdd-vrnn-x1-s102.job.json").write_text(json.dumps({"name": "fsdd-vrnn-x1-s102", "rc": 0, "eval_rc": 0}))
@@ -93,15 +99,13 @@ def test_the_report_pairs_arm_and_twin_by_seed_with_the_interval_widened_for_the
     import csv
     study = load()
     path = tmp_path / "runs.csv"
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, study.COLUMNS)
-        writer.writeheader()
-        for seed, (arm, twin) in enumerate([(11.0, 10.0), (22.0, 20.0), (33.0, 30.0)], start=1):
-            for name, value in (("hybrid", arm), ("hybrid_twin", twin)):
-                writer.writerow({"name": f"fsdd-{name}-s{seed}", "rc": 0, "eval_rc": 0, "eval/test/elbo_per_timestep": value,
-                                 "eval/test/iwae_64_per_timestep": value, "eval/test/si_sdr_mean": 1.0,
-                                 "eval/test/pesq_mean": 2.0, "eval/test/estoi_mean": 0.5})
-        writer.writerow({"name": "fsdd-hybrid-s4", "rc": 1})  # a failed run: in no table
+    write_csv(study, path, [
+        *({"name": f"fsdd-{name}-s{seed}", "rc": 0, "eval_rc": 0, "eval/test/elbo_per_timestep": value,
+           "eval/test/iwae_64_per_timestep": value, "eval/test/si_sdr_mean": 1.0, "eval/test/pesq_mean": 2.0,
+           "eval/test/estoi_mean": 0.5}
+          for seed, (arm, twin) in enumerate([(11.0, 10.0), (22.0, 20.0), (33.0, 30.0)], start=1)
+          for name, value in (("hybrid", arm), ("hybrid_twin", twin))),
+        {"name": "fsdd-hybrid-s4", "rc": 1}])  # a failed run: in no table
     study.report(path)
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("| hybrid - hybrid_twin"))
