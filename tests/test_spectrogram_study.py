@@ -96,7 +96,6 @@ def test_collect_keeps_earlier_sessions_rows_and_adds_this_folders(tmp_path, cap
 
 
 def test_the_report_pairs_arm_and_twin_by_seed_with_the_interval_widened_for_the_pick(tmp_path, capsys):
-    import csv
     study = load()
     path = tmp_path / "runs.csv"
     write_csv(study, path, [
