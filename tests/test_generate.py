@@ -46,3 +46,36 @@ def test_generation_refuses_a_bad_thread_count_before_loading_anything(compose_c
     with pytest.raises(ConfigError, match=r"^num_threads must be positive, got -1$"):
         generate(cfg)
     assert not (tmp_path / "wav").exists()
+
+
+def test_sample_batches_bound_the_frames_held_at_once_not_the_count():
+    from avrnn.evaluation.sampling import sample_batches
+
+    assert sample_batches(0, 100, 10, 10**6) == []
+    assert sample_batches(5, 100, 10, 10**6) == [5]  # 5 x 4,000 bytes fit
+    assert sample_batches(5, 100, 10, 8_000) == [2, 2, 1]  # two samples of 4,000 bytes per batch
+    assert sample_batches(3, 100, 10, 10) == [1, 1, 1]  # one sample longer than the budget still gets drawn
+
+
+def test_many_long_samples_are_drawn_in_batches_within_the_budget(make_cfg, compose_config, tmp_path, monkeypatch):
+    from avrnn.evaluation import sampling
+    from avrnn.models.vrnn import VRNN
+
+    run = tmp_path / "run"
+    train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=2"))
+    drawn, sample = [], VRNN.sample
+
+    def recording(self, batch, steps, device=None):
+        drawn.append(batch)
+        return sample(self, batch, steps, device)
+
+    monkeypatch.setattr(VRNN, "sample", recording)
+    monkeypatch.setattr(sampling, "SAMPLE_BATCH_BYTES", 2 * 40 * 200 * 4)  # two samples of 40 frames of 200
+    cfg = compose_config("generate", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "n=5", "seconds=0.5",
+                         "reconstructions=0", f"output_dir={tmp_path / 'wav'}")
+    written = generate(cfg)
+    assert drawn == [2, 2, 1]
+    assert sorted(p.name for p in written) == [f"sample_0{i}.wav" for i in range(5)]
+    waves = [sf.read(str(path))[0] for path in sorted(written)]
+    assert all(len(wave) == 40 * 200 for wave in waves)
+    assert not np.allclose(waves[1], waves[2])  # the second batch draws afresh, not a copy of the first

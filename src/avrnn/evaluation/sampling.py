@@ -17,6 +17,17 @@ from avrnn.training import denormals
 from avrnn.evaluation.scoring import build_eval_data, load_module
 from avrnn.evaluation.settings import check_generate
 
+SAMPLE_BATCH_BYTES = 256 * 2**20  # the prior's frames held at once (float32); more samples are drawn in batches
+
+
+def sample_batches(n: int, steps: int, feature_size: int, budget_bytes: int) -> list[int]:
+    """Batch sizes that draw n samples of `steps` timesteps of `feature_size` float32 features, each batch
+    holding at most `budget_bytes` of frames (at least one sample, however long): memory is bounded by the
+    length of one sample, not by n x seconds."""
+    per_sample = max(1, steps * feature_size * 4)
+    size = max(1, min(n, budget_bytes // per_sample))
+    return [min(size, n - start) for start in range(0, n, size)]
+
 
 def generate(cfg: DictConfig) -> list[Path]:
     check_generate(cfg)  # before the checkpoint is read
@@ -32,12 +43,15 @@ def generate(cfg: DictConfig) -> list[Path]:
     output = Path(cfg.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     written, manifest = [], {}  # manifest: file -> what it is (generated.json beside the files)
-    for index, frames in enumerate(module.vrnn.sample(cfg.n, representation.steps(cfg.seconds, sample_rate))
-                                   if cfg.n else []):
-        path = output / f"sample_{index:02d}.wav"
-        sf.write(str(path), representation.decode(frames), sample_rate, subtype="PCM_16")
-        written.append(path)
-        manifest[path.name] = {"kind": "prior sample", "decoded": representation.decoded_how(with_original=False)}
+    steps = representation.steps(cfg.seconds, sample_rate)
+    index = 0
+    for batch in sample_batches(cfg.n, steps, representation.feature_size, SAMPLE_BATCH_BYTES):  # each batch written before the next
+        for frames in module.vrnn.sample(batch, steps):
+            path = output / f"sample_{index:02d}.wav"
+            sf.write(str(path), representation.decode(frames), sample_rate, subtype="PCM_16")
+            written.append(path)
+            manifest[path.name] = {"kind": "prior sample", "decoded": representation.decoded_how(with_original=False)}
+            index += 1
     if datamodule is not None:
         x, mask, audio = next(iter(datamodule.eval_dataloader("test", with_audio=True)))
         reconstruction = module.vrnn.reconstruct(x, mask)
