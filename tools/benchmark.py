@@ -39,6 +39,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
 from avrnn.command_line import one_line_errors
+from avrnn.progress import duration
 from avrnn.training import denormals
 from avrnn.config import register_configs
 from avrnn.training.cuda_graphs import GraphedBackward
@@ -465,11 +466,6 @@ def row(r: dict) -> str:
             f"{r['gru_floor_fps']:>10.0f}             {r['vrnn_gflops']:>13.1f} {r['vrnn_fraction_of_matmul']:>9.0%} "
             f"{r['vrnn_speedup_over_reference']:>7.2f}x {r['avrnn_over_vrnn_time']:>9.2f}x {r['peak_memory_mb']:>8.0f}  "
             + ("UNTRUSTED" if r["untrusted"] else "ok"))
-
-
-def duration(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
 def targets(runs: list[dict], processes: dict, dvae: dict | None = None) -> dict:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
-from tqdm.auto import tqdm
 
 from avrnn import registry
 from avrnn.data import files
@@ -25,6 +24,7 @@ from avrnn.data.datamodule import SpeechDataModule
 from avrnn.data.errors import DataError
 from avrnn.data import representations
 from avrnn.evaluation.chunks import iwae_in_parts
+from avrnn.progress import progress
 from avrnn.models.bounds import vrnn_fivo
 from avrnn.models import phase_losses
 from avrnn.training.module import AVRNNModule
@@ -163,7 +163,7 @@ def score(module: AVRNNModule, loader, iwae_k: list[int], fivo_k: list[int], pre
     def add(name: str, per_sequence: torch.Tensor) -> None:
         totals[name] = totals.get(name, 0.0) + float(per_sequence.sum())
 
-    for x, mask in tqdm(loader, desc=f"scoring {prefix}", unit="batch"):
+    for x, mask in progress(loader, f"scoring {prefix}", log):
         out = module.vrnn(x, mask, prior_samples=module.critic is not None)
         rec = out.rec_log_lik.sum(1)
         kl = out.kl.sum((1, 2))

@@ -22,6 +22,7 @@ that metric out for the whole corpus, not the utterance out of the others).
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import warnings
@@ -32,7 +33,10 @@ from torchmetrics.functional.audio import scale_invariant_signal_distortion_rati
 from torchmetrics.functional.audio.pesq import perceptual_evaluation_speech_quality
 from torchmetrics.functional.audio.stoi import short_time_objective_intelligibility
 
+from avrnn.progress import progress
 
+
+log = logging.getLogger("avrnn.evaluation")
 PESQ_MODES = {16000: "wb", 8000: "nb"}
 MIN_SECONDS = 0.25  # shorter utterances are not scored (PESQ's analysis needs about this much speech)
 METRICS = {"si_sdr": "dB", "pesq": "MOS-LQO (1-4.5)", "estoi": "0-1"}
@@ -119,7 +123,7 @@ def score_reconstructions(vrnn, loader, representation, sample_rate: int, prefix
     eval_dataloader(split, with_audio=True)) reconstructed, decoded by `representation` and scored
     against its audio (see the module's docstring); also the seconds the scoring took."""
     start, per_utterance = time.perf_counter(), []
-    for x, mask, audio in loader:
+    for x, mask, audio in progress(loader, f"reconstructing and scoring {prefix}", log):
         reconstruction = vrnn.reconstruct(x, mask)
         for index in range(x.shape[0]):
             length = int(mask[index].sum())

@@ -23,19 +23,11 @@ from typing import Callable
 import pytorch_lightning as pl
 from pytorch_lightning.trainer.states import TrainerFn
 
+from avrnn.progress import duration
+
 log = logging.getLogger("avrnn.training")
 MONITOR = "val/elbo_per_timestep"
 BOUNDS = (("ELBO", "elbo_per_timestep"), ("rec", "rec_per_timestep"), ("KL", "kl_per_timestep"))
-
-
-def duration(seconds: float) -> str:
-    """`2h05m`, `3m07s`, `42s`: a time span as a person reads it."""
-    if not math.isfinite(seconds):
-        return "unknown"
-    seconds = max(0, round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def bounds(metrics: dict, split: str) -> str:

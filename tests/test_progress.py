@@ -1,0 +1,58 @@
+"""Progress of long loops (reading a corpus, scoring a split): a bar on a terminal, log lines at most every N seconds elsewhere (a file
+holds no carriage-return bar and is not silent for as long as IWAE-64 takes)."""
+
+import logging
+
+from avrnn.progress import progress
+
+
+LOG = logging.getLogger("avrnn.evaluation")
+
+
+def run(items, ticks, caplog, **kwargs):
+    clock = iter(ticks)
+    with caplog.at_level(logging.INFO, logger="avrnn.evaluation"):
+        out = list(progress(items, "scoring test", LOG, every_seconds=30, terminal=False, clock=lambda: next(clock),
+                            **kwargs))
+    return out, [r.getMessage() for r in caplog.records if r.name == "avrnn.evaluation"]
+
+
+def test_without_a_terminal_a_line_every_30_seconds_and_one_at_the_end(caplog):
+    # start at 0; batches end at 10, 35, 40, 80 seconds; the end read at 80
+    out, lines = run([1, 2, 3, 4], [0, 10, 35, 40, 80, 80], caplog)
+    assert out == [1, 2, 3, 4]  # every item, in order
+    assert lines == ["scoring test: batch 2/4 (50%), 17.50 s/batch, ETA 35s",
+                     "scoring test: 4 batches in 1m20s (20.00 s/batch)"]
+
+
+def test_an_iterable_without_a_length_still_reports(caplog):
+    out, lines = run(iter("ab"), [0, 31, 32, 32], caplog)
+    assert out == ["a", "b"]
+    assert lines == ["scoring test: batch 1, 31.00 s/batch", "scoring test: 2 batches in 32s (16.00 s/batch)"]
+
+
+def test_on_a_terminal_the_bar_is_drawn_and_nothing_logged(caplog, capsys):
+    with caplog.at_level(logging.INFO, logger="avrnn.evaluation"):
+        assert list(progress([1, 2], "scoring test", LOG, terminal=True)) == [1, 2]
+    assert not [r for r in caplog.records if r.name == "avrnn.evaluation"]
+    assert "scoring test" in capsys.readouterr().err
+
+
+def test_the_unit_names_what_is_counted(caplog):
+    _, lines = run(["a.wav", "b.wav"], [0, 40, 41, 41], caplog, unit="file")
+    assert lines == ["scoring test: file 1/2 (50%), 40.00 s/file, ETA 40s", "scoring test: 2 files in 41s (20.50 s/file)"]
+
+
+def test_reading_a_corpus_without_a_terminal_logs_how_many_files_it_read(tmp_path, caplog):
+    import numpy as np
+    import soundfile as sf
+
+    from avrnn.data.datamodule import SpeechDataModule
+    from avrnn.data.options import DataOptions
+
+    for index in range(6):
+        sf.write(str(tmp_path / f"{index}.wav"), np.zeros(1600, "float32") + 0.1 * (index + 1), 16000)
+    with caplog.at_level(logging.INFO, logger="avrnn.data.datamodule"):
+        SpeechDataModule(DataOptions(root=str(tmp_path), layout="folder", val_fraction=0.2, test_fraction=0.2,
+                                     cache_dir=None)).setup()
+    assert any(r.getMessage().startswith(f"reading {tmp_path.name}: 6 files in ") for r in caplog.records)
