@@ -49,3 +49,33 @@ def test_the_experiment_trains_and_tests_on_a_small_corpus(make_cfg, tmp_path):
                              "training.max_iterations=3"))
     assert math.isfinite(metrics["test/elbo_per_timestep"])
     assert (tmp_path / "run" / "metrics.json").is_file()
+
+
+def test_a_size_the_widths_replace_is_named_as_having_no_effect(make_cfg, tmp_path, caplog):
+    import logging
+
+    from avrnn.models.vrnn import VRNNConfig
+    from avrnn.training.fit import train
+
+    # the experiment's x_features (256) is phi_x_widths' last; narrowing phi_x leaves x_features without effect
+    assert VRNNConfig(input_size=257, phi_x_widths=[256], x_features=256).sizes_without_effect() == []
+    assert VRNNConfig(input_size=257, phi_x_widths=[64]).sizes_without_effect() == []  # x_features at its default
+    assert VRNNConfig(input_size=257, phi_x_widths=[], x_features=257).sizes_without_effect() == []  # identity
+    assert VRNNConfig(input_size=257, phi_z_widths=[], z_dim=16, z_features=16).sizes_without_effect() == []
+    assert VRNNConfig(input_size=257, x_features=64, z_features=8, mlp_hidden=32).sizes_without_effect() == []
+    idle = VRNNConfig(input_size=257, phi_z_widths=[4, 8], z_features=64, mlp_hidden=32,
+                      **{f"{b}_widths": [] for b in ("phi_x", "tr", "ps", "em")}).sizes_without_effect()
+    assert idle == ["model.z_features=64 has no effect: model.phi_z_widths=[4, 8] sets phi_z's layers, whose output "
+                    "(8) is what the model reads; change the last of model.phi_z_widths, or set model.phi_z_widths=null "
+                    "to use model.z_features",
+                    "model.mlp_hidden=32 has no effect: every model.<block>_widths is set; change the widths, or set "
+                    "one of them to null to use model.mlp_hidden"]
+    with caplog.at_level(logging.WARNING, logger="avrnn.training"):
+        train(make_cfg("experiment=dvae_vrnn", "data.frame_size=256", "data.hop=64", "data.batch_size=4",
+                       "data.crop_frames=8", "data.representation.trim_top_db=null", "model.phi_x_widths=[16]",
+                       "model.phi_z_widths=[4,8]", "model.z_features=8", "model.x_features=32",
+                       "model.mlp_hidden=256", "model.hidden_size=8", "training.max_iterations=1"))
+    warned = [r.getMessage() for r in caplog.records if r.name == "avrnn.training" and r.levelno == logging.WARNING]
+    assert [line for line in warned if "no effect" in line] == [
+        "model.x_features=32 has no effect: model.phi_x_widths=[16] sets phi_x's layers, whose output (16) is what the "
+        "model reads; change the last of model.phi_x_widths, or set model.phi_x_widths=null to use model.x_features"]

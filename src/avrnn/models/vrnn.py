@@ -62,7 +62,8 @@ class VRNNConfig:
     # Layer widths of each MLP (phi_x, phi_z, TR, PS, EM before their read-outs); [] = the identity; null =
     # two layers: [mlp_hidden, x_features] (phi_x), [mlp_hidden, z_features] (phi_z), [mlp_hidden, mlp_hidden]
     # (tr, ps, em). A list replaces those keys for its block: phi_x's last width (input_size if []) is what the
-    # cell and PS read of x_t, phi_z's (z_dim if []) what the cell and EM read of z_t.
+    # cell and PS read of x_t, phi_z's (z_dim if []) what the cell and EM read of z_t. Training warns where a key
+    # set away from its default has no effect (sizes_without_effect).
     phi_x_widths: Optional[List[int]] = None
     phi_z_widths: Optional[List[int]] = None
     tr_widths: Optional[List[int]] = None
@@ -102,6 +103,24 @@ class VRNNConfig:
                 raise ModelConfigError(f"model.{block}_widths={given!r} must be a list of positive layer widths "
                                        f"([] = the identity, null = the default two layers)")
         return self
+
+    def sizes_without_effect(self) -> list[str]:
+        """x_features, z_features and mlp_hidden shape only the blocks whose <block>_widths is null. One set
+        away from its default where the widths replace it changes nothing: a line for each (training logs
+        them as warnings; the run goes on, since the value is harmless)."""
+        defaults, idle = {f.name: f.default for f in fields(self)}, []
+        for key, block in (("x_features", "phi_x"), ("z_features", "phi_z")):
+            given, value = getattr(self, f"{block}_widths"), getattr(self, key)
+            used = (given[-1] if given else self.input_size if block == "phi_x" else self.z_dim) if given is not None \
+                else value
+            if value != defaults[key] and value != used:
+                idle.append(f"model.{key}={value} has no effect: model.{block}_widths={list(given)} sets {block}'s "
+                            f"layers, whose output ({used}) is what the model reads; change the last of "
+                            f"model.{block}_widths, or set model.{block}_widths=null to use model.{key}")
+        if self.mlp_hidden != defaults["mlp_hidden"] and all(getattr(self, f"{b}_widths") is not None for b in BLOCKS):
+            idle.append(f"model.mlp_hidden={self.mlp_hidden} has no effect: every model.<block>_widths is set; change "
+                        f"the widths, or set one of them to null to use model.mlp_hidden")
+        return idle
 
     def check_choices(self) -> VRNNConfig:
         """The names that pick a component (rnn, emission, prior_path, recurrence_input)."""

@@ -29,6 +29,7 @@ from avrnn.data.datamodule import SpeechDataModule
 from avrnn import registry
 from avrnn.training import denormals, trainer_settings
 from avrnn.training.callbacks import DenormalPolicy, PriorAudioSamples, RandomState, StoreConfig, progress_bar
+from avrnn.models.vrnn import VRNNConfig
 from avrnn.training.module import AVRNNModule
 from avrnn.training.phases import batches_per_iteration
 from avrnn.training.progress_lines import ProgressLines
@@ -162,6 +163,8 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> dict[str, f
     `callbacks` are added to the Trainer's (for use from Python, e.g. early stopping).
     A stop signal ends it with RunStopped (avrnn.training.stops) after saving at an iteration boundary."""
     validate(cfg)
+    for idle in VRNNConfig.from_dict(plain(cfg.model)).sizes_without_effect():
+        log.warning("%s", idle)
     trainer_settings.check(plain(cfg.trainer), cfg.training.test_after_training)
     signals = StopSignals().install()
     try:
