@@ -215,3 +215,24 @@ def test_a_run_stopped_directly_gets_no_record_either(tmp_path):
     done = subprocess.run([sys.executable, str(SCRIPT), "one", str(tmp_path), str(runs), str(tmp_path),
                            "fsdd-vrnn-x1-s101 arm=vrnn seed=101"], env=env)
     assert done.returncode == 138 and not (runs / "fsdd-vrnn-x1-s101.job.json").exists()
+
+
+def test_a_resumed_runs_wall_time_counts_its_stopped_calls_too(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    entry = "fsdd-vrnn-x1-s101 arm=vrnn seed=101"
+    for body, code in (("sleep 0.4; exit 143", 143), ("sleep 0.4; exit 3", 0)):  # stopped (it saved), then failed
+        env = {**os.environ, "PYTHON": str(fake_python(tmp_path, body))}
+        done = subprocess.run([sys.executable, str(SCRIPT), "one", str(tmp_path), str(runs), str(tmp_path), entry],
+                              env=env)
+        assert done.returncode == code
+        if code:
+            earlier = json.loads((runs / "fsdd-vrnn-x1-s101.stopped.json").read_text())["wall_s"]
+            assert earlier >= 0.4
+    record = json.loads((runs / "fsdd-vrnn-x1-s101.job.json").read_text())
+    assert record["earlier_wall_s"] == earlier and record["wall_s"] >= earlier + 0.4
+    assert not (runs / "fsdd-vrnn-x1-s101.stopped.json").exists()

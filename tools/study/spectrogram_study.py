@@ -162,7 +162,8 @@ def run_one(clone: Path, runs: Path, entry: str, shared: Path) -> None:
     seconds, CPU, commit, overrides, and the error if this call itself failed. A run stopped by a signal
     gets no record: the same call again resumes it from its last.ckpt (the run folder's own mechanism).
     Every other end gets one, a failure too, so a failing run is not started again and again. wall_s counts
-    this call only."""
+    every call of the run: a stopped call leaves its seconds in RUNS/NAME.stopped.json for the next one
+    (earlier_wall_s: those of the stopped calls; calls cut off without a stop signal are not counted)."""
     name, *overrides = entry.split()
     out = runs / name
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(clone / "src")}
@@ -182,12 +183,17 @@ def run_one(clone: Path, runs: Path, entry: str, shared: Path) -> None:
     except Exception as error:  # this call's own fault: recorded, so that it is read and not retried blindly
         record["error"] = f"{type(error).__name__}: {error}"
         record["rc"] = record["rc"] if record["rc"] is not None else 1
+    stopped = runs / f"{name}.stopped.json"
+    earlier = json.loads(stopped.read_text())["wall_s"] if stopped.exists() else 0.0
     if Child.stopped is not None or record["rc"] in SAVED_STOPS:  # no record: the run resumes next time
+        stopped.write_text(json.dumps({"wall_s": round(earlier + time.time() - start, 1)}) + "\n")
         sys.exit(128 + Child.stopped if Child.stopped is not None else record["rc"])
-    record.update(wall_s=round(time.time() - start, 1), cpu=cpu_model(), overrides=" ".join(overrides),
+    record.update(wall_s=round(earlier + time.time() - start, 1), earlier_wall_s=earlier, cpu=cpu_model(),
+                  overrides=" ".join(overrides),
                   commit=subprocess.run(["git", "-C", str(clone), "rev-parse", "--short", "HEAD"], capture_output=True,
                                         text=True).stdout.strip())
     (runs / f"{name}.job.json").write_text(json.dumps(record) + "\n")
+    stopped.unlink(missing_ok=True)
 
 
 def cpu_model() -> str:
@@ -213,7 +219,7 @@ def rows(runs: Path) -> list[dict]:
     return found
 
 
-COLUMNS = ["name", "rc", "eval_rc", "error", "overrides", "commit", "cpu", "wall_s", "precision", "iterations", "test_checkpoint_iteration",
+COLUMNS = ["name", "rc", "eval_rc", "error", "overrides", "commit", "cpu", "wall_s", "earlier_wall_s", "precision", "iterations", "test_checkpoint_iteration",
            "val/best_elbo_per_timestep", "test/elbo_per_timestep", "test/rec_per_timestep", "test/kl_per_timestep",
            "test/wasserstein", "eval/test/elbo_per_timestep", "eval/test/iwae_64_per_timestep",
            "eval/test/fivo_64_per_timestep", "eval/test/log_jacobian", "eval/test/si_sdr_mean", "eval/test/pesq_mean",
