@@ -27,7 +27,7 @@ from avrnn.training.checkpoints import AtomicCheckpointIO, describe_kept, load_c
 from avrnn.config import ConfigError, apply_num_threads, validate
 from avrnn.data.datamodule import SpeechDataModule
 from avrnn import registry
-from avrnn.training import denormals, trainer_settings
+from avrnn.training import denormals, lightning_noise, trainer_settings
 from avrnn.training.callbacks import DenormalPolicy, PriorAudioSamples, RandomState, StoreConfig, progress_bar
 from avrnn.models.vrnn import VRNNConfig
 from avrnn.training.module import AVRNNModule
@@ -76,6 +76,7 @@ def build_module(cfg: DictConfig, normalization: dict | None = None, data: dict 
 
 def build_trainer(cfg: DictConfig, output_dir: Path, steps_per_iteration: int,
                   extra_callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
+    lightning_noise.quiet()  # before the Trainer: its tip is logged as it is built
     # Two callbacks: Lightning 2.6 refreshes `save_last` only when a top-k checkpoint was saved in
     # the same step, so a run whose validation bound stopped improving would keep a stale last.ckpt.
     # named by the iteration it holds: Lightning's epoch counter runs one ahead after a stop mid-epoch

@@ -1,0 +1,39 @@
+"""A run's log holds no Lightning advert and none of the two warnings that are noise or untrue here;
+every other Lightning line stays."""
+
+import logging
+import warnings
+
+from avrnn.training import lightning_noise
+
+
+def test_a_training_run_logs_no_tip_and_no_leafspec_or_nonempty_folder_warning(make_cfg, tmp_path, caplog):
+    from avrnn.training.fit import train
+
+    run = tmp_path / "run"
+    with caplog.at_level(logging.INFO), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=2", "training.iterations_per_epoch=1"))
+        train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=3", "training.iterations_per_epoch=1",
+                       "ckpt_path=last"))  # a resume: its own folder holds checkpoints
+    lines = [record.getMessage() for record in caplog.records]
+    assert not [line for line in lines if "Tip" in line or "litlogger" in line]
+    assert any("GPU available" in line for line in lines)  # Lightning's other lines stay
+    said = [str(w.message) for w in caught]
+    assert not [m for m in said if "LeafSpec" in m or "exists and is not empty" in m]
+
+
+def test_only_the_tip_is_dropped_and_quiet_twice_adds_one_filter():
+    lightning_noise.quiet()
+    lightning_noise.quiet()
+    logger = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    assert logger.filters.count(lightning_noise._FILTER) == 1
+    make = lambda msg: logging.LogRecord(logger.name, logging.INFO, __file__, 1, msg, None, None)
+    assert not lightning_noise._FILTER.filter(make("💡 Tip: For seamless cloud logging, try litlogger"))
+    assert lightning_noise._FILTER.filter(make("GPU available: False, used: False"))
+    with warnings.catch_warnings(record=True) as caught:
+        lightning_noise.quiet()  # catch_warnings restores the filters it found: set them inside
+        warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ...", DeprecationWarning)
+        warnings.warn("Checkpoint directory /x/checkpoints exists and is not empty.", UserWarning)
+        warnings.warn("something else", UserWarning)
+    assert [str(w.message) for w in caught] == ["something else"]
