@@ -3,7 +3,7 @@ holds no carriage-return bar and is not silent for as long as IWAE-64 takes)."""
 
 import logging
 
-from avrnn.progress import progress
+from avrnn.data.progress import progress
 
 
 LOG = logging.getLogger("avrnn.evaluation")

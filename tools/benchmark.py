@@ -39,7 +39,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
 from avrnn.command_line import one_line_errors
-from avrnn.progress import duration
+from avrnn.data.progress import duration
 from avrnn.training import denormals
 from avrnn.config import register_configs
 from avrnn.training.cuda_graphs import GraphedBackward

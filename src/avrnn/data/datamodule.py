@@ -28,7 +28,7 @@ from avrnn.data.corpus import (Found, Splits, by_extension, find_corpus, read_sp
 from avrnn.data.errors import DataError
 from avrnn.data.options import DataOptions
 from avrnn.data.synthetic import generate_corpus
-from avrnn.progress import progress
+from avrnn.data.progress import progress
 
 log = logging.getLogger(__name__)
 # 2: samples checked when read, one copy per utterance, hidden files ignored, bad files dropped before
@@ -288,7 +288,7 @@ class SpeechDataModule(pl.LightningDataModule):
         """Read every found file, drop the bad ones (skip mode), split what is left, fit the
         representation's statistics on its training split and encode everything."""
         waves, skipped, resampled = {}, [], {}
-        for path in progress(found.files, f"reading {self.root.name}", log, unit="file"):
+        for path in progress(found.files, f"reading {self.root.name}", log, unit="file", leave=False):
             wave = self._read(path, skipped, resampled)
             if wave is not None:
                 waves[path] = wave

@@ -24,7 +24,7 @@ from avrnn.data.datamodule import SpeechDataModule
 from avrnn.data.errors import DataError
 from avrnn.data import representations
 from avrnn.evaluation.chunks import iwae_in_parts
-from avrnn.progress import progress
+from avrnn.data.progress import progress
 from avrnn.models.bounds import vrnn_fivo
 from avrnn.models import phase_losses
 from avrnn.training.module import AVRNNModule

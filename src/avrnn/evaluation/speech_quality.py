@@ -33,7 +33,7 @@ from torchmetrics.functional.audio import scale_invariant_signal_distortion_rati
 from torchmetrics.functional.audio.pesq import perceptual_evaluation_speech_quality
 from torchmetrics.functional.audio.stoi import short_time_objective_intelligibility
 
-from avrnn.progress import progress
+from avrnn.data.progress import progress
 
 
 log = logging.getLogger("avrnn.evaluation")

@@ -23,7 +23,7 @@ from typing import Callable
 import pytorch_lightning as pl
 from pytorch_lightning.trainer.states import TrainerFn
 
-from avrnn.progress import duration
+from avrnn.data.progress import duration
 
 log = logging.getLogger("avrnn.training")
 MONITOR = "val/elbo_per_timestep"

@@ -36,7 +36,7 @@ def duration(seconds: float) -> str:
 
 
 def progress(iterable: Iterable[T], what: str, log: logging.Logger, unit: str = "batch",
-             every_seconds: float = EVERY_SECONDS, terminal: bool | None = None,
+             every_seconds: float = EVERY_SECONDS, leave: bool = True, terminal: bool | None = None,
              clock: Callable[[], float] = time.monotonic) -> Iterator[T]:
     """Yield `iterable`'s items, showing progress as `what: <unit> i/n`.
 
@@ -45,11 +45,12 @@ def progress(iterable: Iterable[T], what: str, log: logging.Logger, unit: str = 
         log: where the lines go without a terminal.
         unit: what one item is ("batch", "file").
         every_seconds: the least time between two progress lines (without a terminal); > 0.
+        leave: whether the finished bar stays on the terminal.
         terminal: whether to draw a bar (None: whether stderr is a terminal).
         clock: a monotonic clock in seconds (for tests).
     """
     if terminal if terminal is not None else sys.stderr.isatty():
-        yield from tqdm(iterable, desc=what, unit=unit, leave=False)
+        yield from tqdm(iterable, desc=what, unit=unit, leave=leave)
         return
     total = len(iterable) if hasattr(iterable, "__len__") else None
     start = last = clock()
