@@ -94,6 +94,8 @@ def test_ddp_from_the_command_line_writes_one_run_folder(run_script, tmp_path, c
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["iterations"] == 2 and metrics["test/elbo_per_timestep"] < 0
     assert (run / "checkpoints" / "last.ckpt").exists() and (run / "train_ddp_process_1.log").exists()
+    said = result.stdout + result.stderr
+    assert said.count("finished 2 iterations") == 1, said[-3000:]  # one final line, not one per process
 
 
 @pytest.mark.slow

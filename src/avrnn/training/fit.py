@@ -164,7 +164,7 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> dict[str, f
     `callbacks` are added to the Trainer's (for use from Python, e.g. early stopping).
     A stop signal ends it with RunStopped (avrnn.training.stops) after saving at an iteration boundary."""
     validate(cfg)
-    for idle in VRNNConfig.from_dict(plain(cfg.model)).sizes_without_effect():
+    for idle in VRNNConfig.from_dict(plain(cfg.model)).sizes_without_effect() if run_folder.is_rank_zero() else []:
         log.warning("%s", idle)
     trainer_settings.check(plain(cfg.trainer), cfg.training.test_after_training)
     signals = StopSignals().install()
@@ -269,11 +269,12 @@ def _train(cfg: DictConfig, callbacks: Sequence[pl.Callback], signals: StopSigna
             summarize_run(trainer.logger, plain(cfg), metrics, output_dir, trained_iterations)
         tested = (f"best {MONITOR} = {metrics[BEST]:.3f} nats/timestep (checkpoint of iteration {module.iteration}, "
                   "tested)" if BEST in metrics else "no validation ran (the final weights tested)")
-        log.info("finished %d iterations; %s; test ELBO %.3f, reconstruction %.3f, KL %.3f nats/timestep; outputs in %s",
-                 trained_iterations, tested, metrics.get("test/elbo_per_timestep", float("nan")),
-                 metrics.get("test/rec_per_timestep", float("nan")), metrics.get("test/kl_per_timestep", float("nan")),
-                 output_dir)
-    else:
+        if trainer.is_global_zero:  # one line, not one per DDP process
+            log.info("finished %d iterations; %s; test ELBO %.3f, reconstruction %.3f, KL %.3f nats/timestep; outputs in %s",
+                     trained_iterations, tested, metrics.get("test/elbo_per_timestep", float("nan")),
+                     metrics.get("test/rec_per_timestep", float("nan")),
+                     metrics.get("test/kl_per_timestep", float("nan")), output_dir)
+    elif trainer.is_global_zero:
         log.info("finished %d iterations; best %s = %.3f nats/timestep (not tested: training.test_after_training="
                  "false); outputs in %s", trained_iterations, MONITOR, metrics.get(BEST, float("nan")), output_dir)
     return metrics
