@@ -305,6 +305,7 @@ def run(clone: Path, runs: Path, done_csvs: list[Path], jobs: int, attempts: int
 
 
 METRICS = [("eval/test/elbo_per_timestep", "ELBO", 2), ("eval/test/iwae_64_per_timestep", "IWAE-64", 2),
+           ("eval/test/fivo_64_per_timestep", "FIVO-64", 2),
            ("eval/test/si_sdr_mean", "SI-SDR (dB)", 2), ("eval/test/pesq_mean", "PESQ", 3),
            ("eval/test/estoi_mean", "ESTOI", 3)]
 # (arm, control, what the difference measures, how many arms the arm was picked from: the Bonferroni width)
