@@ -79,3 +79,34 @@ def test_many_long_samples_are_drawn_in_batches_within_the_budget(make_cfg, comp
     waves = [sf.read(str(path))[0] for path in sorted(written)]
     assert all(len(wave) == 40 * 200 for wave in waves)
     assert not np.allclose(waves[1], waves[2])  # the second batch draws afresh, not a copy of the first
+
+
+def test_griffin_lim_iterations_override_the_checkpoints_for_spectrogram_samples(make_cfg, compose_config, tmp_path):
+    import json
+
+    import pytest
+
+    from avrnn.config import ConfigError
+
+    run = tmp_path / "spectro"
+    train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=1", "data/representation=stft",
+                   "model.emission=itakura_saito", "data.frame_size=64", "data.hop=16",
+                   "data.representation.trim_top_db=null"))
+    written = {}
+    for iterations in ("null", "32", "1", "64"):
+        out = tmp_path / f"wav-{iterations}"
+        generate(compose_config("generate", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "n=1", "seconds=0.25",
+                                "reconstructions=0", f"griffin_lim_iterations={iterations}", f"output_dir={out}"))
+        manifest = json.loads((out / "generated.json").read_text())["files"]["sample_00.wav"]
+        written[iterations] = (manifest["decoded"], sf.read(str(out / "sample_00.wav"))[0])
+    assert "Griffin-Lim (32 iterations" in written["null"][0]  # the checkpoint's (the yaml's default)
+    assert "Griffin-Lim (64 iterations" in written["64"][0] and "Griffin-Lim (1 iterations" in written["1"][0]
+    assert np.array_equal(written["null"][1], written["32"][1]) and not np.allclose(written["1"][1], written["64"][1])
+    waveform = tmp_path / "waveform"
+    train(make_cfg(f"paths.output_dir={waveform}", "training.max_iterations=1"))
+    with pytest.raises(ConfigError, match=r"^griffin_lim_iterations=8: this checkpoint's model reads data/representation=waveform, whose"):
+        generate(compose_config("generate", f"ckpt_path={waveform / 'checkpoints' / 'last.ckpt'}", "n=1",
+                                "griffin_lim_iterations=8", f"output_dir={tmp_path / 'none'}"))
+    with pytest.raises(ConfigError, match=r"^griffin_lim_iterations must be positive, got 0$"):
+        generate(compose_config("generate", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
+                                "griffin_lim_iterations=0", f"output_dir={tmp_path / 'none'}"))

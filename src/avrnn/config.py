@@ -194,6 +194,9 @@ class GenerateConfig(_Scored):
     n: int = 8  # samples from the prior
     seconds: float = 3.0  # length of each sample
     reconstructions: int = 4  # test utterances written as original + reconstruction (0: none)
+    # Griffin-Lim iterations that give prior samples of a spectrogram model their phase (null: the checkpoint's
+    # data.representation.griffin_lim_iterations); a waveform model has no phase to estimate
+    griffin_lim_iterations: Optional[int] = None
 
 
 def _optimizer_nodes(node: type, prefix: str = "") -> tuple[str, ...]:

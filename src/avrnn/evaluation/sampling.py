@@ -5,6 +5,8 @@ Griffin-Lim phase for prior samples)."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import soundfile as sf
 import torch
 from omegaconf import DictConfig
 
-from avrnn.config import apply_num_threads
+from avrnn.config import ConfigError, apply_num_threads
 from avrnn.training import denormals
 from avrnn.evaluation.scoring import build_eval_data, load_module
 from avrnn.evaluation.settings import check_generate
@@ -29,13 +31,27 @@ def sample_batches(n: int, steps: int, feature_size: int, budget_bytes: int) -> 
     return [min(size, n - start) for start in range(0, n, size)]
 
 
+def with_griffin_lim(representation, iterations: int | None):
+    """`representation` with its prior samples' phase estimated in `iterations` Griffin-Lim iterations (None:
+    as the checkpoint says). ConfigError where the representation estimates no phase (waveform frames)."""
+    if iterations is None:
+        return representation
+    if not hasattr(representation.settings, "griffin_lim_iterations"):
+        raise ConfigError(f"griffin_lim_iterations={iterations}: this checkpoint's model reads data/representation="
+                          f"{representation.name}, whose samples need no phase estimate; drop griffin_lim_iterations "
+                          "(it is for data/representation=stft models)")
+    changed = copy.copy(representation)  # the module's own stays as it was trained
+    changed.settings = dataclasses.replace(representation.settings, griffin_lim_iterations=iterations).check()
+    return changed
+
+
 def generate(cfg: DictConfig) -> list[Path]:
     check_generate(cfg)  # before the checkpoint is read
     apply_num_threads(cfg.get("num_threads"))
     denormals.apply(cfg.get("flush_denormal", True))
     torch.manual_seed(cfg.seed)
     module = load_module(Path(cfg.ckpt_path).expanduser(), cfg.trusted_targets)
-    representation = module.representation
+    representation = with_griffin_lim(module.representation, cfg.get("griffin_lim_iterations"))
     sample_rate = int((module.hparams.data or {}).get("sample_rate", 16000))
     # the data for reconstructions first: a corpus that does not fit the model is refused before anything is written
     datamodule = build_eval_data(module, cfg.get("data"), "test", cfg.reconstructions) if cfg.reconstructions > 0 \

@@ -38,6 +38,8 @@ def check_generate(cfg) -> None:
         raise ConfigError(f"seconds (the length of each sample) must be positive and at most {MAX_SECONDS:g} (an "
                           f"hour: samples are drawn one timestep after another), got {cfg.seconds}")
     _at_least("reconstructions", cfg.reconstructions, 0)
+    if cfg.get("griffin_lim_iterations") is not None:
+        _at_least("griffin_lim_iterations", cfg.griffin_lim_iterations, 1)
     if cfg.n == 0 and cfg.reconstructions == 0:
         raise ConfigError("n=0 and reconstructions=0 write nothing; ask for samples (n=8) or reconstructions")
     check_num_threads(cfg.num_threads)
