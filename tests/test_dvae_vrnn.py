@@ -61,6 +61,9 @@ def test_a_size_the_widths_replace_is_named_as_having_no_effect(make_cfg, tmp_pa
     assert VRNNConfig(input_size=257, phi_x_widths=[256], x_features=256).sizes_without_effect() == []
     assert VRNNConfig(input_size=257, phi_x_widths=[64]).sizes_without_effect() == []  # x_features at its default
     assert VRNNConfig(input_size=257, phi_x_widths=[], x_features=257).sizes_without_effect() == []  # identity
+    assert VRNNConfig(input_size=257, phi_x_widths=[], x_features=64).sizes_without_effect() == [
+        "model.x_features=64 has no effect: model.phi_x_widths=[] makes phi_x the identity: the model reads x_t itself "
+        "(257 features), or set model.phi_x_widths=null to use model.x_features"]
     assert VRNNConfig(input_size=257, phi_z_widths=[], z_dim=16, z_features=16).sizes_without_effect() == []
     assert VRNNConfig(input_size=257, x_features=64, z_features=8, mlp_hidden=32).sizes_without_effect() == []
     idle = VRNNConfig(input_size=257, phi_z_widths=[4, 8], z_features=64, mlp_hidden=32,

@@ -31,9 +31,26 @@ def test_only_the_tip_is_dropped_and_quiet_twice_adds_one_filter():
     make = lambda msg: logging.LogRecord(logger.name, logging.INFO, __file__, 1, msg, None, None)
     assert not lightning_noise._FILTER.filter(make("💡 Tip: For seamless cloud logging, try litlogger"))
     assert lightning_noise._FILTER.filter(make("GPU available: False, used: False"))
+    not_empty = "Checkpoint directory /x/checkpoints exists and is not empty."
     with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         lightning_noise.quiet()  # catch_warnings restores the filters it found: set them inside
         warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ...", DeprecationWarning)
-        warnings.warn("Checkpoint directory /x/checkpoints exists and is not empty.", UserWarning)
+        warnings.warn(not_empty, UserWarning)  # kept: only a resume in its own folder drops it
         warnings.warn("something else", UserWarning)
-    assert [str(w.message) for w in caught] == ["something else"]
+        lightning_noise.resuming_in_own_folder()
+        warnings.warn(not_empty, UserWarning)
+    assert [str(w.message) for w in caught] == [not_empty, "something else"]
+
+
+def test_a_resume_into_another_runs_folder_keeps_lightnings_warning(make_cfg, tmp_path):
+    from avrnn.training.fit import train
+
+    first, other = tmp_path / "first", tmp_path / "other"
+    for run in (first, other):
+        train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=2", "training.iterations_per_epoch=1"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train(make_cfg(f"paths.output_dir={other}", "training.max_iterations=3", "training.iterations_per_epoch=1",
+                       f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}"))
+    assert any("exists and is not empty" in str(w.message) for w in caught)

@@ -56,3 +56,39 @@ def test_reading_a_corpus_without_a_terminal_logs_how_many_files_it_read(tmp_pat
         SpeechDataModule(DataOptions(root=str(tmp_path), layout="folder", val_fraction=0.2, test_fraction=0.2,
                                      cache_dir=None)).setup()
     assert any(r.getMessage().startswith(f"reading {tmp_path.name}: 6 files in ") for r in caplog.records)
+
+
+def test_one_item_is_named_in_the_singular_and_a_bad_interval_refused(caplog):
+    import pytest
+
+    _, lines = run(["a.wav"], [0, 2, 2], caplog, unit="file")
+    assert lines == ["scoring test: 1 file in 2s (2.00 s/file)"]
+    with pytest.raises(ValueError, match="every_seconds must be > 0, got 0"):
+        list(progress([1], "x", LOG, every_seconds=0))
+
+
+def test_a_notebook_counts_as_a_terminal_and_a_redirected_stdout_does_not(monkeypatch):
+    import sys
+    import types
+
+    from avrnn.data import progress as module
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False, raising=False)
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    assert not module.on_terminal()
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    assert module.on_terminal()
+
+
+def test_evaluate_reports_its_scoring_and_speech_quality_loops(make_cfg, compose_config, tmp_path, caplog):
+    from avrnn.evaluation.scoring import evaluate
+    from avrnn.training.fit import train
+
+    run = tmp_path / "run"
+    train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=1"))
+    with caplog.at_level(logging.INFO, logger="avrnn.evaluation"):
+        evaluate(compose_config("evaluate", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "iwae_k=[]",
+                                "fivo_k=[]", f"output_dir={tmp_path / 'eval'}"))
+    lines = [r.getMessage() for r in caplog.records if r.name == "avrnn.evaluation"]
+    assert any(line.startswith("scoring test: ") and " in " in line for line in lines), lines
+    assert any(line.startswith("reconstructing and scoring test: ") for line in lines), lines

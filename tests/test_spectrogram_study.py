@@ -224,7 +224,9 @@ def test_a_resumed_runs_wall_time_counts_its_stopped_calls_too(tmp_path):
     import subprocess
     import sys
     runs = tmp_path / "runs"
-    runs.mkdir()
+    folder = runs / "fsdd-vrnn-x1-s101"
+    folder.mkdir(parents=True)  # train.py makes it; the stand-in below does not
+    kept = folder / load().STOPPED_CALLS
     entry = "fsdd-vrnn-x1-s101 arm=vrnn seed=101"
     for body, code in (("sleep 0.4; exit 143", 143), ("sleep 0.4; exit 3", 0)):  # stopped (it saved), then failed
         env = {**os.environ, "PYTHON": str(fake_python(tmp_path, body))}
@@ -232,8 +234,17 @@ def test_a_resumed_runs_wall_time_counts_its_stopped_calls_too(tmp_path):
                               env=env)
         assert done.returncode == code
         if code:
-            earlier = json.loads((runs / "fsdd-vrnn-x1-s101.stopped.json").read_text())["wall_s"]
+            earlier = json.loads(kept.read_text())["wall_s"]
             assert earlier >= 0.4
     record = json.loads((runs / "fsdd-vrnn-x1-s101.job.json").read_text())
     assert record["earlier_wall_s"] == earlier and record["wall_s"] >= earlier + 0.4
-    assert not (runs / "fsdd-vrnn-x1-s101.stopped.json").exists()
+    assert not kept.exists()
+
+
+def test_an_unreadable_record_of_stopped_calls_counts_nothing_and_fails_no_run(tmp_path):
+    study = load()
+    (tmp_path / "torn.json").write_text('{"wall_s": 12')
+    (tmp_path / "odd.json").write_text('{"seconds": 3}')
+    assert [study.earlier_seconds(tmp_path / name) for name in ("torn.json", "odd.json", "absent.json")] == [0.0] * 3
+    (tmp_path / "whole.json").write_text('{"wall_s": 12.5}\n')
+    assert study.earlier_seconds(tmp_path / "whole.json") == 12.5

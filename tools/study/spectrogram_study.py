@@ -156,14 +156,25 @@ class Child:
         return self.process.wait()
 
 
+STOPPED_CALLS = "runner-stopped-calls.json"  # in a run's folder: the wall seconds of its stopped calls
+
+
+def earlier_seconds(path: Path) -> float:
+    """The wall seconds a run's stopped calls left in `path` (0 where there is none or it is unreadable)."""
+    try:
+        return float(json.loads(path.read_text())["wall_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
 def run_one(clone: Path, runs: Path, entry: str, shared: Path) -> None:
     """Train one run from the clone, evaluate its test checkpoint (the best on validation), write
     RUNS/NAME.job.json: rc (training's exit status), eval_rc (evaluate's; null if it did not run), wall
     seconds, CPU, commit, overrides, and the error if this call itself failed. A run stopped by a signal
     gets no record: the same call again resumes it from its last.ckpt (the run folder's own mechanism).
     Every other end gets one, a failure too, so a failing run is not started again and again. wall_s counts
-    every call of the run: a stopped call leaves its seconds in RUNS/NAME.stopped.json for the next one
-    (earlier_wall_s: those of the stopped calls; calls cut off without a stop signal are not counted)."""
+    every call of the run: a stopped call leaves its seconds in RUNS/NAME/runner-stopped-calls.json for the next
+    one (earlier_wall_s: those of the stopped calls; calls cut off without a stop signal are not counted)."""
     name, *overrides = entry.split()
     out = runs / name
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(clone / "src")}
@@ -183,10 +194,12 @@ def run_one(clone: Path, runs: Path, entry: str, shared: Path) -> None:
     except Exception as error:  # this call's own fault: recorded, so that it is read and not retried blindly
         record["error"] = f"{type(error).__name__}: {error}"
         record["rc"] = record["rc"] if record["rc"] is not None else 1
-    stopped = runs / f"{name}.stopped.json"
-    earlier = json.loads(stopped.read_text())["wall_s"] if stopped.exists() else 0.0
+    stopped, earlier = out / STOPPED_CALLS, earlier_seconds(out / STOPPED_CALLS)
     if Child.stopped is not None or record["rc"] in SAVED_STOPS:  # no record: the run resumes next time
-        stopped.write_text(json.dumps({"wall_s": round(earlier + time.time() - start, 1)}) + "\n")
+        if out.is_dir():  # (a run folder deleted to start afresh takes its seconds with it)
+            partial = stopped.with_suffix(".partial")
+            partial.write_text(json.dumps({"wall_s": round(earlier + time.time() - start, 1)}) + "\n")
+            os.replace(partial, stopped)  # whole or not at all
         sys.exit(128 + Child.stopped if Child.stopped is not None else record["rc"])
     record.update(wall_s=round(earlier + time.time() - start, 1), earlier_wall_s=earlier, cpu=cpu_model(),
                   overrides=" ".join(overrides),

@@ -1,8 +1,8 @@
 """Progress over a long loop (reading a corpus, scoring a split): tqdm's bar on a terminal, log lines elsewhere.
 
 A bar redraws one line of a terminal; written to a file (SLURM, nohup, a runner's log) it is one endless
-line of carriage returns, and hidden it says nothing for as long as IWAE-64 takes. Where stderr is not a
-terminal, `progress` logs instead, through the caller's logger (stdout and the run's log file):
+line of carriage returns, and hidden it says nothing for as long as IWAE-64 takes. Where stdout is not a
+terminal (nor a notebook: the rule of training's bar), `progress` logs instead, through the caller's logger (stdout and the run's log file):
 
     scoring test: batch 7/19 (36%), 2.10 s/batch, ETA 25s
     scoring test: 19 batches in 40s (2.10 s/batch)
@@ -23,6 +23,12 @@ from tqdm.auto import tqdm
 
 EVERY_SECONDS = 30.0  # training.log_every_seconds' default
 T = TypeVar("T")
+
+
+def on_terminal() -> bool:
+    """Whether output is read live: stdout is a terminal, or this is a notebook (tqdm.auto draws a widget there).
+    Training's bar and progress lines follow the same rule (avrnn.training.fit)."""
+    return sys.stdout.isatty() or "ipykernel" in sys.modules
 
 
 def duration(seconds: float) -> str:
@@ -46,13 +52,18 @@ def progress(iterable: Iterable[T], what: str, log: logging.Logger, unit: str = 
         unit: what one item is ("batch", "file").
         every_seconds: the least time between two progress lines (without a terminal); > 0.
         leave: whether the finished bar stays on the terminal.
-        terminal: whether to draw a bar (None: whether stderr is a terminal).
+        terminal: whether to draw a bar (None: on_terminal()).
         clock: a monotonic clock in seconds (for tests).
     """
-    if terminal if terminal is not None else sys.stderr.isatty():
+    if not every_seconds > 0:
+        raise ValueError(f"every_seconds must be > 0, got {every_seconds}")
+    if terminal if terminal is not None else on_terminal():
         yield from tqdm(iterable, desc=what, unit=unit, leave=leave)
         return
-    total = len(iterable) if hasattr(iterable, "__len__") else None
+    try:
+        total = len(iterable)
+    except TypeError:  # a generator, an iterable dataset's loader
+        total = None
     start = last = clock()
     done = 0
     for item in iterable:
@@ -64,5 +75,5 @@ def progress(iterable: Iterable[T], what: str, log: logging.Logger, unit: str = 
             eta = f", ETA {duration(each * (total - done))}" if total else ""
             log.info("%s: %s, %.2f s/%s%s", what, where, each, unit, eta)
     elapsed = clock() - start
-    units = unit + ("es" if unit.endswith(("s", "x", "ch", "sh")) else "s")
+    units = unit if done == 1 else unit + ("es" if unit.endswith(("s", "x", "ch", "sh")) else "s")
     log.info("%s: %d %s in %s (%.2f s/%s)", what, done, units, duration(elapsed), elapsed / max(done, 1), unit)

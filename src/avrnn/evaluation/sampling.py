@@ -25,7 +25,9 @@ SAMPLE_BATCH_BYTES = 256 * 2**20  # the prior's frames held at once (float32); m
 def sample_batches(n: int, steps: int, feature_size: int, budget_bytes: int) -> list[int]:
     """Batch sizes that draw n samples of `steps` timesteps of `feature_size` float32 features, each batch
     holding at most `budget_bytes` of frames (at least one sample, however long): memory is bounded by the
-    length of one sample, not by n x seconds."""
+    length of one sample, not by n x seconds. (VRNN.sample stacks its per-step frames, so the peak is about
+    twice the budget.) The draws depend on the batches: with the same seed, n samples of one length are
+    the same whatever else is asked, but not the same as before batching where n x length exceeds a batch."""
     per_sample = max(1, steps * feature_size * 4)
     size = max(1, min(n, budget_bytes // per_sample))
     return [min(size, n - start) for start in range(0, n, size)]

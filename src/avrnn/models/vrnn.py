@@ -114,9 +114,12 @@ class VRNNConfig:
             used = (given[-1] if given else self.input_size if block == "phi_x" else self.z_dim) if given is not None \
                 else value
             if value != defaults[key] and value != used:
-                idle.append(f"model.{key}={value} has no effect: model.{block}_widths={list(given)} sets {block}'s "
-                            f"layers, whose output ({used}) is what the model reads; change the last of "
-                            f"model.{block}_widths, or set model.{block}_widths=null to use model.{key}")
+                how = (f"sets {block}'s layers, whose output ({used}) is what the model reads; change the last of "
+                       f"model.{block}_widths" if given else
+                       f"makes {block} the identity: the model reads {'x_t' if block == 'phi_x' else 'z_t'} itself "
+                       f"({used} features)")
+                idle.append(f"model.{key}={value} has no effect: model.{block}_widths={list(given)} {how}, or set "
+                            f"model.{block}_widths=null to use model.{key}")
         if self.mlp_hidden != defaults["mlp_hidden"] and all(getattr(self, f"{b}_widths") is not None for b in BLOCKS):
             idle.append(f"model.mlp_hidden={self.mlp_hidden} has no effect: every model.<block>_widths is set; change "
                         f"the widths, or set one of them to null to use model.mlp_hidden")

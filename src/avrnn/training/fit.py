@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import signal
-import sys
+import warnings
 from datetime import timedelta
 from pathlib import Path
 from typing import Sequence
@@ -26,6 +26,7 @@ from avrnn.data import files
 from avrnn.training.checkpoints import AtomicCheckpointIO, describe_kept, load_checkpoint, resolve_ckpt_path, upgrade_data_and_model, upgrade_hyper_parameters
 from avrnn.config import ConfigError, apply_num_threads, validate
 from avrnn.data.datamodule import SpeechDataModule
+from avrnn.data.progress import on_terminal
 from avrnn import registry
 from avrnn.training import denormals, lightning_noise, trainer_settings
 from avrnn.training.callbacks import DenormalPolicy, PriorAudioSamples, RandomState, StoreConfig, progress_bar
@@ -86,7 +87,7 @@ def build_trainer(cfg: DictConfig, output_dir: Path, steps_per_iteration: int,
     last = dict(dirpath=output_dir / "checkpoints", filename="last", enable_version_counter=False)
     callbacks = [best, ModelCheckpoint(**last), PriorAudioSamples(), RandomState(cfg.seed), DenormalPolicy(cfg.flush_denormal),
                  *extra_callbacks]
-    shows, bar = progress_display(cfg, terminal=sys.stdout.isatty())
+    shows, bar = progress_display(cfg, terminal=on_terminal())
     if bar and not any(isinstance(c, ProgressBar) for c in callbacks):
         callbacks.append(progress_bar())  # iterations out of training.max_iterations
     callbacks += shows
@@ -243,7 +244,9 @@ def _train(cfg: DictConfig, callbacks: Sequence[pl.Callback], signals: StopSigna
     if cfg.training.validate_before_training and ckpt_path is None:
         with trainer_settings.checked_by_lightning(settings, "the validation before training"):
             trainer.validate(module, datamodule=datamodule, verbose=False)  # the curves' starting point
-    with trainer_settings.checked_by_lightning(settings, "training"):
+    with trainer_settings.checked_by_lightning(settings, "training"), warnings.catch_warnings():
+        if ckpt_path is not None and Path(ckpt_path).resolve().parent == output_dir / "checkpoints":
+            lightning_noise.resuming_in_own_folder()  # its checkpoints are expected there; elsewhere Lightning says so
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     metrics = {key: float(value) for key, value in trainer.callback_metrics.items()}
     best_score = trainer.checkpoint_callback.best_model_score

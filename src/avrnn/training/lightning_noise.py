@@ -1,11 +1,12 @@
 """Lines Lightning writes into every run's log that tell a researcher nothing, or something untrue here:
 
-- the "💡 Tip" advertising a cloud logger (rank_zero_info, at every Trainer);
+- its "💡 Tip" lines advertising its cloud products (rank_zero_info, at every Trainer);
 - the deprecation of `LeafSpec` by its own pytree helper (torch's, not this project's code; no action);
-- "Checkpoint directory ... exists and is not empty": a resume writes into its own run folder, and the
-  run folder's rules (avrnn.training.run_folder) refuse every other reuse before Lightning is reached.
+- "Checkpoint directory ... exists and is not empty" when a run resumes from its own folder's checkpoints
+  (they are expected there). Into another folder (ckpt_path elsewhere) the warning stays.
 
-`quiet()` drops exactly these, leaving every other warning and info line; calling it again adds nothing.
+`quiet()` drops the first two for the process (calling it again adds nothing); `resuming_in_own_folder()`
+drops the third, to be called inside a `warnings.catch_warnings()` around the resumed fit.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import warnings
 TIP_PREFIX = "💡 Tip:"
 RANK_ZERO_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero",
                      "lightning_utilities.core.rank_zero")
-WARNINGS = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",
-            r"Checkpoint directory .* exists and is not empty")
+LEAFSPEC = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
+NOT_EMPTY = r"Checkpoint directory .* exists and is not empty"
 
 
 class _DropTips(logging.Filter):
@@ -29,11 +30,15 @@ _FILTER = _DropTips()
 
 
 def quiet() -> None:
-    """Drop Lightning's tip and the two warnings of the module docstring (idempotent)."""
+    """Drop Lightning's tips and the LeafSpec deprecation (idempotent)."""
     # rank_zero_info logs through whichever of these Lightning's imports set last (lightning_utilities' `log`)
     for name in RANK_ZERO_LOGGERS:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
-    for message in WARNINGS:
-        warnings.filterwarnings("ignore", message=message)
+    warnings.filterwarnings("ignore", message=LEAFSPEC)
+
+
+def resuming_in_own_folder() -> None:
+    """Drop the "not empty" warning until the enclosing `warnings.catch_warnings()` ends."""
+    warnings.filterwarnings("ignore", message=NOT_EMPTY)
