@@ -7,12 +7,14 @@ from avrnn.evaluation.sampling import generate
 from avrnn.training.fit import train
 
 
-def test_samples_and_reconstructions_are_written_as_audio(make_cfg, compose_config, tmp_path):
+def test_samples_and_reconstructions_are_written_as_audio(make_cfg, compose_config, tmp_path, capsys):
     run = tmp_path / "run"
     train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=2"))
     cfg = compose_config("generate", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "n=3", "seconds=0.5",
                          "reconstructions=2", f"output_dir={tmp_path / 'wav'}")
     written = generate(cfg)
+    assert (f"wrote 7 WAV files (16000 Hz) to {tmp_path / 'wav'}: 3 prior sample(s) and 2 original + reconstruction "
+            "pair(s)") in capsys.readouterr().out
     names = sorted(p.name for p in written)
     assert names == ["sample_00.wav", "sample_01.wav", "sample_02.wav", "test_00_original.wav",
                      "test_00_reconstruction.wav", "test_01_original.wav", "test_01_reconstruction.wav"]
@@ -101,6 +103,8 @@ def test_griffin_lim_iterations_override_the_checkpoints_for_spectrogram_samples
         written[iterations] = (manifest["decoded"], sf.read(str(out / "sample_00.wav"))[0])
     assert "Griffin-Lim (32 iterations" in written["null"][0]  # the checkpoint's (the yaml's default)
     assert "Griffin-Lim (64 iterations" in written["64"][0] and "Griffin-Lim (1 iterations" in written["1"][0]
+    assert json.loads((tmp_path / "wav-64" / "generated.json").read_text())["files"]["sample_00.wav"][
+        "griffin_lim_iterations"] == 64
     assert np.array_equal(written["null"][1], written["32"][1]) and not np.allclose(written["1"][1], written["64"][1])
     waveform = tmp_path / "waveform"
     train(make_cfg(f"paths.output_dir={waveform}", "training.max_iterations=1"))

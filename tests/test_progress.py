@@ -21,7 +21,8 @@ def test_without_a_terminal_a_line_every_30_seconds_and_one_at_the_end(caplog):
     # start at 0; batches end at 10, 35, 40, 80 seconds; the end read at 80
     out, lines = run([1, 2, 3, 4], [0, 10, 35, 40, 80, 80], caplog)
     assert out == [1, 2, 3, 4]  # every item, in order
-    assert lines == ["scoring test: batch 2/4 (50%), 17.50 s/batch, ETA 35s",
+    # ETA: (35 - 10) s per batch after the first, 2 left
+    assert lines == ["scoring test: batch 2/4 (50%), 17.50 s/batch, ETA 50s",
                      "scoring test: 4 batches in 1m20s (20.00 s/batch)"]
 
 
@@ -40,7 +41,7 @@ def test_on_a_terminal_the_bar_is_drawn_and_nothing_logged(caplog, capsys):
 
 def test_the_unit_names_what_is_counted(caplog):
     _, lines = run(["a.wav", "b.wav"], [0, 40, 41, 41], caplog, unit="file")
-    assert lines == ["scoring test: file 1/2 (50%), 40.00 s/file, ETA 40s", "scoring test: 2 files in 41s (20.50 s/file)"]
+    assert lines == ["scoring test: file 1/2 (50%), 40.00 s/file", "scoring test: 2 files in 41s (20.50 s/file)"]
 
 
 def test_reading_a_corpus_without_a_terminal_logs_how_many_files_it_read(tmp_path, caplog):
@@ -92,3 +93,10 @@ def test_evaluate_reports_its_scoring_and_speech_quality_loops(make_cfg, compose
     lines = [r.getMessage() for r in caplog.records if r.name == "avrnn.evaluation"]
     assert any(line.startswith("scoring test: ") and " in " in line for line in lines), lines
     assert any(line.startswith("reconstructing and scoring test: ") for line in lines), lines
+
+
+def test_the_eta_leaves_out_the_first_items_one_off_cost(caplog):
+    # the first file takes 48 s (an import inside it), the next ones 1 s each
+    _, lines = run(list(range(10)), [0, 48, 49, 80, *range(81, 88), 88], caplog, unit="file")
+    assert lines[0] == "scoring test: file 1/10 (10%), 48.00 s/file"  # no ETA from one item
+    assert lines[1] == "scoring test: file 3/10 (30%), 26.67 s/file, ETA 1m52s"  # (80 - 48) / 2 x 7 left

@@ -64,15 +64,17 @@ def progress(iterable: Iterable[T], what: str, log: logging.Logger, unit: str = 
         total = len(iterable)
     except TypeError:  # a generator, an iterable dataset's loader
         total = None
-    start = last = clock()
+    start = last = first = clock()
     done = 0
     for item in iterable:
         yield item
         done, now = done + 1, clock()
+        first = now if done == 1 else first
         if now - last >= every_seconds and done != total:
             last, each = now, (now - start) / done
             where = f"{unit} {done}/{total} ({100 * done // total}%)" if total else f"{unit} {done}"
-            eta = f", ETA {duration(each * (total - done))}" if total else ""
+            # from the items after the first: the first carries the loop's one-off costs (imports, caches)
+            eta = f", ETA {duration((now - first) / (done - 1) * (total - done))}" if total and done > 1 else ""
             log.info("%s: %s, %.2f s/%s%s", what, where, each, unit, eta)
     elapsed = clock() - start
     units = unit if done == 1 else unit + ("es" if unit.endswith(("s", "x", "ch", "sh")) else "s")

@@ -69,6 +69,8 @@ def generate(cfg: DictConfig) -> list[Path]:
             sf.write(str(path), representation.decode(frames), sample_rate, subtype="PCM_16")
             written.append(path)
             manifest[path.name] = {"kind": "prior sample", "decoded": representation.decoded_how(with_original=False)}
+            if hasattr(representation.settings, "griffin_lim_iterations"):
+                manifest[path.name]["griffin_lim_iterations"] = representation.settings.griffin_lim_iterations
             index += 1
     if datamodule is not None:
         x, mask, audio = next(iter(datamodule.eval_dataloader("test", with_audio=True)))
@@ -84,7 +86,10 @@ def generate(cfg: DictConfig) -> list[Path]:
                 if kind == "reconstruction":
                     manifest[path.name]["decoded"] = representation.decoded_how(with_original=True)
     (output / "generated.json").write_text(json.dumps({"sample_rate": sample_rate, "files": manifest}, indent=1))
-    print(f"wrote {len(written)} WAV files ({sample_rate} Hz) to {output}; generated.json says what each is")
+    samples = sum(entry["kind"] == "prior sample" for entry in manifest.values())
+    pairs = (len(written) - samples) // 2
+    print(f"wrote {len(written)} WAV files ({sample_rate} Hz) to {output}: {samples} prior sample(s) and {pairs} "
+          f"original + reconstruction pair(s); generated.json says what each is")
     if cfg.n:
         print(f"  prior samples: {representation.decoded_how(with_original=False)}")
     if datamodule is not None:
