@@ -248,3 +248,37 @@ def test_an_unreadable_record_of_stopped_calls_counts_nothing_and_fails_no_run(t
     assert [study.earlier_seconds(tmp_path / name) for name in ("torn.json", "odd.json", "absent.json")] == [0.0] * 3
     (tmp_path / "whole.json").write_text('{"wall_s": 12.5}\n')
     assert study.earlier_seconds(tmp_path / "whole.json") == 12.5
+
+
+def test_a_stop_that_comes_while_a_run_is_being_started_still_reaches_it_once(tmp_path, monkeypatch):
+    """The signal handler cannot pass a stop on before Popen has returned the process; call() does it then."""
+    import signal
+    import subprocess
+    import threading
+    import time
+    study = load()
+    seen, up = tmp_path / "signals", tmp_path / "up"
+    script = tmp_path / "train.sh"
+    script.write_text(f"trap 'echo TERM >> {seen}; exit 143' TERM\ntouch {up}\nwhile true; do sleep 0.1; done\n")
+    real_popen = subprocess.Popen
+
+    def starting(*args, **kwargs):  # the stop arrives after the child started, before Popen returned
+        process = real_popen(*args, **kwargs)
+        for _ in range(200):
+            if up.exists():
+                break
+            time.sleep(0.05)
+        child._forward(signal.SIGTERM, None)
+        threading.Timer(20, process.kill).start()  # without the fix the run never ends: end it, fail below
+        return process
+
+    handlers = {sig: signal.getsignal(sig) for sig in study.STOPS}
+    try:
+        child = study.Child()
+        monkeypatch.setattr(study.subprocess, "Popen", starting)
+        assert child.call(["sh", str(script)]) == 143
+    finally:
+        study.Child.stopped = None
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert seen.read_text().split() == ["TERM"]

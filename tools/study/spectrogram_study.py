@@ -141,18 +141,26 @@ class Child:
 
     def __init__(self):
         self.process: subprocess.Popen | None = None
+        self.passed = False  # whether the stop reached the current process
         for sig in STOPS:
             signal.signal(sig, self._forward)
 
     def _forward(self, number, frame) -> None:
         Child.stopped = number
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(number)
+        self._pass_on()
+
+    def _pass_on(self) -> None:
+        if self.process is not None and not self.passed and self.process.poll() is None:
+            self.passed = True
+            self.process.send_signal(Child.stopped)
 
     def call(self, command: list[str], **kwargs) -> int:
         if Child.stopped is not None:
             return 128 + Child.stopped
+        self.process, self.passed = None, False
         self.process = subprocess.Popen(command, start_new_session=True, **kwargs)
+        if Child.stopped is not None:  # a stop that came while Popen was starting it: not passed on yet
+            self._pass_on()
         return self.process.wait()
 
 
