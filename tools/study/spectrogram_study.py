@@ -31,6 +31,8 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
+from avrnn.data import files  # records written whole or not at all
+
 BASE_RATE = 0.002  # the benchmark config's Adam rate (conf/experiment/dvae_vrnn.yaml)
 GRID = (Fraction(1, 27), Fraction(1, 9), Fraction(1, 3), Fraction(1))  # x BASE_RATE
 EXTEND = Fraction(3)  # a best point at the grid's edge adds the next point, x3 beyond it
@@ -164,6 +166,11 @@ class Child:
         return self.process.wait()
 
 
+def interpreter(clone: Path) -> Path:
+    """The Python that trains and evaluates: $PYTHON, else the clone's .venv."""
+    return Path(os.environ.get("PYTHON", str(clone / ".venv" / "bin" / "python")))
+
+
 STOPPED_CALLS = "runner-stopped-calls.json"  # in a run's folder: the wall seconds of its stopped calls
 
 
@@ -186,7 +193,7 @@ def run_one(clone: Path, runs: Path, entry: str, shared: Path) -> None:
     name, *overrides = entry.split()
     out = runs / name
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(clone / "src")}
-    python = os.environ.get("PYTHON", str(clone / ".venv" / "bin" / "python"))
+    python = str(interpreter(clone))
     start, child = time.time(), Child()
     record = {"name": name, "rc": None, "eval_rc": None}
     try:
@@ -205,15 +212,13 @@ def run_one(clone: Path, runs: Path, entry: str, shared: Path) -> None:
     stopped, earlier = out / STOPPED_CALLS, earlier_seconds(out / STOPPED_CALLS)
     if Child.stopped is not None or record["rc"] in SAVED_STOPS:  # no record: the run resumes next time
         if out.is_dir():  # (a run folder deleted to start afresh takes its seconds with it)
-            partial = stopped.with_suffix(".partial")
-            partial.write_text(json.dumps({"wall_s": round(earlier + time.time() - start, 1)}) + "\n")
-            os.replace(partial, stopped)  # whole or not at all
+            files.write_text(stopped, json.dumps({"wall_s": round(earlier + time.time() - start, 1)}) + "\n")
         sys.exit(128 + Child.stopped if Child.stopped is not None else record["rc"])
     record.update(wall_s=round(earlier + time.time() - start, 1), earlier_wall_s=earlier, cpu=cpu_model(),
                   overrides=" ".join(overrides),
                   commit=subprocess.run(["git", "-C", str(clone), "rev-parse", "--short", "HEAD"], capture_output=True,
                                         text=True).stdout.strip())
-    (runs / f"{name}.job.json").write_text(json.dumps(record) + "\n")
+    files.write_text(runs / f"{name}.job.json", json.dumps(record) + "\n")  # whole or not at all
     stopped.unlink(missing_ok=True)
 
 
@@ -278,7 +283,7 @@ def run(clone: Path, runs: Path, done_csvs: list[Path], jobs: int, attempts: int
     whose job ended without a record although no stop was sent (its process killed) is tried `attempts`
     times, then left out with a line saying so."""
     shared = shared or (clone / ".." / "shared").resolve()
-    python = Path(os.environ.get("PYTHON", str(clone / ".venv" / "bin" / "python")))
+    python = interpreter(clone)
     problems = [f"{clone / 'src' / 'train.py'} is missing (CLONE: a clone of this repository at the frozen commit)"
                 if not (clone / "src" / "train.py").is_file() else "",
                 f"no interpreter at {python} (set PYTHON to the project's .venv/bin/python)" if not python.exists() else "",
