@@ -11,6 +11,12 @@ import os
 import pytest
 
 
+def job_log(folder) -> str:
+    """The text of a run folder's log (train.log; in-process the entry point's module names it)."""
+    (log_file,) = folder.glob("*.log")
+    return log_file.read_text()
+
+
 def test_cfg_job_resolve_prints_the_resolved_config(run_in_process):
     result = run_in_process("train.py", "model=vrnn", "--cfg", "job", "--resolve")
     assert result.returncode == 0, result.stderr
@@ -22,6 +28,8 @@ def test_bad_combination_prints_one_line_and_exits_2(run_script, tmp_path):
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines[-1].startswith("error: model=vrnn is the KL-only ELBO baseline") and "Traceback" not in result.stderr
+    assert "Seed set" not in result.stderr  # Lightning's seeding line, before the refusal, only added noise
+    assert (tmp_path / "train.log").read_text().splitlines()[-1].endswith(f"[avrnn][ERROR] - {lines[-1]}")
 
 
 def test_bad_combination_in_process_gives_the_same_line(run_in_process, tmp_path):
@@ -56,6 +64,37 @@ def test_missing_or_wrong_data_root_is_one_line(run_in_process, tmp_path):
     result = run_in_process("train.py", "data=timit", f"data.root={tmp_path / 'nowhere'}", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.last_line.startswith(f"error: data.root {tmp_path / 'nowhere'} does not exist")
+    # the folder the refused run left says why (the line on stderr, at the end of its train.log)
+    assert job_log(tmp_path).splitlines()[-1].endswith(f"[avrnn][ERROR] - {result.last_line}")
+
+
+def test_a_failed_evaluation_or_generation_says_why_in_its_log(run_in_process, tmp_path):
+    for script in ("evaluate.py", "generate.py"):
+        folder = tmp_path / script
+        result = run_in_process(script, f"ckpt_path={tmp_path / 'absent.ckpt'}", f"hydra.run.dir={folder}")
+        assert result.returncode == 2 and result.last_line.startswith("error: "), result.stderr
+        assert job_log(folder).splitlines()[-1].endswith(f"[avrnn][ERROR] - {result.last_line}")
+
+
+def test_an_unexpected_error_is_named_in_the_log_beside_its_traceback(tmp_path, monkeypatch):
+    """An error without a one-line form keeps its traceback on stderr; the log gets its type and message."""
+    import logging
+    from types import SimpleNamespace
+
+    from hydra.core.utils import JobStatus
+    from hydra.types import RunMode
+
+    from avrnn.cli import ErrorLineInJobLog
+
+    handler = logging.FileHandler(tmp_path / "train.log")
+    handler.setFormatter(logging.Formatter("[%(name)s][%(levelname)s] - %(message)s"))  # Hydra's, less the time
+    monkeypatch.setattr(logging.getLogger(), "handlers", [handler])
+    config = SimpleNamespace(hydra=SimpleNamespace(mode=RunMode.RUN))
+    failed = SimpleNamespace(status=JobStatus.FAILED, _return_value=RuntimeError("shapes do not\nmatch"))
+    ErrorLineInJobLog().on_job_end(config, failed)
+    handler.close()
+    assert (tmp_path / "train.log").read_text().strip().endswith(
+        "[avrnn][ERROR] - error: RuntimeError: shapes do not match (its traceback is on stderr)")
 
 
 @pytest.mark.parametrize("override,expected", [

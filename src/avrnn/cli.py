@@ -8,12 +8,14 @@ stderr with exit status 2. Unexpected errors keep their traceback.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 import sys
 from pathlib import Path
 from typing import Callable
 
+from hydra.experimental.callback import Callback
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf.errors import OmegaConfBaseException
 
@@ -155,6 +157,37 @@ def outcome(error: BaseException, hydra_main: bool = True) -> tuple[str, int] | 
     else:
         return None
     return f"error: {message}", 2
+
+
+class ErrorLineInJobLog(Callback):
+    """Writes how a failed job ended into its own log (train.log, evaluate.log, generate.log in its run
+    folder), so that a folder left by a refused or failed run says why: the same `error: ...` line the
+    user saw on stderr, or, for an error that keeps its traceback, its type and message. A job of a
+    multirun gets its line from avrnn.training.sweeps.record_job instead; a stopped run logs its own
+    stop line. (hydra.callbacks of conf/config.yaml, evaluate.yaml, generate.yaml)"""
+
+    def on_job_end(self, config, job_return, **kwargs) -> None:
+        from hydra.core.utils import JobStatus
+        from hydra.types import RunMode
+
+        error = getattr(job_return, "_return_value", None)
+        if (job_return.status != JobStatus.FAILED or config.hydra.mode == RunMode.MULTIRUN
+                or not isinstance(error, BaseException) or isinstance(error, RunStopped)):
+            return
+        reported = outcome(error, hydra_main=True)
+        line = reported[0] if reported else (f"error: {type(error).__name__}: {' '.join(str(error).split())} "
+                                             "(its traceback is on stderr)")
+        write_to_log_files(line)
+
+
+def write_to_log_files(line: str) -> None:
+    """`line` as an ERROR record of the avrnn logger, to the root logger's file handlers only (the job's
+    log file; the terminal gets the line from `run`)."""
+    record = logging.LogRecord("avrnn", logging.ERROR, __file__, 0, line, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+            handler.flush()
 
 
 class JobErrorLineHeld:

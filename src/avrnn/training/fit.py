@@ -192,7 +192,7 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> dict[str, f
 def _train(cfg: DictConfig, callbacks: Sequence[pl.Callback], signals: StopSignals) -> dict[str, float]:
     apply_num_threads(cfg.num_threads)
     denormals.apply(cfg.flush_denormal)
-    pl.seed_everything(cfg.seed, workers=True)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)  # said below, once the run is past its checks
     output_dir = Path(cfg.paths.output_dir).resolve()
     for folder in (output_dir, output_dir / "checkpoints"):
         files.remove_stale_temporaries(folder)  # of a process killed mid-write
@@ -229,6 +229,8 @@ def _train(cfg: DictConfig, callbacks: Sequence[pl.Callback], signals: StopSigna
         earlier = stored and any("content" not in entry for entry in stored.values())
         check_same_splits(stored, datamodule.earlier_split_membership() if earlier else splits, ckpt_path)
     module = build_module(cfg, normalization=datamodule.statistics, data=data_options(cfg))
+    if run_folder.is_rank_zero():
+        log.info("random generators seeded with %d (seed=...)", cfg.seed)
     run_folder.record_settings(output_dir, plain(cfg))  # checked: what writes this folder's logs from here on
     store = StoreConfig(plain(cfg), splits)
     stops = StopAtBoundary(signals, output_dir / "checkpoints" / "last.ckpt")
