@@ -438,9 +438,10 @@ def test_the_speech_quality_lines_give_each_measure_with_its_unit_and_why_some_w
 
     metrics = {"test/speech_quality_seconds": 2.04,
                "test/reconstructions_rebuilt_from": "the predicted power with the original's phase"}
-    for key, mean, unit in (("si_sdr", -2.5, "dB"), ("pesq", 1.25, "MOS-LQO (1-4.5)"), ("estoi", None, "0-1")):
+    for key, mean, unit in (("si_sdr", -2.5, "dB"), ("pesq", 1.25, "MOS-LQO (1 to 4.5)"),
+                             ("estoi", None, "score (0 to 1)")):
         metrics.update({f"test/{key}_mean": mean, f"test/{key}_std": 0.5, f"test/{key}_unit": unit,
-                        f"test/{key}_utterances": 4 if mean is not None else 0,
+                        f"test/{key}_utterances": {"si_sdr": 4, "pesq": 1, "estoi": 0}[key],
                         f"test/{key}_skipped": 0 if mean is not None else 4,
                         f"test/{key}_skipped_because": {} if mean is not None else {"shorter than 0.25 s": 3,
                                                                                           "digitally silent": 1}})
@@ -449,8 +450,8 @@ def test_the_speech_quality_lines_give_each_measure_with_its_unit_and_why_some_w
         "reconstruction quality (teacher-forced, 8000 Hz; reconstructions, not prior samples):",
         "  audio rebuilt from the predicted power with the original's phase, scored against the original",
         "  SI-SDR      -2.500 +/- 0.500 dB over 4 utterances",
-        "  PESQ (nb)   1.250 +/- 0.500 MOS-LQO (1-4.5) over 4 utterances",
-        "  ESTOI       not computed over 0 utterances; 4 not scored: shorter than 0.25 s (3), digitally silent (1)",
+        "  PESQ (nb)   1.250 +/- 0.500 MOS-LQO (1 to 4.5) over 1 utterance",
+        "  ESTOI       not computed; 4 not scored: shorter than 0.25 s (3), digitally silent (1)",
         "  scored in 2.0 s",
     ]
     print_speech_quality(metrics, "test", 44100)
@@ -481,14 +482,15 @@ def test_the_evaluation_report_prints_every_bound_in_both_units_and_what_it_scor
                "test/elbo_per_timestep": -1.25, "test/elbo_per_sequence": -125.0, "test/elbo_bits_per_sample": 0.1,
                "test/iwae_16_per_timestep": -1.0, "test/iwae_16_per_sequence": -100.0,
                "val/elbo_per_timestep": 9.0, "val/elbo_per_sequence": 9.0,  # another split: not this table's
-               "test/kl_by_dimension": [0.5, 0.0, 0.25], "test/active_units": 2, "frames_scored": "every frame"}
+               "test/kl_by_dimension": [0.5, 0.0, 0.25], "test/active_units": 2, "frames_scored": "every frame",
+               "checkpoint": "run/last.ckpt", "checkpoint_iteration": 40}
     print_report(metrics, "test", None, tmp_path / "metrics.json")  # None: the quality was not scored
     assert capsys.readouterr().out.splitlines() == [
         "bound             nats/timestep  nats/sequence",
         "elbo                     -1.250        -125.00",  # name in 16 columns, then 15 and 15
         "iwae_16                  -1.000        -100.00",
         "latent use: 2 of 3 dimensions active; KL per dimension 0.000 to 0.500 nats/timestep",
-        f"4 utterances, 400 frames (every frame); wrote {tmp_path / 'metrics.json'}",
+        f"4 utterances, 400 frames (every frame) scored with run/last.ckpt (iteration 40); wrote {tmp_path / 'metrics.json'}",
     ]
     for key in ("si_sdr", "pesq", "estoi"):
         metrics.update({f"test/{key}_mean": 1.0, f"test/{key}_std": 0.0, f"test/{key}_unit": "u",

@@ -146,13 +146,14 @@ def test_evaluation_scores_the_corpus_given_and_records_what_it_scored(make_cfg,
     text = (tmp_path / "eval" / "metrics.json").read_text()
     assert text == json.dumps(metrics, indent=2)  # for people to read, one key a line
     saved = json.loads(text)
-    assert saved["checkpoint"] == str(ckpt) and saved["units"] == UNITS
+    assert saved["checkpoint"] == str(ckpt) and saved["checkpoint_iteration"] == 2 and saved["units"] == UNITS
     # the frames this evaluation scored: its data's last_frame (drop), not the checkpoint's (pad, FRAMES_SCORED)
     assert saved["frames_scored"] == FRAMES_SCORED.replace("a zero-padded last frame",
                                                            "not the last partial frame (data.last_frame=drop)")
     assert not any("si_sdr" in key for key in saved)
     out = capsys.readouterr().out
-    assert "reconstruction quality" not in out and f"wrote {tmp_path / 'eval' / 'metrics.json'}" in out
+    assert "reconstruction quality" not in out
+    assert f"scored with {ckpt} (iteration 2); wrote {tmp_path / 'eval' / 'metrics.json'}" in out
 
 
 def test_a_corpus_given_at_evaluation_is_read_as_the_model_was_trained(make_cfg, run_in_process, tmp_path):

@@ -197,6 +197,11 @@ def score(module: AVRNNModule, loader, iwae_k: list[int], fivo_k: list[int], pre
     return {**metrics, **latent.metrics(prefix)}
 
 
+def utterances(count: int) -> str:
+    """'1 utterance', '3 utterances'."""
+    return f"{count} utterance{'' if count == 1 else 's'}"
+
+
 def print_speech_quality(metrics: dict, split: str, sample_rate: int) -> None:
     """The reconstructions' SI-SDR, PESQ and ESTOI as mean +/- std over utterances, with units."""
     names = {"si_sdr": "SI-SDR", "pesq": f"PESQ ({PESQ_MODES.get(sample_rate, '-')})", "estoi": "ESTOI"}
@@ -207,11 +212,11 @@ def print_speech_quality(metrics: dict, split: str, sample_rate: int) -> None:
         mean, count = metrics[f"{split}/{key}_mean"], metrics[f"{split}/{key}_utterances"]
         skipped = metrics[f"{split}/{key}_skipped"]
         reasons = metrics.get(f"{split}/{key}_skipped_because") or {}
-        why = f"; {skipped} not scored: " + ", ".join(f"{reason} ({count})" for reason, count in reasons.items()) \
+        why = f"; {skipped} not scored: " + ", ".join(f"{reason} ({n})" for reason, n in reasons.items()) \
             if skipped else ""
         value = "not computed" if mean is None else \
-            f"{mean:.3f} +/- {metrics[f'{split}/{key}_std']:.3f} {metrics[f'{split}/{key}_unit']}"
-        print(f"  {name:<12}{value} over {count} utterances{why}")
+            f"{mean:.3f} +/- {metrics[f'{split}/{key}_std']:.3f} {metrics[f'{split}/{key}_unit']} over {utterances(count)}"
+        print(f"  {name:<12}{value}{why}")
     print(f"  scored in {metrics[f'{split}/speech_quality_seconds']:.1f} s")
 
 
@@ -274,7 +279,8 @@ def evaluate(cfg: DictConfig) -> dict:
         metrics[f"{cfg.split}/reconstructions_rebuilt_from"] = datamodule.representation.decoded_how(True)
     # the frames this evaluation's data scored (data=... may change data.last_frame), in words
     frames_scored = datamodule.representation.frames_scored if datamodule.representation is not None else FRAMES_SCORED
-    metrics.update(frames_scored=frames_scored, units=UNITS, checkpoint=str(cfg.ckpt_path))
+    metrics.update(frames_scored=frames_scored, units=UNITS, checkpoint=str(cfg.ckpt_path),
+                   checkpoint_iteration=module.iteration)
     written = Path(cfg.output_dir) / "metrics.json"
     files.write_text(written, json.dumps(metrics, indent=2))
     print_report(metrics, cfg.split, sample_rate if cfg.speech_quality else None, written)
@@ -303,5 +309,5 @@ def print_report(metrics: dict, split: str, sample_rate: int | None, written: Pa
     kl_by_dimension = metrics[f"{split}/kl_by_dimension"]
     print(f"latent use: {metrics[f'{split}/active_units']} of {len(kl_by_dimension)} dimensions active; KL per "
           f"dimension {min(kl_by_dimension):.3f} to {max(kl_by_dimension):.3f} nats/timestep")
-    print(f"{metrics[f'{split}/sequences']} utterances, {metrics[f'{split}/frames']} frames ({metrics['frames_scored']}); "
-          f"wrote {written}")
+    print(f"{utterances(metrics[f'{split}/sequences'])}, {metrics[f'{split}/frames']} frames ({metrics['frames_scored']}) "
+          f"scored with {metrics['checkpoint']} (iteration {metrics['checkpoint_iteration']}); wrote {written}")
