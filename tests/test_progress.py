@@ -59,6 +59,22 @@ def test_reading_a_corpus_without_a_terminal_logs_how_many_files_it_read(tmp_pat
     assert any(r.getMessage().startswith(f"reading {tmp_path.name}: 6 files in ") for r in caplog.records)
 
 
+def test_generating_the_built_in_corpus_says_so_and_how_far_it_is(tmp_path, caplog):
+    """It takes about 20 s on a first run, which was silent."""
+    from avrnn.data import synthetic
+
+    spec = synthetic.SyntheticCorpusSpec(train_speakers=2, test_speakers=1, utterances_per_speaker=1, min_seconds=0.1,
+                                         max_seconds=0.2)
+    with caplog.at_level(logging.INFO, logger="avrnn.data.synthetic"):
+        synthetic.generate_corpus(tmp_path / "synthetic", spec)
+        synthetic.generate_corpus(tmp_path / "synthetic", spec)  # there already: reused without a word
+    lines = [r.getMessage() for r in caplog.records if r.name == "avrnn.data.synthetic"]
+    assert len(lines) == 2, lines
+    assert lines[0] == (f"generating the built-in synthetic corpus in {tmp_path / 'synthetic'} (3 speakers x 1 "
+                        f"utterances at {spec.sample_rate} Hz; once, then reused)")
+    assert lines[1].startswith("generating the built-in corpus: 3 speakers in ")
+
+
 def test_one_item_is_named_in_the_singular_and_a_bad_interval_refused(caplog):
     import pytest
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 from avrnn.data import files
 from avrnn.data.audio import write_sphere
 from avrnn.data.errors import DataError
+from avrnn.data.progress import progress
 
 # Formant targets (Hz) of a few vowels (Peterson & Barney, adult male averages).
 VOWELS = np.array(
@@ -27,6 +29,8 @@ VOWELS = np.array(
 )
 BANDWIDTHS = np.array([90.0, 110.0, 170.0])
 MARKER = "synthetic.json"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -119,6 +123,8 @@ def generate_corpus(root: Path, spec: SyntheticCorpusSpec = SyntheticCorpusSpec(
         raise DataError(f"data.root={root} holds files that are not the built-in synthetic corpus, and data=synthetic "
                         "(the default) generates its corpus there; for your own audio add data=audio_dir (any folder) "
                         "or data=timit, or point data.root at a new or empty folder")
+    log.info("generating the built-in synthetic corpus in %s (%d speakers x %d utterances at %d Hz; once, then "
+             "reused)", root, spec.train_speakers + spec.test_speakers, spec.utterances_per_speaker, spec.sample_rate)
     try:
         with files.atomic_folder(root) as staging:
             _write_corpus(staging, spec)
@@ -136,7 +142,7 @@ def generate_corpus(root: Path, spec: SyntheticCorpusSpec = SyntheticCorpusSpec(
 def _write_corpus(folder: Path, spec: SyntheticCorpusSpec) -> None:
     rng = np.random.default_rng(spec.seed)
     speakers = [("TRAIN", i) for i in range(spec.train_speakers)] + [("TEST", i) for i in range(spec.test_speakers)]
-    for split, index in speakers:
+    for split, index in progress(speakers, "generating the built-in corpus", log, unit="speaker"):
         female = index % 2 == 1
         f0_base = rng.uniform(180, 240) if female else rng.uniform(95, 135)
         formant_scale = rng.uniform(1.1, 1.2) if female else rng.uniform(0.95, 1.05)
