@@ -62,6 +62,32 @@ def module(root, **options) -> SpeechDataModule:
     return dm
 
 
+def test_the_skipped_files_line_names_three_with_their_faults_and_counts_the_rest(tmp_path, caplog):
+    root = make_folder(tmp_path / "corpus", count=14, subtype="FLOAT")
+    for index in range(4):
+        broken = tone(index)
+        broken[10 * (index + 1)] = np.nan
+        sf.write(str(root / f"{index:02d}_{'abcde'[index % 5]}.wav"), broken, 16000, subtype="FLOAT")
+    with caplog.at_level(logging.WARNING):
+        dm = module(root, layout="folder", on_bad_file="skip")
+    assert len(dm.skipped) == 4
+    (line,) = [message for message in caplog.messages if "bad file" in message]
+    named = "; ".join(f"{root / name}: holds 1 non-finite sample(s) (NaN or infinity; the first at sample {sample})"
+                      for name, sample in (("00_a.wav", 10), ("01_b.wav", 20), ("02_c.wav", 30)))
+    assert line == f"data: skipped 4 bad file(s) (data.on_bad_file=skip): {named}; and 1 more"
+
+
+def test_a_files_fault_is_its_message_without_the_path_and_the_fix():
+    from avrnn.data.datamodule import fault_of
+
+    path = Path("/corpus/a.wav")
+    assert fault_of(f"{path} is cut short: 12 of 100 frames (a copy that stopped early?); copy it again, or skip",
+                    path) == "is cut short: 12 of 100 frames (a copy that stopped early?)"
+    assert fault_of(f"{path} holds 2 bad samples (NaN; the first at 3); replace it", path) == \
+        "holds 2 bad samples (NaN; the first at 3)"  # a ';' inside parentheses is the fault's own
+    assert fault_of(f"{path} cannot be read", path) == "cannot be read"
+
+
 def ids(dm: SpeechDataModule) -> dict[str, set[str]]:
     return {split: {utterance_id(Path(p), dm.root) for p in paths}
             for split, paths in dm.paths.items()}
@@ -151,6 +177,10 @@ def test_a_corrupt_float_sample_names_the_file_or_is_skipped(tmp_path, caplog, b
     (root / "00_a.wav").unlink()
     without = module(root, layout="folder")  # the folder holding only the good files
     assert skipped.skipped == [str(root / "00_a.wav")] and "skipped 1 bad file" in caplog.text
+    # the line names each skipped file with what is wrong with it (not the fix: it was skipped)
+    (line,) = [message for message in caplog.messages if "skipped 1 bad file" in message]
+    assert line.startswith(f"data: skipped 1 bad file(s) (data.on_bad_file=skip): {root / '00_a.wav'}: holds ")
+    assert words in line and "replace or delete" not in line
     assert skipped.paths == without.paths and skipped.statistics == without.statistics
     assert np.isfinite(skipped.statistics["std"]) and 0.1 < skipped.statistics["std"] < 1
 

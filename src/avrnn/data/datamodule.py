@@ -48,6 +48,18 @@ def pad_batch(sequences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor
     return x, mask
 
 
+def fault_of(message: str, path: Path) -> str:
+    """What is wrong with a file, from its DataError's message (`<path> <fault>; <fix>`): the fault alone,
+    without the path and the fix (a skipped file needs no fix), e.g. "is cut short: 12 of 16,000 frames"."""
+    text = message.removeprefix(str(path)).strip()
+    depth = 0
+    for index, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and text.startswith("; ", index):
+            return text[:index]
+    return text
+
+
 class PhaseCollate:
     """Splits a sampled list of sequences into `groups` batches, each padded on its own."""
 
@@ -262,7 +274,8 @@ class SpeechDataModule(pl.LightningDataModule):
                 "last_frame": o.last_frame, "resample": o.resample, "on_bad_file": o.on_bad_file,
                 **o.split_options()}
 
-    def _read(self, path: Path, skipped: list[str], resampled: dict[int, int] | None = None):
+    def _read(self, path: Path, skipped: list[str], resampled: dict[int, int] | None = None,
+              because: dict[str, str] | None = None):
         """Waveform of one file as the representation takes it (`prepare`: e.g. silence trimmed), or None
         when it is bad and data.on_bad_file=skip."""
         try:
@@ -277,19 +290,21 @@ class SpeechDataModule(pl.LightningDataModule):
                            if len(wave) < len(read) else "")
                 raise DataError(f"{path} is shorter than one frame{trimmed} ({len(wave)} < {needs} samples); remove "
                                 "it, lower data.frame_size or set data.on_bad_file=skip")
-        except DataError:
+        except DataError as error:
             if self.options.on_bad_file == "fail":
                 raise
             skipped.append(str(path))
+            if because is not None:
+                because[str(path)] = fault_of(str(error), path)
             return None
         return wave
 
     def _build(self, found: Found) -> dict:
         """Read every found file, drop the bad ones (skip mode), split what is left, fit the
         representation's statistics on its training split and encode everything."""
-        waves, skipped, resampled = {}, [], {}
+        waves, skipped, resampled, because = {}, [], {}, {}
         for path in progress(found.files, f"reading {self.root.name}", log, unit="file", leave=False):
-            wave = self._read(path, skipped, resampled)
+            wave = self._read(path, skipped, resampled, because)
             if wave is not None:
                 waves[path] = wave
         splits = self.split(found, unreadable={Path(p) for p in skipped})
@@ -297,7 +312,7 @@ class SpeechDataModule(pl.LightningDataModule):
         frames = {split: [self.representation.encode(waves[p]) for p in files] for split, files in splits.as_dict().items()}
         return {"frames": frames, "paths": {split: [str(p) for p in files] for split, files in splits.as_dict().items()},
                 "audio": {split: [torch.from_numpy(waves[p]) for p in files] for split, files in splits.as_dict().items()},
-                "normalization": statistics, "skipped": skipped,
+                "normalization": statistics, "skipped": skipped, "skipped_because": because,
                 "copies_dropped": sum(len(c) for c in found.copies.values()),
                 "copies_differing": different_copies(found.copies), "hidden_ignored": len(found.hidden),
                 "unread": [str(item) for item in found.unread], "not_audio": len(found.not_audio),
@@ -380,8 +395,10 @@ class SpeechDataModule(pl.LightningDataModule):
             log.warning("data: %d utterance(s) have copies whose samples differ, e.g. %s; check which copy is right",
                         len(content["copies_differing"]), " vs ".join(content["copies_differing"][0]))
         if self.skipped:
-            log.warning("data: skipped %d bad file(s) (data.on_bad_file=skip), e.g. %s", len(self.skipped),
-                        self.skipped[0])
+            because = content.get("skipped_because") or {}  # (a data cache of an earlier version has no reasons)
+            named = "; ".join(f"{path}: {because[path]}" if path in because else path for path in self.skipped[:3])
+            more = f"; and {len(self.skipped) - 3} more" if len(self.skipped) > 3 else ""
+            log.warning("data: skipped %d bad file(s) (data.on_bad_file=skip): %s%s", len(self.skipped), named, more)
         counts = ", ".join(f"{split} {len(f)} utterances / {sum(len(u) for u in f)} frames"
                            for split, f in self.frames.items())
         statistics = ", ".join(f"{key} {value:.4g}" for key, value in self.statistics.items())
