@@ -35,6 +35,29 @@ def test_the_readmes_second_run_in_the_same_folder_is_refused_and_touches_nothin
     assert after == before and ".hydra/config.yaml" in after  # Hydra's overwritten .hydra/ files put back
 
 
+def test_only_rank_zero_of_a_run_slurm_starts_writes_the_folders_hydra_files(run_in_process, tmp_path, monkeypatch,
+                                                                             corpus_dir, tiny):
+    """srun starts each task of a DDP run as a whole command, each a Hydra run in the same folder. A task > 0
+    that wrote .hydra/ could do so before rank 0 kept the folder's earlier files, which a refusal then could not
+    put back; only rank 0 writes them (and puts them back)."""
+    from lightning_fabric.utilities.rank_zero import rank_zero_only
+
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    earlier = {name: f"earlier: {name}\n".encode() for name in ("config.yaml", "hydra.yaml", "overrides.yaml")}
+    for name, content in earlier.items():
+        (run / ".hydra" / name).write_bytes(content)
+    stamps = {path.name: path.stat().st_mtime_ns for path in (run / ".hydra").iterdir()}
+    refused = [*tiny, f"data.root={corpus_dir}", f"hydra.run.dir={run}", "model=vrnn", "critic=wgan"]
+    monkeypatch.setattr(rank_zero_only, "rank", 1)  # as lightning_fabric reads it from SLURM_PROCID at import
+    result = run_in_process("train.py", *refused)
+    assert result.returncode == 2 and result.last_line.startswith("error: model=vrnn is the KL-only ELBO baseline")
+    assert {path.name: path.stat().st_mtime_ns for path in (run / ".hydra").iterdir()} == stamps  # not written at all
+    monkeypatch.setattr(rank_zero_only, "rank", 0)
+    assert run_in_process("train.py", *refused).returncode == 2
+    assert {path.name: path.read_bytes() for path in (run / ".hydra").iterdir()} == earlier  # rank 0 put them back
+
+
 def make_outputs(folder, checkpoints=(), events=0, metrics=False):
     (folder / "checkpoints").mkdir(parents=True)
     (folder / "tensorboard").mkdir()

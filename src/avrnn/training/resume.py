@@ -312,13 +312,22 @@ class KeepEarlierRunConfig(Callback):
     on_multirun_end removes them (a sweep that ends in an error leaves them until the next one starts)."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        from omegaconf import read_write
+
         _EARLIER.clear()
         _TRAINING_STARTED[0] = False
         subdir = config.hydra.get("output_subdir")
-        if subdir is None:  # DDP ranks > 0 run with output_subdir=null
+        if subdir is None:  # DDP ranks > 0 that Lightning starts run with output_subdir=null
             return
         for path in (Path(config.hydra.run.dir) / subdir).glob("*.yaml"):
             _EARLIER[path.resolve()] = path.read_bytes()
+        if not run_folder.is_rank_zero():
+            # a task > 0 of a run whose processes SLURM (srun) starts, each a whole Hydra run in the same folder:
+            # only rank 0 writes .hydra/ (and puts it back on a refusal); a task that wrote it too could do so
+            # before rank 0 kept the earlier files, and rank 0 would then "put back" this run's (the race of
+            # two writers). This task still reads what it kept (run_folder.earlier_config), as rank 0 does.
+            with read_write(config):
+                config.hydra.output_subdir = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         import shutil
@@ -351,7 +360,7 @@ class KeepEarlierRunConfig(Callback):
     def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
         from hydra.core.utils import JobStatus
 
-        if job_return.status == JobStatus.FAILED and not _TRAINING_STARTED[0]:
+        if job_return.status == JobStatus.FAILED and not _TRAINING_STARTED[0] and run_folder.is_rank_zero():
             for path, content in _EARLIER.items():
                 files.write_bytes(path, content)
         _EARLIER.clear()  # (a sweep's copies stay until it ends: every DDP task and requeued attempt of a job reads them)

@@ -118,8 +118,9 @@ def earlier_config(output_dir: Path, earlier_file) -> dict | None:
     if (Path(output_dir) / SETTINGS).is_file():
         content = (Path(output_dir) / SETTINGS).read_bytes()
     elif HydraConfig.initialized():
-        subdir = HydraConfig.get().output_subdir
-        content = earlier_file(Path(output_dir) / subdir / "config.yaml") if subdir else None
+        # (a SLURM task > 0 runs with output_subdir=null: KeepEarlierRunConfig kept its copy under Hydra's default)
+        subdir = HydraConfig.get().output_subdir or ".hydra"
+        content = earlier_file(Path(output_dir) / subdir / "config.yaml")
     else:
         content = path.read_bytes() if path.is_file() else None
     if content is None:
