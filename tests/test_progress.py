@@ -116,3 +116,13 @@ def test_the_eta_leaves_out_the_first_items_one_off_cost(caplog):
     _, lines = run(list(range(10)), [0, 48, 49, 80, *range(81, 88), 88], caplog, unit="file")
     assert lines[0] == "scoring test: file 1/10 (10%), 48.00 s/file"  # no ETA from one item
     assert lines[1] == "scoring test: file 3/10 (30%), 26.67 s/file, ETA 1m52s"  # (80 - 48) / 2 x 7 left
+
+
+def test_a_ddp_process_other_than_the_first_reads_without_a_word(caplog, capsys, monkeypatch):
+    """Every process of a DDP run reads the corpus; one line per file count, not one per process."""
+    from lightning_fabric.utilities.rank_zero import rank_zero_only
+
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    out, lines = run([1, 2, 3], [0, 40, 80, 80], caplog)
+    assert out == [1, 2, 3] and lines == []
+    assert list(progress([1], "scoring test", LOG, terminal=True)) == [1] and capsys.readouterr().err == ""

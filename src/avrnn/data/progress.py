@@ -31,6 +31,14 @@ def on_terminal() -> bool:
     return sys.stdout.isatty() or "ipykernel" in sys.modules
 
 
+def is_rank_zero() -> bool:
+    """Whether this is the first process of a distributed run, or the only one (Lightning's rank, read from
+    the launcher's environment: LOCAL_RANK, SLURM_PROCID, ...)."""
+    from lightning_fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
 def duration(seconds: float) -> str:
     """`2h05m`, `3m07s`, `42s`: a time span as a person reads it ("unknown" where it is not finite)."""
     if not math.isfinite(seconds):
@@ -57,6 +65,9 @@ def progress(iterable: Iterable[T], what: str, log: logging.Logger, unit: str = 
     """
     if not every_seconds > 0:
         raise ValueError(f"every_seconds must be > 0, got {every_seconds}")
+    if not is_rank_zero():  # each DDP process reads the corpus: one says how far it is
+        yield from iterable
+        return
     if terminal if terminal is not None else on_terminal():
         yield from tqdm(iterable, desc=what, unit=unit, leave=leave)
         return

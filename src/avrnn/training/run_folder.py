@@ -30,6 +30,7 @@ from omegaconf import OmegaConf
 
 from avrnn.config import ConfigError
 from avrnn.data import files
+from avrnn.data.progress import is_rank_zero
 
 log = logging.getLogger("avrnn.training")
 
@@ -138,12 +139,6 @@ def folder_setting() -> str:
 
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     return "hydra.sweep.dir" if multirun else "hydra.run.dir"
-
-
-def is_rank_zero() -> bool:
-    from lightning_fabric.utilities.rank_zero import rank_zero_only
-
-    return getattr(rank_zero_only, "rank", 0) == 0
 
 
 def _show(value) -> str:
