@@ -68,6 +68,15 @@ def test_missing_or_wrong_data_root_is_one_line(run_in_process, tmp_path):
     assert job_log(tmp_path).splitlines()[-1].endswith(f"[avrnn][ERROR] - {result.last_line}")
 
 
+def test_a_ddp_task_other_than_the_first_leaves_the_shared_log_to_rank_zero(run_in_process, tmp_path, monkeypatch):
+    from lightning_fabric.utilities.rank_zero import rank_zero_only
+
+    monkeypatch.setattr(rank_zero_only, "rank", 1)  # as read from SLURM_PROCID, LOCAL_RANK
+    result = run_in_process("train.py", "model=vrnn", "critic=wgan", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2 and result.last_line.startswith("error: model=vrnn is the KL-only ELBO baseline")
+    assert "[ERROR]" not in job_log(tmp_path)  # rank 0 writes the one line
+
+
 def test_a_failed_evaluation_or_generation_says_why_in_its_log(run_in_process, tmp_path):
     for script in ("evaluate.py", "generate.py"):
         folder = tmp_path / script
@@ -86,15 +95,19 @@ def test_an_unexpected_error_is_named_in_the_log_beside_its_traceback(tmp_path, 
 
     from avrnn.cli import ErrorLineInJobLog
 
-    handler = logging.FileHandler(tmp_path / "train.log")
-    handler.setFormatter(logging.Formatter("[%(name)s][%(levelname)s] - %(message)s"))  # Hydra's, less the time
-    monkeypatch.setattr(logging.getLogger(), "handlers", [handler])
-    config = SimpleNamespace(hydra=SimpleNamespace(mode=RunMode.RUN))
+    (tmp_path / "earlier").mkdir()
+    handlers = [logging.FileHandler(tmp_path / "train.log"), logging.FileHandler(tmp_path / "earlier" / "train.log")]
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter("[%(name)s][%(levelname)s] - %(message)s"))  # Hydra's, less the time
+    monkeypatch.setattr(logging.getLogger(), "handlers", handlers)  # the second: left by an earlier job's set-up
+    config = SimpleNamespace(hydra=SimpleNamespace(mode=RunMode.RUN, runtime=SimpleNamespace(output_dir=str(tmp_path))))
     failed = SimpleNamespace(status=JobStatus.FAILED, _return_value=RuntimeError("shapes do not\nmatch"))
     ErrorLineInJobLog().on_job_end(config, failed)
-    handler.close()
-    assert (tmp_path / "train.log").read_text().strip().endswith(
-        "[avrnn][ERROR] - error: RuntimeError: shapes do not match (its traceback is on stderr)")
+    for handler in handlers:
+        handler.close()
+    assert (tmp_path / "train.log").read_text() == \
+        "[avrnn][ERROR] - error: RuntimeError: shapes do not match (its traceback is on stderr)\n"
+    assert (tmp_path / "earlier" / "train.log").read_text() == ""  # not another run's log
 
 
 @pytest.mark.parametrize("override,expected", [

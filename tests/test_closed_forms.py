@@ -454,6 +454,9 @@ def test_the_speech_quality_lines_give_each_measure_with_its_unit_and_why_some_w
         "  ESTOI       not computed; 4 not scored: shorter than 0.25 s (3), digitally silent (1)",
         "  scored in 2.0 s",
     ]
+    metrics.update({"test/estoi_skipped": 0, "test/estoi_skipped_because": {}})  # an empty split
+    print_speech_quality(metrics, "test", 8000)
+    assert "  ESTOI       not computed (no utterances to score)" in capsys.readouterr().out.splitlines()
     print_speech_quality(metrics, "test", 44100)
     assert "  PESQ (-)    1.250" in capsys.readouterr().out  # no PESQ mode at that rate
 

@@ -77,15 +77,21 @@ def test_the_skipped_files_line_names_three_with_their_faults_and_counts_the_res
     assert line == f"data: skipped 4 bad file(s) (data.on_bad_file=skip): {named}; and 1 more"
 
 
-def test_a_files_fault_is_its_message_without_the_path_and_the_fix():
-    from avrnn.data.datamodule import fault_of
-
-    path = Path("/corpus/a.wav")
-    assert fault_of(f"{path} is cut short: 12 of 100 frames (a copy that stopped early?); copy it again, or skip",
-                    path) == "is cut short: 12 of 100 frames (a copy that stopped early?)"
-    assert fault_of(f"{path} holds 2 bad samples (NaN; the first at 3); replace it", path) == \
-        "holds 2 bad samples (NaN; the first at 3)"  # a ';' inside parentheses is the fault's own
-    assert fault_of(f"{path} cannot be read", path) == "cannot be read"
+def test_each_kind_of_skipped_file_is_named_once_with_its_fault(tmp_path, caplog):
+    """Unreadable, another rate with resampling off, shorter than a frame: the fault without the fix, and the
+    path once (libsndfile's own message repeats it)."""
+    root = make_folder(tmp_path / "corpus", count=14)
+    (root / "00_a.wav").write_bytes(b"not audio at all" * 64)
+    sf.write(str(root / "01_b.wav"), tone(1, rate=8000), 8000)
+    sf.write(str(root / "02_c.wav"), tone(2, n=100), 16000)
+    with caplog.at_level(logging.WARNING):
+        module(root, layout="folder", on_bad_file="skip", resample=False, frame_size=200)
+    (line,) = [message for message in caplog.messages if "bad file" in message]
+    unreadable, rate, short = line.split(": ", 1)[1].removeprefix("skipped 3 bad file(s) (data.on_bad_file=skip): ") \
+        .split("; ")
+    assert unreadable.startswith(f"{root / '00_a.wav'}: cannot be read (") and line.count(str(root / "00_a.wav")) == 1
+    assert rate == f"{root / '01_b.wav'}: has sample rate 8000 Hz, not data.sample_rate=16000 (data.resample=false)"
+    assert short == f"{root / '02_c.wav'}: is shorter than one frame (100 < data.frame_size=200 samples)"
 
 
 def ids(dm: SpeechDataModule) -> dict[str, set[str]]:

@@ -58,6 +58,24 @@ def test_only_rank_zero_of_a_run_slurm_starts_writes_the_folders_hydra_files(run
     assert {path.name: path.read_bytes() for path in (run / ".hydra").iterdir()} == earlier  # rank 0 put them back
 
 
+def test_a_slurm_task_other_than_the_first_still_reads_the_earlier_config_it_kept(tmp_path, monkeypatch):
+    """It writes no .hydra/ files (output_subdir set to null), but decides as rank 0 does (run_folder:
+    the tasks must all refuse or none), from the copy it kept, under whatever output_subdir it was."""
+    from lightning_fabric.utilities.rank_zero import rank_zero_only
+    from omegaconf import OmegaConf
+
+    from avrnn.training.resume import KeepEarlierRunConfig, earlier_file
+
+    (tmp_path / "meta").mkdir()
+    (tmp_path / "meta" / "config.yaml").write_text("seed: 7\n")
+    config = OmegaConf.create({"hydra": {"output_subdir": "meta", "run": {"dir": str(tmp_path)}}})
+    OmegaConf.set_readonly(config, True)  # as Hydra hands it over
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    KeepEarlierRunConfig().on_run_start(config)
+    assert config.hydra.output_subdir is None
+    assert earlier_file(tmp_path) == b"seed: 7\n" and earlier_file(tmp_path / "other") is None
+
+
 def make_outputs(folder, checkpoints=(), events=0, metrics=False):
     (folder / "checkpoints").mkdir(parents=True)
     (folder / "tensorboard").mkdir()

@@ -27,6 +27,7 @@ from avrnn.data.errors import DataError
 from avrnn.training.module import TrainingFault
 from avrnn.registry import UntrustedTargetError
 from avrnn.data.files import WriteFailed
+from avrnn.data.progress import is_rank_zero
 from avrnn.training.stops import RunStopped
 from avrnn.training.sweeps import AllTrialsFailed, SweepLedger, TrialFailed, failed_jobs_line
 
@@ -162,9 +163,11 @@ def outcome(error: BaseException, hydra_main: bool = True) -> tuple[str, int] | 
 class ErrorLineInJobLog(Callback):
     """Writes how a failed job ended into its own log (train.log, evaluate.log, generate.log in its run
     folder), so that a folder left by a refused or failed run says why: the same `error: ...` line the
-    user saw on stderr, or, for an error that keeps its traceback, its type and message. A job of a
-    multirun gets its line from avrnn.training.sweeps.record_job instead; a stopped run logs its own
-    stop line. (hydra.callbacks of conf/config.yaml, evaluate.yaml, generate.yaml)"""
+    user saw on stderr, or, for an error that keeps its traceback, its type and message. Rank 0 only (the
+    tasks of a DDP run share the folder). A job of a multirun gets its line from
+    avrnn.training.sweeps.record_job instead; a stop signal ends a run with a BaseException, which Hydra
+    does not hand to on_job_end (training logs its stop line itself). (hydra.callbacks of conf/config.yaml,
+    evaluate.yaml, generate.yaml)"""
 
     def on_job_end(self, config, job_return, **kwargs) -> None:
         from hydra.core.utils import JobStatus
@@ -172,20 +175,21 @@ class ErrorLineInJobLog(Callback):
 
         error = getattr(job_return, "_return_value", None)
         if (job_return.status != JobStatus.FAILED or config.hydra.mode == RunMode.MULTIRUN
-                or not isinstance(error, BaseException) or isinstance(error, RunStopped)):
+                or not isinstance(error, BaseException) or not is_rank_zero()):
             return
         reported = outcome(error, hydra_main=True)
         line = reported[0] if reported else (f"error: {type(error).__name__}: {' '.join(str(error).split())} "
                                              "(its traceback is on stderr)")
-        write_to_log_files(line)
+        write_to_log_files(line, Path(config.hydra.runtime.output_dir))
 
 
-def write_to_log_files(line: str) -> None:
-    """`line` as an ERROR record of the avrnn logger, to the root logger's file handlers only (the job's
-    log file; the terminal gets the line from `run`)."""
+def write_to_log_files(line: str, folder: Path) -> None:
+    """`line` as an ERROR record of the avrnn logger, to the root logger's file handlers whose file is in
+    `folder` (the job's log; the terminal gets the line from `run`, and a handler left from an earlier job
+    in this process writes elsewhere)."""
     record = logging.LogRecord("avrnn", logging.ERROR, __file__, 0, line, None, None)
     for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler):
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == folder.resolve():
             handler.handle(record)
             handler.flush()
 

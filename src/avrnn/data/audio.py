@@ -10,13 +10,14 @@ built from gcd(16001, 16000) = 1 needs a kernel of 16,000 phases: 16 s and 5 GB 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
 
-from avrnn.data.errors import DataError
+from avrnn.data.errors import BadFile, DataError
 from avrnn.data.headers import readable, shortfall, sphere_header
 
 # Float files may exceed full scale a little (headroom); 20 dB above it is a broken file, not speech.
@@ -29,11 +30,13 @@ def _unreadable(path: Path, error: Exception) -> DataError:
     header = sphere_header(path)
     if header:  # sph2pipe (NIST's own converter) decodes PCM, u-law and shorten-compressed SPHERE alike
         coding = header.get("sample_coding", "not given (no sample_coding field)")
-        return DataError(f"cannot read audio file {path}: NIST SPHERE with sample_coding {coding}, which libsndfile "
-                         "cannot decode; convert it to PCM WAV with sph2pipe (`sph2pipe -f wav IN.WAV IN.WAV.wav`; it "
-                         "decodes shorten): a readable copy beside it is used instead, or convert the corpus into a new "
-                         "data.root; or set data.on_bad_file=skip")
-    return DataError(f"cannot read audio file {path} ({error}); replace or delete it, or set data.on_bad_file=skip")
+        fault = f"NIST SPHERE with sample_coding {coding}, which libsndfile cannot decode"
+        return BadFile(f"cannot read audio file {path}: {fault}; convert it to PCM WAV with sph2pipe (`sph2pipe -f wav "
+                       "IN.WAV IN.WAV.wav`; it decodes shorten): a readable copy beside it is used instead, or convert "
+                       "the corpus into a new data.root; or set data.on_bad_file=skip", fault)
+    said = re.sub(r"^Error opening .*?: ", "", " ".join(str(error).split()))  # libsndfile repeats the path
+    return BadFile(f"cannot read audio file {path} ({error}); replace or delete it, or set data.on_bad_file=skip",
+                   f"cannot be read ({said})")
 
 
 def check_samples(waveform: np.ndarray, path: Path, subtype: str) -> None:
@@ -42,13 +45,13 @@ def check_samples(waveform: np.ndarray, path: Path, subtype: str) -> None:
     finite = np.isfinite(waveform)
     if not finite.all():
         bad = np.flatnonzero(~finite.all(axis=-1) if waveform.ndim > 1 else ~finite)
-        raise DataError(f"{path} holds {bad.size} non-finite sample(s) (NaN or infinity; the first at sample "
-                        f"{bad[0]}); replace or delete the file, or set data.on_bad_file=skip")
+        fault = f"holds {bad.size} non-finite sample(s) (NaN or infinity; the first at sample {bad[0]})"
+        raise BadFile(f"{path} {fault}; replace or delete the file, or set data.on_bad_file=skip", fault)
     peak = float(np.abs(waveform).max()) if waveform.size else 0.0
     if subtype in FLOAT_SUBTYPES and peak > MAX_FLOAT_AMPLITUDE:
-        raise DataError(f"{path} holds a sample of magnitude {peak:.3g}, beyond the +-{MAX_FLOAT_AMPLITUDE:g} "
-                        "allowed in float audio (full scale is 1); replace or delete the file, or set "
-                        "data.on_bad_file=skip")
+        fault = (f"holds a sample of magnitude {peak:.3g}, beyond the +-{MAX_FLOAT_AMPLITUDE:g} allowed in float "
+                 "audio (full scale is 1)")
+        raise BadFile(f"{path} {fault}; replace or delete the file, or set data.on_bad_file=skip", fault)
 
 
 def resample(waveform: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
@@ -74,17 +77,17 @@ def read_audio(path: Path, sample_rate: int, resample_to_rate: bool = True,
     short = shortfall(path) or (f"its header promises {promised} samples, {len(waveform)} decode"
                                 if len(waveform) < promised else None)  # e.g. FLAC's STREAMINFO
     if short:
-        raise DataError(f"{path} is cut short: {short} (a copy or download that stopped early?); copy it again, "
-                        "delete it, or set data.on_bad_file=skip")
+        fault = f"is cut short: {short} (a copy or download that stopped early?)"
+        raise BadFile(f"{path} {fault}; copy it again, delete it, or set data.on_bad_file=skip", fault)
     check_samples(waveform, path, subtype)
     waveform = waveform.mean(axis=1)
     if file_rate != sample_rate:
         if not resample_to_rate:
-            raise DataError(
+            raise BadFile(
                 f"{path} has sample rate {file_rate} Hz but data.sample_rate={sample_rate}; "
                 f"set data.resample=true (or, for a model trained anew, data.sample_rate={file_rate}; a resumed run "
-                "can change neither: give it the corpus it trained on)"
-            )
+                "can change neither: give it the corpus it trained on)",
+                f"has sample rate {file_rate} Hz, not data.sample_rate={sample_rate} (data.resample=false)")
         waveform = resample(waveform, file_rate, sample_rate)
         if resampled is not None:
             resampled[file_rate] = resampled.get(file_rate, 0) + 1

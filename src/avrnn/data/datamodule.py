@@ -25,7 +25,7 @@ from avrnn.data import cache, representations
 from avrnn.data.audio import read_audio
 from avrnn.data.corpus import (Found, Splits, by_extension, find_corpus, read_split_lists, split_folder_files,
                                split_listed_files, split_timit_files, timit_candidates)
-from avrnn.data.errors import DataError
+from avrnn.data.errors import BadFile, DataError
 from avrnn.data.options import DataOptions
 from avrnn.data.synthetic import generate_corpus
 from avrnn.data.progress import progress
@@ -46,18 +46,6 @@ def pad_batch(sequences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor
     lengths = torch.tensor([len(s) for s in sequences])
     mask = (torch.arange(x.shape[1])[None, :] < lengths[:, None]).float()
     return x, mask
-
-
-def fault_of(message: str, path: Path) -> str:
-    """What is wrong with a file, from its DataError's message (`<path> <fault>; <fix>`): the fault alone,
-    without the path and the fix (a skipped file needs no fix), e.g. "is cut short: 12 of 16,000 frames"."""
-    text = message.removeprefix(str(path)).strip()
-    depth = 0
-    for index, char in enumerate(text):
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if depth == 0 and text.startswith("; ", index):
-            return text[:index]
-    return text
 
 
 class PhaseCollate:
@@ -288,14 +276,14 @@ class SpeechDataModule(pl.LightningDataModule):
                     f"{self.options.frame_size}"
                 trimmed = (f" after trimming its silence (from {len(read)} samples; data.representation.trim_top_db)"
                            if len(wave) < len(read) else "")
-                raise DataError(f"{path} is shorter than one frame{trimmed} ({len(wave)} < {needs} samples); remove "
-                                "it, lower data.frame_size or set data.on_bad_file=skip")
+                fault = f"is shorter than one frame{trimmed} ({len(wave)} < {needs} samples)"
+                raise BadFile(f"{path} {fault}; remove it, lower data.frame_size or set data.on_bad_file=skip", fault)
         except DataError as error:
             if self.options.on_bad_file == "fail":
                 raise
             skipped.append(str(path))
             if because is not None:
-                because[str(path)] = fault_of(str(error), path)
+                because[str(path)] = getattr(error, "fault", None) or str(error)  # BadFile's, without path and fix
             return None
         return wave
 

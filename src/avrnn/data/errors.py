@@ -3,3 +3,12 @@
 
 class DataError(ValueError):
     """Missing, malformed or unusable data; the message names the path and the fix."""
+
+
+class BadFile(DataError):
+    """One file that cannot be used, which data.on_bad_file=skip leaves out. `fault` says what is wrong with
+    it, without its path or the fix, for the line that lists the skipped files."""
+
+    def __init__(self, message: str, fault: str):
+        super().__init__(message)
+        self.fault = fault

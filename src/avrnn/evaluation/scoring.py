@@ -214,7 +214,7 @@ def print_speech_quality(metrics: dict, split: str, sample_rate: int) -> None:
         reasons = metrics.get(f"{split}/{key}_skipped_because") or {}
         why = f"; {skipped} not scored: " + ", ".join(f"{reason} ({n})" for reason, n in reasons.items()) \
             if skipped else ""
-        value = "not computed" if mean is None else \
+        value = ("not computed" + ("" if skipped else " (no utterances to score)")) if mean is None else \
             f"{mean:.3f} +/- {metrics[f'{split}/{key}_std']:.3f} {metrics[f'{split}/{key}_unit']} over {utterances(count)}"
         print(f"  {name:<12}{value}{why}")
     print(f"  scored in {metrics[f'{split}/speech_quality_seconds']:.1f} s")

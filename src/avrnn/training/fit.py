@@ -229,13 +229,13 @@ def _train(cfg: DictConfig, callbacks: Sequence[pl.Callback], signals: StopSigna
         earlier = stored and any("content" not in entry for entry in stored.values())
         check_same_splits(stored, datamodule.earlier_split_membership() if earlier else splits, ckpt_path)
     module = build_module(cfg, normalization=datamodule.statistics, data=data_options(cfg))
-    if run_folder.is_rank_zero():
-        log.info("random generators seeded with %d (seed=...)", cfg.seed)
     run_folder.record_settings(output_dir, plain(cfg))  # checked: what writes this folder's logs from here on
     store = StoreConfig(plain(cfg), splits)
     stops = StopAtBoundary(signals, output_dir / "checkpoints" / "last.ckpt")
     trainer = build_trainer(cfg, output_dir, len(module.phases), [*callbacks, store, stops])
     check_launch(trainer)
+    if trainer.is_global_zero:
+        log.info("random generators seeded with %d (seed=...)", cfg.seed)
     record_precision(cfg, str(trainer.precision), output_dir if trainer.is_global_zero else None)
     store.config["trainer"]["precision"] = str(trainer.precision)
     hint = bf16_hint(trainer.precision, cfg.trainer.get("accelerator"), cfg.data.batch_size) \

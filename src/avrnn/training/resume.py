@@ -293,9 +293,13 @@ def mark_training_started() -> None:
     _TRAINING_STARTED[0] = True
 
 
-def earlier_file(path: Path) -> bytes | None:
-    """The content a run folder's .hydra/ file had before Hydra overwrote it for this job (None: none kept)."""
-    return _EARLIER.get(Path(path).resolve())
+def earlier_file(output_dir: Path, name: str = "config.yaml") -> bytes | None:
+    """The content the run folder's Hydra file `name` (.hydra/config.yaml) had before Hydra overwrote it for
+    this job (None: none kept); found under whichever hydra.output_subdir it was kept from (a SLURM task > 0
+    runs with none: KeepEarlierRunConfig.on_run_start)."""
+    folder = Path(output_dir).resolve()
+    return next((content for path, content in _EARLIER.items() if path.name == name and path.is_relative_to(folder)),
+                None)
 
 
 EARLIER_SWEEP_CONFIGS = Path(".jobs") / "earlier"  # under a sweep folder: its job folders' .hydra/ files

@@ -110,7 +110,7 @@ def record_settings(output_dir: Path, current: dict) -> None:
 def earlier_config(output_dir: Path, earlier_file) -> dict | None:
     """The resolved config of the run that last started in output_dir: its tensorboard/run_settings.yaml,
     else (a folder of an earlier version) its .hydra/config.yaml: under Hydra the copy
-    resume.KeepEarlierRunConfig kept before Hydra overwrote it (`earlier_file(path)`: its bytes, or None;
+    resume.KeepEarlierRunConfig kept before Hydra overwrote it (`earlier_file(output_dir)`: its bytes, or None;
     in multirun, the copy taken when the sweep started), elsewhere the file itself. None where there is none or it
     cannot be resolved."""
     from hydra.core.hydra_config import HydraConfig
@@ -119,9 +119,7 @@ def earlier_config(output_dir: Path, earlier_file) -> dict | None:
     if (Path(output_dir) / SETTINGS).is_file():
         content = (Path(output_dir) / SETTINGS).read_bytes()
     elif HydraConfig.initialized():
-        # (a SLURM task > 0 runs with output_subdir=null: KeepEarlierRunConfig kept its copy under Hydra's default)
-        subdir = HydraConfig.get().output_subdir or ".hydra"
-        content = earlier_file(Path(output_dir) / subdir / "config.yaml")
+        content = earlier_file(Path(output_dir))
     else:
         content = path.read_bytes() if path.is_file() else None
     if content is None:
