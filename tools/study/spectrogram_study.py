@@ -406,9 +406,12 @@ def report(path: Path, out=sys.stdout) -> None:
                     cells.append("-")
                     continue
                 mean, low, high = interval(diffs)
-                cell = f"{mean:+.{digits}f} [{fmt(low, digits)}, {fmt(high, digits)}]"
+                # rounded to the digits shown, a difference of a few ulps (ESTOI repeats to about 1e-16) is 0, not -0
+                low, high = (round(bound, digits) + 0.0 for bound in (low, high))
+                cell = f"{round(mean, digits) + 0.0:+.{digits}f} [{fmt(low, digits)}, {fmt(high, digits)}]"
                 if picked_from > 1:
                     _, wide_low, wide_high = interval(diffs, 1 - 0.05 / picked_from)
+                    wide_low, wide_high = (round(bound, digits) + 0.0 for bound in (wide_low, wide_high))
                     cell += f" (of {picked_from}: [{fmt(wide_low, digits)}, {fmt(wide_high, digits)}])"
                 cells.append(cell + (f" (n={len(diffs)})" if len(diffs) < len(set(a) & set(c)) else ""))
             print(f"| {arm} - {control} | {measures} | {len(set(a) & set(c))} | " + " | ".join(cells) + " |", file=out)
