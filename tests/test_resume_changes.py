@@ -10,17 +10,51 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from avrnn.config import ConfigError
-from avrnn.training.resume import APPLY, REFUSE, RESUME_RULES, RULES, rule, schema_leaves
+from avrnn.training.resume import APPLIED_WITHIN, APPLY, REFUSE, RESUME_RULES, RULES, rule, schema_leaves
 from avrnn.training.fit import train
 
 
 def test_every_leaf_of_the_schema_is_classified_exactly_once():
     leaves = schema_leaves()
     assert len(leaves) == len(set(leaves)) and len(RULES) == len(RESUME_RULES)  # no leaf listed twice
-    assert set(RESUME_RULES) == set(leaves)
+    assert set(RESUME_RULES) == set(leaves) | set(APPLIED_WITHIN)
+    for key in APPLIED_WITHIN:  # a key inside a leaf compared whole (which would otherwise refuse its change)
+        assert key not in leaves and RESUME_RULES[key.rsplit(".", 1)[0]] == REFUSE and RESUME_RULES[key] == APPLY
     assert set(RESUME_RULES.values()) == {APPLY, REFUSE}
     assert rule("trainer.max_epochs") == APPLY and rule("critic.objective._target_") == REFUSE
     assert rule("model.optimizer.lr") == APPLY and rule("model.optimizer.name") == REFUSE
+
+
+def test_the_prior_samples_griffin_lim_iterations_may_change_on_resume_the_rest_of_the_representation_not(caplog):
+    from avrnn.config import ConfigError
+    from avrnn.training.resume import check_resume
+
+    def config(**representation):
+        return {"seed": 1, "data": {"representation": {"name": "stft", "window": "hann", "griffin_lim_iterations": 32,
+                                                       **representation}}}
+
+    with caplog.at_level("INFO", logger="avrnn.resume"):
+        applied = check_resume(config(), config(griffin_lim_iterations=64), Path("last.ckpt"), 10)
+    assert applied == {"data.representation.griffin_lim_iterations": (32, 64)}
+    assert "resume: data.representation.griffin_lim_iterations changed from 32 to 64 (applied from now on)" in \
+        caplog.messages
+    with pytest.raises(ConfigError, match=r"^cannot resume last.ckpt with data.representation=\{'name': 'stft', "
+                                          r"'window': 'hamming'\}: it trained with data.representation=\{'name': "
+                                          r"'stft', 'window': 'hann'\}"):
+        check_resume(config(), config(window="hamming", griffin_lim_iterations=64), Path("last.ckpt"), 10)
+    assert check_resume(config(), config(), Path("last.ckpt"), 10) == {}
+
+
+def test_a_spectrogram_run_resumes_with_more_griffin_lim_iterations_for_its_samples(make_cfg, tmp_path):
+    from avrnn.evaluation.scoring import load_module
+
+    run = tmp_path / "run"
+    stft = ["data/representation=stft", "data.frame_size=256", "data.hop=64", "data.representation.trim_top_db=null",
+            "model.emission=itakura_saito", "training.iterations_per_epoch=2", f"paths.output_dir={run}"]
+    train(make_cfg(*stft, "training.max_iterations=2"))
+    train(make_cfg(*stft, "training.max_iterations=4", "data.representation.griffin_lim_iterations=5", "ckpt_path=last"))
+    module = load_module(run / "checkpoints" / "last.ckpt")
+    assert module.iteration == 4 and module.representation.settings.griffin_lim_iterations == 5
 
 
 def lr_logged(run, phase="reconstruction"):

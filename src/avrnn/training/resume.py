@@ -50,7 +50,7 @@ RULES: list[tuple[str, str]] = [  # (leaf, rule); a test holds it to one entry p
     ("training.fresh_batch_per_phase", REFUSE),
     ("data.name", APPLY),  # a label; the corpus itself is checked (check_same_corpus)
     ("data.root", APPLY),  # moved: allowed where it holds the same corpus (check_same_corpus)
-    ("data.representation", REFUSE),  # what a timestep is: compared whole
+    ("data.representation", REFUSE),  # what a timestep is: compared whole, but for APPLIED_WITHIN's keys
     *[(f"data.{key}", REFUSE) for key in ("layout", "sample_rate", "resample", "frame_size", "hop", "last_frame",
                                           "batch_size", "crop_frames", "val_fraction", "test_fraction", "split_seed",
                                           "test_set", "val_split", "exclude_sa", "speaker_pattern", "on_bad_file")],
@@ -65,6 +65,9 @@ RULES: list[tuple[str, str]] = [  # (leaf, rule); a test holds it to one entry p
     ("flush_denormal", APPLY),
     ("ckpt_path", APPLY),
 ]
+# keys inside a leaf that is otherwise compared whole, that change nothing the weights mean
+APPLIED_WITHIN = ("data.representation.griffin_lim_iterations",)  # the phase estimate of the prior samples' audio
+RULES += [(key, APPLY) for key in APPLIED_WITHIN]
 RESUME_RULES: dict[str, str] = dict(RULES)
 
 
@@ -100,12 +103,18 @@ def changed_leaves(before, after, prefix: str = "") -> dict[str, tuple]:
     A key of the schema that only one side has is no change: a checkpoint of an earlier version did not
     store it (unknown_keys says which), or this version dropped it. A free dict that is refused whole
     (critic.objective, critic.networks) is compared whole: a key added there is a change."""
-    if isinstance(before, dict) and isinstance(after, dict) and RESUME_RULES.get(prefix.rstrip(".")) != REFUSE:
+    path = prefix.rstrip(".")
+    if isinstance(before, dict) and isinstance(after, dict) and RESUME_RULES.get(path) != REFUSE:
         changes = {}
         for key in sorted(set(before) & set(after), key=str):
             changes.update(changed_leaves(before[key], after[key], f"{prefix}{key}."))
         return changes
-    path = prefix.rstrip(".")
+    within = [key for key in set(before or {}) & set(after or {}) if f"{prefix}{key}" in APPLIED_WITHIN] \
+        if isinstance(before, dict) and isinstance(after, dict) else []
+    if within:  # compared whole but for these keys, each its own change
+        changes = {f"{prefix}{key}": (before[key], after[key]) for key in sorted(within) if before[key] != after[key]}
+        rest = [{key: value for key, value in side.items() if key not in within} for side in (before, after)]
+        return {**changes, **({path: tuple(rest)} if rest[0] != rest[1] else {})}
     if before == after or (before, after) in (SAME.get(path), SAME.get(path, ())[::-1]):
         return {}
     return {path: (before, after)}
