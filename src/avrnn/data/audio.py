@@ -17,7 +17,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from avrnn.data.errors import BadFile, DataError
+from avrnn.data.errors import DataError
 from avrnn.data.headers import readable, shortfall, sphere_header
 
 # Float files may exceed full scale a little (headroom); 20 dB above it is a broken file, not speech.
@@ -31,11 +31,11 @@ def _unreadable(path: Path, error: Exception) -> DataError:
     if header:  # sph2pipe (NIST's own converter) decodes PCM, u-law and shorten-compressed SPHERE alike
         coding = header.get("sample_coding", "not given (no sample_coding field)")
         fault = f"NIST SPHERE with sample_coding {coding}, which libsndfile cannot decode"
-        return BadFile(f"cannot read audio file {path}: {fault}; convert it to PCM WAV with sph2pipe (`sph2pipe -f wav "
+        return DataError(f"cannot read audio file {path}: {fault}; convert it to PCM WAV with sph2pipe (`sph2pipe -f wav "
                        "IN.WAV IN.WAV.wav`; it decodes shorten): a readable copy beside it is used instead, or convert "
                        "the corpus into a new data.root; or set data.on_bad_file=skip", fault)
     said = re.sub(r"^Error opening .*?: ", "", " ".join(str(error).split()))  # libsndfile repeats the path
-    return BadFile(f"cannot read audio file {path} ({error}); replace or delete it, or set data.on_bad_file=skip",
+    return DataError(f"cannot read audio file {path} ({error}); replace or delete it, or set data.on_bad_file=skip",
                    f"cannot be read ({said})")
 
 
@@ -46,12 +46,12 @@ def check_samples(waveform: np.ndarray, path: Path, subtype: str) -> None:
     if not finite.all():
         bad = np.flatnonzero(~finite.all(axis=-1) if waveform.ndim > 1 else ~finite)
         fault = f"holds {bad.size} non-finite sample(s) (NaN or infinity; the first at sample {bad[0]})"
-        raise BadFile(f"{path} {fault}; replace or delete the file, or set data.on_bad_file=skip", fault)
+        raise DataError(f"{path} {fault}; replace or delete the file, or set data.on_bad_file=skip", fault)
     peak = float(np.abs(waveform).max()) if waveform.size else 0.0
     if subtype in FLOAT_SUBTYPES and peak > MAX_FLOAT_AMPLITUDE:
         fault = (f"holds a sample of magnitude {peak:.3g}, beyond the +-{MAX_FLOAT_AMPLITUDE:g} allowed in float "
                  "audio (full scale is 1)")
-        raise BadFile(f"{path} {fault}; replace or delete the file, or set data.on_bad_file=skip", fault)
+        raise DataError(f"{path} {fault}; replace or delete the file, or set data.on_bad_file=skip", fault)
 
 
 def resample(waveform: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
@@ -78,12 +78,12 @@ def read_audio(path: Path, sample_rate: int, resample_to_rate: bool = True,
                                 if len(waveform) < promised else None)  # e.g. FLAC's STREAMINFO
     if short:
         fault = f"is cut short: {short} (a copy or download that stopped early?)"
-        raise BadFile(f"{path} {fault}; copy it again, delete it, or set data.on_bad_file=skip", fault)
+        raise DataError(f"{path} {fault}; copy it again, delete it, or set data.on_bad_file=skip", fault)
     check_samples(waveform, path, subtype)
     waveform = waveform.mean(axis=1)
     if file_rate != sample_rate:
         if not resample_to_rate:
-            raise BadFile(
+            raise DataError(
                 f"{path} has sample rate {file_rate} Hz but data.sample_rate={sample_rate}; "
                 f"set data.resample=true (or, for a model trained anew, data.sample_rate={file_rate}; a resumed run "
                 "can change neither: give it the corpus it trained on)",

@@ -25,7 +25,7 @@ from avrnn.data import cache, representations
 from avrnn.data.audio import read_audio
 from avrnn.data.corpus import (Found, Splits, by_extension, find_corpus, read_split_lists, split_folder_files,
                                split_listed_files, split_timit_files, timit_candidates)
-from avrnn.data.errors import BadFile, DataError
+from avrnn.data.errors import DataError
 from avrnn.data.options import DataOptions
 from avrnn.data.synthetic import generate_corpus
 from avrnn.data.progress import progress
@@ -277,13 +277,13 @@ class SpeechDataModule(pl.LightningDataModule):
                 trimmed = (f" after trimming its silence (from {len(read)} samples; data.representation.trim_top_db)"
                            if len(wave) < len(read) else "")
                 fault = f"is shorter than one frame{trimmed} ({len(wave)} < {needs} samples)"
-                raise BadFile(f"{path} {fault}; remove it, lower data.frame_size or set data.on_bad_file=skip", fault)
+                raise DataError(f"{path} {fault}; remove it, lower data.frame_size or set data.on_bad_file=skip", fault)
         except DataError as error:
             if self.options.on_bad_file == "fail":
                 raise
             skipped.append(str(path))
             if because is not None:
-                because[str(path)] = getattr(error, "fault", None) or str(error)  # BadFile's, without path and fix
+                because[str(path)] = error.fault or str(error)  # without its path and the fix
             return None
         return wave
 
