@@ -31,12 +31,12 @@ def _unreadable(path: Path, error: Exception) -> DataError:
     if header:  # sph2pipe (NIST's own converter) decodes PCM, u-law and shorten-compressed SPHERE alike
         coding = header.get("sample_coding", "not given (no sample_coding field)")
         fault = f"NIST SPHERE with sample_coding {coding}, which libsndfile cannot decode"
-        return DataError(f"cannot read audio file {path}: {fault}; convert it to PCM WAV with sph2pipe (`sph2pipe -f wav "
-                       "IN.WAV IN.WAV.wav`; it decodes shorten): a readable copy beside it is used instead, or convert "
-                       "the corpus into a new data.root; or set data.on_bad_file=skip", fault)
+        return DataError(f"cannot read audio file {path}: {fault}; convert it to PCM WAV with sph2pipe (`sph2pipe -f "
+                         "wav IN.WAV IN.WAV.wav`; it decodes shorten): a readable copy beside it is used instead, or "
+                         "convert the corpus into a new data.root; or set data.on_bad_file=skip", fault)
     said = re.sub(r"^Error opening .*?: ", "", " ".join(str(error).split()))  # libsndfile repeats the path
     return DataError(f"cannot read audio file {path} ({error}); replace or delete it, or set data.on_bad_file=skip",
-                   f"cannot be read ({said})")
+                     f"cannot be read ({said})")
 
 
 def check_samples(waveform: np.ndarray, path: Path, subtype: str) -> None:

@@ -9,4 +9,3 @@ class DataError(ValueError):
     def __init__(self, message: str, fault: str | None = None):
         super().__init__(message)
         self.fault = fault
-
