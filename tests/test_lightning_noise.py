@@ -54,15 +54,20 @@ def test_only_the_tip_is_dropped_and_quiet_twice_adds_one_filter():
     assert not lightning_noise._FILTER.filter(make("💡 Tip: For seamless cloud logging, try litlogger"))
     assert lightning_noise._FILTER.filter(make("GPU available: False, used: False"))
     not_empty = "Checkpoint directory /x/checkpoints exists and is not empty."
+    not_resumable = ("You're resuming from a checkpoint that ended before the epoch ended and your dataloader is not "
+                     "resumable. This can cause unreliable results if further training is done.")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         lightning_noise.quiet()  # catch_warnings restores the filters it found: set them inside
         warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ...", DeprecationWarning)
         warnings.warn(not_empty, UserWarning)  # kept: only a resume in its own folder drops it
         warnings.warn("something else", UserWarning)
-        lightning_noise.resuming_in_own_folder()
+        lightning_noise.resuming(own_folder=False)
+        warnings.warn(not_empty, UserWarning)  # kept: a resume into another folder
+        warnings.warn(not_resumable, UserWarning)  # dropped: the batch order resumes exactly
+        lightning_noise.resuming(own_folder=True)
         warnings.warn(not_empty, UserWarning)
-    assert [str(w.message) for w in caught] == [not_empty, "something else"]
+    assert [str(w.message) for w in caught] == [not_empty, "something else", not_empty]
 
 
 def test_a_resume_into_another_runs_folder_keeps_lightnings_warning(make_cfg, tmp_path):

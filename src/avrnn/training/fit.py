@@ -247,8 +247,8 @@ def _train(cfg: DictConfig, callbacks: Sequence[pl.Callback], signals: StopSigna
         with trainer_settings.checked_by_lightning(settings, "the validation before training"):
             trainer.validate(module, datamodule=datamodule, verbose=False)  # the curves' starting point
     with trainer_settings.checked_by_lightning(settings, "training"), warnings.catch_warnings():
-        if ckpt_path is not None and Path(ckpt_path).resolve().parent == output_dir / "checkpoints":
-            lightning_noise.resuming_in_own_folder()  # its checkpoints are expected there; elsewhere Lightning says so
+        if ckpt_path is not None:  # in its own folder its checkpoints are expected; elsewhere Lightning says so
+            lightning_noise.resuming(own_folder=Path(ckpt_path).resolve().parent == output_dir / "checkpoints")
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     metrics = {key: float(value) for key, value in trainer.callback_metrics.items()}
     best_score = trainer.checkpoint_callback.best_model_score

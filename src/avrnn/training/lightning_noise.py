@@ -3,10 +3,15 @@
 - its "💡 Tip" lines advertising its cloud products (rank_zero_info, at every Trainer);
 - the deprecation of `LeafSpec` by its own pytree helper (torch's, not this project's code; no action);
 - "Checkpoint directory ... exists and is not empty" when a run resumes from its own folder's checkpoints
-  (they are expected there). Into another folder (ckpt_path elsewhere) the warning stays.
+  (they are expected there). Into another folder (ckpt_path elsewhere) the warning stays;
+- "You're resuming from a checkpoint that ended before the epoch ended and your dataloader is not
+  resumable": untrue here. The training batches are a pure function of (seed, epoch) and the module's
+  iteration counter (avrnn.data.datamodule.EpochBatchSampler), so a run resumed mid-epoch sees the
+  batches an uninterrupted run would (tests/test_resume.py holds it bitwise).
 
-`quiet()` drops the first two for the process (calling it again adds nothing); `resuming_in_own_folder()`
-drops the third, to be called inside a `warnings.catch_warnings()` around the resumed fit.
+`quiet()` drops the first two for the process (calling it again adds nothing); `resuming(own_folder)`
+drops the last (and, in its own folder, the third), to be called inside a `warnings.catch_warnings()`
+around the resumed fit.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ RANK_ZERO_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.
                      "lightning_utilities.core.rank_zero")
 LEAFSPEC = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
 NOT_EMPTY = r"Checkpoint directory .* exists and is not empty"
+NOT_RESUMABLE = r"You're resuming from a checkpoint that ended before the epoch ended and your dataloader is not"
 
 
 class _DropTips(logging.Filter):
@@ -39,6 +45,9 @@ def quiet() -> None:
     warnings.filterwarnings("ignore", message=LEAFSPEC)
 
 
-def resuming_in_own_folder() -> None:
-    """Drop the "not empty" warning until the enclosing `warnings.catch_warnings()` ends."""
-    warnings.filterwarnings("ignore", message=NOT_EMPTY)
+def resuming(own_folder: bool) -> None:
+    """Drop the "not resumable" warning, and in the run's own folder the "not empty" one, until the enclosing
+    `warnings.catch_warnings()` ends."""
+    warnings.filterwarnings("ignore", message=NOT_RESUMABLE)
+    if own_folder:
+        warnings.filterwarnings("ignore", message=NOT_EMPTY)
