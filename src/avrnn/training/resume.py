@@ -94,6 +94,7 @@ def rule(path: str) -> str:
     return REFUSE  # a key the schema does not know: say so rather than guess
 
 
+_ABSENT = object()  # a key one side of a dict compared whole lacks: a change
 # values that mean the same: Lightning trains in 32-true where trainer.precision is null
 SAME = {"trainer.precision": (None, "32-true")}
 
@@ -102,19 +103,24 @@ def changed_leaves(before, after, prefix: str = "") -> dict[str, tuple]:
     """path -> (before, after) for every leaf that differs, dicts entered (rule() finds their owner's rule).
     A key of the schema that only one side has is no change: a checkpoint of an earlier version did not
     store it (unknown_keys says which), or this version dropped it. A free dict that is refused whole
-    (critic.objective, critic.networks) is compared whole: a key added there is a change."""
+    (critic.objective, critic.networks, data.representation) is compared whole: a key added or dropped
+    there is a change too (null on the side that lacks it); each changed key is named (a line a user can
+    act on: data.representation.window=sine, not the whole dict)."""
     path = prefix.rstrip(".")
     if isinstance(before, dict) and isinstance(after, dict) and RESUME_RULES.get(path) != REFUSE:
         changes = {}
         for key in sorted(set(before) & set(after), key=str):
             changes.update(changed_leaves(before[key], after[key], f"{prefix}{key}."))
         return changes
-    within = [key for key in set(before or {}) & set(after or {}) if f"{prefix}{key}" in APPLIED_WITHIN] \
-        if isinstance(before, dict) and isinstance(after, dict) else []
-    if within:  # compared whole but for these keys, each its own change
-        changes = {f"{prefix}{key}": (before[key], after[key]) for key in sorted(within) if before[key] != after[key]}
-        rest = [{key: value for key, value in side.items() if key not in within} for side in (before, after)]
-        return {**changes, **({path: tuple(rest)} if rest[0] != rest[1] else {})}
+    if isinstance(before, dict) and isinstance(after, dict):  # compared whole: every key that differs, by name
+        changes = {}
+        for key in sorted(set(before) | set(after), key=str):
+            old, new = before.get(key, _ABSENT), after.get(key, _ABSENT)
+            if isinstance(old, dict) and isinstance(new, dict):
+                changes.update(changed_leaves(old, new, f"{prefix}{key}."))  # (its rule: this dict's, REFUSE)
+            elif old != new:
+                changes[f"{prefix}{key}"] = (None if old is _ABSENT else old, None if new is _ABSENT else new)
+        return changes
     if before == after or (before, after) in (SAME.get(path), SAME.get(path, ())[::-1]):
         return {}
     return {path: (before, after)}
