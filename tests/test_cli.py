@@ -85,6 +85,19 @@ def test_a_failed_evaluation_or_generation_says_why_in_its_log(run_in_process, t
         assert job_log(folder).splitlines()[-1].endswith(f"[avrnn][ERROR] - {result.last_line}")
 
 
+def test_a_run_folder_given_as_the_checkpoint_names_a_checkpoint_in_it(run_in_process, tmp_path):
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    for name in ("best-iter000002.ckpt", "last.ckpt"):
+        (tmp_path / "run" / "checkpoints" / name).write_bytes(b"")
+    result = run_in_process("evaluate.py", f"ckpt_path={tmp_path / 'run'}", f"hydra.run.dir={tmp_path / 'eval'}")
+    assert result.returncode == 2
+    assert result.last_line == (f"error: ckpt_path={tmp_path / 'run'} is a folder, not a checkpoint file; give one of "
+                                f"its checkpoints, e.g. ckpt_path={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}")
+    (tmp_path / "empty").mkdir()
+    result = run_in_process("evaluate.py", f"ckpt_path={tmp_path / 'empty'}", f"hydra.run.dir={tmp_path / 'eval2'}")
+    assert result.last_line.endswith("it holds no *.ckpt (a run's checkpoints are in <run folder>/checkpoints/)")
+
+
 def test_an_unexpected_error_is_named_in_the_log_beside_its_traceback(tmp_path, monkeypatch):
     """An error without a one-line form keeps its traceback on stderr; the log gets its type and message."""
     import logging

@@ -57,6 +57,8 @@ def test_reading_a_corpus_without_a_terminal_logs_how_many_files_it_read(tmp_pat
         SpeechDataModule(DataOptions(root=str(tmp_path), layout="folder", val_fraction=0.2, test_fraction=0.2,
                                      cache_dir=None)).setup()
     assert any(r.getMessage().startswith(f"reading {tmp_path.name}: 6 files in ") for r in caplog.records)
+    (summary,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"data {tmp_path}: ")]
+    assert "val 1 utterance / " in summary and "train 4 utterances / " in summary  # a split of one: singular
 
 
 def test_generating_the_built_in_corpus_says_so_and_how_far_it_is(tmp_path, caplog):

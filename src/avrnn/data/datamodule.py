@@ -387,7 +387,7 @@ class SpeechDataModule(pl.LightningDataModule):
             named = "; ".join(f"{path}: {because[path]}" if path in because else path for path in self.skipped[:3])
             more = f"; and {len(self.skipped) - 3} more" if len(self.skipped) > 3 else ""
             log.warning("data: skipped %d bad file(s) (data.on_bad_file=skip): %s%s", len(self.skipped), named, more)
-        counts = ", ".join(f"{split} {len(f)} utterances / {sum(len(u) for u in f)} frames"
+        counts = ", ".join(f"{split} {len(f)} utterance{'' if len(f) == 1 else 's'} / {sum(len(u) for u in f)} frames"
                            for split, f in self.frames.items())
         statistics = ", ".join(f"{key} {value:.4g}" for key, value in self.statistics.items())
         log.info("data %s: %s; %s representation (%d features per timestep), %s", self.root, counts,

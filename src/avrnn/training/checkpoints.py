@@ -25,6 +25,12 @@ class CheckpointError(ValueError):
 
 def load_checkpoint(path: Path) -> dict:
     path = Path(path)
+    if path.is_dir():  # a run folder (or its checkpoints/ folder) instead of a file in it
+        inside = sorted(path.glob("*.ckpt")) or sorted(path.glob("checkpoints/*.ckpt"))
+        example = next((p for p in inside if p.name == "last.ckpt"), inside[0] if inside else None)
+        raise CheckpointError(f"ckpt_path={path} is a folder, not a checkpoint file; "
+                              + (f"give one of its checkpoints, e.g. ckpt_path={example}" if example else
+                                 "it holds no *.ckpt (a run's checkpoints are in <run folder>/checkpoints/)"))
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; check ckpt_path")
     try:

@@ -235,7 +235,7 @@ def _train(cfg: DictConfig, callbacks: Sequence[pl.Callback], signals: StopSigna
     trainer = build_trainer(cfg, output_dir, len(module.phases), [*callbacks, store, stops])
     check_launch(trainer)
     if trainer.is_global_zero:
-        log.info("random generators seeded with %d (seed=...)", cfg.seed)
+        log.info("seed %d: torch, numpy, Python and the data loader workers seeded", cfg.seed)
     record_precision(cfg, str(trainer.precision), output_dir if trainer.is_global_zero else None)
     store.config["trainer"]["precision"] = str(trainer.precision)
     hint = bf16_hint(trainer.precision, cfg.trainer.get("accelerator"), cfg.data.batch_size) \
