@@ -27,7 +27,7 @@ def test_every_leaf_of_the_schema_is_classified_exactly_once():
 
 def test_the_prior_samples_griffin_lim_iterations_may_change_on_resume_the_rest_of_the_representation_not(caplog):
     from avrnn.config import ConfigError
-    from avrnn.training.resume import check_resume
+    from avrnn.training.resume import changed_leaves, check_resume
 
     def config(**representation):
         return {"seed": 1, "data": {"representation": {"name": "stft", "window": "hann", "griffin_lim_iterations": 32,
@@ -44,6 +44,11 @@ def test_the_prior_samples_griffin_lim_iterations_may_change_on_resume_the_rest_
         check_resume(config(), config(window="hamming", trim_top_db=20, griffin_lim_iterations=64), Path("last.ckpt"),
                      10)  # each refused key by name (a whole dict is no fix a user can type); a key one side lacks: null
     assert check_resume(config(), config(), Path("last.ckpt"), 10) == {}
+    nested = {"seed": 1, "critic": {"name": "wgan", "networks": {"sequence": {"_target_": "a.B", "size": 8}}}}
+    added = {"seed": 1, "critic": {"name": "wgan", "networks": {"sequence": {"_target_": "a.B", "size": 8, "depth": 2}}}}
+    # a key added inside a dict compared whole, nested: a change, by name (null where it was absent)
+    assert changed_leaves(nested, added) == {"critic.networks.sequence.depth": (None, 2)}
+    assert rule("critic.networks.sequence.depth") == REFUSE
 
 
 def test_a_spectrogram_run_resumes_with_more_griffin_lim_iterations_for_its_samples(make_cfg, tmp_path):

@@ -112,18 +112,24 @@ def changed_leaves(before, after, prefix: str = "") -> dict[str, tuple]:
         for key in sorted(set(before) & set(after), key=str):
             changes.update(changed_leaves(before[key], after[key], f"{prefix}{key}."))
         return changes
-    if isinstance(before, dict) and isinstance(after, dict):  # compared whole: every key that differs, by name
-        changes = {}
-        for key in sorted(set(before) | set(after), key=str):
-            old, new = before.get(key, _ABSENT), after.get(key, _ABSENT)
-            if isinstance(old, dict) and isinstance(new, dict):
-                changes.update(changed_leaves(old, new, f"{prefix}{key}."))  # (its rule: this dict's, REFUSE)
-            elif old != new:
-                changes[f"{prefix}{key}"] = (None if old is _ABSENT else old, None if new is _ABSENT else new)
-        return changes
+    if isinstance(before, dict) and isinstance(after, dict):
+        return _compared_whole(before, after, prefix)
     if before == after or (before, after) in (SAME.get(path), SAME.get(path, ())[::-1]):
         return {}
     return {path: (before, after)}
+
+
+def _compared_whole(before: dict, after: dict, prefix: str) -> dict[str, tuple]:
+    """Every key that differs between two dicts, nested dicts entered, by name; a key one side lacks is a
+    change (null on that side)."""
+    changes = {}
+    for key in sorted(set(before) | set(after), key=str):
+        old, new = before.get(key, _ABSENT), after.get(key, _ABSENT)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes.update(_compared_whole(old, new, f"{prefix}{key}."))
+        elif old != new or (old is _ABSENT) != (new is _ABSENT):
+            changes[f"{prefix}{key}"] = (None if old is _ABSENT else old, None if new is _ABSENT else new)
+    return changes
 
 
 def unknown_keys(stored: dict, current: dict, prefix: str = "") -> list[str]:
