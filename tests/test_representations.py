@@ -256,8 +256,10 @@ def test_a_run_cannot_resume_in_another_representation(make_cfg, stft_cfg, tmp_p
 
     run = tmp_path / "run"
     train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=2"))
-    with pytest.raises(ConfigError, match=r"cannot resume .* with .*data.representation=\{'name': 'stft'.*it trained "
-                                          r"with .*data.representation=\{'name': 'waveform'\}"):
+    # the representation named by its choice (data/representation=...), not by each setting that comes with it
+    with pytest.raises(ConfigError, match=r"cannot resume .* with .*data.representation.name=stft, model.emission="
+                                          r"itakura_saito.*: it trained with .*data.representation.name=waveform, "
+                                          r"model.emission=gaussian"):
         train(stft_cfg(f"paths.output_dir={tmp_path / 'other'}", "training.max_iterations=4",
                        f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"))
 

@@ -49,6 +49,8 @@ def test_the_prior_samples_griffin_lim_iterations_may_change_on_resume_the_rest_
     # a key added inside a dict compared whole, nested: a change, by name (null where it was absent)
     assert changed_leaves(nested, added) == {"critic.networks.sequence.depth": (None, 2)}
     assert rule("critic.networks.sequence.depth") == REFUSE
+    other = {"seed": 1, "critic": {"name": "wgan", "networks": {"sequence": {"_target_": "c.D", "width": 3}}}}
+    assert changed_leaves(nested, other) == {"critic.networks.sequence._target_": ("a.B", "c.D")}  # another class
 
 
 def test_a_spectrogram_run_resumes_with_more_griffin_lim_iterations_for_its_samples(make_cfg, tmp_path):

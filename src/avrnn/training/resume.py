@@ -119,9 +119,16 @@ def changed_leaves(before, after, prefix: str = "") -> dict[str, tuple]:
     return {path: (before, after)}
 
 
+IDENTITY_KEYS = ("name", "_target_")  # what a dict compared whole is (its config group's choice, its class)
+
+
 def _compared_whole(before: dict, after: dict, prefix: str) -> dict[str, tuple]:
     """Every key that differs between two dicts, nested dicts entered, by name; a key one side lacks is a
-    change (null on that side)."""
+    change (null on that side). Where the dicts are different things (their name or _target_ differs),
+    only that key: the rest comes with the choice (data.representation.name=stft, not its every setting)."""
+    identity = [key for key in IDENTITY_KEYS if before.get(key, _ABSENT) != after.get(key, _ABSENT)]
+    if identity:
+        return {f"{prefix}{key}": (before.get(key), after.get(key)) for key in identity}
     changes = {}
     for key in sorted(set(before) | set(after), key=str):
         old, new = before.get(key, _ABSENT), after.get(key, _ABSENT)
