@@ -28,7 +28,7 @@ from avrnn.data.corpus import (Found, Splits, by_extension, find_corpus, read_sp
 from avrnn.data.errors import DataError
 from avrnn.data.options import DataOptions
 from avrnn.data.synthetic import generate_corpus
-from avrnn.data.progress import progress
+from avrnn.data.progress import counted, progress
 
 log = logging.getLogger(__name__)
 # 2: samples checked when read, one copy per utterance, hidden files ignored, bad files dropped before
@@ -387,7 +387,7 @@ class SpeechDataModule(pl.LightningDataModule):
             named = "; ".join(f"{path}: {because[path]}" if path in because else path for path in self.skipped[:3])
             more = f"; and {len(self.skipped) - 3} more" if len(self.skipped) > 3 else ""
             log.warning("data: skipped %d bad file(s) (data.on_bad_file=skip): %s%s", len(self.skipped), named, more)
-        counts = ", ".join(f"{split} {len(f)} utterance{'' if len(f) == 1 else 's'} / {sum(len(u) for u in f)} frames"
+        counts = ", ".join(f"{split} {counted(len(f), 'utterance')} / {sum(len(u) for u in f)} frames"
                            for split, f in self.frames.items())
         statistics = ", ".join(f"{key} {value:.4g}" for key, value in self.statistics.items())
         log.info("data %s: %s; %s representation (%d features per timestep), %s", self.root, counts,

@@ -39,6 +39,11 @@ def is_rank_zero() -> bool:
     return getattr(rank_zero_only, "rank", 0) == 0
 
 
+def counted(count: int, noun: str) -> str:
+    """'1 utterance', '3 utterances', '2 batches': a count with its noun in the singular or plural."""
+    return f"{count} {noun if count == 1 else noun + ('es' if noun.endswith(('s', 'x', 'ch', 'sh')) else 's')}"
+
+
 def duration(seconds: float) -> str:
     """`2h05m`, `3m07s`, `42s`: a time span as a person reads it ("unknown" where it is not finite)."""
     if not math.isfinite(seconds):
@@ -88,5 +93,4 @@ def progress(iterable: Iterable[T], what: str, log: logging.Logger, unit: str = 
             eta = f", ETA {duration((now - first) / (done - 1) * (total - done))}" if total and done > 1 else ""
             log.info("%s: %s, %.2f s/%s%s", what, where, each, unit, eta)
     elapsed = clock() - start
-    units = unit if done == 1 else unit + ("es" if unit.endswith(("s", "x", "ch", "sh")) else "s")
-    log.info("%s: %d %s in %s (%.2f s/%s)", what, done, units, duration(elapsed), elapsed / max(done, 1), unit)
+    log.info("%s: %s in %s (%.2f s/%s)", what, counted(done, unit), duration(elapsed), elapsed / max(done, 1), unit)

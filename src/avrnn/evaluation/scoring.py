@@ -24,7 +24,7 @@ from avrnn.data.datamodule import SpeechDataModule
 from avrnn.data.errors import DataError
 from avrnn.data import representations
 from avrnn.evaluation.chunks import iwae_in_parts
-from avrnn.data.progress import progress
+from avrnn.data.progress import counted, progress
 from avrnn.models.bounds import vrnn_fivo
 from avrnn.models import phase_losses
 from avrnn.training.module import AVRNNModule
@@ -197,11 +197,6 @@ def score(module: AVRNNModule, loader, iwae_k: list[int], fivo_k: list[int], pre
     return {**metrics, **latent.metrics(prefix)}
 
 
-def utterances(count: int) -> str:
-    """'1 utterance', '3 utterances'."""
-    return f"{count} utterance{'' if count == 1 else 's'}"
-
-
 def print_speech_quality(metrics: dict, split: str, sample_rate: int) -> None:
     """The reconstructions' SI-SDR, PESQ and ESTOI as mean +/- std over utterances, with units."""
     names = {"si_sdr": "SI-SDR", "pesq": f"PESQ ({PESQ_MODES.get(sample_rate, '-')})", "estoi": "ESTOI"}
@@ -215,7 +210,7 @@ def print_speech_quality(metrics: dict, split: str, sample_rate: int) -> None:
         why = f"; {skipped} not scored: " + ", ".join(f"{reason} ({n})" for reason, n in reasons.items()) \
             if skipped else ""
         value = ("not computed" + ("" if skipped else " (no utterances to score)")) if mean is None else \
-            f"{mean:.3f} +/- {metrics[f'{split}/{key}_std']:.3f} {metrics[f'{split}/{key}_unit']} over {utterances(count)}"
+            f"{mean:.3f} +/- {metrics[f'{split}/{key}_std']:.3f} {metrics[f'{split}/{key}_unit']} over {counted(count, 'utterance')}"
         print(f"  {name:<12}{value}{why}")
     print(f"  scored in {metrics[f'{split}/speech_quality_seconds']:.1f} s")
 
@@ -309,5 +304,5 @@ def print_report(metrics: dict, split: str, sample_rate: int | None, written: Pa
     kl_by_dimension = metrics[f"{split}/kl_by_dimension"]
     print(f"latent use: {metrics[f'{split}/active_units']} of {len(kl_by_dimension)} dimensions active; KL per "
           f"dimension {min(kl_by_dimension):.3f} to {max(kl_by_dimension):.3f} nats/timestep")
-    print(f"{utterances(metrics[f'{split}/sequences'])}, {metrics[f'{split}/frames']} frames ({metrics['frames_scored']}) "
+    print(f"{counted(metrics[f'{split}/sequences'], 'utterance')}, {metrics[f'{split}/frames']} frames ({metrics['frames_scored']}) "
           f"scored with {metrics['checkpoint']} (iteration {metrics['checkpoint_iteration']}); wrote {written}")

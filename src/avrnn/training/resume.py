@@ -134,7 +134,7 @@ def _compared_whole(before: dict, after: dict, prefix: str) -> dict[str, tuple]:
         old, new = before.get(key, _ABSENT), after.get(key, _ABSENT)
         if isinstance(old, dict) and isinstance(new, dict):
             changes.update(_compared_whole(old, new, f"{prefix}{key}."))
-        elif old != new or (old is _ABSENT) != (new is _ABSENT):
+        elif old != new:  # (_ABSENT equals nothing else)
             changes[f"{prefix}{key}"] = (None if old is _ABSENT else old, None if new is _ABSENT else new)
     return changes
 
