@@ -52,7 +52,7 @@ def test_sigterm_in_a_subprocess_saves_says_so_exits_143_and_the_rerun_resumes(r
     last = run_dir / "checkpoints" / "last.ckpt"
     line = [line for line in stopped.stderr.splitlines() if line.strip()][-1]
     given = " ".join(shlex.quote(item) for item in command if not item.startswith("hydra.run.dir="))
-    assert line == (f"stopped: stopped by SIGTERM after iteration 3: saved {last} (iteration 3); resume with python "
+    assert line == (f"stopped by SIGTERM after iteration 3: saved {last} (iteration 3); resume with python "
                     f"src/train.py {given} hydra.run.dir={run_dir} ckpt_path=last")
     assert iteration_of(last) == 3
     assert "stopped by SIGTERM after iteration 3" in (run_dir / "train.log").read_text()
@@ -76,7 +76,7 @@ def test_each_stop_signal_exits_128_plus_its_number(run_in_process, monkeypatch,
     send_after(monkeypatch, "training_step", signum, when=lambda module: module.iteration == 2)
     result = run_in_process("train.py", *tiny, *RUN, f"data.root={corpus_dir}", f"hydra.run.dir={tmp_path / 'run'}")
     assert result.returncode == 128 + signum
-    assert result.last_line.startswith(f"stopped: stopped by {signal.Signals(signum).name} after iteration 2: saved ")
+    assert result.last_line.startswith(f"stopped by {signal.Signals(signum).name} after iteration 2: saved ")
     assert iteration_of(tmp_path / "run" / "checkpoints" / "last.ckpt") == 2
     assert signal.getsignal(signum) is not None and signal.getsignal(signum) != signal.SIG_IGN  # handlers put back
 
@@ -153,7 +153,7 @@ def test_a_stopped_sweep_exits_non_zero_and_says_which_jobs_finished(run_in_proc
                             f"data.root={corpus_dir}", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 143
     line = result.last_line
-    assert line.startswith("stopped: stopped by SIGTERM after iteration 1: saved ")
+    assert line.startswith("stopped by SIGTERM after iteration 1: saved ")
     assert re.search(rf"\[sweep stopped: finished: job 0 \({sweep}/0_\S+_seed1\); stopped: job 1 \({sweep}/1_\S+_seed2\); "
                      rf"not started: 1 of 3 jobs; to go on, run the same command with hydra.sweep.dir={sweep} "
                      r"\(finished jobs are skipped, the stopped one resumes\)\]$", line), line
@@ -176,7 +176,7 @@ def test_a_sweep_stopped_after_a_failed_job_says_it_stopped_and_names_the_failur
                             f"hydra.sweep.dir={sweep}")
     assert result.returncode == 143
     (failed,) = [path for path in sweep.iterdir() if path.name.startswith("0_")]
-    assert result.last_line.startswith("stopped: stopped by SIGTERM after iteration 1: saved "), result.last_line
+    assert result.last_line.startswith("stopped by SIGTERM after iteration 1: saved "), result.last_line
     assert re.search(rf"\[the sweep had 1 failed job\(s\): job 0 \({re.escape(str(failed))}\): ConfigError: training.max_iterations must be "
                      r"positive, got 0\]$",
                      result.last_line), result.last_line

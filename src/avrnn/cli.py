@@ -138,7 +138,7 @@ def outcome(error: BaseException, hydra_main: bool = True) -> tuple[str, int] | 
     if isinstance(error, RunStopped):
         sweep = f" [sweep stopped: {SweepLedger.summary()}]" if SweepLedger.active else ""
         SweepLedger.active = False
-        return f"stopped: {error.message}{sweep}", error.exit_code
+        return f"{error.message}{sweep}", error.exit_code  # "stopped by SIGTERM ...": the word is the line's kind
     if isinstance(error, (WriteFailed, *USER_ERRORS)):
         message = str(error)
     elif isinstance(error, OverrideParseException):
