@@ -73,7 +73,7 @@ def test_generating_the_built_in_corpus_says_so_and_how_far_it_is(tmp_path, capl
     lines = [r.getMessage() for r in caplog.records if r.name == "avrnn.data.synthetic"]
     assert len(lines) == 2, lines
     assert lines[0] == (f"generating the built-in synthetic corpus in {tmp_path / 'synthetic'} (3 speakers x 1 "
-                        f"utterances at {spec.sample_rate} Hz; once, then reused)")
+                        f"utterance at {spec.sample_rate} Hz; once, then reused)")
     assert lines[1].startswith("generating the built-in corpus: 3 speakers in ")
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from avrnn.data import files
 from avrnn.data.audio import write_sphere
 from avrnn.data.errors import DataError
-from avrnn.data.progress import progress
+from avrnn.data.progress import counted, progress
 
 # Formant targets (Hz) of a few vowels (Peterson & Barney, adult male averages).
 VOWELS = np.array(
@@ -123,8 +123,9 @@ def generate_corpus(root: Path, spec: SyntheticCorpusSpec = SyntheticCorpusSpec(
         raise DataError(f"data.root={root} holds files that are not the built-in synthetic corpus, and data=synthetic "
                         "(the default) generates its corpus there; for your own audio add data=audio_dir (any folder) "
                         "or data=timit, or point data.root at a new or empty folder")
-    log.info("generating the built-in synthetic corpus in %s (%d speakers x %d utterances at %d Hz; once, then "
-             "reused)", root, spec.train_speakers + spec.test_speakers, spec.utterances_per_speaker, spec.sample_rate)
+    log.info("generating the built-in synthetic corpus in %s (%s x %s at %d Hz; once, then reused)", root,
+             counted(spec.train_speakers + spec.test_speakers, "speaker"), counted(spec.utterances_per_speaker, "utterance"),
+             spec.sample_rate)
     try:
         with files.atomic_folder(root) as staging:
             _write_corpus(staging, spec)
