@@ -98,6 +98,15 @@ def test_a_run_folder_given_as_the_checkpoint_names_a_checkpoint_in_it(run_in_pr
     assert result.last_line.endswith("it holds no *.ckpt (a run's checkpoints are in <run folder>/checkpoints/)")
 
 
+@pytest.mark.parametrize("script", ["evaluate.py", "generate.py"])
+def test_a_missing_checkpoint_setting_says_what_to_add(run_in_process, tmp_path, script):
+    """It read "Missing mandatory value: ckpt_path", with no example of what to give."""
+    result = run_in_process(script, f"hydra.run.dir={tmp_path / 'out'}")
+    assert result.returncode == 2
+    assert result.last_line == ("error: ckpt_path has no value and needs one: add ckpt_path=logs/runs/<date>/<time>/"
+                                "checkpoints/last.ckpt (a checkpoint a training run saved)")
+
+
 def test_an_unexpected_error_is_named_in_the_log_beside_its_traceback(tmp_path, monkeypatch):
     """An error without a one-line form keeps its traceback on stderr; the log gets its type and message."""
     import logging

@@ -17,7 +17,7 @@ from typing import Callable
 
 from hydra.experimental.callback import Callback
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from avrnn import command_line, config as schema
 from avrnn.training.checkpoints import CheckpointError
@@ -32,6 +32,8 @@ from avrnn.training.stops import RunStopped
 from avrnn.training.sweeps import AllTrialsFailed, SweepLedger, TrialFailed, failed_jobs_line
 
 CONF = Path(__file__).resolve().parents[2] / "conf"  # the project's config folder (src/avrnn/cli.py -> conf/)
+MISSING_EXAMPLES = {  # a `???` setting left empty: what to add, where `<key>=<value>` would not tell how
+    "ckpt_path": "ckpt_path=logs/runs/<date>/<time>/checkpoints/last.ckpt (a checkpoint a training run saved)"}
 OPTIONAL_GROUPS = ("arm", "experiment", "tuned", "hparams_search")  # `optional` in conf/config.yaml's defaults
 USER_ERRORS = (command_line.CommandLineError, ConfigError, DataError, CheckpointError, TrainingFault,
                UntrustedTargetError, TrialFailed, AllTrialsFailed, ModelConfigError)
@@ -143,6 +145,9 @@ def outcome(error: BaseException, hydra_main: bool = True) -> tuple[str, int] | 
         message = str(error)
     elif isinstance(error, OverrideParseException):
         message = unparsable_override(error.override, error.message)
+    elif isinstance(error, MissingMandatoryValue) and error.full_key:
+        example = MISSING_EXAMPLES.get(error.full_key, f"{error.full_key}=<value>")
+        message = f"{error.full_key} has no value and needs one: add {example}"
     elif isinstance(error, (MissingConfigException, HydraException, OmegaConfBaseException)):
         message = one_line(error)
     elif isinstance(error, ValueError) and "No trials are completed yet" in str(error):
