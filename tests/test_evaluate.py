@@ -230,6 +230,11 @@ def test_a_corpus_at_another_rate_is_resampled_to_the_models_and_says_so(make_cf
     assert taken == ["data: as the model was trained: sample_rate=8000 (the data config given says 16000), "
                      "frame_size=160 (the data config given says 200)"]  # hop: null in both, the frame size
     assert "data: resampled 6 file(s) from 16000 Hz to data.sample_rate=8000 Hz (soxr)" in caplog.text
+    # the data line gives this corpus's own fitted statistics; the model reads the checkpoint's, and says so
+    assert datamodule.statistics == {"mean": 0.0, "std": 0.1}
+    normalised = [r.getMessage() for r in caplog.records if r.getMessage().startswith("data: normalised with")]
+    assert len(normalised) == 1 and normalised[0].startswith(
+        "data: normalised with the statistics of the checkpoint (mean 0, std 0.1), not this corpus's own (mean ")
 
 
 @pytest.mark.parametrize("given, trained, expected", [

@@ -40,6 +40,11 @@ log = logging.getLogger(__name__)
 CACHE_VERSION = 5
 
 
+def describe(statistics: Mapping[str, float]) -> str:
+    """Normalisation statistics in one phrase, as the data line writes them: "mean 0.001, std 0.1"."""
+    return ", ".join(f"{key} {value:.4g}" for key, value in statistics.items())
+
+
 def pad_batch(sequences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Zero-pad (T_i, F) sequences to (B, T_max, F) and return the (B, T_max) float mask."""
     x = torch.nn.utils.rnn.pad_sequence(sequences, batch_first=True)
@@ -389,9 +394,8 @@ class SpeechDataModule(pl.LightningDataModule):
             log.warning("data: skipped %d bad file(s) (data.on_bad_file=skip): %s%s", len(self.skipped), named, more)
         counts = ", ".join(f"{split} {counted(len(f), 'utterance')} / {sum(len(u) for u in f)} frames"
                            for split, f in self.frames.items())
-        statistics = ", ".join(f"{key} {value:.4g}" for key, value in self.statistics.items())
         log.info("data %s: %s; %s representation (%d features per timestep), %s", self.root, counts,
-                 self.representation.name, self.representation.feature_size, statistics)
+                 self.representation.name, self.representation.feature_size, describe(self.statistics))
 
     def split_membership(self) -> dict[str, dict]:
         """split -> {"files": paths relative to data.root, in order; "content": a hash of those paths and
@@ -424,9 +428,12 @@ class SpeechDataModule(pl.LightningDataModule):
     def use_statistics(self, statistics: Mapping[str, float], source: str) -> None:
         """Re-encode every utterance in other statistics (a checkpoint's, for evaluation: `source` says
         where they come from)."""
-        if self.representation.statistics == dict(statistics):
+        own = self.representation.statistics
+        if own == dict(statistics):
             return
         self.representation.use(statistics, source)
+        log.info("data: normalised with the statistics %s (%s), not this corpus's own (%s, as the data line says)",
+                 source, describe(self.representation.statistics), describe(own or {}))
         self.frames = {split: [self.representation.encode(wave) for wave in audio] for split, audio in self.audio.items()}
 
     # --- loaders --------------------------------------------------------------------------------
