@@ -105,3 +105,14 @@ def test_the_hparams_table_of_a_run_without_a_critic_lists_no_critic_setting(mak
     assert not [key for key in hparams if key.startswith("critic.") or "adversarial_optimizer" in key]
     assert "ablation.adversarial_phases" in hparams and hparams["trainer.precision"].string_value == "32-true"
     assert hparams["flush_denormal"].number_value == 1  # TensorBoard stores a bool as a number
+
+
+def test_a_run_of_one_iteration_says_one_iteration(make_cfg, caplog, tmp_path):
+    """Counts read as a person writes them: "finished 1 iteration", also where a finished run is run again."""
+    cfg = make_cfg("training.max_iterations=1", "training.iterations_per_epoch=1", f"paths.output_dir={tmp_path / 'run'}")
+    with caplog.at_level(logging.INFO, logger="avrnn.training"):
+        train(cfg)
+        train(cfg)
+    said = [r.getMessage() for r in caplog.records if r.name == "avrnn.training"]
+    assert any(line.startswith("finished 1 iteration; best val/elbo_per_timestep") for line in said), said[-3:]
+    assert said[-1] == f"{tmp_path / 'run'} holds this run, finished (1 iteration, metrics.json): nothing to do"

@@ -26,7 +26,7 @@ from avrnn.data import files
 from avrnn.training.checkpoints import AtomicCheckpointIO, describe_kept, load_checkpoint, resolve_ckpt_path, upgrade_data_and_model, upgrade_hyper_parameters
 from avrnn.config import ConfigError, apply_num_threads, validate
 from avrnn.data.datamodule import SpeechDataModule
-from avrnn.data.progress import on_terminal
+from avrnn.data.progress import counted, on_terminal
 from avrnn import registry
 from avrnn.training import denormals, lightning_noise, trainer_settings
 from avrnn.training.callbacks import DenormalPolicy, PriorAudioSamples, RandomState, StoreConfig, progress_bar
@@ -206,8 +206,8 @@ def _train(cfg: DictConfig, callbacks: Sequence[pl.Callback], signals: StopSigna
         finished = (checkpoint is not None and cfg.training.max_iterations is not None
                     and checkpoint.get("avrnn_iteration", 0) >= cfg.training.max_iterations)
         if finished and (output_dir / "metrics.json").is_file():
-            log.info("%s holds this run, finished (%d iterations, metrics.json): nothing to do", output_dir,
-                     checkpoint["avrnn_iteration"])
+            log.info("%s holds this run, finished (%s, metrics.json): nothing to do", output_dir,
+                     counted(checkpoint["avrnn_iteration"], "iteration"))
             return {key: value for key, value in json.loads((output_dir / "metrics.json").read_text()).items()
                     if isinstance(value, (int, float))}
     else:
@@ -275,13 +275,14 @@ def _train(cfg: DictConfig, callbacks: Sequence[pl.Callback], signals: StopSigna
         tested = (f"best {MONITOR} = {metrics[BEST]:.3f} nats/timestep (checkpoint of iteration {module.iteration}, "
                   "tested)" if BEST in metrics else "no validation ran (the final weights tested)")
         if trainer.is_global_zero:  # one line, not one per DDP process
-            log.info("finished %d iterations; %s; test ELBO %.3f, reconstruction %.3f, KL %.3f nats/timestep; outputs in %s",
-                     trained_iterations, tested, metrics.get("test/elbo_per_timestep", float("nan")),
-                     metrics.get("test/rec_per_timestep", float("nan")),
+            log.info("finished %s; %s; test ELBO %.3f, reconstruction %.3f, KL %.3f nats/timestep; outputs in %s",
+                     counted(trained_iterations, "iteration"), tested,
+                     metrics.get("test/elbo_per_timestep", float("nan")), metrics.get("test/rec_per_timestep", float("nan")),
                      metrics.get("test/kl_per_timestep", float("nan")), output_dir)
     elif trainer.is_global_zero:
-        log.info("finished %d iterations; best %s = %.3f nats/timestep (not tested: training.test_after_training="
-                 "false); outputs in %s", trained_iterations, MONITOR, metrics.get(BEST, float("nan")), output_dir)
+        log.info("finished %s; best %s = %.3f nats/timestep (not tested: training.test_after_training="
+                 "false); outputs in %s", counted(trained_iterations, "iteration"), MONITOR,
+                 metrics.get(BEST, float("nan")), output_dir)
     return metrics
 
 

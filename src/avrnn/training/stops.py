@@ -30,6 +30,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.trainer.states import TrainerFn
 
+from avrnn.data.progress import counted
+
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
 
 
@@ -167,7 +169,7 @@ class StopAtBoundary(pl.Callback):
         signum = self.signals.received if trainer.world_size == 1 else 0  # as in validation
         if signum:
             raise RunStopped(signum, f"stopped by {signal.Signals(signum).name} during the final test: training "
-                                     f"finished ({module.iteration} iterations) and its checkpoints are in "
+                                     f"finished ({counted(module.iteration, 'iteration')}) and its checkpoints are in "
                                      f"{self.checkpoint_path.parent}; metrics.json was not written; score it with "
                                      f"python src/evaluate.py ckpt_path=<a checkpoint there>")
 
