@@ -232,3 +232,15 @@ def test_a_jobs_record_is_timed_by_the_sweep_folders_clock_not_the_nodes(tmp_pat
     (records / "1.json").write_text(json.dumps({"job": 1, "folder": "f1", "status": "failed", "reason": "E: 1",
                                                 "ended": 5.0}))  # the node's clock says 1970
     assert failed_jobs_line(tmp_path, since) == "1 failed job(s): job 1 (f1): E: 1"
+
+
+@pytest.mark.parametrize("script", ["evaluate.py", "generate.py"])
+def test_the_help_of_a_checkpoint_command_lists_only_the_corpora_it_takes(run_in_process, root, script):
+    """Hydra's default help lists every config group (model, critic, arm, ...), none of which a command
+    that reads its model from a checkpoint takes; its help names what it does take, each data config."""
+    result = run_in_process(script, "--help")
+    assert result.returncode == 0
+    corpora = ", ".join(sorted(path.stem for path in (root / "conf" / "data").glob("*.yaml")))
+    assert f"add data=<one of: {corpora}> data.root=<folder>" in result.stdout
+    assert "ckpt_path: ???" in result.stdout  # the config, as Hydra's help shows it
+    assert "critic:" not in result.stdout and "== Configuration groups ==" not in result.stdout
