@@ -148,6 +148,9 @@ class SweepLedgerCallback(Callback):
         swept.update({override.split("=", 1)[0]: override for override in config.hydra.overrides.task})
         SweepLedger.reset(sweep_size(list(swept.values())) if basic else None, str(config.hydra.sweep.dir))
 
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        SweepLedger.active = False  # a single run: no sweep, whatever an earlier command in this process left
+
     def on_job_start(self, config: DictConfig, **kwargs) -> None:
         if SweepLedger.active:
             SweepLedger.running = f"job {config.hydra.job.num} ({config.hydra.runtime.output_dir})"
