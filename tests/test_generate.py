@@ -102,7 +102,7 @@ def test_griffin_lim_iterations_override_the_checkpoints_for_spectrogram_samples
         manifest = json.loads((out / "generated.json").read_text())["files"]["sample_00.wav"]
         written[iterations] = (manifest["decoded"], sf.read(str(out / "sample_00.wav"))[0])
     assert "Griffin-Lim (32 iterations" in written["null"][0]  # the checkpoint's (the yaml's default)
-    assert "Griffin-Lim (64 iterations" in written["64"][0] and "Griffin-Lim (1 iterations" in written["1"][0]
+    assert "Griffin-Lim (64 iterations" in written["64"][0] and "Griffin-Lim (1 iteration;" in written["1"][0]
     assert json.loads((tmp_path / "wav-64" / "generated.json").read_text())["files"]["sample_00.wav"][
         "griffin_lim_iterations"] == 64
     assert np.array_equal(written["null"][1], written["32"][1]) and not np.allclose(written["1"][1], written["64"][1])

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from avrnn.data.errors import DataError
+from avrnn.data.progress import counted
 from avrnn.data.representations.base import NoSettings, Representation
 
 WINDOWS = {
@@ -166,5 +167,5 @@ class PowerSpectrogram(Representation):
 
     def decoded_how(self, with_original: bool) -> str:
         return ("the predicted power with the original's phase" if with_original else
-                f"the predicted power with a phase estimated by Griffin-Lim ({self.settings.griffin_lim_iterations} "
-                "iterations; prior samples have no phase)")
+                f"the predicted power with a phase estimated by Griffin-Lim "
+                f"({counted(self.settings.griffin_lim_iterations, 'iteration')}; prior samples have no phase)")
