@@ -42,6 +42,7 @@ TINY = [
     "training.max_iterations=3", "training.iterations_per_epoch=3",
     "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
     "training.figures=false",  # half of a tiny run's time; the tests of the figures turn them on
+    "training.audio_seconds=0.1",  # the prior samples after each validation: 2 s of them were a quarter of a tiny run
 ]
 
 
