@@ -3,7 +3,6 @@
 
 import math
 
-import pytest
 import torch
 from torch.distributions import Normal
 
@@ -67,7 +66,6 @@ def test_fivo_with_one_step_equals_iwae_on_the_same_samples():
     torch.testing.assert_close(fivo, iwae)
 
 
-@pytest.mark.slow  # a statistical check (300 runs); the padding check below and FIVO = IWAE above stay in make test
 def test_fivo_is_a_bound_whose_mean_is_the_sum_of_per_step_iwae():
     torch.manual_seed(0)
     x = torch.randn(3, 5, 2)

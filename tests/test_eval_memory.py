@@ -89,7 +89,6 @@ def test_groups_of_sequences_each_cut_to_their_own_longest_score_every_sequence_
     assert bound.shape == (5,) and torch.allclose(bound, expected)
 
 
-@pytest.mark.slow  # a statistical check; the deterministic tests above hold the parts' arithmetic
 def test_in_parts_the_bound_is_the_same_estimate(monkeypatch):
     """Other random draws, the same estimator: over 20 seeds the two means agree within their noise."""
     model, (x, mask) = tiny_vrnn(), batch_of([20, 30, 25])
