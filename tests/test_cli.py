@@ -107,6 +107,21 @@ def test_a_missing_checkpoint_setting_says_what_to_add(run_in_process, tmp_path,
                                 "checkpoints/last.ckpt (a checkpoint a training run saved)")
 
 
+@pytest.mark.parametrize("config, read", [({"hydra": {"job": {"num": "???"}}}, lambda c: c.hydra.job.num),
+                                          ({"widths": ["???"]}, lambda c: c.widths[0])])
+def test_an_empty_setting_no_one_gives_on_a_command_line_gets_no_made_up_fix(config, read):
+    """Hydra's own keys and list items are not `key=value` settings: no "add hydra.job.num=<value>"."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import MissingMandatoryValue
+
+    from avrnn.cli import outcome
+
+    with pytest.raises(MissingMandatoryValue) as caught:
+        read(OmegaConf.create(config))
+    line, code = outcome(caught.value)
+    assert "needs one: add" not in line and "Missing mandatory value" in line and code == 2
+
+
 def test_an_unexpected_error_is_named_in_the_log_beside_its_traceback(tmp_path, monkeypatch):
     """An error without a one-line form keeps its traceback on stderr; the log gets its type and message."""
     import logging

@@ -134,6 +134,11 @@ def run(main: Callable[[], object]) -> None:
         sys.stderr = stderr
 
 
+def settable(key: str | None) -> bool:
+    """Whether `key` is a setting a user gives as `key=value` (not Hydra's own, not a list item)."""
+    return bool(key) and not key.startswith("hydra.") and "[" not in key
+
+
 def outcome(error: BaseException, hydra_main: bool = True) -> tuple[str, int] | None:
     """(the one line, the exit status) for a stop or an error a user can fix; None for any other.
     `hydra_main`: the entry point takes Hydra overrides (the fixes may name them)."""
@@ -145,7 +150,7 @@ def outcome(error: BaseException, hydra_main: bool = True) -> tuple[str, int] | 
         message = str(error)
     elif isinstance(error, OverrideParseException):
         message = unparsable_override(error.override, error.message)
-    elif isinstance(error, MissingMandatoryValue) and error.full_key:
+    elif isinstance(error, MissingMandatoryValue) and settable(error.full_key):
         example = MISSING_EXAMPLES.get(error.full_key, f"{error.full_key}=<value>")
         message = f"{error.full_key} has no value and needs one: add {example}"
     elif isinstance(error, (MissingConfigException, HydraException, OmegaConfBaseException)):
