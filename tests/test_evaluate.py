@@ -233,8 +233,11 @@ def test_a_corpus_at_another_rate_is_resampled_to_the_models_and_says_so(make_cf
     # the data line gives this corpus's own fitted statistics; the model reads the checkpoint's, and says so
     assert datamodule.statistics == {"mean": 0.0, "std": 0.1}
     normalised = [r.getMessage() for r in caplog.records if r.getMessage().startswith("data: normalised with")]
-    assert len(normalised) == 1 and normalised[0].startswith(
-        "data: normalised with the statistics of the checkpoint (mean 0, std 0.1), not this corpus's own (mean ")
+    (data_line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"data {other}:")]
+    own = data_line.rsplit("), ", 1)[1]  # "mean ..., std ...": fitted on this folder's training split
+    assert own.startswith("mean ") and own != "mean 0, std 0.1"
+    assert normalised == ["data: normalised with the statistics of the checkpoint (mean 0, std 0.1), not this "
+                          f"corpus's own ({own}, as the data line says)"]
 
 
 @pytest.mark.parametrize("given, trained, expected", [

@@ -427,13 +427,14 @@ class SpeechDataModule(pl.LightningDataModule):
 
     def use_statistics(self, statistics: Mapping[str, float], source: str) -> None:
         """Re-encode every utterance in other statistics (a checkpoint's, for evaluation: `source` says
-        where they come from)."""
+        where they come from), and say so in the log: the data line gave the corpus's own."""
         own = self.representation.statistics
         if own == dict(statistics):
             return
         self.representation.use(statistics, source)
-        log.info("data: normalised with the statistics %s (%s), not this corpus's own (%s, as the data line says)",
-                 source, describe(self.representation.statistics), describe(own or {}))
+        instead = f", not this corpus's own ({describe(own)}, as the data line says)" if own else ""
+        log.info("data: normalised with the statistics %s (%s)%s", source, describe(self.representation.statistics),
+                 instead)
         self.frames = {split: [self.representation.encode(wave) for wave in audio] for split, audio in self.audio.items()}
 
     # --- loaders --------------------------------------------------------------------------------
