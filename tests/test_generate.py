@@ -13,8 +13,8 @@ def test_samples_and_reconstructions_are_written_as_audio(make_cfg, compose_conf
     cfg = compose_config("generate", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "n=3", "seconds=0.5",
                          "reconstructions=2", f"output_dir={tmp_path / 'wav'}")
     written = generate(cfg)
-    assert (f"wrote 7 WAV files (16000 Hz) to {tmp_path / 'wav'}: 3 prior sample(s) and 2 original + reconstruction "
-            "pair(s)") in capsys.readouterr().out
+    assert (f"wrote 7 WAV files (16000 Hz) to {tmp_path / 'wav'}: 3 prior samples and 2 original + reconstruction "
+            "pairs;") in capsys.readouterr().out
     names = sorted(p.name for p in written)
     assert names == ["sample_00.wav", "sample_01.wav", "sample_02.wav", "test_00_original.wav",
                      "test_00_reconstruction.wav", "test_01_original.wav", "test_01_reconstruction.wav"]

@@ -117,6 +117,8 @@ def test_an_earlier_attempt_of_the_same_run_that_saved_no_checkpoint_is_set_asid
     (dict(metrics=True, events=3), SETTINGS, "without a last.ckpt to resume from: metrics.json and 3 TensorBoard "),
     (dict(checkpoints=[f"best-iter00000{n}.ckpt" for n in range(5)]), None,
      ": best-iter000000.ckpt, best-iter000001.ckpt, best-iter000002.ckpt and 2 more checkpoints; "),
+    (dict(checkpoints=[f"best-iter00000{n}.ckpt" for n in range(4)]), None,
+     ": best-iter000000.ckpt, best-iter000001.ckpt, best-iter000002.ckpt and 1 more checkpoint; "),
 ])
 def test_a_folder_with_another_runs_outputs_is_refused_untouched(tmp_path, outputs, earlier, words):
     make_outputs(tmp_path, **outputs)

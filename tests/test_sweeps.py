@@ -110,9 +110,9 @@ def test_optuna_search_goes_on_after_failed_trials_and_says_when_all_failed(run_
                        f"data.root={corpus_dir}", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 2
     assert len(run_folders(sweep)) == 2
-    assert (result.stdout + result.stderr).count("Failed experiment: 1 non-finite steps in a row") == 2
+    assert (result.stdout + result.stderr).count("Failed experiment: 1 non-finite step in a row") == 2
     last = [line for line in result.stderr.splitlines() if line.strip()][-1]
-    assert last.startswith("error: every one of the 2 trials of the search failed (first: TrainingFault: 1 non-finite")
+    assert last.startswith("error: every trial of the search failed (2 trials; first: TrainingFault: 1 non-finite")
 
 
 STUDY_ARMS = ["vrnn", "avrnn_paper", "avrnn_conditional", "avrnn_own", "avrnn_hybrid", "avrnn_posterior_only",
@@ -187,7 +187,7 @@ def optuna_sweep(run_script, sweep, tiny, corpus_dir, *overrides, search=("hpara
 @pytest.mark.slow
 @pytest.mark.parametrize("failing,reason", [
     ("model.std_floor=choice(0.001,-1)", "ConfigError: model.std_floor must be positive, got -1"),
-    ("model.optimizer.lr=choice(1e-3,1e30)", "TrainingFault: 1 non-finite steps in a row"),
+    ("model.optimizer.lr=choice(1e-3,1e30)", "TrainingFault: 1 non-finite step in a row"),
     ("data.frame_size=choice(200,100000)", "DataError: "),
 ])
 def test_a_failed_trial_is_recorded_and_the_search_goes_on(run_script, tmp_path, corpus_dir, tiny, failing, reason):
@@ -209,7 +209,7 @@ def test_a_search_whose_every_trial_fails_ends_in_one_line_with_a_results_file(r
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert last.endswith("narrow hydra.sweeper.params or fix the failing setting, then run it again"), last
-    assert last.startswith("error: every one of the 2 trials of the search failed (first: TrialFailed: this trial has "
+    assert last.startswith("error: every trial of the search failed (2 trials; first: TrialFailed: this trial has "
                            "no usable objective: no validation ran")
     assert results["best_value"] is None and (results["n_complete"], results["n_failed"]) == (0, 2)
     assert [t["state"] for t in trials] == ["FAIL", "FAIL"]

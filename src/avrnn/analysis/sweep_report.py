@@ -12,6 +12,7 @@ import yaml
 
 from avrnn.analysis.figures import plt, read_scalars
 from avrnn.analysis.sweep_jobs import job_records, sweep_size
+from avrnn.data.progress import counted
 
 COLUMNS = ["iterations", "test_checkpoint_iteration", "val/elbo_per_timestep", "val/rec_per_timestep", "val/kl_per_timestep",
            "test/elbo_per_timestep", "test/rec_per_timestep", "test/kl_per_timestep"]
@@ -67,7 +68,7 @@ def runs_without_results(sweep: Path) -> list[str]:
         basic = "BasicSweeper" in str((hydra.get("sweeper") or {}).get("_target_", ""))
         total = sweep_size((hydra.get("overrides") or {}).get("task") or []) if basic else None
         if total is not None and total > len(folders):
-            lines.append(f"{total - len(folders)} of the sweep's {total} jobs never started (no folder)")
+            lines.append(f"{total - len(folders)} of the sweep's {counted(total, 'job')} never started (no folder)")
     return lines
 
 

@@ -15,6 +15,7 @@ import torch
 from omegaconf import DictConfig
 
 from avrnn.config import ConfigError, apply_num_threads
+from avrnn.data.progress import counted
 from avrnn.training import denormals
 from avrnn.evaluation.scoring import build_eval_data, load_module
 from avrnn.evaluation.settings import check_generate
@@ -88,8 +89,9 @@ def generate(cfg: DictConfig) -> list[Path]:
     (output / "generated.json").write_text(json.dumps({"sample_rate": sample_rate, "files": manifest}, indent=1))
     samples = sum(entry["kind"] == "prior sample" for entry in manifest.values())
     pairs = (len(written) - samples) // 2
-    print(f"wrote {len(written)} WAV files ({sample_rate} Hz) to {output}: {samples} prior sample(s) and {pairs} "
-          f"original + reconstruction pair(s); generated.json says what each is")
+    print(f"wrote {counted(len(written), 'WAV file')} ({sample_rate} Hz) to {output}: "
+          f"{counted(samples, 'prior sample')} and {counted(pairs, 'original + reconstruction pair')}; "
+          "generated.json says what each is")
     if cfg.n:
         print(f"  prior samples: {representation.decoded_how(with_original=False)}")
     if datamodule is not None:

@@ -30,7 +30,7 @@ from omegaconf import OmegaConf
 
 from avrnn.config import ConfigError
 from avrnn.data import files
-from avrnn.data.progress import is_rank_zero
+from avrnn.data.progress import counted, is_rank_zero
 
 log = logging.getLogger("avrnn.training")
 
@@ -50,10 +50,9 @@ def describe(outputs: dict[str, list[Path]]) -> str:
     """e.g. "best-iter000003.ckpt, metrics.json and 4 TensorBoard event files"."""
     named = [path.name for path in outputs["checkpoints"][:3] + outputs["metrics"]]
     if len(outputs["checkpoints"]) > 3:
-        named.append(f"{len(outputs['checkpoints']) - 3} more checkpoints")
+        named.append(counted(len(outputs["checkpoints"]) - 3, "more checkpoint"))
     if outputs["events"]:
-        count = len(outputs["events"])
-        named.append(f"{count} TensorBoard event file{'s' if count > 1 else ''}")
+        named.append(counted(len(outputs["events"]), "TensorBoard event file"))
     return ", ".join(named[:-1]) + (" and " if len(named) > 1 else "") + named[-1]
 
 

@@ -9,6 +9,8 @@ from typing import Callable
 import pytorch_lightning as pl
 import torch
 
+from avrnn.data.progress import counted
+
 
 class TrainingFault(RuntimeError):
     """Training cannot go on (e.g. losses stay non-finite); the message says what to do."""
@@ -34,7 +36,7 @@ class NonFiniteGuard:
         self.consecutive += 1
         if self.consecutive >= self.max_bad_steps:
             raise TrainingFault(
-                f"{self.consecutive} non-finite steps in a row (last in the {phase} phase, iteration {iteration}); "
+                f"{counted(self.consecutive, 'non-finite step')} in a row (last in the {phase} phase, iteration {iteration}); "
                 "lower that phase's learning rate or check the data, then resume from the last good checkpoint: "
                 f"{last_checkpoint() or 'none written yet'}")
         return False

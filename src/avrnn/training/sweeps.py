@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 
 from avrnn.analysis.sweep_jobs import JOB_RECORDS, job_records, sweep_size
 from avrnn.data import files
+from avrnn.data.progress import counted
 
 log = logging.getLogger("avrnn.training")
 
@@ -86,7 +87,7 @@ class SweepLedger:
             parts.append(f"stopped: {cls.running}")
         done = len(cls.finished) + len(cls.failed) + (1 if cls.running else 0)
         if cls.total is not None:
-            parts.append(f"not started: {max(0, cls.total - done)} of {cls.total} jobs")
+            parts.append(f"not started: {max(0, cls.total - done)} of {counted(cls.total, 'job')}")
         else:
             parts.append("later jobs not started")
         if cls.total is not None:  # a grid: the same command makes the same job folders (not so for Optuna)

@@ -22,6 +22,7 @@ from hydra.core.utils import JobStatus
 from omegaconf import OmegaConf
 
 from avrnn.data import files
+from avrnn.data.progress import counted
 from avrnn.training.sweeps import AllTrialsFailed
 
 try:  # Hydra imports every hydra_plugins module on every run: without the `sweep` extra, define nothing
@@ -187,7 +188,7 @@ class OptunaSweeper(optuna_sweeper.OptunaSweeper if optuna_sweeper else object):
                 raise
             self._write(records, {"name": "optuna", "best_params": None, "best_value": None})
             raise AllTrialsFailed(
-                f"every one of the {len(records)} trials of the search failed (first: {records[0]['reason']}); "
+                f"every trial of the search failed ({counted(len(records), 'trial')}; first: {records[0]['reason']}); "
                 f"{Path(impl.sweep_dir) / 'optimization_results.yaml'} lists why; narrow hydra.sweeper.params or "
                 "fix the failing setting, then run it again") from error
         results = Path(impl.sweep_dir) / "optimization_results.yaml"
