@@ -33,7 +33,8 @@ from avrnn.training.sweeps import AllTrialsFailed, SweepLedger, TrialFailed, fai
 
 CONF = Path(__file__).resolve().parents[2] / "conf"  # the project's config folder (src/avrnn/cli.py -> conf/)
 MISSING_EXAMPLES = {  # a `???` setting left empty: what to add, where `<key>=<value>` would not tell how
-    "ckpt_path": "ckpt_path=logs/runs/<date>/<time>/checkpoints/last.ckpt (a checkpoint a training run saved)"}
+    "ckpt_path": "ckpt_path=logs/runs/<date>/<time>/checkpoints/best-iterNNNNNN.ckpt (or last.ckpt: a checkpoint a "
+                 "training run saved)"}
 OPTIONAL_GROUPS = ("arm", "experiment", "tuned", "hparams_search")  # `optional` in conf/config.yaml's defaults
 USER_ERRORS = (command_line.CommandLineError, ConfigError, DataError, CheckpointError, TrainingFault,
                UntrustedTargetError, TrialFailed, AllTrialsFailed, ModelConfigError)
