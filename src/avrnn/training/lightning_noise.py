@@ -2,6 +2,10 @@
 
 - its "💡 Tip" lines advertising its cloud products (rank_zero_info, at every Trainer);
 - the deprecation of `LeafSpec` by its own pytree helper (torch's, not this project's code; no action);
+- "Using ModelCheckpoint with manual optimization and every_n_train_steps, but no pre-optimization state
+  was saved" with fifteen lines of example code, at every `training.checkpoint_every_iterations` save:
+  the state after the iteration's optimizer steps is the one wanted (the save comes at an iteration
+  boundary, beside the iteration counter; tests/test_resume.py resumes from it bitwise);
 - "Checkpoint directory ... exists and is not empty" when a run resumes from its own folder's checkpoints
   (they are expected there). Into another folder (ckpt_path elsewhere) the warning stays;
 - "You're resuming from a checkpoint that ended before the epoch ended and your dataloader is not
@@ -9,7 +13,7 @@
   iteration counter (avrnn.data.datamodule.EpochBatchSampler), so a run resumed mid-epoch sees the
   batches an uninterrupted run would (tests/test_resume.py holds it bitwise).
 
-`quiet()` drops the first two for the process (calling it again adds nothing); `resuming(own_folder)`
+`quiet()` drops the first three for the process (calling it again adds nothing); `resuming(own_folder)`
 drops the last (and, in its own folder, the third), to be called inside a `warnings.catch_warnings()`
 around the resumed fit.
 """
@@ -23,6 +27,7 @@ TIP_PREFIX = "💡 Tip:"
 RANK_ZERO_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero",
                      "lightning_utilities.core.rank_zero")
 LEAFSPEC = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
+AFTER_OPTIMIZATION = r"Using ModelCheckpoint with manual optimization and every_n_train_steps, but no pre-optimization"
 NOT_EMPTY = r"Checkpoint directory .* exists and is not empty"
 NOT_RESUMABLE = r"You're resuming from a checkpoint that ended before the epoch ended and your dataloader is not"
 
@@ -36,13 +41,15 @@ _FILTER = _DropTips()
 
 
 def quiet() -> None:
-    """Drop Lightning's tips and the LeafSpec deprecation (idempotent)."""
+    """Drop Lightning's tips, the LeafSpec deprecation and the manual-optimization checkpoint warning
+    (idempotent)."""
     # rank_zero_info logs through whichever of these Lightning's imports set last (lightning_utilities' `log`)
     for name in RANK_ZERO_LOGGERS:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
     warnings.filterwarnings("ignore", message=LEAFSPEC)
+    warnings.filterwarnings("ignore", message=AFTER_OPTIMIZATION)
 
 
 def resuming(own_folder: bool) -> None:
