@@ -37,7 +37,7 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
 
 class RunStopped(BaseException):
     """The run stopped on a signal; `exit_code` is 128 + the signal's number and `message` one line,
-    starting "stopped by <SIGNAL>" (printed as it is, as "error: ..." lines are for errors).
+    starting "stopped by <SIGNAL>" and printed as it is (a stop is not an error: no "error: " prefix).
     A BaseException (as KeyboardInterrupt): no `except Exception` on the way (Hydra's job runner,
     a sweep) mistakes a stop for a failed job and goes on with the next one."""
 
