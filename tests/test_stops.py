@@ -55,7 +55,10 @@ def test_sigterm_in_a_subprocess_saves_says_so_exits_143_and_the_rerun_resumes(r
     assert line == (f"stopped by SIGTERM after iteration 3: saved {last} (iteration 3); resume with python "
                     f"src/train.py {given} hydra.run.dir={run_dir} ckpt_path=last")
     assert iteration_of(last) == 3
-    assert "stopped by SIGTERM after iteration 3" in (run_dir / "train.log").read_text()
+    assert (run_dir / "train.log").read_text().count("stopped by SIGTERM after iteration 3") == 1
+    # once on the terminal (stdout and stderr together), and Lightning's weights_only line not beside it
+    assert (stopped.stdout + stopped.stderr).count("stopped by SIGTERM") == 1
+    assert "weights_only" not in stopped.stdout + stopped.stderr
     assert re.search(r"\] - seed \d+: torch, numpy, Python and the data loader workers seeded\n",
                      (run_dir / "train.log").read_text())
     assert "Seed set" not in stopped.stderr  # Lightning's line, said before any refusal, is ours after the checks

@@ -28,6 +28,7 @@ from avrnn.training.module import TrainingFault
 from avrnn.registry import UntrustedTargetError
 from avrnn.data.files import WriteFailed
 from avrnn.data.progress import is_rank_zero
+from avrnn.training.run_folder import write_to_log_files
 from avrnn.training.stops import RunStopped
 from avrnn.training.sweeps import AllTrialsFailed, SweepLedger, TrialFailed, failed_jobs_line
 
@@ -177,7 +178,7 @@ class ErrorLineInJobLog(Callback):
     user saw on stderr, or, for an error that keeps its traceback, its type and message. Rank 0 only (the
     tasks of a DDP run share the folder). A job of a multirun gets its line from
     avrnn.training.sweeps.record_job instead; a stop signal ends a run with a BaseException, which Hydra
-    does not hand to on_job_end (training logs its stop line itself). (hydra.callbacks of conf/config.yaml,
+    does not hand to on_job_end (training writes its stop line into the log itself). (hydra.callbacks of conf/config.yaml,
     evaluate.yaml, generate.yaml)"""
 
     def on_job_end(self, config, job_return, **kwargs) -> None:
@@ -192,17 +193,6 @@ class ErrorLineInJobLog(Callback):
         line = reported[0] if reported else (f"error: {type(error).__name__}: {' '.join(str(error).split())} "
                                              "(its traceback is on stderr)")
         write_to_log_files(line, Path(config.hydra.runtime.output_dir))
-
-
-def write_to_log_files(line: str, folder: Path) -> None:
-    """`line` as an ERROR record of the avrnn logger, to the root logger's file handlers whose file is in
-    `folder` (the job's log; the terminal gets the line from `run`, and a handler left from an earlier job
-    in this process writes elsewhere)."""
-    record = logging.LogRecord("avrnn", logging.ERROR, __file__, 0, line, None, None)
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == folder.resolve():
-            handler.handle(record)
-            handler.flush()
 
 
 class JobErrorLineHeld:

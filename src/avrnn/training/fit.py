@@ -175,8 +175,9 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> dict[str, f
             raise RunStopped(signals.received, f"stopped by {signal.Signals(signals.received).name} as the run "
                                                f"ended: it finished and saved everything ({Path(cfg.paths.output_dir)})")
         return metrics
-    except RunStopped as stop:
-        log.warning("%s", stop.message)
+    except RunStopped as stop:  # into the run's log; the terminal gets it once, from avrnn.cli.run (or the exception)
+        if run_folder.is_rank_zero():
+            run_folder.write_to_log_files(stop.message, Path(cfg.paths.output_dir), logging.WARNING)
         signals.chain_previous()  # e.g. submitit's requeue, now that the work is saved
         raise
     except OSError as error:  # a full disk: name the run folder's filesystem and the checkpoints kept (checked)

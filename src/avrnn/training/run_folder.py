@@ -38,6 +38,17 @@ EVENTS = "events.out.tfevents.*"
 SETTINGS = Path("tensorboard") / "run_settings.yaml"
 
 
+def write_to_log_files(line: str, folder: Path, level: int = logging.ERROR) -> None:
+    """`line` as a record of the avrnn logger, to the root logger's file handlers whose file is in `folder`
+    (the job's log) and to nothing else: the terminal gets the line once, from avrnn.cli.run, and a
+    handler left from an earlier job in this process writes elsewhere."""
+    record = logging.LogRecord("avrnn", level, __file__, 0, line, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == folder.resolve():
+            handler.handle(record)
+            handler.flush()
+
+
 def earlier_outputs(output_dir: Path) -> dict[str, list[Path]]:
     """{"checkpoints": [...], "events": [...], "metrics": [...]}: the outputs of a run already in output_dir."""
     output_dir = Path(output_dir)

@@ -180,7 +180,7 @@ class StopAtBoundary(pl.Callback):
                                  f"saved; {kept}")
 
     def _save_and_stop(self, trainer, module, signum: int, when: str) -> None:
-        trainer.save_checkpoint(self.checkpoint_path)  # every process calls it; rank 0 writes
+        trainer.save_checkpoint(self.checkpoint_path, weights_only=False)  # the full state; every process calls it, rank 0 writes
         output_dir = self.checkpoint_path.parent.parent
         raise RunStopped(signum, f"stopped by {signal.Signals(signum).name} {when} iteration {module.iteration}: "
                                  f"saved {self.checkpoint_path} (iteration {module.iteration}); resume with "
