@@ -94,7 +94,18 @@ def tiny() -> list[str]:
 
 @pytest.fixture(scope="session")
 def corpus_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("corpus") / "synthetic"
+    """The tiny synthetic corpus, generated here (a command line's data.root that does not exist is
+    refused without data=synthetic, so the runs given this folder must find it made)."""
+    from omegaconf import OmegaConf
+
+    from avrnn.data.synthetic import SyntheticCorpusSpec, generate_corpus
+
+    root = tmp_path_factory.mktemp("corpus") / "synthetic"
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        spec = compose(config_name="config", overrides=[*TINY, f"data.root={root}"]).data.synthetic
+    GlobalHydra.instance().clear()
+    return generate_corpus(root, SyntheticCorpusSpec(**OmegaConf.to_container(spec, resolve=True)))
 
 
 @pytest.fixture

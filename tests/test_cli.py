@@ -68,6 +68,23 @@ def test_missing_or_wrong_data_root_is_one_line(run_in_process, tmp_path):
     assert job_log(tmp_path).splitlines()[-1].endswith(f"[avrnn][ERROR] - {result.last_line}")
 
 
+def test_a_data_root_that_does_not_exist_without_a_data_config_is_refused(run_in_process, tmp_path, tiny):
+    """The fresh-user report: `train.py data.root=/mistyped/path` generated the synthetic corpus there and
+    trained on it (exit 0). Refused in one line; data=synthetic given explicitly still generates it there."""
+    nowhere = tmp_path / "my-corpus"
+    result = run_in_process("train.py", *tiny, f"data.root={nowhere}", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 2
+    assert result.last_line == (f"error: data.root={nowhere} does not exist, and without a data config the default "
+                                "data=synthetic would generate its built-in corpus there: for your own audio add "
+                                "data=audio_dir (any folder of audio) or data=timit and check the path; to generate "
+                                "the built-in corpus there, add data=synthetic")
+    assert not nowhere.exists()
+    chosen = run_in_process("train.py", "data=synthetic", *tiny, f"data.root={nowhere}", "training.max_iterations=1",
+                            f"hydra.run.dir={tmp_path / 'chosen'}")
+    assert chosen.returncode == 0, chosen.stderr[-2000:]
+    assert (nowhere / "TRAIN").is_dir()
+
+
 def test_a_ddp_task_other_than_the_first_leaves_the_shared_log_to_rank_zero(run_in_process, tmp_path, monkeypatch):
     from lightning_fabric.utilities.rank_zero import rank_zero_only
 

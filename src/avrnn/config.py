@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import hashlib
+import os
 
 import torch
 from hydra.core.config_store import ConfigStore
@@ -317,6 +318,24 @@ def emission_fits(emission: str, data) -> str | None:
     return (f"model.emission={emission} is a density of {support.words}, and the {representation.name} "
             f"representation's features take values in [{low:g}, {high:g}]; use model.emission="
             f"{' or '.join(takes)}")
+
+
+def check_synthetic_root(cfg, overrides: list[str] | None) -> None:
+    """ConfigError where the command line (`overrides`, Hydra's; None outside Hydra: nothing to check) sets
+    data.root to a folder that does not exist but chooses no data config: the default, data=synthetic,
+    would generate its built-in corpus there and train on it, where the user most likely meant their own
+    audio (a mistyped path, or data=audio_dir forgotten). data=synthetic given explicitly generates it."""
+    if overrides is None or cfg.data.get("name") != "synthetic":
+        return
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    keys = {override.key_or_group for override in OverridesParser.create().parse_overrides(list(overrides))}
+    root = cfg.data.root
+    if "data.root" in keys and "data" not in keys and not os.path.exists(root):
+        raise ConfigError(f"data.root={root} does not exist, and without a data config the default data=synthetic "
+                          "would generate its built-in corpus there: for your own audio add data=audio_dir (any "
+                          "folder of audio) or data=timit and check the path; to generate the built-in corpus there, "
+                          "add data=synthetic")
 
 
 def validate(cfg) -> None:

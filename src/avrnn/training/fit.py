@@ -24,7 +24,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from avrnn.data import files
 from avrnn.training.checkpoints import AtomicCheckpointIO, describe_kept, load_checkpoint, resolve_ckpt_path, upgrade_data_and_model, upgrade_hyper_parameters
-from avrnn.config import ConfigError, apply_num_threads, validate
+from avrnn.config import ConfigError, apply_num_threads, check_synthetic_root, validate
 from avrnn.data.datamodule import SpeechDataModule
 from avrnn.data.progress import counted, on_terminal
 from avrnn import registry
@@ -139,6 +139,13 @@ def cluster_plugins() -> list:
     return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
 
 
+def hydra_overrides() -> list[str] | None:
+    """This Hydra job's command-line overrides (None outside Hydra: a config composed in Python)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None
+
+
 def in_multirun() -> bool:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -165,6 +172,7 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> dict[str, f
     `callbacks` are added to the Trainer's (for use from Python, e.g. early stopping).
     A stop signal ends it with RunStopped (avrnn.training.stops) after saving at an iteration boundary."""
     validate(cfg)
+    check_synthetic_root(cfg, hydra_overrides())
     for idle in VRNNConfig.from_dict(plain(cfg.model)).sizes_without_effect() if run_folder.is_rank_zero() else []:
         log.warning("%s", idle)
     trainer_settings.check(plain(cfg.trainer), cfg.training.test_after_training)
