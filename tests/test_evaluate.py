@@ -240,6 +240,33 @@ def test_a_corpus_at_another_rate_is_resampled_to_the_models_and_says_so(make_cf
                           f"corpus's own ({own}, as the data line says)"]
 
 
+def test_a_corpus_upsampled_to_the_models_rate_is_not_advised_a_rate_evaluation_refuses(make_cfg, tmp_path, caplog):
+    """The fresh-user report: scoring 8 kHz files with a 16 kHz model warned "set data.sample_rate=8000", which
+    evaluation then refuses (the rate is the checkpoint's). The warning says what the scores measure instead."""
+    import logging
+
+    import numpy as np
+    import soundfile as sf
+    from omegaconf import OmegaConf
+
+    from avrnn.evaluation.scoring import build_eval_data
+    from avrnn.training.fit import build_module, data_options
+
+    cfg = make_cfg("data=audio_dir", f"data.root={tmp_path}", "data.frame_size=160", tiny=False)
+    module = build_module(cfg, normalization={"mean": 0.0, "std": 0.1}, data=data_options(cfg))
+    other = tmp_path / "at8k"
+    other.mkdir()
+    for index in range(6):
+        sf.write(str(other / f"{index}.wav"), (0.1 * np.random.default_rng(index).standard_normal(8000)).astype(
+            "float32"), 8000)
+    with caplog.at_level(logging.INFO):
+        build_eval_data(module, OmegaConf.create(dict(data_options(cfg), root=str(other), cache_dir=None)), "test", 2)
+    (warning,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("data: files at")]
+    assert warning == ("data: files at 8000 Hz were upsampled to 16000 Hz, the rate the checkpoint fixes: nothing above "
+                       "4000 Hz is in them, so the scores of those frequencies (a spectrogram's upper bins) measure the "
+                       "resampler, not this corpus")
+
+
 @pytest.mark.parametrize("given, trained, expected", [
     ({"sample_rate": 16000, "frame_size": 200, "hop": None}, {"frame_size": 160},  # an earlier version's: no rate
      {"sample_rate": 16000, "frame_size": 160, "hop": None}),

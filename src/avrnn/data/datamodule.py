@@ -188,9 +188,11 @@ class SpeechDataModule(pl.LightningDataModule):
     (layout="folder"); `synthetic` generates the built-in corpus at `root` first."""
 
     def __init__(self, options: DataOptions | Mapping, *, seed: int = 0, batches_per_iteration: int = 1,
-                 iterations_per_epoch: int = 100):
+                 iterations_per_epoch: int = 100, rate_fixed_by: str | None = None):
         """`options`: the `data` config, whole (a DataOptions or its plain dict); the other
-        arguments come from elsewhere in the config (the seed, and training's phases per iteration)."""
+        arguments come from elsewhere in the config (the seed, and training's phases per iteration).
+        `rate_fixed_by`: what sets data.sample_rate where the user cannot change it (evaluation: "the
+        checkpoint"), so that the log does not advise another rate."""
         super().__init__()
         options = (options if isinstance(options, DataOptions) else DataOptions.from_dict(options)).check()
         for name, value in (("batches_per_iteration", batches_per_iteration),
@@ -201,6 +203,7 @@ class SpeechDataModule(pl.LightningDataModule):
         self.root = Path(options.root)
         self.batches_per_iteration, self.iterations_per_epoch = batches_per_iteration, iterations_per_epoch
         self.seed = seed  # training batch order (the split has its own split_seed)
+        self.rate_fixed_by = rate_fixed_by
         self.representation = representations.build(options)  # its statistics fitted or read in setup
         self.frames: dict[str, list[torch.Tensor]] = {}  # split -> (T, F) features of each utterance
         self.audio: dict[str, list[np.ndarray]] = {}  # split -> the waveform each was encoded from (prepared)
@@ -374,7 +377,12 @@ class SpeechDataModule(pl.LightningDataModule):
                 f"{count} file(s) from {rate} Hz" for rate, count in content["resampled"].items()),
                 self.options.sample_rate)
             lowest = min(int(rate) for rate in content["resampled"])
-            if lowest < self.options.sample_rate:  # upsampled: the top of the spectrum is resampling residue
+            if lowest < self.options.sample_rate and self.rate_fixed_by:  # evaluating a model of a higher rate
+                log.warning("data: files at %d Hz were upsampled to %d Hz, the rate %s fixes: nothing above %d Hz "
+                            "is in them, so the scores of those frequencies (a spectrogram's upper bins) measure the "
+                            "resampler, not this corpus", lowest, self.options.sample_rate, self.rate_fixed_by,
+                            lowest // 2)
+            elif lowest < self.options.sample_rate:  # upsampled: the top of the spectrum is resampling residue
                 log.warning("data: files at %d Hz were upsampled to %d Hz: nothing above %d Hz is in them, and a "
                             "model of those frequencies (a spectrogram's upper bins) learns the resampler; to model "
                             "the corpus at its own rate set data.sample_rate=%d (and data.frame_size, data.hop to "

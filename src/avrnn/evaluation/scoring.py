@@ -141,7 +141,7 @@ def build_eval_data(module: AVRNNModule, data_override, split: str, batch_size: 
     if not data:
         raise ConfigError("this checkpoint stores no data config; add data=<config> data.root=...")
     data.update(eval_batch_size=batch_size)
-    datamodule = SpeechDataModule(data)
+    datamodule = SpeechDataModule(data, rate_fixed_by="the checkpoint")
     datamodule.prepare_data()
     datamodule.setup()
     if split not in datamodule.frames:
