@@ -25,6 +25,9 @@ from avrnn import command_line
     (["--cfg", "bogus"],
      "error: argument --cfg/-c: invalid choice: 'bogus' (choose from 'job', 'hydra', 'all') (python {script} "
      "--hydra-help lists Hydra's flags; settings are key=value overrides, without dashes)"),
+    (["seed=1", "-m", "batch_size=2,4"],  # the fresh-user report: "unrecognized arguments: batch_size=2,4"
+     "error: -m comes after key=value overrides, and Hydra reads its flags before them (the overrides after it are "
+     "taken for flags); put it first: python {script} -m <the overrides>"),
     (["--seed=3", "--cfg", "job"],
      "error: unrecognized arguments: --seed=3 (python {script} --hydra-help lists Hydra's flags; settings are "
      "key=value overrides, without dashes)"),

@@ -45,9 +45,25 @@ def _parser(script: str) -> argparse.ArgumentParser:
                                               "key=value overrides, without dashes")
 
 
+def flags_between_overrides(argv: list[str]) -> list[str]:
+    """The flags (-m, --cfg, ...) that come after a key=value override and before another: argparse then takes
+    the later overrides for unknown arguments (`experiment=quick -m critic=wgan,gan`)."""
+    is_override = [not item.startswith("-") and "=" in item for item in argv]
+    return [item for index, item in enumerate(argv) if item.startswith("-") and any(is_override[:index])
+            and any(is_override[index + 1:])]
+
+
 def check(argv: list[str], script: str = "src/train.py") -> None:
     """Raise CommandLineError for flags Hydra would refuse (with a usage page or a traceback) or ignore."""
-    args = _parser(script).parse_args(argv)
+    try:
+        args = _parser(script).parse_args(argv)
+    except CommandLineError as error:
+        late = flags_between_overrides(argv)
+        if late and "unrecognized arguments" in str(error):
+            raise CommandLineError(f"{late[0]} comes after key=value overrides, and Hydra reads its flags before them "
+                                   f"(the overrides after it are taken for flags); put it first: python {script} "
+                                   f"{late[0]} <the overrides>") from None
+        raise
     given = [flag for key, flag in COMMANDS.items() if getattr(args, key) not in (None, False)]
     if len(given) > 1:
         if {"-m/--multirun", "--cfg"} <= set(given):
