@@ -439,7 +439,7 @@ def test_the_speech_quality_lines_give_each_measure_with_its_unit_and_why_some_w
     metrics = {"test/speech_quality_seconds": 2.04,
                "test/reconstructions_rebuilt_from": "the predicted power with the original's phase"}
     for key, mean, unit in (("si_sdr", -2.5, "dB"), ("pesq", 1.25, "MOS-LQO (1 to 4.5)"),
-                             ("estoi", None, "score (0 to 1)")):
+                             ("estoi", None, "score (-1 to 1; 1: fully intelligible)")):
         metrics.update({f"test/{key}_mean": mean, f"test/{key}_std": 0.5, f"test/{key}_unit": unit,
                         f"test/{key}_utterances": {"si_sdr": 4, "pesq": 1, "estoi": 0}[key],
                         f"test/{key}_skipped": 0 if mean is not None else 4,

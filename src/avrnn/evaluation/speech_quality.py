@@ -10,7 +10,8 @@ P.862) and `pystoi` packages.
 
   SI-SDR   scale-invariant signal-to-distortion ratio, dB (Le Roux et al. 2019)
   PESQ     wide band (P.862.2) at 16 kHz, narrow band at 8 kHz; not computed at other rates
-  ESTOI    extended short-time objective intelligibility, 0 to 1 (Jensen and Taal 2016)
+  ESTOI    extended short-time objective intelligibility, a mean of correlations: up to 1 (fully
+           intelligible), near 0 or below for unintelligible audio (Jensen and Taal 2016)
 
 Every metric scores the same utterances: one that is shorter than MIN_SECONDS, digitally silent (its
 peak below one 16-bit step, where SI-SDR would report about -150 dB), or that any metric cannot score
@@ -39,7 +40,7 @@ from avrnn.data.progress import progress
 log = logging.getLogger("avrnn.evaluation")
 PESQ_MODES = {16000: "wb", 8000: "nb"}
 MIN_SECONDS = 0.25  # shorter utterances are not scored (PESQ's analysis needs about this much speech)
-METRICS = {"si_sdr": "dB", "pesq": "MOS-LQO (1 to 4.5)", "estoi": "score (0 to 1)"}
+METRICS = {"si_sdr": "dB", "pesq": "MOS-LQO (1 to 4.5)", "estoi": "score (-1 to 1; 1: fully intelligible)"}
 
 
 SILENT_PEAK = 2.0 ** -15  # one step of 16-bit audio: a reference below it holds no signal to score against
