@@ -266,11 +266,18 @@ def test_a_jobs_record_is_timed_by_the_sweep_folders_clock_not_the_nodes(tmp_pat
     assert failed_jobs_line(tmp_path, since) == "1 failed job(s): job 1 (f1): E: 1"
 
 
-@pytest.mark.parametrize("script", ["evaluate.py", "generate.py"])
-def test_the_help_of_a_checkpoint_command_lists_only_the_corpora_it_takes(run_in_process, root, script):
+@pytest.mark.parametrize("script, settings", [
+    ("evaluate.py", ["iwae_k", "fivo_k", "split", "speech_quality", "max_particle_frames"]),
+    ("generate.py", ["n", "seconds", "reconstructions", "griffin_lim_iterations"])])
+def test_the_help_of_a_checkpoint_command_lists_only_the_corpora_it_takes(run_in_process, root, script, settings):
     """Hydra's default help lists every config group (model, critic, arm, ...), none of which a command
-    that reads its model from a checkpoint takes; its help names what it does take, each data config."""
+    that reads its model from a checkpoint takes; its help names what it does take, each data config,
+    and says what its own settings do (above the config, which gives only their values)."""
+    import re
+
     result = run_in_process(script, "--help")
+    said = result.stdout.split("== Config ==")[0]
+    assert all(re.search(rf"(^|[\s,;`]){name}[:,=\s`]", said) for name in settings), said
     assert result.returncode == 0
     corpora = ", ".join(sorted(path.stem for path in (root / "conf" / "data").glob("*.yaml")))
     assert f"add data=<one of: {corpora}> data.root=<folder>" in " ".join(result.stdout.split())
