@@ -288,6 +288,11 @@ def out_of_memory(error: BaseException) -> bool:
         or "out of memory" in str(error).lower()
 
 
+CRITIC_DISTANCES = {  # avrnn.models.objectives' distance_name -> its unit
+    "wasserstein": "in the critic's own scale: compare runs of one critic setting only",
+    "js_divergence": "nats"}
+
+
 def print_report(metrics: dict, split: str, sample_rate: int | None, written: Path) -> None:
     """The table of bounds (nats per timestep and per sequence), the reconstructions' quality (where
     `sample_rate` is given: it was scored), latent use, and what was scored and written."""
@@ -299,6 +304,10 @@ def print_report(metrics: dict, split: str, sample_rate: int | None, written: Pa
     if f"{split}/bounds_are_on" in metrics:
         print(f"bounds on {metrics[f'{split}/bounds_are_on']} (log-Jacobian to unnormalised units: "
               f"{metrics[f'{split}/log_jacobian']:+.3f} nats/timestep)")
+    for name, unit in CRITIC_DISTANCES.items():  # a model with a critic: its estimate, as training logs it
+        if f"{split}/{name}" in metrics:
+            print(f"critic's {name} estimate, prior against posterior latent sequences: "
+                  f"{metrics[f'{split}/{name}']:.4g} ({unit})")
     if sample_rate is not None:
         print_speech_quality(metrics, split, sample_rate)
     kl_by_dimension = metrics[f"{split}/kl_by_dimension"]
