@@ -183,7 +183,7 @@ def score(module: AVRNNModule, loader, iwae_k: list[int], fivo_k: list[int], pre
     representation = module.representation
     metrics = {f"{prefix}/frames": frames, f"{prefix}/sequences": sequences}
     for name, total in totals.items():
-        if name in ("wasserstein", "js_divergence"):
+        if name in CRITIC_DISTANCES:  # not bounds: per sequence only
             metrics[f"{prefix}/{name}"] = total / sequences
             continue
         metrics[f"{prefix}/{name}_per_timestep"] = total / frames
