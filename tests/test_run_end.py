@@ -2,6 +2,7 @@
 reads, a last log line with the best validation bound and the test bounds, a progress bar counting
 iterations, and an HParams table of the settings the run really has."""
 
+import json
 import logging
 
 import matplotlib.axes
@@ -62,10 +63,11 @@ def test_the_run_figures_use_the_converged_limits(tmp_path, monkeypatch):
     assert limits[0] > 0  # the start, near -1.5e6, is off the axis
 
 
-def test_the_last_log_line_reports_the_best_validation_and_the_test_bounds(make_cfg, caplog):
+def test_the_last_log_line_reports_the_best_validation_and_the_test_bounds(make_cfg, caplog, tmp_path):
     with caplog.at_level(logging.INFO, logger="avrnn.training"):
         metrics = train(make_cfg("training.max_iterations=6", "training.iterations_per_epoch=2"))
     last = [r.getMessage() for r in caplog.records if r.name == "avrnn.training"][-1]
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["units"].startswith("nats per timestep: rec, kl")
     assert f"best val/elbo_per_timestep = {metrics[BEST]:.3f} nats/timestep (checkpoint of iteration" in last
     assert f"test ELBO {metrics['test/elbo_per_timestep']:.3f}, reconstruction {metrics['test/rec_per_timestep']:.3f}"\
         in last

@@ -139,6 +139,11 @@ def cluster_plugins() -> list:
     return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
 
 
+METRICS_UNITS = ("nats per timestep: rec, kl and elbo (*_per_timestep, train/elbo) and log_jacobian; the critic's own "
+                 "scale: wasserstein, critic_loss, adversarial_loss (js_divergence, critic=gan: nats); grad_norm and "
+                 "update_norm: L2 norms of a block's gradient and of its optimizer step; lr: each phase's learning rate")
+
+
 def hydra_overrides() -> list[str] | None:
     """This Hydra job's command-line overrides (None outside Hydra: a config composed in Python)."""
     from hydra.core.hydra_config import HydraConfig
@@ -271,7 +276,8 @@ def _train(cfg: DictConfig, callbacks: Sequence[pl.Callback], signals: StopSigna
         with trainer_settings.checked_by_lightning(settings, "the test after training", kept):
             tested = trainer.test(module, datamodule=datamodule, ckpt_path=best, weights_only=True, verbose=False)
         metrics.update({key: float(value) for key, value in (tested[0] if tested else {}).items()})
-        summary = {**metrics, "iterations": trained_iterations, "test_checkpoint_iteration": module.iteration,
+        summary = {**metrics, "units": METRICS_UNITS, "iterations": trained_iterations,
+                   "test_checkpoint_iteration": module.iteration,
                    "test_checkpoint": best or "final weights", "precision": str(trainer.precision),
                    "denormals": denormals.state()}
         if module.representation is not None:  # what the bounds are on (as evaluate.py's metrics.json says)
