@@ -69,6 +69,8 @@ STOPS = {
     "signal": ([], ("signal", 3), 3),
     "signal_during_validation": ([], ("validation_signal", 4), 4),
     "checkpoint_every_iterations_then_kill": (["training.checkpoint_every_iterations=3"], ("kill", 3), 3),  # mid-epoch
+    # every iteration (a tiny interval): Lightning's train_time_interval never saved under manual optimization
+    "checkpoint_every_minutes_then_kill": (["training.checkpoint_every_minutes=1e-9"], ("kill", 3), 3),
 }
 _STRAIGHT: dict[str, object] = {}
 # each model's overrides: model=<name>, or A-VRNN on the power spectrogram with the Itakura-Saito emission

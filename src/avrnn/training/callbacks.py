@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import RichProgressBar, TQDMProgressBar
@@ -32,6 +34,27 @@ class PriorAudioSamples(pl.Callback):
                 return  # a diverged model: the fault counters say so; nothing to listen to
             wave = torch.from_numpy(representation.decode(frames))
             experiment.add_audio(f"samples/prior_{index}", wave, module.iteration, sample_rate=sample_rate)
+
+
+class SaveEveryMinutes(pl.Callback):
+    """`last.ckpt` after the first iteration that ends `minutes` or more after the previous save (or the
+    start): training.checkpoint_every_minutes. Lightning's own ModelCheckpoint(train_time_interval=...)
+    never fires under manual optimization (2.6: its on_train_batch_end returns before the time check when
+    every_n_train_steps is 0), so a run of long epochs saved only at their ends. Saved at an iteration
+    boundary, as a stop saves (resumed bitwise); rank 0's clock decides for every DDP process."""
+
+    def __init__(self, path, minutes: float):
+        self.path, self.seconds = path, 60.0 * minutes
+        self._last: float | None = None
+
+    def on_train_start(self, trainer, module) -> None:
+        self._last = time.monotonic()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        due = trainer.strategy.broadcast(time.monotonic() - self._last >= self.seconds)
+        if due:
+            trainer.save_checkpoint(self.path, weights_only=False)  # every process calls it, rank 0 writes
+            self._last = time.monotonic()
 
 
 class RandomState(pl.Callback):

@@ -10,7 +10,6 @@ import logging
 import os
 import signal
 import warnings
-from datetime import timedelta
 from pathlib import Path
 from typing import Sequence
 
@@ -29,7 +28,8 @@ from avrnn.data.datamodule import SpeechDataModule
 from avrnn.data.progress import counted, on_terminal
 from avrnn import registry
 from avrnn.training import denormals, lightning_noise, trainer_settings
-from avrnn.training.callbacks import DenormalPolicy, PriorAudioSamples, RandomState, StoreConfig, progress_bar
+from avrnn.training.callbacks import (DenormalPolicy, PriorAudioSamples, RandomState, SaveEveryMinutes, StoreConfig,
+                                      progress_bar)
 from avrnn.models.vrnn import VRNNConfig
 from avrnn.training.module import AVRNNModule
 from avrnn.training.phases import batches_per_iteration
@@ -96,8 +96,7 @@ def build_trainer(cfg: DictConfig, output_dir: Path, steps_per_iteration: int,
         callbacks.append(ModelCheckpoint(**last, every_n_train_steps=cfg.training.checkpoint_every_iterations
                                          * steps_per_iteration))
     if cfg.training.checkpoint_every_minutes:
-        callbacks.append(ModelCheckpoint(**last, train_time_interval=timedelta(
-            minutes=cfg.training.checkpoint_every_minutes)))
+        callbacks.append(SaveEveryMinutes(output_dir / "checkpoints" / "last.ckpt", cfg.training.checkpoint_every_minutes))
     logger = TensorBoardLogger(save_dir=str(output_dir), name="tensorboard", version="", default_hp_metric=False)
     kwargs = plain(cfg.trainer)
     kwargs["enable_progress_bar"] = bar or any(isinstance(c, ProgressBar) for c in callbacks)
