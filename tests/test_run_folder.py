@@ -208,3 +208,22 @@ def test_a_sweep_job_stopped_in_its_first_validation_starts_over_when_the_sweep_
     assert ("already holds the outputs of another run (its settings differ: seed=2 (it has 1)): best-iter000002.ckpt "
             "and 2 TensorBoard event files; a new run there would mix its logs and checkpoints with them; give this "
             "run another folder (hydra.sweep.dir=...)") in other.last_line, other.last_line
+
+
+def test_a_line_for_the_run_log_reaches_it_through_a_linked_folder(tmp_path):
+    """write_to_log_files (a stop's line, an error's) finds the run's log when the folder is named through a
+    symbolic link (logs/ linked to a scratch disk), whichever side names it so."""
+    import logging
+
+    real = tmp_path / "scratch" / "run"
+    real.mkdir(parents=True)
+    (tmp_path / "logs").symlink_to(tmp_path / "scratch")
+    for handler_folder, given in ((tmp_path / "logs" / "run", real), (real, tmp_path / "logs" / "run")):
+        handler = logging.FileHandler(handler_folder / "train.log")
+        logging.getLogger().addHandler(handler)
+        try:
+            run_folder.write_to_log_files(f"stopped by SIGTERM (given {given.name})", given, logging.WARNING)
+        finally:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+    assert (real / "train.log").read_text().count("stopped by SIGTERM") == 2

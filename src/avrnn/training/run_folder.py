@@ -44,7 +44,8 @@ def write_to_log_files(line: str, folder: Path, level: int = logging.ERROR) -> N
     handler left from an earlier job in this process writes elsewhere."""
     record = logging.LogRecord("avrnn", level, __file__, 0, line, None, None)
     for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == folder.resolve():
+        # both resolved: a run folder under a symbolic link (logs/ linked to a scratch disk) is still its own
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).resolve().parent == folder.resolve():
             handler.handle(record)
             handler.flush()
 
