@@ -138,9 +138,12 @@ def cluster_plugins() -> list:
     return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
 
 
-METRICS_UNITS = ("nats per timestep: rec, kl and elbo (*_per_timestep, train/elbo) and log_jacobian; the critic's own "
-                 "scale: wasserstein, critic_loss, adversarial_loss (js_divergence, critic=gan: nats); grad_norm and "
-                 "update_norm: L2 norms of a block's gradient and of its optimizer step; lr: each phase's learning rate")
+METRICS_UNITS = ("nats per timestep: *_per_timestep, train/elbo, log_jacobian; nats: js_divergence, and critic_loss, "
+                 "adversarial_loss under critic=gan; the critic's own scale: wasserstein, and critic_loss, "
+                 "adversarial_loss, gradient_penalty under the WGAN critics; L2 norms: grad_norm/<phase>/<block> "
+                 "(its gradient), update_norm (its optimizer step); lr/<phase>: learning rates; kl_weight: the KL "
+                 "term's weight (0 to 1); faults/: counts of skipped steps; iteration, iterations, "
+                 "test_checkpoint_iteration: training iterations")
 
 
 def hydra_overrides() -> list[str] | None:
