@@ -28,6 +28,12 @@ from avrnn import command_line
     (["seed=1", "-m", "batch_size=2,4"],  # the fresh-user report: "unrecognized arguments: batch_size=2,4"
      "error: -m comes after key=value overrides, and Hydra reads its flags before them (the overrides after it are "
      "taken for flags); put it first: python {script} -m <the overrides>"),
+    (["seed=1", "--cfg", "job", "~data.hop"],  # a flag's argument goes with it; ~key is an override too
+     "error: --cfg comes after key=value overrides, and Hydra reads its flags before them (the overrides after it are "
+     "taken for flags); put it first: python {script} --cfg job <the overrides>"),
+    (["seed=1", "hydra.run.dir={tmp}/run", "--batch_size=4", "lr=2"],  # not a Hydra flag: the general line, not "put it first"
+     "error: unrecognized arguments: --batch_size=4 lr=2 (python {script} --hydra-help lists Hydra's flags; settings "
+     "are key=value overrides, without dashes)"),
     (["--seed=3", "--cfg", "job"],
      "error: unrecognized arguments: --seed=3 (python {script} --hydra-help lists Hydra's flags; settings are "
      "key=value overrides, without dashes)"),

@@ -45,12 +45,19 @@ def _parser(script: str) -> argparse.ArgumentParser:
                                               "key=value overrides, without dashes")
 
 
-def flags_between_overrides(argv: list[str]) -> list[str]:
-    """The flags (-m, --cfg, ...) that come after a key=value override and before another: argparse then takes
-    the later overrides for unknown arguments (`experiment=quick -m critic=wgan,gan`)."""
-    is_override = [not item.startswith("-") and "=" in item for item in argv]
-    return [item for index, item in enumerate(argv) if item.startswith("-") and any(is_override[:index])
-            and any(is_override[index + 1:])]
+def flags_between_overrides(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """Hydra's flags (-m, --cfg job, ...: those `parser` knows, each with its argument) that come after an
+    override (key=value, ~key) and before another: argparse then takes the later overrides for unknown
+    arguments (`experiment=quick -m critic=wgan,gan`)."""
+    is_override = [not item.startswith("-") and ("=" in item or item.startswith("~")) for item in argv]
+    late, index = [], 0
+    while index < len(argv):
+        action = parser._option_string_actions.get(argv[index])  # argparse's map of flag -> its action
+        takes = 1 if action is not None and action.nargs is None else 0  # a flag with one argument (--cfg job)
+        if action is not None and any(is_override[:index]) and any(is_override[index + 1 + takes:]):
+            late.append(" ".join(argv[index:index + 1 + takes]))
+        index += 1 + takes if action is not None else 1
+    return late
 
 
 def check(argv: list[str], script: str = "src/train.py") -> None:
@@ -58,9 +65,10 @@ def check(argv: list[str], script: str = "src/train.py") -> None:
     try:
         args = _parser(script).parse_args(argv)
     except CommandLineError as error:
-        late = flags_between_overrides(argv)
+        late = flags_between_overrides(argv, _parser(script))
         if late and "unrecognized arguments" in str(error):
-            raise CommandLineError(f"{late[0]} comes after key=value overrides, and Hydra reads its flags before them "
+            flag = late[0].split()[0]
+            raise CommandLineError(f"{flag} comes after key=value overrides, and Hydra reads its flags before them "
                                    f"(the overrides after it are taken for flags); put it first: python {script} "
                                    f"{late[0]} <the overrides>") from None
         raise
