@@ -177,4 +177,5 @@ def test_ddp_processes_agree_on_the_stop_when_only_rank_0_gets_the_signal(tmp_pa
         cwd=root, capture_output=True, text=True, timeout=600)
     assert result.returncode == 143, result.stderr[-3000:]
     assert "stopped by SIGTERM after iteration 2: saved" in result.stderr
+    assert (result.stdout + result.stderr).count("stopped by SIGTERM") == 1  # said once, not once per process
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["avrnn_iteration"] == 2

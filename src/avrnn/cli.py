@@ -130,7 +130,8 @@ def run(main: Callable[[], object]) -> None:
             line = f"error: the sweep ended with {failed}"
         elif held.overrides and command_line.is_multirun(sys.argv[1:]):  # which job of the sweep
             line += f" [the job with overrides {held.overrides[-1]}]"
-        print(line, file=sys.stderr)
+        if not isinstance(error, RunStopped) or is_rank_zero():  # every DDP process stops alike: one line
+            print(line, file=sys.stderr)
         sys.exit(status)
     finally:
         sys.stderr = stderr
