@@ -114,8 +114,7 @@ def with_root(legacy: Path, corpus_dir: Path, tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("name", ["363845d-vrnn", "363845d-avrnn-wgan_gp-hybrid-lstm"])
-def test_checkpoints_of_earlier_versions_score_as_they_did(make_cfg, compose_config, corpus_dir, tmp_path, name):
-    train(make_cfg("trainer.fast_dev_run=1"))  # generates this session's corpus if no test has yet
+def test_checkpoints_of_earlier_versions_score_as_they_did(compose_config, corpus_dir, tmp_path, name):
     ckpt = with_root(LEGACY / f"{name}.ckpt", corpus_dir, tmp_path)
     metrics = evaluate(compose_config("evaluate", f"ckpt_path={ckpt}", "iwae_k=[4]", "fivo_k=[4]", "batch_size=4",
                                       f"output_dir={tmp_path / 'eval'}"))

@@ -263,8 +263,8 @@ def test_a_corpus_upsampled_to_the_models_rate_is_not_advised_a_rate_evaluation_
         build_eval_data(module, OmegaConf.create(dict(data_options(cfg), root=str(other), cache_dir=None)), "test", 2)
     (warning,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("data: files at")]
     assert warning == ("data: files at 8000 Hz were upsampled to 16000 Hz, the rate the checkpoint fixes: nothing above "
-                       "4000 Hz is in them, so the scores of those frequencies (a spectrogram's upper bins) measure the "
-                       "resampler, not this corpus")
+                       "4000 Hz is in them, so the bounds and reconstructions of those frequencies (a spectrogram's upper "
+                       "bins) measure the resampler, not this corpus")
 
 
 @pytest.mark.parametrize("given, trained, expected", [

@@ -379,9 +379,9 @@ class SpeechDataModule(pl.LightningDataModule):
             lowest = min(int(rate) for rate in content["resampled"])
             if lowest < self.options.sample_rate and self.rate_fixed_by:  # evaluating a model of a higher rate
                 log.warning("data: files at %d Hz were upsampled to %d Hz, the rate %s fixes: nothing above %d Hz "
-                            "is in them, so the scores of those frequencies (a spectrogram's upper bins) measure the "
-                            "resampler, not this corpus", lowest, self.options.sample_rate, self.rate_fixed_by,
-                            lowest // 2)
+                            "is in them, so the bounds and reconstructions of those frequencies (a spectrogram's upper "
+                            "bins) measure the resampler, not this corpus", lowest, self.options.sample_rate,
+                            self.rate_fixed_by, lowest // 2)
             elif lowest < self.options.sample_rate:  # upsampled: the top of the spectrum is resampling residue
                 log.warning("data: files at %d Hz were upsampled to %d Hz: nothing above %d Hz is in them, and a "
                             "model of those frequencies (a spectrogram's upper bins) learns the resampler; to model "
