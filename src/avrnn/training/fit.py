@@ -177,7 +177,8 @@ def check_launch(trainer: pl.Trainer) -> None:
 def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> dict[str, float]:
     """Train one model; return the final logged metrics (floats), MONITOR and BEST included.
     `callbacks` are added to the Trainer's (for use from Python, e.g. early stopping).
-    A stop signal ends it with RunStopped (avrnn.training.stops) after saving at an iteration boundary."""
+    A stop signal ends it with RunStopped (avrnn.training.stops) after saving at an iteration boundary; its
+    one-line message goes into the run's log file (Hydra's) and is the exception's, which src/train.py prints."""
     validate(cfg)
     check_synthetic_root(cfg, hydra_overrides())
     for idle in VRNNConfig.from_dict(plain(cfg.model)).sizes_without_effect() if run_folder.is_rank_zero() else []:
