@@ -40,7 +40,8 @@ class SaveEveryMinutes(pl.Callback):
     """`last.ckpt` after the first iteration that ends `minutes` or more after the previous save (or the
     start): training.checkpoint_every_minutes. Lightning's own ModelCheckpoint(train_time_interval=...)
     never fires under manual optimization (2.6: its on_train_batch_end returns before the time check when
-    every_n_train_steps is 0), so a run of long epochs saved only at their ends. Saved at an iteration
+    every_n_train_steps is 0; the fix, Lightning-AI/pytorch-lightning PR 21699, is open: once released,
+    this class can give way to it), so a run of long epochs saved only at their ends. Saved at an iteration
     boundary, as a stop saves (resumed bitwise); rank 0's clock decides for every DDP process."""
 
     def __init__(self, path, minutes: float):
