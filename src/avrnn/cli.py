@@ -8,7 +8,6 @@ stderr with exit status 2. Unexpected errors keep their traceback.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import re
 import sys
