@@ -203,11 +203,21 @@ def test_a_corpus_given_at_evaluation_is_read_as_the_model_was_trained(make_cfg,
     assert not list((tmp_path / "generated").rglob("*.wav"))  # refused before any sample was written
 
 
+def noise_folder(folder, rate: int):
+    """Six 1 s WAV files of white noise (std 0.1) at `rate` in a new `folder`: a corpus at a rate of its own."""
+    import numpy as np
+    import soundfile as sf
+
+    folder.mkdir()
+    for index in range(6):
+        sf.write(str(folder / f"{index}.wav"), (0.1 * np.random.default_rng(index).standard_normal(rate)).astype(
+            "float32"), rate)
+    return folder
+
+
 def test_a_corpus_at_another_rate_is_resampled_to_the_models_and_says_so(make_cfg, tmp_path, caplog):
     import logging
 
-    import numpy as np
-    import soundfile as sf
     from omegaconf import OmegaConf
 
     from avrnn.evaluation.scoring import build_eval_data
@@ -216,11 +226,7 @@ def test_a_corpus_at_another_rate_is_resampled_to_the_models_and_says_so(make_cf
     cfg = make_cfg("data=audio_dir", f"data.root={tmp_path}", "data.sample_rate=8000", "data.frame_size=160",
                    tiny=False)
     module = build_module(cfg, normalization={"mean": 0.0, "std": 0.1}, data=data_options(cfg))
-    other = tmp_path / "at16k"
-    other.mkdir()
-    for index in range(6):
-        sf.write(str(other / f"{index}.wav"), (0.1 * np.random.default_rng(index).standard_normal(16000)).astype(
-            "float32"), 16000)
+    other = noise_folder(tmp_path / "at16k", 16000)
     given = dict(data_options(cfg), root=str(other), sample_rate=16000, frame_size=200, cache_dir=None)
     with caplog.at_level(logging.INFO):
         datamodule = build_eval_data(module, OmegaConf.create(given), "test", batch_size=2)
@@ -245,8 +251,6 @@ def test_a_corpus_upsampled_to_the_models_rate_is_not_advised_a_rate_evaluation_
     evaluation then refuses (the rate is the checkpoint's). The warning says what the scores measure instead."""
     import logging
 
-    import numpy as np
-    import soundfile as sf
     from omegaconf import OmegaConf
 
     from avrnn.evaluation.scoring import build_eval_data
@@ -254,11 +258,7 @@ def test_a_corpus_upsampled_to_the_models_rate_is_not_advised_a_rate_evaluation_
 
     cfg = make_cfg("data=audio_dir", f"data.root={tmp_path}", "data.frame_size=160", tiny=False)
     module = build_module(cfg, normalization={"mean": 0.0, "std": 0.1}, data=data_options(cfg))
-    other = tmp_path / "at8k"
-    other.mkdir()
-    for index in range(6):
-        sf.write(str(other / f"{index}.wav"), (0.1 * np.random.default_rng(index).standard_normal(8000)).astype(
-            "float32"), 8000)
+    other = noise_folder(tmp_path / "at8k", 8000)
     with caplog.at_level(logging.INFO):
         build_eval_data(module, OmegaConf.create(dict(data_options(cfg), root=str(other), cache_dir=None)), "test", 2)
     (warning,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("data: files at")]
