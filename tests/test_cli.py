@@ -147,7 +147,7 @@ def test_an_unexpected_error_is_named_in_the_log_beside_its_traceback(tmp_path, 
     from hydra.core.utils import JobStatus
     from hydra.types import RunMode
 
-    from avrnn.cli import ErrorLineInJobLog
+    from avrnn.cli import AttemptInJobLog
 
     (tmp_path / "earlier").mkdir()
     handlers = [logging.FileHandler(tmp_path / "train.log"), logging.FileHandler(tmp_path / "earlier" / "train.log")]
@@ -156,7 +156,7 @@ def test_an_unexpected_error_is_named_in_the_log_beside_its_traceback(tmp_path, 
     monkeypatch.setattr(logging.getLogger(), "handlers", handlers)  # the second: left by an earlier job's set-up
     config = SimpleNamespace(hydra=SimpleNamespace(mode=RunMode.RUN, runtime=SimpleNamespace(output_dir=str(tmp_path))))
     failed = SimpleNamespace(status=JobStatus.FAILED, _return_value=RuntimeError("shapes do not\nmatch"))
-    ErrorLineInJobLog().on_job_end(config, failed)
+    AttemptInJobLog().on_job_end(config, failed)
     for handler in handlers:
         handler.close()
     assert (tmp_path / "train.log").read_text() == \
@@ -215,22 +215,27 @@ def test_an_override_hydra_cannot_parse_gets_one_line_with_the_quoted_fix(run_in
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_a_one_line_error_in_a_sweep_says_which_job(run_in_process, tmp_path, corpus_dir, tiny):
+def test_a_one_line_error_in_a_sweep_says_which_job(run_in_process, tmp_path, corpus_dir, tiny, root):
     result = run_in_process("train.py", "-m", "seed=1,2", *tiny, f"data.root={corpus_dir}", "training.max_iterations=0",
                             f"hydra.sweep.dir={tmp_path / 'sweep'}")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.last_line]  # Hydra's own job line is folded into ours
     line, sweep = result.last_line, tmp_path / "sweep"
     folders = sorted(path for path in sweep.iterdir() if path.name[0].isdigit())
-    assert line == ("error: the sweep ended with 2 failed job(s): "  # every failed job, its folder and its reason
+    assert line == ("error: the sweep ended with 2 failed jobs: "  # every failed job, its folder and its reason
                     f"job 0 ({folders[0]}): ConfigError: training.max_iterations must be positive, got 0; "
                     f"job 1 ({folders[1]}): ConfigError: training.max_iterations must be positive, got 0")
     assert folders[0].name.endswith("_seed1") and folders[1].name.endswith("_seed2")
+    (log,) = folders[1].glob("*.log")  # the job's log begins with the sweep's command and which job it is
+    command = (f"[avrnn][INFO] - command: python {root / 'src' / 'train.py'} -m seed=1,2 {' '.join(tiny)} "
+               f"data.root={corpus_dir} training.max_iterations=0 hydra.sweep.dir={sweep} (job 1: seed=2 ")
+    first = log.read_text().splitlines()[0]
+    assert command in first and first.endswith(")"), first  # the job's overrides as Hydra's sweeper wrote them
     # the same folder, another command: only its own job is named, not the earlier command's
     again = run_in_process("train.py", "-m", "seed=3", *tiny, f"data.root={corpus_dir}", "training.max_iterations=0",
                            f"hydra.sweep.dir={sweep}")
     (third,) = [path for path in sweep.iterdir() if path.name.endswith("_seed3")]
-    assert again.last_line == ("error: the sweep ended with 1 failed job(s): "
+    assert again.last_line == ("error: the sweep ended with 1 failed job: "
                                f"job 0 ({third}): ConfigError: training.max_iterations must be positive, got 0")
 
 
@@ -243,9 +248,9 @@ def test_the_failed_jobs_line_names_three_and_counts_the_rest(tmp_path):
         (records / f"{job}.json").write_text(json.dumps({"job": job, "folder": f"f{job}", "status": "failed",
                                                          "reason": f"E: {job}", "ended": 100.0 + job}))
         os.utime(records / f"{job}.json", (100.0 + job, 100.0 + job))  # written at 100 + job s
-    assert failed_jobs_line(tmp_path) == ("5 failed job(s): job 0 (f0): E: 0; job 1 (f1): E: 1; job 2 (f2): E: 2; and 2 "
+    assert failed_jobs_line(tmp_path) == ("5 failed jobs: job 0 (f0): E: 0; job 1 (f1): E: 1; job 2 (f2): E: 2; and 2 "
                                           f"more (each job's log ends with its reason; records in {records})")
-    assert failed_jobs_line(tmp_path, since=103.0) == "2 failed job(s): job 3 (f3): E: 3; job 4 (f4): E: 4"
+    assert failed_jobs_line(tmp_path, since=103.0) == "2 failed jobs: job 3 (f3): E: 3; job 4 (f4): E: 4"
     assert failed_jobs_line(tmp_path, since=105.0) is None
 
 
@@ -263,7 +268,7 @@ def test_a_jobs_record_is_timed_by_the_sweep_folders_clock_not_the_nodes(tmp_pat
     assert since is not None and since > 1000.0
     (records / "1.json").write_text(json.dumps({"job": 1, "folder": "f1", "status": "failed", "reason": "E: 1",
                                                 "ended": 5.0}))  # the node's clock says 1970
-    assert failed_jobs_line(tmp_path, since) == "1 failed job(s): job 1 (f1): E: 1"
+    assert failed_jobs_line(tmp_path, since) == "1 failed job: job 1 (f1): E: 1"
 
 
 @pytest.mark.parametrize("script, settings", [

@@ -72,9 +72,9 @@ def test_the_skipped_files_line_names_three_with_their_faults_and_counts_the_res
         dm = module(root, layout="folder", on_bad_file="skip")
     assert len(dm.skipped) == 4
     (line,) = [message for message in caplog.messages if "bad file" in message]
-    named = "; ".join(f"{root / name}: holds 1 non-finite sample(s) (NaN or infinity; the first at sample {sample})"
+    named = "; ".join(f"{root / name}: holds 1 non-finite sample (NaN or infinity; the first at sample {sample})"
                       for name, sample in (("00_a.wav", 10), ("01_b.wav", 20), ("02_c.wav", 30)))
-    assert line == f"data: skipped 4 bad file(s) (data.on_bad_file=skip): {named}; and 1 more"
+    assert line == f"data: skipped 4 bad files (data.on_bad_file=skip): {named}; and 1 more"
 
 
 def test_each_kind_of_skipped_file_is_named_once_with_its_fault(tmp_path, caplog):
@@ -87,7 +87,7 @@ def test_each_kind_of_skipped_file_is_named_once_with_its_fault(tmp_path, caplog
     with caplog.at_level(logging.WARNING):
         module(root, layout="folder", on_bad_file="skip", resample=False, frame_size=200)
     (line,) = [message for message in caplog.messages if "bad file" in message]
-    unreadable, rate, short = line.split(": ", 1)[1].removeprefix("skipped 3 bad file(s) (data.on_bad_file=skip): ") \
+    unreadable, rate, short = line.split(": ", 1)[1].removeprefix("skipped 3 bad files (data.on_bad_file=skip): ") \
         .split("; ")
     assert unreadable.startswith(f"{root / '00_a.wav'}: cannot be read (") and line.count(str(root / "00_a.wav")) == 1
     assert rate == f"{root / '01_b.wav'}: has sample rate 8000 Hz, not data.sample_rate=16000 (data.resample=false)"
@@ -121,7 +121,7 @@ def test_timit_twins_are_one_utterance_in_one_split(tmp_path, caplog, options):
         and not (found["val"] & found["test"])
     assert found == ids(plain)  # exactly the split of the corpus without copies
     assert all(p.endswith(".WAV") for paths in twins.paths.values() for p in paths)  # the SPHERE original kept
-    assert "30 file(s) are further copies of an utterance" in caplog.text  # the RIFF twin of each of the 30
+    assert "30 files are further copies of an utterance" in caplog.text  # the RIFF twin of each of the 30
     for split in ("train", "val", "test"):
         assert all(torch.equal(a, b) for a, b in zip(plain.frames[split], twins.frames[split]))
 
@@ -155,7 +155,7 @@ def test_folder_copies_are_one_utterance_in_one_split(tmp_path, caplog, pattern)
     found = ids(dm)
     assert sum(map(len, found.values())) == 10 and not (found["train"] & (found["val"] | found["test"]))
     assert found == ids(module(plain, **options))
-    assert "4 file(s) are further copies" in caplog.text and "differ" not in caplog.text
+    assert "4 files are further copies" in caplog.text and "differ" not in caplog.text
 
 
 def test_copies_whose_samples_differ_are_reported(tmp_path, caplog):
@@ -164,7 +164,7 @@ def test_copies_whose_samples_differ_are_reported(tmp_path, caplog):
     sf.write(str(other), tone(99), 16000, subtype="PCM_16")
     with caplog.at_level(logging.WARNING):
         module(root, val_fraction=0.25)
-    assert f"1 utterance(s) have copies whose samples differ, e.g. {root / 'TRAIN/DR1/FAAA0/SI1.WAV'} vs {other}" \
+    assert f"1 utterance has copies whose samples differ, e.g. {root / 'TRAIN/DR1/FAAA0/SI1.WAV'} vs {other}" \
         in caplog.text
 
 
@@ -185,7 +185,7 @@ def test_a_corrupt_float_sample_names_the_file_or_is_skipped(tmp_path, caplog, b
     assert skipped.skipped == [str(root / "00_a.wav")] and "skipped 1 bad file" in caplog.text
     # the line names each skipped file with what is wrong with it (not the fix: it was skipped)
     (line,) = [message for message in caplog.messages if "skipped 1 bad file" in message]
-    assert line.startswith(f"data: skipped 1 bad file(s) (data.on_bad_file=skip): {root / '00_a.wav'}: holds ")
+    assert line.startswith(f"data: skipped 1 bad file (data.on_bad_file=skip): {root / '00_a.wav'}: holds ")
     assert words in line and "replace or delete" not in line
     assert skipped.paths == without.paths and skipped.statistics == without.statistics
     assert np.isfinite(skipped.statistics["std"]) and 0.1 < skipped.statistics["std"] < 1
@@ -233,7 +233,7 @@ def test_resource_forks_are_ignored_and_bad_files_dropped_before_the_split(tmp_p
     (copied / "03_d.wav").write_bytes(b"RIFF broken")  # one truly bad file
     with caplog.at_level(logging.INFO):
         skipped = module(copied, layout="folder", val_fraction=0.2, test_fraction=0.2, on_bad_file="skip")
-    assert "ignored 20 hidden file(s)" in caplog.text and skipped.skipped == [str(copied / "03_d.wav")]
+    assert "ignored 20 hidden files" in caplog.text and skipped.skipped == [str(copied / "03_d.wav")]
     (plain / "03_d.wav").unlink()
     without = module(plain, layout="folder", val_fraction=0.2, test_fraction=0.2)
     assert ids(skipped) == ids(without)  # the split of a folder holding only the good files
@@ -326,8 +326,8 @@ def test_every_format_libsndfile_reads_is_read_and_every_other_file_is_counted(t
         dm = module(root, layout="folder", val_fraction=0.2, test_fraction=0.2)
     assert sum(len(paths) for paths in dm.paths.values()) == 11
     assert any(path.endswith("other_0.mp3") for paths in dm.paths.values() for path in paths)
-    assert "data: left out 2 file(s) that are not audio libsndfile reads (.PHN: 1, .txt: 1)" in caplog.text
-    assert "data: ignored 1 hidden file(s)" in caplog.text
+    assert "data: left out 2 files that libsndfile does not read as audio (.PHN: 1, .txt: 1)" in caplog.text
+    assert "data: ignored 1 hidden file" in caplog.text
 
 
 def test_the_timit_layout_counts_the_files_outside_its_splits_and_its_label_files(tmp_path, caplog):
@@ -339,8 +339,8 @@ def test_the_timit_layout_counts_the_files_outside_its_splits_and_its_label_file
     with caplog.at_level(logging.INFO, logger="avrnn.data.datamodule"):
         dm = module(root, layout="timit", val_fraction=0.1)
     assert sum(len(paths) for paths in dm.paths.values()) == 30
-    assert "data: left out 1 file(s) that are not audio libsndfile reads (.PHN: 1)" in caplog.text
-    assert ("data: left out 2 file(s) outside TRAIN/ and TEST/ (DOC/TIMITDIC.TXT, README.DOC; the timit layout reads "
+    assert "data: left out 1 file that libsndfile does not read as audio (.PHN: 1)" in caplog.text
+    assert ("data: left out 2 files outside TRAIN/ and TEST/ (DOC/TIMITDIC.TXT, README.DOC; the timit layout reads "
             "only those)") in caplog.text
 
 

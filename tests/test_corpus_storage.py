@@ -72,7 +72,7 @@ def test_the_data_module_reads_every_linked_file_and_names_the_links_it_did_not_
     dm.setup()
     assert sum(len(paths) for paths in dm.paths.values()) == 10
     (warning,) = [r.getMessage() for r in caplog.records if "not read" in r.getMessage()]
-    assert warning.startswith("data: 3 folder(s), link(s) or file(s) under data.root not read: ") and \
+    assert warning.startswith("data: 3 paths under data.root not read (folders, links or files): ") and \
         "(a loop: it leads back to" in warning
 
 

@@ -185,7 +185,7 @@ def test_missing_root_wrong_layout_and_empty_folders(tmp_path):
     (tmp_path / "texts").mkdir()
     for name in ("a.txt", "b.txt", "c.PHN", ".hidden.wav"):
         (tmp_path / "texts" / name).write_text("x")
-    with pytest.raises(DataError, match=r"no audio files under .*texts: its 3 file\(s\) are of no format libsndfile "
+    with pytest.raises(DataError, match=r"no audio files under .*texts: its 3 files are of no format libsndfile "
                                         r"reads \(.txt: 2, .PHN: 1\); expected any folder"):
         split_folder(tmp_path / "texts")
 
@@ -288,7 +288,7 @@ def test_split_lists_give_exactly_the_listed_files_in_their_order_and_nothing_el
         dm.setup()
     assert {split: [Path(path).relative_to(tmp_path).as_posix() for path in paths]
             for split, paths in dm.paths.items()} == LISTS
-    assert "14 of 21 audio file(s)" in caplog.text and "in none of data.split_lists (not read)" in caplog.text
+    assert "14 of 21 audio files" in caplog.text and "in none of data.split_lists (not read)" in caplog.text
     assert "data.split_lists gives the splits: data.val_fraction, data.test_fraction, data.split_seed" in caplog.text
 
 
@@ -309,7 +309,7 @@ def test_split_lists_read_from_an_absolute_path_and_the_cache_follows_their_cont
 
 @pytest.mark.parametrize("lists, message", [
     ({**LISTS, "test": ["a/3_anna.wav", "z/nobody.wav"]},
-     r"data.split_lists.test lists 1 file\(s\) that are not audio files under .*, e.g. z/nobody.wav; fix the list"),
+     r"data.split_lists.test lists 1 file that is not an audio file under .*, e.g. z/nobody.wav; fix the list"),
     ({**LISTS, "val": ["e/1_eve.wav", "./b/1_ben.wav"]},
      r"data.split_lists: b/1_ben.wav is b/1_ben.wav's utterance, listed twice \(train and val\); each utterance"),
     ({**LISTS, "test": ["a/3_anna.wav", "B/1_ben.WAV.flac"]},  # another copy of one utterance

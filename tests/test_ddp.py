@@ -115,7 +115,7 @@ def test_multirun_with_ddp_is_refused_with_what_to_use_instead(run_in_process, t
     result = run_in_process("train.py", "-m", "seed=1,2", *tiny, *DDP_CPU, f"data.root={corpus_dir}",
                             f"hydra.sweep.dir={tmp_path / 'sweep'}")
     assert result.returncode == 2
-    assert result.last_line.startswith("error: the sweep ended with 2 failed job(s): job 0 (")
+    assert result.last_line.startswith("error: the sweep ended with 2 failed jobs: job 0 (")
     assert ("ConfigError: trainer.devices x trainer.num_nodes = 2 processes cannot start inside a local multirun"
             in result.last_line and "hydra/launcher=slurm" in result.last_line)
 

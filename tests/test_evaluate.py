@@ -235,7 +235,7 @@ def test_a_corpus_at_another_rate_is_resampled_to_the_models_and_says_so(make_cf
     taken = [r.getMessage() for r in caplog.records if r.getMessage().startswith("data: as the model was trained")]
     assert taken == ["data: as the model was trained: sample_rate=8000 (the data config given says 16000), "
                      "frame_size=160 (the data config given says 200)"]  # hop: null in both, the frame size
-    assert "data: resampled 6 file(s) from 16000 Hz to data.sample_rate=8000 Hz (soxr)" in caplog.text
+    assert "data: resampled 6 files from 16000 Hz to data.sample_rate=8000 Hz (soxr)" in caplog.text
     # the data line gives this corpus's own fitted statistics; the model reads the checkpoint's, and says so
     assert datamodule.statistics == {"mean": 0.0, "std": 0.1}
     normalised = [r.getMessage() for r in caplog.records if r.getMessage().startswith("data: normalised with")]

@@ -54,15 +54,15 @@ def test_failed_jobs_are_named_at_the_end_in_their_logs_and_in_the_report(run_in
     folders = {int(path.name.split("_")[0]): path for path in sweep.iterdir() if path.name[0].isdigit()}
     why = f"DataError: data.root {tmp_path / 'typo'} does not exist; set data.root to a folder laid out as any folder"
     line = result.last_line
-    assert line.startswith(f"error: the sweep ended with 2 failed job(s): job 1 ({folders[1]}): {why}"), line
+    assert line.startswith(f"error: the sweep ended with 2 failed jobs: job 1 ({folders[1]}): {why}"), line
     assert f"; job 2 ({folders[2]}): {why}" in line
     for number in (1, 2):
         logs = "".join(path.read_text() for path in folders[number].glob("*.log"))
         assert f"this job of the sweep failed: {why}" in logs
     written = report(sweep)
     text = written[0].read_text()
-    assert text.startswith("**Not every run of this sweep has results (below); the means are over the 1 run(s) that "
-                           "have.**")
+    assert text.startswith("**Not every run of this sweep has results (below); the means are over the 1 run that "
+                           "has.**")
     assert f"- {folders[1].name}: failed: {why}" in text and f"- {folders[2].name}: failed: {why}" in text
     import shutil
     shutil.rmtree(folders[2])

@@ -223,7 +223,7 @@ def test_a_resume_refuses_a_validation_or_test_split_that_changed(make_cfg, tmp_
         path.rename(corpus / val_speaker / f"new_{path.name}")
     saved = last.read_bytes()
     with pytest.raises(ConfigError, match=rf"^cannot resume {last}: its val split is not the one it trained with: 4 -> 8 "
-                                          rf"utterances, 4 file\(s\) added \(e.g. {val_speaker}/new_00.wav\); the curves "
+                                          rf"utterances, 4 files added \(e.g. {val_speaker}/new_00.wav\); the curves "
                                           r"and the best checkpoint would span two different sets; restore the corpus"):
         train(make_cfg(*audio, "training.max_iterations=4", "ckpt_path=last", tiny=False))
     shutil.rmtree(corpus)

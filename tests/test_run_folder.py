@@ -13,7 +13,7 @@ def snapshot(folder):
 
 
 def test_the_readmes_second_run_in_the_same_folder_is_refused_and_touches_nothing(run_in_process, tmp_path,
-                                                                                   corpus_dir, tiny):
+                                                                                   corpus_dir, tiny, root):
     """The input of the field report: hydra.run.dir=logs/mine twice, another seed and learning rate, no
     ckpt_path; here with the first run's last.ckpt removed (so that no resume can be offered) and with it."""
     run = tmp_path / "mine"
@@ -30,8 +30,15 @@ def test_the_readmes_second_run_in_the_same_folder_is_refused_and_touches_nothin
         f"would mix its logs and checkpoints with them; give this run another folder (hydra.run.dir=...), or resume "
         f"from one of its checkpoints (ckpt_path={best}; it has no last.ckpt, so ckpt_path=last cannot)")
     after = snapshot(run)
-    for name in [name for name in after if name.endswith(".log")]:  # Hydra's job log records the attempt too
-        assert after.pop(name).startswith(before.pop(name))
+    (log_name,) = [name for name in after if name.endswith(".log")]  # train.log (in-process: the module's name)
+    earlier_log, log = before.pop(log_name).decode(), after.pop(log_name).decode()
+    assert log.startswith(earlier_log)  # the job's log records the attempt too, after the earlier run's lines,
+    attempt = log[len(earlier_log):].splitlines()  # from its command, so that its error is not read as theirs
+    train_py = root / "src" / "train.py"
+    assert attempt[0].endswith(f"[avrnn][INFO] - command: python {train_py} {' '.join(common)} seed=7 "
+                               "model.optimizer.lr=0.001")
+    assert attempt[-1].endswith(f"[avrnn][ERROR] - {second.last_line}")
+    assert earlier_log.splitlines()[0].endswith(f"[avrnn][INFO] - command: python {train_py} {' '.join(common)}")
     assert after == before and ".hydra/config.yaml" in after  # Hydra's overwritten .hydra/ files put back
 
 

@@ -189,7 +189,7 @@ def test_a_sweep_stopped_after_a_failed_job_says_it_stopped_and_names_the_failur
     assert result.returncode == 143
     (failed,) = [path for path in sweep.iterdir() if path.name.startswith("0_")]
     assert result.last_line.startswith("stopped by SIGTERM after iteration 1: saved "), result.last_line
-    assert re.search(rf"\[the sweep had 1 failed job\(s\): job 0 \({re.escape(str(failed))}\): ConfigError: training.max_iterations must be "
+    assert re.search(rf"\[the sweep had 1 failed job: job 0 \({re.escape(str(failed))}\): ConfigError: training.max_iterations must be "
                      r"positive, got 0\]$",
                      result.last_line), result.last_line
 

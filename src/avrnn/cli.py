@@ -172,14 +172,29 @@ def outcome(error: BaseException, hydra_main: bool = True) -> tuple[str, int] | 
     return f"error: {message}", 2
 
 
-class ErrorLineInJobLog(Callback):
-    """Writes how a failed job ended into its own log (train.log, evaluate.log, generate.log in its run
-    folder), so that a folder left by a refused or failed run says why: the same `error: ...` line the
+class AttemptInJobLog(Callback):
+    """Marks each attempt in its job's log (train.log, evaluate.log, generate.log in its run folder). A folder's
+    log gathers every attempt run there (a resume, a requeued SLURM job, one refused because the folder holds
+    another run), so each begins with `command: python <script> <arguments>`: without it, a refused attempt's
+    error line reads as how the earlier run ended. A failed attempt ends with the same `error: ...` line the
     user saw on stderr, or, for an error that keeps its traceback, its type and message. Rank 0 only (the
-    tasks of a DDP run share the folder). A job of a multirun gets its line from
-    avrnn.training.sweeps.record_job instead; a stop signal ends a run with a BaseException, which Hydra
-    does not hand to on_job_end (training writes its stop line into the log itself). (hydra.callbacks of conf/config.yaml,
-    evaluate.yaml, generate.yaml)"""
+    tasks of a DDP run share the folder). A job of a multirun gets its error line from
+    avrnn.training.sweeps.record_job instead; a stop signal ends a run with a BaseException, which Hydra does
+    not hand to on_job_end (training writes its stop line into the log itself). (hydra.callbacks of
+    conf/config.yaml, evaluate.yaml, generate.yaml)"""
+
+    def on_job_start(self, config, **kwargs) -> None:
+        import logging
+        import shlex
+
+        from hydra.types import RunMode
+
+        if not is_rank_zero():
+            return
+        line = f"command: {shlex.join(['python', *sys.argv])}"
+        if config.hydra.mode == RunMode.MULTIRUN:  # the sweep's command, and which of its jobs this is
+            line += f" (job {config.hydra.job.num}: {' '.join(config.hydra.overrides.task)})"
+        write_to_log_files(line, Path(config.hydra.runtime.output_dir), logging.INFO)
 
     def on_job_end(self, config, job_return, **kwargs) -> None:
         from hydra.core.utils import JobStatus

@@ -19,6 +19,7 @@ import soxr
 
 from avrnn.data.errors import DataError
 from avrnn.data.headers import readable, shortfall, sphere_header
+from avrnn.data.progress import counted
 
 # Float files may exceed full scale a little (headroom); 20 dB above it is a broken file, not speech.
 MAX_FLOAT_AMPLITUDE = 10.0
@@ -45,7 +46,7 @@ def check_samples(waveform: np.ndarray, path: Path, subtype: str) -> None:
     finite = np.isfinite(waveform)
     if not finite.all():
         bad = np.flatnonzero(~finite.all(axis=-1) if waveform.ndim > 1 else ~finite)
-        fault = f"holds {bad.size} non-finite sample(s) (NaN or infinity; the first at sample {bad[0]})"
+        fault = f"holds {counted(bad.size, 'non-finite sample')} (NaN or infinity; the first at sample {bad[0]})"
         raise DataError(f"{path} {fault}; replace or delete the file, or set data.on_bad_file=skip", fault)
     peak = float(np.abs(waveform).max()) if waveform.size else 0.0
     if subtype in FLOAT_SUBTYPES and peak > MAX_FLOAT_AMPLITUDE:

@@ -231,8 +231,8 @@ class SpeechDataModule(pl.LightningDataModule):
                                for key in self.options.split_options())
             log.info("data: data.split_lists gives the splits: %s are not used", unused)
             if len(every) > len(keep):
-                log.info("data: %d of %d audio file(s) under %s are in none of data.split_lists (not read)",
-                         len(every) - len(keep), len(every), self.root)
+                log.info("data: %d of %s under %s %s in none of data.split_lists (not read)", len(every) - len(keep),
+                         counted(len(every), "audio file"), self.root, "is" if len(every) - len(keep) == 1 else "are")
             return dataclasses.replace(found, pools={"all": keep}, copies={})
         if self.options.layout != "timit":
             return found
@@ -359,22 +359,22 @@ class SpeechDataModule(pl.LightningDataModule):
 
     def _report(self, content: dict) -> None:
         if content["hidden_ignored"]:
-            log.info("data: ignored %d hidden file(s) (.*, macOS resource forks ._*, __MACOSX/)",
-                     content["hidden_ignored"])
+            log.info("data: ignored %s (.*, macOS resource forks ._*, __MACOSX/)",
+                     counted(content["hidden_ignored"], "hidden file"))
         if content["not_audio"]:
-            log.info("data: left out %d file(s) that are not audio libsndfile reads (%s)", content["not_audio"],
+            log.info("data: left out %s that libsndfile does not read as audio (%s)", counted(content["not_audio"], "file"),
                      content["not_audio_kinds"])
         if content["outside_splits"]:
             examples = ", ".join(content["outside_examples"]) + (", ..." if content["outside_splits"] > 3 else "")
-            log.info("data: left out %d file(s) outside TRAIN/ and TEST/ (%s; the timit layout reads only those)",
-                     content["outside_splits"], examples)
+            log.info("data: left out %s outside TRAIN/ and TEST/ (%s; the timit layout reads only those)",
+                     counted(content["outside_splits"], "file"), examples)
         unread = content.get("unread", [])  # (a data cache of an earlier version has no such entry)
         if unread:
-            log.warning("data: %d folder(s), link(s) or file(s) under data.root not read: %s", len(unread),
+            log.warning("data: %s under data.root not read (folders, links or files): %s", counted(len(unread), "path"),
                         "; ".join(unread[:3]) + ("; ..." if len(unread) > 3 else ""))
         if content.get("resampled"):
             log.info("data: resampled %s to data.sample_rate=%d Hz (soxr)", ", ".join(
-                f"{count} file(s) from {rate} Hz" for rate, count in content["resampled"].items()),
+                f"{counted(count, 'file')} from {rate} Hz" for rate, count in content["resampled"].items()),
                 self.options.sample_rate)
             lowest = min(int(rate) for rate in content["resampled"])
             if lowest < self.options.sample_rate and self.rate_fixed_by:  # evaluating a model of a higher rate
@@ -388,19 +388,22 @@ class SpeechDataModule(pl.LightningDataModule):
                             "the corpus at its own rate set data.sample_rate=%d (and data.frame_size, data.hop to "
                             "match)", lowest, self.options.sample_rate, lowest // 2, lowest)
         if content["copies_dropped"]:
-            log.warning("data: %d file(s) are further copies of an utterance already found (same path without its "
+            log.warning("data: %s further copies of an utterance already found (same path without its "
                         "audio suffixes, e.g. SI1.WAV and SI1.WAV.wav); one copy of each is used (a readable one, "
                         "lossless before lossy, SPHERE first)",
-                        content["copies_dropped"])
+                        counted(content["copies_dropped"], "file") + (" is a" if content["copies_dropped"] == 1
+                                                                      else " are"))
         if content["copies_differing"]:
-            log.warning("data: %d utterance(s) have copies whose samples differ, e.g. %s; check which copy is right",
-                        len(content["copies_differing"]), " vs ".join(content["copies_differing"][0]))
+            log.warning("data: %s copies whose samples differ, e.g. %s; check which copy is right",
+                        counted(len(content["copies_differing"]), "utterance")
+                        + (" has" if len(content["copies_differing"]) == 1 else " have"), " vs ".join(content["copies_differing"][0]))
         if self.skipped:
             because = content.get("skipped_because") or {}  # (a data cache of an earlier version has no reasons)
             named = "; ".join(f"{path}: {because[path]}" if path in because else path for path in self.skipped[:3])
             more = f"; and {len(self.skipped) - 3} more" if len(self.skipped) > 3 else ""
-            log.warning("data: skipped %d bad file(s) (data.on_bad_file=skip): %s%s", len(self.skipped), named, more)
-        counts = ", ".join(f"{split} {counted(len(f), 'utterance')} / {sum(len(u) for u in f)} frames"
+            log.warning("data: skipped %s (data.on_bad_file=skip): %s%s", counted(len(self.skipped), "bad file"), named,
+                        more)
+        counts = ", ".join(f"{split} {counted(len(f), 'utterance')} / {counted(sum(len(u) for u in f), 'frame')}"
                            for split, f in self.frames.items())
         log.info("data %s: %s; %s representation (%d features per timestep), %s", self.root, counts,
                  self.representation.name, self.representation.feature_size, describe(self.statistics))

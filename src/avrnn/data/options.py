@@ -13,6 +13,7 @@ from typing import Any, Mapping, Optional
 
 from avrnn.data import representations
 from avrnn.data.errors import DataError
+from avrnn.data.progress import plural
 from avrnn.data.synthetic import SyntheticCorpusSpec
 
 CHOICES = {"layout": ("timit", "folder"), "last_frame": ("pad", "drop"), "on_bad_file": ("fail", "skip")}
@@ -84,7 +85,7 @@ class DataOptions:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise DataError(f"unknown data option(s) {', '.join(unknown)}; "
+            raise DataError(f"unknown data {plural(len(unknown), 'option')} {', '.join(unknown)}; "
                             f"the data config takes {', '.join(sorted(known))}")
         options = cls(**values)
         if options.representation is None:  # checkpoints of earlier versions: waveform frames

@@ -39,9 +39,14 @@ def is_rank_zero() -> bool:
     return getattr(rank_zero_only, "rank", 0) == 0
 
 
+def plural(count: int, noun: str) -> str:
+    """'utterance' for 1, 'utterances' otherwise ('batches', 'keys'): the noun as it reads beside `count`."""
+    return noun if count == 1 else noun + ("es" if noun.endswith(("s", "x", "ch", "sh")) else "s")
+
+
 def counted(count: int, noun: str) -> str:
     """'1 utterance', '3 utterances', '2 batches': a count with its noun in the singular or plural."""
-    return f"{count} {noun if count == 1 else noun + ('es' if noun.endswith(('s', 'x', 'ch', 'sh')) else 's')}"
+    return f"{count} {plural(count, noun)}"
 
 
 def duration(seconds: float) -> str:

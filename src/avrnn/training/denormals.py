@@ -20,6 +20,8 @@ import os
 
 import torch
 
+from avrnn.data.progress import counted
+
 log = logging.getLogger("avrnn.denormals")  # the name before the layout change: log lines and users' logging settings keep it
 
 _TINY = 1e-20  # _TINY * _TINY = 1e-40: subnormal in fp32, 0 where flushed
@@ -95,6 +97,11 @@ def _set_on_every_worker(flush: bool) -> None:
     parallel(setter, None, torch.get_num_threads(), 0)
 
 
+def all_threads(threads: int) -> str:
+    """'the 1 thread', 'all 4 threads': the intra-op threads a setting holds on, as the log line reads."""
+    return "the 1 thread" if threads == 1 else f"all {threads} threads"
+
+
 def apply(flush: bool) -> str:
     """Flush denormals to zero (`flush`=True) or keep IEEE subnormals, on the calling thread and on
     every intra-op worker thread; log one line saying which is in force, and return it ('flushed',
@@ -110,14 +117,14 @@ def apply(flush: bool) -> str:
     threads = torch.get_num_threads()
     if flush and not supported:
         log.warning("denormal floats: this CPU cannot flush them to zero (flush_denormal=true has no effect); "
-                    "IEEE subnormals on %d thread(s)", threads)
+                    "IEEE subnormals on %s", counted(threads, "thread"))
     elif current == "mixed":
         log.warning("denormal floats: only some of the %d intra-op threads follow flush_denormal=%s (their pool "
                     "started before it was set); results stay correct but speed varies", threads,
                     str(flush).lower())
     elif flush:
-        log.info("denormal floats: flushed to zero on all %d thread(s) (flush_denormal=true; "
-                 "flush_denormal=false keeps IEEE subnormals)", threads)
+        log.info("denormal floats: flushed to zero on %s (flush_denormal=true; "
+                 "flush_denormal=false keeps IEEE subnormals)", all_threads(threads))
     else:
-        log.info("denormal floats: IEEE subnormals kept on all %d thread(s) (flush_denormal=false)", threads)
+        log.info("denormal floats: IEEE subnormals kept on %s (flush_denormal=false)", all_threads(threads))
     return current

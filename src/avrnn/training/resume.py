@@ -27,6 +27,7 @@ from omegaconf import DictConfig
 
 from avrnn.config import OPTIMIZER_NODES, Config, ConfigError
 from avrnn.data import files
+from avrnn.data.progress import counted
 from avrnn.models.vrnn import VRNNConfig
 from avrnn.training import run_folder
 from avrnn.training.phases import builds_critic
@@ -292,7 +293,7 @@ def check_same_splits(stored: dict | None, current: dict, checkpoint_path: Path)
             fix = (f"resume with the version that wrote the checkpoint, move the copies now read (e.g. {added[0]}) "
                    f"out of data.root, or start a new run (another {run_folder.folder_setting()})")
         else:
-            changes = [f"{len(added)} file(s) added (e.g. {added[0]})" if added else "",
+            changes = [f"{counted(len(added), 'file')} added (e.g. {added[0]})" if added else "",
                        f"{len(removed)} removed (e.g. {removed[0]})" if removed else ""]
             what = ", ".join(change for change in changes if change) or "the same files, whose audio changed"
         raise ConfigError(

@@ -127,7 +127,7 @@ def command_started(sweep_dir) -> float | None:
 
 
 def failed_jobs_line(sweep_dir, since: float | None = None, shown: int = 3) -> str | None:
-    """'2 failed job(s): job 1 (<folder>): <reason>; job 3 ...' of a sweep folder (the first `shown` of them
+    """'2 failed jobs: job 1 (<folder>): <reason>; job 3 ...' of a sweep folder (the first `shown` of them
     named, then a count), counting the jobs whose records were written from `since` on (command_started:
     this command's, not an earlier command's in the same folder); None where none failed."""
     failed = [record for record in job_records(sweep_dir) if record["status"] == "failed"
@@ -137,7 +137,7 @@ def failed_jobs_line(sweep_dir, since: float | None = None, shown: int = 3) -> s
     named = "; ".join(f"job {r['job']} ({r['folder']}): {r['reason']}" for r in failed[:shown])
     more = (f"; and {len(failed) - shown} more (each job's log ends with its reason; records in "
             f"{Path(sweep_dir) / JOB_RECORDS})" if len(failed) > shown else "")
-    return f"{len(failed)} failed job(s): {named}{more}"
+    return f"{counted(len(failed), 'failed job')}: {named}{more}"
 
 
 class SweepLedgerCallback(Callback):

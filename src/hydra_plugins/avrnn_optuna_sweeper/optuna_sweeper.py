@@ -131,8 +131,8 @@ class OptunaSweeper(optuna_sweeper.OptunaSweeper if optuna_sweeper else object):
         impl.job_idx = max(impl.job_idx or 0, len(trials))
         seed = OmegaConf.select(impl.config, "hydra.sweeper.sampler.seed") if impl.config is not None else None
         reseed(impl.sampler, None if seed is None else int(seed) + len(trials))
-        log.info("continuing the Optuna study %r (%s): %d trial(s) there; new trials are numbered from %d%s%s",
-                 impl.study_name, impl.storage, len(trials), len(trials),
+        log.info("continuing the Optuna study %r (%s): %s there; new trials are numbered from %d%s%s",
+                 impl.study_name, impl.storage, counted(len(trials), "trial"), len(trials),
                  f"; {failed} left RUNNING by a process that ended marked failed" if failed else "",
                  f"; left running (another live process): {', '.join(left)}" if left else "")
         return len(trials)

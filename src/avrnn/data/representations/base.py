@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from avrnn.data.errors import DataError
+from avrnn.data.progress import plural
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,7 +25,7 @@ class NoSettings:
         if unknown:  # keys marked internal (set by the project, e.g. for earlier versions' checkpoints) are not offered
             takes = ", ".join(sorted(f.name for f in dataclasses.fields(cls) if not f.metadata.get("internal"))) \
                 or "no other key"
-            raise DataError(f"unknown data.representation key(s) {', '.join(unknown)}; this representation takes "
+            raise DataError(f"unknown data.representation {plural(len(unknown), 'key')} {', '.join(unknown)}; this representation takes "
                             f"name and {takes}")
         return cls(**values).check()
 
