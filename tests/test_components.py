@@ -44,12 +44,19 @@ def write_user_module(folder: Path, name: str) -> None:
         "os.environ['AVRNN_TEST_IMPORTED'] = __name__\n"
         "from avrnn.models.objectives import Wasserstein\n\n"
         "class HalfWasserstein(Wasserstein):\n"
+        "    distance_name = 'half_wasserstein'\n"
+        "    distance_unit = 'half the critic scale'\n\n"
+        "    def distance(self, d_prior, d_post):\n"
+        "        return 0.5 * super().distance(d_prior, d_post)\n\n"
         "    def adversarial_loss(self, d_prior, d_post):\n"
         "        return 0.5 * super().adversarial_loss(d_prior, d_post)\n")
 
 
 def test_a_users_objective_is_one_config_away_and_needs_trust_to_load(make_cfg, compose_config, tmp_path,
-                                                                     monkeypatch):
+                                                                     monkeypatch, capsys):
+    """Its distance estimate is scored and printed under its own name and unit, per sequence: not as a bound."""
+    import json
+
     write_user_module(tmp_path, "my_objectives")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delenv("AVRNN_TEST_IMPORTED", raising=False)
@@ -64,7 +71,13 @@ def test_a_users_objective_is_one_config_away_and_needs_trust_to_load(make_cfg, 
     metrics = evaluate(compose_config("evaluate", f"ckpt_path={ckpt}", "iwae_k=[]", "fivo_k=[]",
                                       "trusted_targets=[my_objectives.HalfWasserstein]",
                                       f"output_dir={tmp_path / 'eval'}"))
-    assert "test/wasserstein" in metrics
+    assert "test/half_wasserstein" in metrics and not [key for key in metrics if key.startswith("test/half_wasserstein_")]
+    out = capsys.readouterr().out
+    assert not [line for line in out.splitlines() if line.startswith("half_wasserstein")]  # no row of the bounds
+    assert (f"critic's half_wasserstein estimate, prior against posterior latent sequences: "
+            f"{metrics['test/half_wasserstein']:.4g} (half the critic scale)") in out
+    assert json.loads((run / "metrics.json").read_text())["critic_distance"] == {"name": "half_wasserstein",
+                                                                                 "unit": "half the critic scale"}
 
 
 def test_an_optimizer_of_your_own_is_a_config_value_away(make_cfg):

@@ -183,8 +183,9 @@ def score(module: AVRNNModule, loader, iwae_k: list[int], fivo_k: list[int], pre
     representation = module.representation
     metrics = {f"{prefix}/frames": frames, f"{prefix}/sequences": sequences}
     for name, total in totals.items():
-        if name in CRITIC_DISTANCES:  # not bounds: per sequence only
+        if module.critic is not None and name == module.objective.distance_name:  # not a bound: per sequence only
             metrics[f"{prefix}/{name}"] = total / sequences
+            metrics[f"{prefix}/critic_distance"] = {"name": name, "unit": module.objective.distance_unit}
             continue
         metrics[f"{prefix}/{name}_per_timestep"] = total / frames
         metrics[f"{prefix}/{name}_per_sequence"] = total / sequences
@@ -243,6 +244,8 @@ class LatentUse:
 FRAMES_SCORED = "all frames of each utterance, including the first and a zero-padded last frame"
 UNITS = ("nats (per timestep = total / frames; per sequence = mean over utterances); log_jacobian: nats per timestep "
          "to add to a bound for the bound on the unnormalised features (bounds_are_on says what they are); "
+         "critic_distance: the name and unit of the critic's distance estimate (its value is <split>/<name>, a "
+         "mean per sequence, not a bound); "
          "kl_by_dimension: nats per "
          "timestep per latent dimension; active_units: dimensions whose posterior mean varies over frames by more "
          f"than {LatentUse.ACTIVE_VARIANCE}")
@@ -288,11 +291,6 @@ def out_of_memory(error: BaseException) -> bool:
         or "out of memory" in str(error).lower()
 
 
-CRITIC_DISTANCES = {  # avrnn.models.objectives' distance_name -> its unit
-    "wasserstein": "in the critic's own scale: compare runs of one critic setting only",
-    "js_divergence": "nats"}
-
-
 def print_report(metrics: dict, split: str, sample_rate: int | None, written: Path) -> None:
     """The table of bounds (nats per timestep and per sequence), the reconstructions' quality (where
     `sample_rate` is given: it was scored), latent use, and what was scored and written."""
@@ -304,10 +302,11 @@ def print_report(metrics: dict, split: str, sample_rate: int | None, written: Pa
     if f"{split}/bounds_are_on" in metrics:
         print(f"bounds on {metrics[f'{split}/bounds_are_on']} (log-Jacobian to unnormalised units: "
               f"{metrics[f'{split}/log_jacobian']:+.3f} nats/timestep)")
-    for name, unit in CRITIC_DISTANCES.items():  # a model with a critic: its estimate, as training logs it
-        if f"{split}/{name}" in metrics:
-            print(f"critic's {name} estimate, prior against posterior latent sequences: "
-                  f"{metrics[f'{split}/{name}']:.4g} ({unit})")
+    distance = metrics.get(f"{split}/critic_distance")  # a model with a critic: its estimate, as training logs it
+    if distance is not None:
+        name, unit = distance["name"], distance["unit"]
+        print(f"critic's {name} estimate, prior against posterior latent sequences: {metrics[f'{split}/{name}']:.4g} "
+              f"({unit})")
     if sample_rate is not None:
         print_speech_quality(metrics, split, sample_rate)
     kl_by_dimension = metrics[f"{split}/kl_by_dimension"]

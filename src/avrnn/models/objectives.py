@@ -22,9 +22,11 @@ Scores = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class CriticObjective:
-    """The interface; `distance_name` names the estimate in the logs (train/<name>, val/<name>)."""
+    """The interface; `distance_name` names the estimate in the logs (train/<name>, val/<name>, and
+    evaluation's test/<name>), `distance_unit` says what its number is in (evaluation prints it beside it)."""
 
     distance_name = "wasserstein"
+    distance_unit = "in the critic's own scale: compare runs of one critic setting only"
 
     def critic_loss(self, score: Scores, prior: Sample, post: Sample, mask: torch.Tensor
                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -99,6 +101,7 @@ class JensenShannon(CriticObjective):
     divergence implied by the classifier's loss."""
 
     distance_name = "js_divergence"
+    distance_unit = "nats"
 
     def loss(self, d_prior, d_post):
         return losses.gan_critic_loss(d_prior, d_post)

@@ -140,7 +140,8 @@ def cluster_plugins() -> list:
 
 METRICS_UNITS = ("nats per timestep: *_per_timestep, train/elbo, log_jacobian; nats: js_divergence, and critic_loss, "
                  "adversarial_loss under critic=gan; the critic's own scale: wasserstein, and critic_loss, "
-                 "adversarial_loss, gradient_penalty under the WGAN critics; L2 norms: grad_norm/<phase>/<block> "
+                 "adversarial_loss, gradient_penalty under the WGAN critics; critic_distance: the name and unit of "
+                 "the critic's distance estimate (its objective's own, where it is a user's); L2 norms: grad_norm/<phase>/<block> "
                  "(its gradient), update_norm (its optimizer step); lr/<phase>: learning rates; kl_weight: the KL "
                  "term's weight (0 to 1); faults/: counts of skipped steps; iteration, iterations, "
                  "test_checkpoint_iteration: training iterations")
@@ -283,6 +284,9 @@ def _train(cfg: DictConfig, callbacks: Sequence[pl.Callback], signals: StopSigna
                    "test_checkpoint_iteration": module.iteration,
                    "test_checkpoint": best or "final weights", "precision": str(trainer.precision),
                    "denormals": denormals.state()}
+        if module.critic is not None:  # which logged number is the critic's estimate, and in what unit
+            summary.update(critic_distance={"name": module.objective.distance_name,
+                                            "unit": module.objective.distance_unit})
         if module.representation is not None:  # what the bounds are on (as evaluate.py's metrics.json says)
             summary.update(bounds_are_on=module.representation.bound_on,
                            log_jacobian=module.representation.log_jacobian_per_timestep(),
