@@ -147,7 +147,7 @@ def test_bad_folder_layout_values_fail_before_any_file_is_read(make_cfg, overrid
 
 
 def test_a_stored_data_config_with_an_unknown_key_is_refused_in_one_line():
-    with pytest.raises(DataError, match="unknown data option.s. frames_per_hop; the data config takes "):
+    with pytest.raises(DataError, match="unknown data option frames_per_hop; the data config takes "):
         SpeechDataModule({"root": "/nowhere", "frames_per_hop": 3})
 
 

@@ -143,10 +143,12 @@ def test_silence_is_trimmed_where_asked_and_kept_otherwise():
     ({"frame_size": 200, "hop": 300}, r"^data.hop=300 differs from data.frame_size=200"),
     ({"representation": {"name": "mel"}}, r"^data.representation.name='mel' is not allowed; choose one of "
                                           r"waveform, stft"),
-    ({"representation": {"name": "stft", "windw": "hann"}}, r"^unknown data.representation key.s. windw; this "
+    ({"representation": {"name": "stft", "windw": "hann"}}, r"^unknown data.representation key windw; this "
                                                             r"representation takes name and center, "),
-    ({"representation": {"name": "waveform", "window": "hann"}}, r"^unknown data.representation key.s. window; this "
+    ({"representation": {"name": "waveform", "window": "hann"}}, r"^unknown data.representation key window; this "
                                                                  r"representation takes name and no other key$"),
+    ({"representation": {"name": "waveform", "window": "hann", "hops": 2}}, r"^unknown data.representation keys "
+                                                                             r"hops, window; this representation"),
     ({"representation": {"name": "stft", "window": "kaiser"}}, r"^data.representation.window='kaiser' is not "
                                                                r"allowed; choose one of sine, hann$"),
     ({"representation": {"name": "stft", "trim_top_db": 0}}, r"^data.representation.trim_top_db must be positive"),
