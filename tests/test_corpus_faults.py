@@ -121,7 +121,9 @@ def test_timit_twins_are_one_utterance_in_one_split(tmp_path, caplog, options):
         and not (found["val"] & found["test"])
     assert found == ids(plain)  # exactly the split of the corpus without copies
     assert all(p.endswith(".WAV") for paths in twins.paths.values() for p in paths)  # the SPHERE original kept
-    assert "30 files are further copies of an utterance" in caplog.text  # the RIFF twin of each of the 30
+    first = twins.root / "TRAIN/DR1/FAAA0/SA1.WAV"
+    assert (f"data: 30 files are further copies of utterances already found (the same path without its audio suffixes: "
+            f"e.g. {first} is used, {first}.wav is not)") in caplog.text  # the RIFF twin of each of the 30
     for split in ("train", "val", "test"):
         assert all(torch.equal(a, b) for a, b in zip(plain.frames[split], twins.frames[split]))
 
@@ -156,6 +158,14 @@ def test_folder_copies_are_one_utterance_in_one_split(tmp_path, caplog, pattern)
     assert sum(map(len, found.values())) == 10 and not (found["train"] & (found["val"] | found["test"]))
     assert found == ids(module(plain, **options))
     assert "4 files are further copies" in caplog.text and "differ" not in caplog.text
+    caplog.clear()
+    (twins / "00_a.flac").rename(tmp_path / "00_a.flac")  # no longer a copy: three remain
+    for path in sorted(twins.glob("*.flac"))[1:]:
+        path.unlink()
+    with caplog.at_level(logging.WARNING):
+        module(twins, **options)
+    assert (f"data: 1 file is a further copy of an utterance already found (the same path without its audio "
+            f"suffixes: e.g. {twins / '01_b.flac'} is used, {twins / '01_b.wav'} is not)") in caplog.text
 
 
 def test_copies_whose_samples_differ_are_reported(tmp_path, caplog):
@@ -164,7 +174,7 @@ def test_copies_whose_samples_differ_are_reported(tmp_path, caplog):
     sf.write(str(other), tone(99), 16000, subtype="PCM_16")
     with caplog.at_level(logging.WARNING):
         module(root, val_fraction=0.25)
-    assert f"1 utterance has copies whose samples differ, e.g. {root / 'TRAIN/DR1/FAAA0/SI1.WAV'} vs {other}" \
+    assert f"1 utterance has copies whose samples differ, e.g. {root / 'TRAIN/DR1/FAAA0/SI1.WAV'} (used) and {other}" \
         in caplog.text
 
 

@@ -310,6 +310,7 @@ class SpeechDataModule(pl.LightningDataModule):
                 "audio": {split: [torch.from_numpy(waves[p]) for p in files] for split, files in splits.as_dict().items()},
                 "normalization": statistics, "skipped": skipped, "skipped_because": because,
                 "copies_dropped": sum(len(c) for c in found.copies.values()),
+                "copies_example": next(([str(kept), str(others[0])] for kept, others in found.copies.items()), None),
                 "copies_differing": different_copies(found.copies), "hidden_ignored": len(found.hidden),
                 "unread": [str(item) for item in found.unread], "not_audio": len(found.not_audio),
                 "not_audio_kinds": by_extension(found.not_audio), "outside_splits": len(found.outside_splits),
@@ -388,15 +389,18 @@ class SpeechDataModule(pl.LightningDataModule):
                             "the corpus at its own rate set data.sample_rate=%d (and data.frame_size, data.hop to "
                             "match)", lowest, self.options.sample_rate, lowest // 2, lowest)
         if content["copies_dropped"]:
-            log.warning("data: %s further copies of an utterance already found (same path without its "
-                        "audio suffixes, e.g. SI1.WAV and SI1.WAV.wav); one copy of each is used (a readable one, "
-                        "lossless before lossy, SPHERE first)",
-                        counted(content["copies_dropped"], "file") + (" is a" if content["copies_dropped"] == 1
-                                                                      else " are"))
+            dropped = content["copies_dropped"]
+            example = content.get("copies_example")  # (a data cache of an earlier version has none)
+            log.warning("data: %s (the same path without its audio suffixes%s); one copy of each is used (a readable "
+                        "one, lossless before lossy, SPHERE first)",
+                        "1 file is a further copy of an utterance already found" if dropped == 1 else
+                        f"{dropped} files are further copies of utterances already found",
+                        f": e.g. {example[0]} is used, {example[1]} is not" if example else "")
         if content["copies_differing"]:
-            log.warning("data: %s copies whose samples differ, e.g. %s; check which copy is right",
-                        counted(len(content["copies_differing"]), "utterance")
-                        + (" has" if len(content["copies_differing"]) == 1 else " have"), " vs ".join(content["copies_differing"][0]))
+            differing = content["copies_differing"]
+            log.warning("data: %s copies whose samples differ, e.g. %s (used) and %s; check which copy is right",
+                        counted(len(differing), "utterance") + (" has" if len(differing) == 1 else " have"),
+                        *differing[0])
         if self.skipped:
             because = content.get("skipped_because") or {}  # (a data cache of an earlier version has no reasons)
             named = "; ".join(f"{path}: {because[path]}" if path in because else path for path in self.skipped[:3])
