@@ -166,6 +166,28 @@ def test_folder_layout_splits_by_speaker_or_by_file_and_resamples(tmp_path, capl
     assert warning.endswith("set data.sample_rate=8000 (and data.frame_size, data.hop to match)")
 
 
+@pytest.mark.parametrize("resampled, files, fixed_by, expected", [
+    ({"8000": 20}, 20, None, "files at 8000 Hz were upsampled to 16000 Hz: nothing above 4000 Hz is in them, and a "
+     "model of those frequencies (a spectrogram's upper bins) learns the resampler; to model the corpus at its own "
+     "rate set data.sample_rate=8000 (and data.frame_size, data.hop to match)"),
+    # the field case: one 4001 Hz file among ten at 16 kHz. data.sample_rate=4001 would downsample the ten
+    ({"4001": 1}, 11, None, "1 of 11 files (at 4001 Hz) was upsampled to 16000 Hz: nothing above 2000 Hz is in it, "
+     "and a model of those frequencies (a spectrogram's upper bins) learns the resampler from it; move it out of "
+     "data.root if the rest of the corpus is what you mean to model"),
+    ({"8000": 2, "11025": 1, "22050": 4}, 10, None, "3 of 10 files (at 8000 Hz and 11025 Hz) were upsampled to 16000 "
+     "Hz: nothing above 4000 Hz is in them, and a model of those frequencies (a spectrogram's upper bins) learns the "
+     "resampler from them; move them out of data.root if the rest of the corpus is what you mean to model"),
+    ({"8000": 1}, 1, "the checkpoint", "the file at 8000 Hz was upsampled to 16000 Hz, the rate the checkpoint fixes: "
+     "nothing above 4000 Hz is in it, so the bounds and reconstructions of those frequencies (a spectrogram's upper "
+     "bins) measure the resampler, not this corpus"),
+    ({"22050": 3}, 3, None, None),  # downsampled only: nothing to say
+])
+def test_upsampled_files_are_named_with_the_fix_that_fits_how_many_they_are(resampled, files, fixed_by, expected):
+    from avrnn.data.datamodule import upsampling_warning
+
+    assert upsampling_warning(resampled, files, 16000, fixed_by) == expected
+
+
 # --- bad input: one clear message each ----------------------------------------------------------
 def test_missing_root_wrong_layout_and_empty_folders(tmp_path):
     with pytest.raises(DataError, match=r"data.root .*nowhere does not exist; set data.root to a folder laid out as"):

@@ -183,6 +183,32 @@ def different_copies(copies: dict[Path, list[Path]]) -> list[list[str]]:
     return different
 
 
+def upsampling_warning(resampled: Mapping[str, int], files: int, sample_rate: int,
+                       rate_fixed_by: str | None = None) -> str | None:
+    """What upsampling some of the `files` read ({their rate: how many}, `resampled`) to `sample_rate` does to a
+    model of them (nothing above half their rate is in them: a spectrogram's upper bins hold resampling residue),
+    and the fix: the corpus's own rate where all of it was upsampled, leaving those files out where only some
+    were; none where `rate_fixed_by` (a checkpoint's) fixes the rate. None where nothing was upsampled."""
+    upsampled = {int(rate): count for rate, count in resampled.items() if int(rate) < sample_rate}
+    if not upsampled:
+        return None
+    count, lowest = sum(upsampled.values()), min(upsampled)
+    them = "it" if count == 1 else "them"
+    rates = " and ".join(f"{rate} Hz" for rate in sorted(upsampled))
+    which = (("the file at" if count == 1 else "files at") + f" {rates}" if count >= files else
+             f"{count} of {files} files (at {rates})") + (" was" if count == 1 else " were")
+    if rate_fixed_by:  # evaluating a model of a higher rate
+        return (f"{which} upsampled to {sample_rate} Hz, the rate {rate_fixed_by} fixes: nothing above {lowest // 2} "
+                f"Hz is in {them}, so the bounds and reconstructions of those frequencies (a spectrogram's upper bins) "
+                "measure the resampler, not this corpus")
+    said = (f"{which} upsampled to {sample_rate} Hz: nothing above {lowest // 2} Hz is in {them}, and a model of those "
+            "frequencies (a spectrogram's upper bins) learns the resampler")
+    if count >= files:
+        return (f"{said}; to model the corpus at its own rate set data.sample_rate={lowest} (and data.frame_size, "
+                "data.hop to match)")
+    return f"{said} from {them}; move {them} out of data.root if the rest of the corpus is what you mean to model"
+
+
 class SpeechDataModule(pl.LightningDataModule):
     """Framed speech from a TIMIT-layout folder (layout="timit") or any folder of audio
     (layout="folder"); `synthetic` generates the built-in corpus at `root` first."""
@@ -377,17 +403,10 @@ class SpeechDataModule(pl.LightningDataModule):
             log.info("data: resampled %s to data.sample_rate=%d Hz (soxr)", ", ".join(
                 f"{counted(count, 'file')} from {rate} Hz" for rate, count in content["resampled"].items()),
                 self.options.sample_rate)
-            lowest = min(int(rate) for rate in content["resampled"])
-            if lowest < self.options.sample_rate and self.rate_fixed_by:  # evaluating a model of a higher rate
-                log.warning("data: files at %d Hz were upsampled to %d Hz, the rate %s fixes: nothing above %d Hz "
-                            "is in them, so the bounds and reconstructions of those frequencies (a spectrogram's upper "
-                            "bins) measure the resampler, not this corpus", lowest, self.options.sample_rate,
-                            self.rate_fixed_by, lowest // 2)
-            elif lowest < self.options.sample_rate:  # upsampled: the top of the spectrum is resampling residue
-                log.warning("data: files at %d Hz were upsampled to %d Hz: nothing above %d Hz is in them, and a "
-                            "model of those frequencies (a spectrogram's upper bins) learns the resampler; to model "
-                            "the corpus at its own rate set data.sample_rate=%d (and data.frame_size, data.hop to "
-                            "match)", lowest, self.options.sample_rate, lowest // 2, lowest)
+            warning = upsampling_warning(content["resampled"], sum(len(p) for p in content["paths"].values()),
+                                         self.options.sample_rate, self.rate_fixed_by)
+            if warning:
+                log.warning("data: %s", warning)
         if content["copies_dropped"]:
             dropped = content["copies_dropped"]
             example = content.get("copies_example")  # (a data cache of an earlier version has none)
