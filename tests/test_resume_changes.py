@@ -144,6 +144,9 @@ def test_from_the_command_line_a_refused_resume_keeps_the_run_folders_config_and
     earlier = {p.name: p.read_bytes() for p in config.parent.iterdir()}
     refused = run_in_process("train.py", *common, "training.max_iterations=4", "ckpt_path=last", "model.z_dim=8")
     assert refused.returncode == 2 and refused.last_line.startswith("error: cannot resume ")
+    saved = [*tiny, f"data.root={corpus_dir}", "training.iterations_per_epoch=2", "training.max_iterations=2"]
+    assert refused.last_line.endswith(f"resume with the overrides of the command that saved it ({' '.join(saved)}) "
+                                      "and ckpt_path, or start a new run (no ckpt_path)")
     assert {p.name: p.read_bytes() for p in config.parent.iterdir()} == earlier
     accepted = run_in_process("train.py", *common, "training.max_iterations=4", "ckpt_path=last",
                               "model.optimizer.lr=1e-5")
@@ -162,6 +165,32 @@ def test_every_refused_change_is_named_in_the_one_line(make_cfg, tmp_path):
     message = str(error.value)
     assert "ablation.kl_weight=1.0" in message and "ablation.name=hybrid" in message and "\n" not in message
     assert "resume with ablation.kl_weight=0.0, ablation.name=none (the config groups" in message
+
+
+def test_without_the_saving_commands_overrides_a_refused_dict_is_named_as_an_override_can_give_it(make_cfg):
+    """A checkpoint saved outside Hydra (or by an earlier version) stores no overrides: the fix names the refused
+    settings, a dict in Hydra's syntax quoted for the shell (it printed a Python dict, which no override takes)."""
+    from pathlib import Path
+
+    from avrnn.training.fit import plain
+    from avrnn.training.resume import check_resume
+
+    wgan, vrnn = plain(make_cfg("model=avrnn", "critic=wgan")), plain(make_cfg("model=vrnn"))
+    with pytest.raises(ConfigError) as error:
+        check_resume(wgan, vrnn, Path("last.ckpt"), 3)
+    assert "; resume with critic.name=wgan, critic.objective='{_target_:avrnn.models.objectives.Wasserstein," \
+           "clip_value:0.1}', " in str(error.value)
+    assert str(error.value).endswith(" (the config groups it was trained with), or start a new run (no ckpt_path)")
+    with pytest.raises(ConfigError) as error:
+        check_resume(wgan, vrnn, Path("last.ckpt"), 3)
+    assert str(error.value).endswith(
+        "resume with critic.name=wgan, critic.objective='{_target_:avrnn.models.objectives.Wasserstein,clip_value:0.1}'"
+        ", model.name=avrnn (the config groups it was trained with), or start a new run (no ckpt_path)")
+    with pytest.raises(ConfigError) as error:
+        check_resume(wgan, vrnn, Path("last.ckpt"), 3, overrides=["model=avrnn", "critic=wgan", "ckpt_path=x.ckpt",
+                                                                   "data.root=/a b"])
+    assert str(error.value).endswith("resume with the overrides of the command that saved it (model=avrnn critic=wgan "
+                                     "'data.root=/a b') and ckpt_path, or start a new run (no ckpt_path)")
 
 
 def test_resuming_with_max_iterations_at_or_below_the_checkpoints_iteration_is_refused(make_cfg, tmp_path):

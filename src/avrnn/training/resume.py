@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import shlex
 import typing
 from pathlib import Path
 
@@ -152,9 +153,13 @@ def unknown_keys(stored: dict, current: dict, prefix: str = "") -> list[str]:
     return missing
 
 
-def check_resume(stored: dict, current: dict, checkpoint_path: Path, iteration: int = 0) -> dict[str, tuple]:
+def check_resume(stored: dict, current: dict, checkpoint_path: Path, iteration: int = 0,
+                 overrides: list[str] | None = None) -> dict[str, tuple]:
     """The applied changes (path -> (old, new)), each logged in one line; a ConfigError naming every
-    refused one with both values, and the fix. `iteration`: where the checkpoint stopped."""
+    refused one with both values, and the fix: the overrides of the command that saved the checkpoint
+    (`overrides`, where it stored them: a changed config group is undone by its choice, model=avrnn, which
+    no list of its settings can do), else the refused settings at the checkpoint's values. `iteration`:
+    where the checkpoint stopped."""
     changes = changed_leaves(_network_in_use(stored), _network_in_use(current))
     if not (trains_critic(stored) or trains_critic(current)):  # settings of a critic neither run has
         changes = {path: change for path, change in changes.items() if not path.startswith(CRITIC_ONLY)}
@@ -162,10 +167,14 @@ def check_resume(stored: dict, current: dict, checkpoint_path: Path, iteration: 
     if refused:
         now = ", ".join(f"{path}={_show(new)}" for path, (_, new) in refused.items())
         then = ", ".join(f"{path}={_show(old)}" for path, (old, _) in refused.items())
+        saved = [override for override in overrides or [] if not override.startswith("ckpt_path=")]
+        fix = (f"resume with the overrides of the command that saved it ({shlex.join(saved)}) and ckpt_path"
+               if overrides is not None else
+               "resume with " + ", ".join(f"{path}={_typed(old)}" for path, (old, _) in refused.items())
+               + " (the config groups it was trained with)")
         raise ConfigError(
             f"cannot resume {checkpoint_path} with {now}: it trained with {then}, and these cannot change mid-run "
-            f"(they change what the checkpoint's weights and state mean); resume with {then} (the config groups "
-            "it was trained with), or start a new run (no ckpt_path)")
+            f"(they change what the checkpoint's weights and state mean); {fix}, or start a new run (no ckpt_path)")
     max_iterations = (current.get("training") or {}).get("max_iterations")
     if max_iterations is not None and iteration and max_iterations <= iteration:
         raise ConfigError(f"cannot resume {checkpoint_path} with training.max_iterations={max_iterations}: it is at "
@@ -240,6 +249,22 @@ def trains_critic(config: dict) -> bool:
 
 def _show(value) -> str:
     return "null" if value is None else str(value)
+
+
+def _typed(value) -> str:
+    """A value as a command-line override takes it: a dict or list in Hydra's syntax, quoted for the shell."""
+    if isinstance(value, (dict, list)):
+        return shlex.quote(hydra_syntax(value))
+    return _show(value)
+
+
+def hydra_syntax(value) -> str:
+    """{'a': 1, 'b': [2, None]} -> {a:1,b:[2,null]}: Hydra's override grammar for a dict or list value."""
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{key}:{hydra_syntax(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(hydra_syntax(item) for item in value) + "]"
+    return _show(value)
 
 
 def apply_optimizer_settings(checkpoint: dict, nodes: list[dict]) -> None:
