@@ -203,9 +203,10 @@ def test_a_failed_trial_is_recorded_and_the_search_goes_on(run_script, tmp_path,
 
 @pytest.mark.slow
 def test_a_search_whose_every_trial_fails_ends_in_one_line_with_a_results_file(run_script, tmp_path, corpus_dir, tiny):
-    """trainer.limit_val_batches=0: no trial has an objective (NaN), none is told to Optuna as a value."""
+    """Validation every 2 epochs of a 1-epoch run: no trial has an objective (NaN), none is told to Optuna as a
+    value. (trainer.limit_val_batches=0 is refused before the first trial.)"""
     result, results, trials = optuna_sweep(run_script, tmp_path / "sweep", tiny, corpus_dir, "hydra.sweeper.n_trials=2",
-                                           "trainer.limit_val_batches=0")
+                                           "trainer.check_val_every_n_epoch=2")
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert last.endswith("narrow hydra.sweeper.params or fix the failing setting, then run it again"), last
@@ -213,6 +214,19 @@ def test_a_search_whose_every_trial_fails_ends_in_one_line_with_a_results_file(r
                            "no usable objective: no validation ran")
     assert results["best_value"] is None and (results["n_complete"], results["n_failed"]) == (0, 2)
     assert [t["state"] for t in trials] == ["FAIL", "FAIL"]
+
+
+def test_a_search_with_validation_turned_off_is_refused_before_its_first_trial(run_in_process, tmp_path, corpus_dir,
+                                                                            tiny):
+    """The field case: trainer.limit_val_batches=0 made every trial fail, each after it trained (20 by default)."""
+    sweep = tmp_path / "sweep"
+    result = run_in_process("train.py", "-m", "hparams_search=avrnn_optuna", *tiny, f"data.root={corpus_dir}",
+                            f"hydra.sweep.dir={sweep}", "trainer.limit_val_batches=0")
+    assert result.returncode == 2
+    assert result.last_line == ("error: trainer.limit_val_batches=0 turns validation off, and a search's objective is "
+                                "the best validation ELBO: every trial would fail after training; drop "
+                                "trainer.limit_val_batches")
+    assert not sweep.exists() or not [path for path in sweep.iterdir() if path.name[0].isdigit()]  # no trial ran
 
 
 def test_a_persistent_study_run_again_continues_the_search(run_in_process, tmp_path, corpus_dir, tiny, monkeypatch):

@@ -48,6 +48,21 @@ def in_optuna_search() -> bool:
     return hydra.mode == RunMode.MULTIRUN and "optuna" in str(hydra.sweeper.get("_target_", "")).lower()
 
 
+def check_search_validates(config: DictConfig) -> None:
+    """A search's objective is the best validation ELBO, so a base config that turns validation off
+    (trainer.limit_val_batches=0) would fail every trial, each only after it trained: ConfigError before the
+    first. (hydra_plugins.avrnn_optuna_sweeper, before it launches any trial)"""
+    from omegaconf import OmegaConf
+
+    from avrnn.config import ConfigError
+
+    limit = OmegaConf.select(config, "trainer.limit_val_batches", default=None)
+    if isinstance(limit, (int, float)) and not isinstance(limit, bool) and limit == 0:
+        raise ConfigError(f"trainer.limit_val_batches={limit} turns validation off, and a search's objective is the "
+                          "best validation ELBO: every trial would fail after training; drop "
+                          "trainer.limit_val_batches")
+
+
 def objective(metrics: dict, key: str) -> float:
     """metrics[key] (the search's objective); inside an Optuna search, TrialFailed where it is
     missing (no validation ran) or not finite."""

@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 
 from avrnn.data import files
 from avrnn.data.progress import counted
-from avrnn.training.sweeps import AllTrialsFailed
+from avrnn.training.sweeps import AllTrialsFailed, check_search_validates
 
 try:  # Hydra imports every hydra_plugins module on every run: without the `sweep` extra, define nothing
     from hydra_plugins.hydra_optuna_sweeper import optuna_sweeper
@@ -164,6 +164,7 @@ class OptunaSweeper(optuna_sweeper.OptunaSweeper if optuna_sweeper else object):
 
     def sweep(self, arguments):
         impl, records = self.sweeper, []
+        check_search_validates(impl.config)  # before any trial runs (or a persistent study is touched)
         launch = impl.launcher.launch
         self.continue_study()
 
