@@ -208,6 +208,8 @@ def test_a_search_whose_every_trial_fails_ends_in_one_line_with_a_results_file(r
     result, results, trials = optuna_sweep(run_script, tmp_path / "sweep", tiny, corpus_dir, "hydra.sweeper.n_trials=2",
                                            "trainer.check_val_every_n_epoch=2")
     assert result.returncode == 2
+    assert "\x1b[" not in result.stderr + result.stdout  # no terminal: no colour codes (Optuna's own handler wrote them)
+    assert "A new study created in memory" in result.stdout + result.stderr  # its lines still there, through Hydra's
     last = result.stderr.strip().splitlines()[-1]
     assert last.endswith("narrow hydra.sweeper.params or fix the failing setting, then run it again"), last
     assert last.startswith("error: every trial of the search failed (2 trials; first: TrialFailed: this trial has "

@@ -163,8 +163,13 @@ class OptunaSweeper(optuna_sweeper.OptunaSweeper if optuna_sweeper else object):
             optuna.create_study = create_study
 
     def sweep(self, arguments):
+        import optuna
+
         impl, records = self.sweeper, []
         check_search_validates(impl.config)  # before any trial runs (or a persistent study is touched)
+        # Optuna's lines through the logging Hydra set up: its own handler colours them even where stderr is a file
+        optuna.logging.disable_default_handler()
+        optuna.logging.enable_propagation()
         launch = impl.launcher.launch
         self.continue_study()
 
