@@ -188,6 +188,22 @@ def test_upsampled_files_are_named_with_the_fix_that_fits_how_many_they_are(resa
     assert upsampling_warning(resampled, files, 16000, fixed_by) == expected
 
 
+def test_training_keeps_the_waveforms_of_the_scored_splits_only(make_cfg):
+    """Training scores the reconstructions of val and test only: the training split's waveforms, as large as
+    its features on waveform frames, are not held beside them (the data cache keeps every split's)."""
+    from avrnn.training.fit import build_datamodule
+
+    datamodule = build_datamodule(make_cfg())
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    assert set(datamodule.frames) == {"train", "val", "test"} and set(datamodule.audio) == {"val", "test"}
+    assert [len(datamodule.audio[split]) for split in ("val", "test")] == \
+        [len(datamodule.frames[split]) for split in ("val", "test")]
+    with pytest.raises(RuntimeError, match=r"^use_statistics needs every split's audio, but this datamodule kept "
+                                           r"only \['test', 'val'\]"):
+        datamodule.use_statistics({key: value + 1 for key, value in datamodule.statistics.items()}, "elsewhere")
+
+
 # --- bad input: one clear message each ----------------------------------------------------------
 def test_missing_root_wrong_layout_and_empty_folders(tmp_path):
     with pytest.raises(DataError, match=r"data.root .*nowhere does not exist; set data.root to a folder laid out as"):

@@ -13,7 +13,7 @@ import logging
 import os
 import random
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
@@ -214,11 +214,14 @@ class SpeechDataModule(pl.LightningDataModule):
     (layout="folder"); `synthetic` generates the built-in corpus at `root` first."""
 
     def __init__(self, options: DataOptions | Mapping, *, seed: int = 0, batches_per_iteration: int = 1,
-                 iterations_per_epoch: int = 100, rate_fixed_by: str | None = None):
+                 iterations_per_epoch: int = 100, rate_fixed_by: str | None = None,
+                 audio_splits: Sequence[str] | None = None):
         """`options`: the `data` config, whole (a DataOptions or its plain dict); the other
         arguments come from elsewhere in the config (the seed, and training's phases per iteration).
         `rate_fixed_by`: what sets data.sample_rate where the user cannot change it (evaluation: "the
-        checkpoint"), so that the log does not advise another rate."""
+        checkpoint"), so that the log does not advise another rate. `audio_splits`: the splits whose
+        waveforms are kept beside their features after setup (None: all; training keeps val and test
+        only, for their reconstructions' scores: a waveform corpus's training split would be held twice)."""
         super().__init__()
         options = (options if isinstance(options, DataOptions) else DataOptions.from_dict(options)).check()
         for name, value in (("batches_per_iteration", batches_per_iteration),
@@ -230,6 +233,7 @@ class SpeechDataModule(pl.LightningDataModule):
         self.batches_per_iteration, self.iterations_per_epoch = batches_per_iteration, iterations_per_epoch
         self.seed = seed  # training batch order (the split has its own split_seed)
         self.rate_fixed_by = rate_fixed_by
+        self.audio_splits = None if audio_splits is None else tuple(audio_splits)
         self.representation = representations.build(options)  # its statistics fitted or read in setup
         self.frames: dict[str, list[torch.Tensor]] = {}  # split -> (T, F) features of each utterance
         self.audio: dict[str, list[np.ndarray]] = {}  # split -> the waveform each was encoded from (prepared)
@@ -373,7 +377,8 @@ class SpeechDataModule(pl.LightningDataModule):
             log.info("data: loaded %s", cache_file)
             self.representation.use(content["normalization"], f"read from the data cache {cache_file}")
         self.frames, self.paths = content["frames"], content["paths"]
-        self.audio = {split: [wave.numpy() for wave in audio] for split, audio in content["audio"].items()}
+        self.audio = {split: [wave.numpy() for wave in audio] for split, audio in content["audio"].items()
+                      if self.audio_splits is None or split in self.audio_splits}
         self.file_digests = {str(path): digest for path, digest in digests.items()}
         self.skipped = content["skipped"]
         self._report(content)
@@ -465,6 +470,9 @@ class SpeechDataModule(pl.LightningDataModule):
         own = self.representation.statistics
         if own == dict(statistics):
             return
+        if set(self.frames) - set(self.audio):  # their features could not be re-encoded
+            raise RuntimeError(f"use_statistics needs every split's audio, but this datamodule kept only "
+                               f"{sorted(self.audio)} (audio_splits)")
         self.representation.use(statistics, source)
         instead = f", not this corpus's own ({describe(own)}, as the data line says)" if own else ""
         log.info("data: normalised with the statistics %s (%s)%s", source, describe(self.representation.statistics),
