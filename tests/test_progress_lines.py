@@ -153,3 +153,15 @@ def test_a_run_whose_stdout_is_a_file_logs_progress_and_validations(make_cfg, ca
 
 def test_durations_read_as_a_person_reads_them():
     assert [duration(s) for s in (0, 42.4, 187, 7500, float("inf"))] == ["0s", "42s", "3m07s", "2h05m", "unknown"]
+
+
+def test_a_finished_run_leaves_stderr_empty_and_lightnings_lines_in_its_log(run_script, tmp_path, corpus_dir, tiny):
+    """The field-case re-run: Lightning's own handler wrote "GPU available", "Restoring states from ..." to
+    stderr (beside where an error or stop line goes) and never into train.log; now they go through Hydra's
+    logging, as Lightning does where logging was set up before it was imported."""
+    result = run_script("train.py", *tiny, f"data.root={corpus_dir}", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 0 and result.stderr == ""
+    log = (tmp_path / "run" / "train.log").read_text()
+    for line in ("GPU available: False, used: False",
+                 f"Restoring states from the checkpoint path at {tmp_path / 'run' / 'checkpoints'}"):
+        assert line in result.stdout and line in log

@@ -16,6 +16,11 @@
 `quiet()` drops the first three for the process (calling it again adds nothing); `resuming(own_folder)`
 drops the last (and, in its own folder, the third), to be called inside a `warnings.catch_warnings()`
 around the resumed fit.
+
+`quiet()` also sends Lightning's info lines ("GPU available: ...", which checkpoint the test after training
+restores) through the root logger's handlers where it has any (Hydra's console line and the job's log): what
+Lightning does itself where logging was set up before it was imported. The entry points import it first, so
+its own handler wrote them to stderr alone, beside the one error or stop line, and never into train.log.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import warnings
 TIP_PREFIX = "💡 Tip:"
 RANK_ZERO_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero",
                      "lightning_utilities.core.rank_zero")
+LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning_fabric")  # the loggers Lightning gives a handler of its own
 LEAFSPEC = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
 AFTER_OPTIMIZATION = r"Using ModelCheckpoint with manual optimization and every_n_train_steps, but no pre-optimization"
 NOT_EMPTY = r"Checkpoint directory .* exists and is not empty"
@@ -50,6 +56,13 @@ def quiet() -> None:
             logger.addFilter(_FILTER)
     warnings.filterwarnings("ignore", message=LEAFSPEC)
     warnings.filterwarnings("ignore", message=AFTER_OPTIMIZATION)
+    if logging.getLogger().handlers:
+        for name in LIGHTNING_LOGGERS:
+            logger = logging.getLogger(name)
+            if not logger.propagate:  # Lightning's own fallback (its __init__): a bare StreamHandler to stderr
+                for handler in [h for h in logger.handlers if type(h) is logging.StreamHandler]:
+                    logger.removeHandler(handler)
+                logger.propagate = True
 
 
 def resuming(own_folder: bool) -> None:
