@@ -102,7 +102,7 @@ def test_a_change_that_alters_what_the_weights_mean_is_refused_before_anything_i
         train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=4", "ckpt_path=last", override))
     message = str(error.value)
     assert message.startswith(f"cannot resume {run / 'checkpoints' / 'last.ckpt'} with {key}=")
-    assert f"it trained with {key}={old}" in message and f"resume with {key}={old} (the config groups" in message
+    assert f"it trained with {key}={old}" in message and f"resume with {key}={old} in place of yours" in message
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (run / "checkpoints").iterdir()} == saved
 
 
@@ -144,9 +144,9 @@ def test_from_the_command_line_a_refused_resume_keeps_the_run_folders_config_and
     earlier = {p.name: p.read_bytes() for p in config.parent.iterdir()}
     refused = run_in_process("train.py", *common, "training.max_iterations=4", "ckpt_path=last", "model.z_dim=8")
     assert refused.returncode == 2 and refused.last_line.startswith("error: cannot resume ")
-    saved = [*tiny, f"data.root={corpus_dir}", "training.iterations_per_epoch=2", "training.max_iterations=2"]
-    assert refused.last_line.endswith(f"resume with the overrides of the command that saved it ({' '.join(saved)}) "
-                                      "and ckpt_path, or start a new run (no ckpt_path)")
+    assert refused.last_line.endswith("and this cannot change mid-run (they change what the checkpoint's weights and "
+                                      "state mean); resume with model.z_dim=4 in place of yours, or start a new run "
+                                      "(no ckpt_path)")
     assert {p.name: p.read_bytes() for p in config.parent.iterdir()} == earlier
     accepted = run_in_process("train.py", *common, "training.max_iterations=4", "ckpt_path=last",
                               "model.optimizer.lr=1e-5")
@@ -164,33 +164,34 @@ def test_every_refused_change_is_named_in_the_one_line(make_cfg, tmp_path):
         train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=4", "ckpt_path=last", "ablation=hybrid"))
     message = str(error.value)
     assert "ablation.kl_weight=1.0" in message and "ablation.name=hybrid" in message and "\n" not in message
-    assert "resume with ablation.kl_weight=0.0, ablation.name=none (the config groups" in message
+    assert "resume with ablation=none in place of yours, or start" in message  # the group's choice undoes both
 
 
-def test_without_the_saving_commands_overrides_a_refused_dict_is_named_as_an_override_can_give_it(make_cfg):
-    """A checkpoint saved outside Hydra (or by an earlier version) stores no overrides: the fix names the refused
-    settings, a dict in Hydra's syntax quoted for the shell (it printed a Python dict, which no override takes)."""
+def test_a_refused_resumes_fix_is_overrides_a_command_line_takes_back(make_cfg):
+    """The field case: resuming a model=avrnn critic=wgan run with model=vrnn printed "resume with critic.name=wgan,
+    critic.objective={'_target_': ...}, model.name=avrnn", a Python dict no override takes, and settings that
+    cannot undo a config group's choice. Each value also survives the shell and Hydra's parser as it was."""
+    import shlex
     from pathlib import Path
 
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
     from avrnn.training.fit import plain
-    from avrnn.training.resume import check_resume
+    from avrnn.training.resume import check_resume, hydra_value
 
     wgan, vrnn = plain(make_cfg("model=avrnn", "critic=wgan")), plain(make_cfg("model=vrnn"))
     with pytest.raises(ConfigError) as error:
         check_resume(wgan, vrnn, Path("last.ckpt"), 3)
-    assert "; resume with critic.name=wgan, critic.objective='{_target_:avrnn.models.objectives.Wasserstein," \
-           "clip_value:0.1}', " in str(error.value)
-    assert str(error.value).endswith(" (the config groups it was trained with), or start a new run (no ckpt_path)")
-    with pytest.raises(ConfigError) as error:
-        check_resume(wgan, vrnn, Path("last.ckpt"), 3)
-    assert str(error.value).endswith(
-        "resume with critic.name=wgan, critic.objective='{_target_:avrnn.models.objectives.Wasserstein,clip_value:0.1}'"
-        ", model.name=avrnn (the config groups it was trained with), or start a new run (no ckpt_path)")
-    with pytest.raises(ConfigError) as error:
-        check_resume(wgan, vrnn, Path("last.ckpt"), 3, overrides=["model=avrnn", "critic=wgan", "ckpt_path=x.ckpt",
-                                                                   "data.root=/a b"])
-    assert str(error.value).endswith("resume with the overrides of the command that saved it (model=avrnn critic=wgan "
-                                     "'data.root=/a b') and ckpt_path, or start a new run (no ckpt_path)")
+    assert str(error.value).endswith("; resume with critic=wgan model=avrnn in place of yours, or start a new run (no "
+                                     "ckpt_path)")
+    values = ["_([a-z]+)_", "/data/My Corpus", "a,b", "null", "1234", "it's \\ \"x\"", "end \\", "a\\\"b", "", True, None, 3, 0.0003,
+              float("inf"), {"_target_": "a.B", "k": "", "l": [1, None, "x y"]}]
+    parser = OverridesParser.create()
+    for value in values:
+        (word,) = shlex.split(shlex.quote(f"key={hydra_value(value)}"))
+        (override,) = parser.parse_overrides([word])
+        assert override.value() == value, (value, word)
+
 
 
 def test_resuming_with_max_iterations_at_or_below_the_checkpoints_iteration_is_refused(make_cfg, tmp_path):

@@ -31,7 +31,7 @@ from avrnn.training.run_folder import write_to_log_files
 from avrnn.training.stops import RunStopped
 from avrnn.training.sweeps import AllTrialsFailed, SweepLedger, TrialFailed, failed_jobs_line
 
-CONF = Path(__file__).resolve().parents[2] / "conf"  # the project's config folder (src/avrnn/cli.py -> conf/)
+CONF = schema.CONF_DIR
 MISSING_EXAMPLES = {  # a `???` setting left empty: what to add, where `<key>=<value>` would not tell how
     "ckpt_path": "ckpt_path=logs/runs/<date>/<time>/checkpoints/best-iterNNNNNN.ckpt (or last.ckpt: a checkpoint a "
                  "training run saved)"}

@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 import hashlib
 import os
+from pathlib import Path
 
 import torch
 from hydra.core.config_store import ConfigStore
@@ -24,6 +25,8 @@ from avrnn.models.critic import READOUTS
 from avrnn.models.vrnn import ModelConfigError, VRNNConfig
 from avrnn.training.optimizers import OPTIMIZERS
 from avrnn.training.precision import default_precision
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # the project's config folder (src/avrnn/config.py -> conf/)
 
 
 class ConfigError(ValueError):

@@ -172,20 +172,17 @@ def progress_bar() -> pl.Callback:
 
 class StoreConfig(pl.Callback):
     """Saves the run's whole resolved config (plain data, resolved once: spawned DDP processes have no
-    Hydra to resolve it), each split's membership (SpeechDataModule.split_membership) and the command
-    line's overrides (None outside Hydra) in every checkpoint, for a resume to compare against and to
-    name as the fix where it refuses (avrnn.training.resume); marks when training has started (a resume
-    that fails before that puts the run folder's config back)."""
+    Hydra to resolve it) and each split's membership (SpeechDataModule.split_membership) in every
+    checkpoint, for a resume to compare against (avrnn.training.resume); marks when training has started
+    (a resume that fails before that puts the run folder's config back)."""
 
-    def __init__(self, config: dict, splits: dict | None = None, overrides: list[str] | None = None):
-        self.config, self.splits, self.overrides = config, splits, overrides
+    def __init__(self, config: dict, splits: dict | None = None):
+        self.config, self.splits = config, splits
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
         mark_training_started()
 
     def on_save_checkpoint(self, trainer, module, checkpoint: dict) -> None:
         checkpoint["avrnn_config"] = self.config
-        if self.overrides is not None:
-            checkpoint["avrnn_overrides"] = self.overrides
         if self.splits is not None:
             checkpoint["avrnn_splits"] = self.splits

@@ -231,8 +231,7 @@ def _train(cfg: DictConfig, callbacks: Sequence[pl.Callback], signals: StopSigna
                     if isinstance(value, (int, float))}
     else:
         checkpoint = load_checkpoint(ckpt_path)  # refuse unsafe or corrupt files with one line, before Lightning
-        check_resume(stored_config(checkpoint), plain(cfg), ckpt_path, checkpoint.get("avrnn_iteration", 0),
-                     checkpoint.get("avrnn_overrides"))
+        check_resume(stored_config(checkpoint), plain(cfg), ckpt_path, checkpoint.get("avrnn_iteration", 0))
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
     datamodule.setup("fit")
@@ -250,7 +249,7 @@ def _train(cfg: DictConfig, callbacks: Sequence[pl.Callback], signals: StopSigna
         check_same_splits(stored, datamodule.earlier_split_membership() if earlier else splits, ckpt_path)
     module = build_module(cfg, normalization=datamodule.statistics, data=data_options(cfg))
     run_folder.record_settings(output_dir, plain(cfg))  # checked: what writes this folder's logs from here on
-    store = StoreConfig(plain(cfg), splits, hydra_overrides())
+    store = StoreConfig(plain(cfg), splits)
     stops = StopAtBoundary(signals, output_dir / "checkpoints" / "last.ckpt")
     trainer = build_trainer(cfg, output_dir, len(module.phases), [*callbacks, store, stops])
     check_launch(trainer)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 import shlex
 import typing
 from pathlib import Path
@@ -26,7 +27,7 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from avrnn.config import OPTIMIZER_NODES, Config, ConfigError
+from avrnn.config import CONF_DIR, OPTIMIZER_NODES, Config, ConfigError
 from avrnn.data import files
 from avrnn.data.progress import counted
 from avrnn.models.vrnn import VRNNConfig
@@ -153,13 +154,10 @@ def unknown_keys(stored: dict, current: dict, prefix: str = "") -> list[str]:
     return missing
 
 
-def check_resume(stored: dict, current: dict, checkpoint_path: Path, iteration: int = 0,
-                 overrides: list[str] | None = None) -> dict[str, tuple]:
+def check_resume(stored: dict, current: dict, checkpoint_path: Path, iteration: int = 0) -> dict[str, tuple]:
     """The applied changes (path -> (old, new)), each logged in one line; a ConfigError naming every
-    refused one with both values, and the fix: the overrides of the command that saved the checkpoint
-    (`overrides`, where it stored them: a changed config group is undone by its choice, model=avrnn, which
-    no list of its settings can do), else the refused settings at the checkpoint's values. `iteration`:
-    where the checkpoint stopped."""
+    refused one with both values, and the fix: the overrides that give them back (undoing_overrides).
+    `iteration`: where the checkpoint stopped."""
     changes = changed_leaves(_network_in_use(stored), _network_in_use(current))
     if not (trains_critic(stored) or trains_critic(current)):  # settings of a critic neither run has
         changes = {path: change for path, change in changes.items() if not path.startswith(CRITIC_ONLY)}
@@ -167,14 +165,11 @@ def check_resume(stored: dict, current: dict, checkpoint_path: Path, iteration: 
     if refused:
         now = ", ".join(f"{path}={_show(new)}" for path, (_, new) in refused.items())
         then = ", ".join(f"{path}={_show(old)}" for path, (old, _) in refused.items())
-        saved = [override for override in overrides or [] if not override.startswith("ckpt_path=")]
-        fix = (f"resume with the overrides of the command that saved it ({shlex.join(saved)}) and ckpt_path"
-               if overrides is not None else
-               "resume with " + ", ".join(f"{path}={_typed(old)}" for path, (old, _) in refused.items())
-               + " (the config groups it was trained with)")
+        these = "this cannot" if len(refused) == 1 else "these cannot"
         raise ConfigError(
-            f"cannot resume {checkpoint_path} with {now}: it trained with {then}, and these cannot change mid-run "
-            f"(they change what the checkpoint's weights and state mean); {fix}, or start a new run (no ckpt_path)")
+            f"cannot resume {checkpoint_path} with {now}: it trained with {then}, and {these} change mid-run (they "
+            f"change what the checkpoint's weights and state mean); resume with {' '.join(undoing_overrides(refused))} "
+            "in place of yours, or start a new run (no ckpt_path)")
     max_iterations = (current.get("training") or {}).get("max_iterations")
     if max_iterations is not None and iteration and max_iterations <= iteration:
         raise ConfigError(f"cannot resume {checkpoint_path} with training.max_iterations={max_iterations}: it is at "
@@ -251,20 +246,43 @@ def _show(value) -> str:
     return "null" if value is None else str(value)
 
 
-def _typed(value) -> str:
-    """A value as a command-line override takes it: a dict or list in Hydra's syntax, quoted for the shell."""
-    if isinstance(value, (dict, list)):
-        return shlex.quote(hydra_syntax(value))
-    return _show(value)
+def undoing_overrides(refused: dict[str, tuple]) -> list[str]:
+    """Command-line overrides that give each refused setting (path -> (the checkpoint's value, this command's))
+    the checkpoint's value back: a config group whose choice changed as that choice (`model=avrnn`, from its
+    `<group>.name` where conf/<group>/<name>.yaml exists: the settings under it come with it, which no list of
+    them can undo), every other one as `path=value` in Hydra's grammar, quoted for the shell."""
+    groups = {}
+    for path, (old, _) in refused.items():
+        node, _, key = path.rpartition(".")
+        group_file = CONF_DIR / node.replace(".", "/") / f"{old}.yaml"
+        if node and key == "name" and isinstance(old, str) and group_file.is_file():
+            groups[node] = old
+    chosen = [f"{node.replace('.', '/')}={name}" for node, name in groups.items()]
+    return chosen + [shlex.quote(f"{path}={hydra_value(old)}") for path, (old, _) in refused.items()
+                     if not any(path.startswith(f"{node}.") for node in groups)]
 
 
-def hydra_syntax(value) -> str:
-    """{'a': 1, 'b': [2, None]} -> {a:1,b:[2,null]}: Hydra's override grammar for a dict or list value."""
+_PLAIN = re.compile(r"[A-Za-z_/][\w./-]*")  # a string Hydra reads back as that string, unquoted
+_WORDS = ("null", "true", "false", "nan", "inf")  # ... unless it reads as one of these
+
+
+def hydra_value(value) -> str:
+    """A value as Hydra's override grammar writes it: null, true, 3, 0.001, a string (quoted unless it reads
+    back as itself), {a:1,b:[2,null]}."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
     if isinstance(value, dict):
-        return "{" + ",".join(f"{key}:{hydra_syntax(item)}" for key, item in value.items()) + "}"
+        return "{" + ",".join(f"{key}:{hydra_value(item)}" for key, item in value.items()) + "}"
     if isinstance(value, list):
-        return "[" + ",".join(hydra_syntax(item) for item in value) + "]"
-    return _show(value)
+        return "[" + ",".join(hydra_value(item) for item in value) + "]"
+    if isinstance(value, str):
+        if _PLAIN.fullmatch(value) and value.lower() not in _WORDS:
+            return value
+        # Hydra's quoted string: a quote escaped, and the backslashes before a quote or the end doubled; others kept
+        return '"' + re.sub(r'(\\*)("|$)', lambda m: 2 * m[1] + ("\\" + m[2] if m[2] else ""), value) + '"'
+    return repr(value)
 
 
 def apply_optimizer_settings(checkpoint: dict, nodes: list[dict]) -> None:
