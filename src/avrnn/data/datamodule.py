@@ -7,6 +7,7 @@ The train loader therefore yields a list of `batches_per_iteration` independentl
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import logging
@@ -220,8 +221,8 @@ class SpeechDataModule(pl.LightningDataModule):
         arguments come from elsewhere in the config (the seed, and training's phases per iteration).
         `rate_fixed_by`: what sets data.sample_rate where the user cannot change it (evaluation: "the
         checkpoint"), so that the log does not advise another rate. `audio_splits`: the splits whose
-        waveforms are kept beside their features after setup (None: all; training keeps val and test
-        only, for their reconstructions' scores: a waveform corpus's training split would be held twice)."""
+        waveforms are kept beside their features after setup (None: all, for evaluation's scores of the
+        reconstructions; training reads none, and on waveform frames they would hold the corpus twice)."""
         super().__init__()
         options = (options if isinstance(options, DataOptions) else DataOptions.from_dict(options)).check()
         for name, value in (("batches_per_iteration", batches_per_iteration),
@@ -268,7 +269,9 @@ class SpeechDataModule(pl.LightningDataModule):
             return found
         train, test = timit_candidates(found.pools["train"], found.pools["test"], self.options.test_set,
                                        self.options.exclude_sa)
-        return dataclasses.replace(found, pools={"train": train, "test": test})
+        kept = set(train) | set(test)  # copies of utterances left out (SA, non-core speakers) are not "left out" again
+        return dataclasses.replace(found, pools={"train": train, "test": test},
+                                   copies={path: others for path, others in found.copies.items() if path in kept})
 
     def split(self, found: Found, unreadable: set[Path] = frozenset()) -> Splits:
         """The found utterances less `unreadable` ones, split as a corpus holding only them would be."""
@@ -328,20 +331,24 @@ class SpeechDataModule(pl.LightningDataModule):
     def _build(self, found: Found) -> dict:
         """Read every found file, drop the bad ones (skip mode), split what is left, fit the
         representation's statistics on its training split and encode everything."""
-        waves, skipped, resampled, because = {}, [], {}, {}
+        waves, skipped, rates, because = {}, [], {}, {}
         for path in progress(found.files, f"reading {self.root.name}", log, unit="file", leave=False):
+            resampled = {}
             wave = self._read(path, skipped, resampled, because)
             if wave is not None:
                 waves[path] = wave
+                rates.update((path, rate) for rate in resampled)  # the rate a used file was resampled from
         splits = self.split(found, unreadable={Path(p) for p in skipped})
+        resampled = collections.Counter(rates.values())
+        copies = {kept: others for kept, others in found.copies.items() if kept in waves}  # the kept copy was used
         statistics = self.representation.fit([waves[p] for p in splits.train])  # training split only
         frames = {split: [self.representation.encode(waves[p]) for p in files] for split, files in splits.as_dict().items()}
         return {"frames": frames, "paths": {split: [str(p) for p in files] for split, files in splits.as_dict().items()},
                 "audio": {split: [torch.from_numpy(waves[p]) for p in files] for split, files in splits.as_dict().items()},
                 "normalization": statistics, "skipped": skipped, "skipped_because": because,
                 "copies_dropped": sum(len(c) for c in found.copies.values()),
-                "copies_example": next(([str(kept), str(others[0])] for kept, others in found.copies.items()), None),
-                "copies_differing": different_copies(found.copies), "hidden_ignored": len(found.hidden),
+                "copies_example": next(([str(kept), str(others[0])] for kept, others in copies.items()), None),
+                "copies_differing": different_copies(copies), "hidden_ignored": len(found.hidden),
                 "unread": [str(item) for item in found.unread], "not_audio": len(found.not_audio),
                 "not_audio_kinds": by_extension(found.not_audio), "outside_splits": len(found.outside_splits),
                 "outside_examples": [str(p.relative_to(found.root)) for p in found.outside_splits[:3]],

@@ -65,7 +65,7 @@ def build_datamodule(cfg: DictConfig) -> SpeechDataModule:
         seed=cfg.seed,
         batches_per_iteration=batches_per_iteration(plain(cfg.critic), plain(cfg.ablation), plain(cfg.training)),
         iterations_per_epoch=cfg.training.iterations_per_epoch,
-        audio_splits=("val", "test"),  # their reconstructions are scored; the training split's are never read
+        audio_splits=(),  # training reads features only (evaluation, which scores reconstructions, keeps them all)
     )
 
 
