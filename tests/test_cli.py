@@ -7,6 +7,7 @@ which the test below holds to the subprocess.
 
 import json
 import os
+import sys
 
 import pytest
 
@@ -137,6 +138,34 @@ def test_an_empty_setting_no_one_gives_on_a_command_line_gets_no_made_up_fix(con
         read(OmegaConf.create(config))
     line, code = outcome(caught.value)
     assert "needs one: add" not in line and "Missing mandatory value" in line and code == 2
+
+
+def test_a_job_run_by_a_launchers_worker_logs_the_command_the_user_typed(tmp_path, monkeypatch):
+    """submitit (hydra/launcher=slurm) runs each job in a worker whose sys.argv is its own; the callback, built
+    where the user typed the command, travels to it pickled."""
+    import logging
+    import pickle
+    from types import SimpleNamespace
+
+    from hydra.types import RunMode
+
+    from avrnn.cli import AttemptInJobLog
+
+    monkeypatch.setattr(sys, "argv", ["src/train.py", "-m", "data.root=/a b", "seed=1,2"])
+    callback = pickle.dumps(AttemptInJobLog())
+    monkeypatch.setattr(sys, "argv", ["/venv/submitit/core/_submit.py", "/logs/.submitit/%j"])  # the worker's
+    handler = logging.FileHandler(tmp_path / "train.log")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    monkeypatch.setattr(logging.getLogger(), "handlers", [handler])
+    for num, overrides in ((1, ["data.root=/a b", "seed=2"]), (2, [])):
+        config = SimpleNamespace(hydra=SimpleNamespace(
+            mode=RunMode.MULTIRUN, runtime=SimpleNamespace(output_dir=str(tmp_path)),
+            job=SimpleNamespace(num=num), overrides=SimpleNamespace(task=overrides)))
+        pickle.loads(callback).on_job_start(config)
+    handler.close()
+    assert (tmp_path / "train.log").read_text().splitlines() == [
+        "command: python src/train.py -m 'data.root=/a b' seed=1,2 (job 1: 'data.root=/a b' seed=2)",
+        "command: python src/train.py -m 'data.root=/a b' seed=1,2 (job 2: no overrides)"]
 
 
 def test_an_unexpected_error_is_named_in_the_log_beside_its_traceback(tmp_path, monkeypatch):

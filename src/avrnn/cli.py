@@ -183,6 +183,11 @@ class AttemptInJobLog(Callback):
     not hand to on_job_end (training writes its stop line into the log itself). (hydra.callbacks of
     conf/config.yaml, evaluate.yaml, generate.yaml)"""
 
+    def __init__(self):
+        # the command as typed: built in the process the user started, it travels pickled to a launcher's worker
+        # (submitit's, on SLURM), whose own sys.argv names that worker
+        self.argv = list(sys.argv)
+
     def on_job_start(self, config, **kwargs) -> None:
         import logging
         import shlex
@@ -191,9 +196,10 @@ class AttemptInJobLog(Callback):
 
         if not is_rank_zero():
             return
-        line = f"command: {shlex.join(['python', *sys.argv])}"
+        line = f"command: {shlex.join(['python', *self.argv])}"
         if config.hydra.mode == RunMode.MULTIRUN:  # the sweep's command, and which of its jobs this is
-            line += f" (job {config.hydra.job.num}: {' '.join(config.hydra.overrides.task)})"
+            overrides = shlex.join(config.hydra.overrides.task) or "no overrides"
+            line += f" (job {config.hydra.job.num}: {overrides})"
         write_to_log_files(line, Path(config.hydra.runtime.output_dir), logging.INFO)
 
     def on_job_end(self, config, job_return, **kwargs) -> None:
