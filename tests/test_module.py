@@ -100,6 +100,20 @@ def test_iteration_counter_optimizer_steps_and_checkpoint(make_cfg, spied_phases
     assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
 
 
+def test_the_critics_distance_is_averaged_over_sequences_as_evaluation_averages_it(make_cfg, monkeypatch):
+    """Each batch's estimate weighted by its sequences (evaluation's test/<distance> is a mean per sequence), not
+    by its frames like the bounds: here an estimate equal to the batch's frames, one utterance per batch."""
+    from avrnn.models import phase_losses
+
+    monkeypatch.setattr(phase_losses, "critic_distance",
+                        lambda out, critic, objective: ("wasserstein", out.mask.sum().float()))
+    seen = modules_seen(monkeypatch)
+    metrics = train(make_cfg("data.eval_batch_size=1", "training.test_after_training=false"))
+    frames = [len(utterance) for utterance in seen[0].trainer.datamodule.frames["val"]]
+    assert len(set(frames)) > 1  # frame weights would give sum(f^2) / sum(f) instead
+    assert metrics["val/wasserstein"] == pytest.approx(sum(frames) / len(frames))
+
+
 def test_vrnn_baseline_uses_one_optimizer_and_kl_warmup(make_cfg, spied_phases, monkeypatch):
     seen = modules_seen(monkeypatch)
     metrics = train(make_cfg("model=vrnn", "model.kl_warmup_iterations=4", "training.max_iterations=2"))

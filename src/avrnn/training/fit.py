@@ -142,7 +142,7 @@ def cluster_plugins() -> list:
 METRICS_UNITS = ("nats per timestep: *_per_timestep, train/elbo, log_jacobian; nats: js_divergence, and critic_loss, "
                  "adversarial_loss under critic=gan; the critic's own scale: wasserstein, and critic_loss, "
                  "adversarial_loss, gradient_penalty under the WGAN critics; critic_distance: the name and unit of "
-                 "the critic's distance estimate (its objective's own, where it is a user's); L2 norms: grad_norm/<phase>/<block> "
+                 "the critic's distance estimate (its objective's own, where it is a user's; a mean over sequences); L2 norms: grad_norm/<phase>/<block> "
                  "(its gradient), update_norm (its optimizer step); lr/<phase>: learning rates; kl_weight: the KL "
                  "term's weight (0 to 1); faults/: counts of skipped steps; iteration, iterations, "
                  "test_checkpoint_iteration: training iterations")

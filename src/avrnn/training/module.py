@@ -167,13 +167,15 @@ class AVRNNModule(pl.LightningModule):
         with torch.autocast(x.device.type, enabled=False):
             out = self.vrnn(x, mask, prior_samples=self.adversarial)
             logs = phase_losses.bound_terms(out)  # rec, KL and ELBO in nats per timestep
-            if self.adversarial:
-                name, distance = phase_losses.critic_distance(out, self.critic, self.objective)
-                logs[name] = distance
+            distance = phase_losses.critic_distance(out, self.critic, self.objective) if self.adversarial else None
         # batch_size=frames makes the epoch average a ratio of sums (nats per timestep); under DDP the
         # sums and frame counts are reduced over processes, so every process monitors the same value.
         self.log_dict({f"{split}/{k}": v for k, v in logs.items()}, batch_size=int(mask.sum()),
                       prog_bar=split == "val", sync_dist=self.trainer.world_size > 1)
+        if distance is not None:  # the critic's estimate on a batch of sequences: averaged over sequences, as
+            name, value = distance  # src/evaluate.py averages it (not a bound: no frame weights)
+            self.log(f"{split}/{name}", value, batch_size=x.shape[0], prog_bar=split == "val",
+                     sync_dist=self.trainer.world_size > 1)
 
     def validation_step(self, batch, batch_idx):
         self._evaluate(batch, "val")
