@@ -175,7 +175,7 @@ def test_folder_layout_splits_by_speaker_or_by_file_and_resamples(tmp_path, capl
      "and a model of those frequencies (a spectrogram's upper bins) learns the resampler from it; move it out of "
      "data.root if the rest of the corpus is what you mean to model"),
     ({"8000": 2, "11025": 1, "22050": 4}, 10, None, "3 of 10 files (at 8000 Hz and 11025 Hz) were upsampled to 16000 "
-     "Hz: nothing above 4000 Hz is in them, and a model of those frequencies (a spectrogram's upper bins) learns the "
+     "Hz: nothing above half its own rate is in each, and a model of those frequencies (a spectrogram's upper bins) learns the "
      "resampler from them; move them out of data.root if the rest of the corpus is what you mean to model"),
     ({"8000": 1}, 1, "the checkpoint", "the file at 8000 Hz was upsampled to 16000 Hz, the rate the checkpoint fixes: "
      "nothing above 4000 Hz is in it, so the bounds and reconstructions of those frequencies (a spectrogram's upper "

@@ -195,15 +195,16 @@ def upsampling_warning(resampled: Mapping[str, int], files: int, sample_rate: in
         return None
     count, lowest = sum(upsampled.values()), min(upsampled)
     them = "it" if count == 1 else "them"
+    empty = (f"nothing above {lowest // 2} Hz is in {them}" if len(upsampled) == 1 else
+             "nothing above half its own rate is in each")
     rates = " and ".join(f"{rate} Hz" for rate in sorted(upsampled))
     which = (("the file at" if count == 1 else "files at") + f" {rates}" if count >= files else
              f"{count} of {files} files (at {rates})") + (" was" if count == 1 else " were")
     if rate_fixed_by:  # evaluating a model of a higher rate
-        return (f"{which} upsampled to {sample_rate} Hz, the rate {rate_fixed_by} fixes: nothing above {lowest // 2} "
-                f"Hz is in {them}, so the bounds and reconstructions of those frequencies (a spectrogram's upper bins) "
-                "measure the resampler, not this corpus")
-    said = (f"{which} upsampled to {sample_rate} Hz: nothing above {lowest // 2} Hz is in {them}, and a model of those "
-            "frequencies (a spectrogram's upper bins) learns the resampler")
+        return (f"{which} upsampled to {sample_rate} Hz, the rate {rate_fixed_by} fixes: {empty}, so the bounds and "
+                "reconstructions of those frequencies (a spectrogram's upper bins) measure the resampler, not this corpus")
+    said = (f"{which} upsampled to {sample_rate} Hz: {empty}, and a model of those frequencies (a spectrogram's "
+            "upper bins) learns the resampler")
     if count >= files:
         return (f"{said}; to model the corpus at its own rate set data.sample_rate={lowest} (and data.frame_size, "
                 "data.hop to match)")
