@@ -157,3 +157,22 @@ def test_trainer_config_lists_every_trainer_argument():
     wanted = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self", "logger", "callbacks", "plugins",
                                                                          "model_registry"}
     assert wanted <= listed
+
+
+@pytest.mark.parametrize("threads, cores, load, expected", [
+    (2, 2, 3.1, "set num_threads=1"),  # the fresh-user trial: two other jobs on a 2-core machine
+    (2, 2, 1.2, "set num_threads=1"),  # one other job
+    (2, 2, 0.4, None),  # only this process's own start
+    (1, 2, 5.0, None),  # one thread already
+    (16, 16, 1.0, None),
+    (16, 16, 4.0, "set num_threads=13"),
+])
+def test_threads_that_would_wait_for_busy_cores_get_one_warning_with_the_number_to_set(threads, cores, load, expected):
+    from avrnn.config import thread_contention
+
+    line = thread_contention(threads, cores, load)
+    if expected is None:
+        assert line is None
+    else:
+        assert line.startswith(f"this machine is busy (load average {load:.1f} on {cores} cores) and torch computes on "
+                               f"{threads} threads: ") and line.endswith(expected)

@@ -21,6 +21,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import II, MISSING, OmegaConf
 
 from avrnn.data.options import DataOptions
+from avrnn.data.progress import counted
 from avrnn.models.critic import READOUTS
 from avrnn.models.vrnn import ModelConfigError, VRNNConfig
 from avrnn.training.optimizers import OPTIMIZERS
@@ -280,10 +281,35 @@ def check_num_threads(num_threads) -> None:
 
 def apply_num_threads(num_threads) -> None:
     """Checks `num_threads` (check_num_threads) and sets torch's CPU threads for this process to it;
-    null leaves torch's default (all cores). 1 or 2 beside other jobs."""
+    null leaves torch's default (all cores). 1 or 2 beside other jobs: where other processes already
+    keep the cores busy, one warning line says so (thread_contention)."""
+    import logging
+
+    from avrnn.data.progress import is_rank_zero
+
     check_num_threads(num_threads)
     if num_threads is not None:
         torch.set_num_threads(num_threads)
+    try:
+        load, cores = os.getloadavg()[0], len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no load average here (e.g. Windows): nothing to say
+        return
+    line = thread_contention(torch.get_num_threads(), cores, load)
+    if line and is_rank_zero():
+        logging.getLogger("avrnn.threads").warning(line)
+
+
+def thread_contention(threads: int, cores: int, load: float) -> str | None:
+    """The warning where `threads` torch threads would share `cores` with other processes that keep `load`
+    of them busy (the 1-minute load average, taken before this process computes anything), else None. A
+    thread that waits for a core makes the others wait at every parallel step: a fresh-user trial measured
+    30 A-VRNN iterations in 198 s on both cores of a machine with 2 other jobs, 16 s with num_threads=1."""
+    idle = cores - load + 1  # + 1: this process's own start (its imports) is in the load average already
+    if threads < 2 or threads <= idle:
+        return None
+    return (f"this machine is busy (load average {load:.1f} on {counted(cores, 'core')}) and torch computes on "
+            f"{counted(threads, 'thread')}: threads that wait for cores other processes hold run several times slower "
+            f"(12x measured on 2 busy cores); set num_threads={max(1, int(idle))}")
 
 
 def check_choices(model, critic) -> None:
