@@ -148,9 +148,15 @@ def test_a_folder_holding_another_runs_checkpoint_is_refused_untouched(make_cfg,
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     before = {path.name: path.read_bytes() for path in last.parent.iterdir()}
     with pytest.raises(ConfigError, match=r"already holds another run \(last.ckpt at iteration 2\) whose settings differ:"
-                                          r" seed=7 \(it has 1234\); resume it with ckpt_path=last .*or give this run "
-                                          r"another folder \(hydra.run.dir=...\)"):
+                                          r" seed=7 \(it has 1234\); resume it with ckpt_path=last and seed=1234 in place "
+                                          r"of yours \(seed cannot change mid-run\), or give this run another folder "
+                                          r"\(hydra.run.dir=...\)"):
         train(make_cfg(*RUN[:2], "training.max_iterations=2", "training.test_after_training=false", "seed=7"))
+    with pytest.raises(ConfigError, match=r"whose settings differ: model.optimizer.lr=1e-05 \(it has 0.0003\); resume it "
+                                          r"with ckpt_path=last \(the changed settings are applied from its iteration "
+                                          r"on\), or give this run another folder \(hydra.run.dir=...\)$"):
+        train(make_cfg(*RUN[:2], "training.max_iterations=2", "training.test_after_training=false",
+                       "model.optimizer.lr=1e-5"))
     assert {path.name: path.read_bytes() for path in last.parent.iterdir()} == before
 
 

@@ -202,9 +202,12 @@ def run_folder_checkpoint(output_dir: Path, current: dict, stored_config) -> tup
     checkpoint = load_checkpoint(path)
     iteration = checkpoint.get("avrnn_iteration", 0)
     changes = run_differences(stored_config(checkpoint), current)
-    ways = (f"resume it with ckpt_path=last (settings that may change mid-run are applied), or give this run "
-            f"another folder ({run_folder.folder_setting()}=...)")
     if changes:
+        refused = {key: change for key, change in changes.items() if rule(key) == REFUSE}
+        resume = ("resume it with ckpt_path=last (the changed settings are applied from its iteration on)" if not refused
+                  else f"resume it with ckpt_path=last and {' '.join(undoing_overrides(refused))} in place of yours "
+                       f"({', '.join(refused)} cannot change mid-run)")
+        ways = f"{resume}, or give this run another folder ({run_folder.folder_setting()}=...)"
         shown = ", ".join(f"{key}={_show(new)} (it has {_show(old)})" for key, (old, new) in list(changes.items())[:4])
         more = f" and {len(changes) - 4} more" if len(changes) > 4 else ""
         raise ConfigError(f"{output_dir} already holds another run (last.ckpt at iteration {iteration}) whose settings "
