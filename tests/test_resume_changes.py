@@ -184,6 +184,9 @@ def test_a_refused_resumes_fix_is_overrides_a_command_line_takes_back(make_cfg):
         check_resume(wgan, vrnn, Path("last.ckpt"), 3)
     assert str(error.value).endswith("; resume with critic=wgan model=avrnn in place of yours, or start a new run (no "
                                      "ckpt_path)")
+    from avrnn.training.resume import undoing_overrides  # a group whose option places a value (latent/z32.yaml)
+    assert undoing_overrides({"model.z_dim": (32, 64)}) == ["latent=z32"]  # the fresh-user trial: latent=z64 was
+    assert undoing_overrides({"model.z_dim": (7, 64)}) == ["model.z_dim=7"]  # told "model.z_dim=32"; no option: 7
     values = ["_([a-z]+)_", "/data/My Corpus", "a,b", "null", "1234", "it's \\ \"x\"", "end \\", "a\\\"b", "", True, None, 3, 0.0003,
               float("inf"), {"_target_": "a.B", "k": "", "l": [1, None, "x y"]}]
     parser = OverridesParser.create()

@@ -17,6 +17,7 @@ leaf, and looks each changed leaf up in RESUME_RULES:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import re
@@ -261,8 +262,55 @@ def undoing_overrides(refused: dict[str, tuple]) -> list[str]:
         if node and key == "name" and isinstance(old, str) and group_file.is_file():
             groups[node] = old
     chosen = [f"{node.replace('.', '/')}={name}" for node, name in groups.items()]
-    return chosen + [shlex.quote(f"{path}={hydra_value(old)}") for path, (old, _) in refused.items()
-                     if not any(path.startswith(f"{node}.") for node in groups)]
+    left = {path: old for path, (old, _) in refused.items() if not any(path.startswith(f"{node}.") for node in groups)}
+    for option, leaves in _package_options():  # e.g. latent=z32, which sets model.z_dim: 32
+        if leaves and all(left.get(path, _ABSENT) == value for path, value in leaves.items()):
+            chosen.append(option)
+            left = {path: old for path, old in left.items() if path not in leaves}
+    return chosen + [shlex.quote(f"{path}={hydra_value(old)}") for path, old in left.items()]
+
+
+@functools.lru_cache(maxsize=1)
+def _package_options() -> list[tuple[str, dict]]:
+    """(`group=option`, {path: value}) of each config group option under conf/ that places its plain values by a
+    `# @package` line (latent/z32.yaml: model.z_dim: 32), without interpolations or a defaults list of its own."""
+    from omegaconf import OmegaConf
+
+    options = []
+    for file in sorted(CONF_DIR.glob("*/**/*.yaml")):
+        first = file.read_text().splitlines()[:1]
+        if not first or not first[0].startswith("# @package"):
+            continue
+        package = first[0].removeprefix("# @package").strip()
+        node = OmegaConf.load(file)
+        if "defaults" in node or any(OmegaConf.is_interpolation(parent, key) for parent, key in _nodes(node)):
+            continue
+        prefix = "" if package == "_global_" else f"{package}."
+        leaves = {f"{prefix}{path}": value for path, value in _flat(OmegaConf.to_container(node)).items()}
+        options.append((f"{file.parent.relative_to(CONF_DIR).as_posix()}={file.stem}", leaves))
+    return options
+
+
+def _nodes(node, parent=None):
+    """(container, key) of every value in a DictConfig, nested ones entered."""
+    from omegaconf import DictConfig
+
+    for key in node:
+        value = node._get_node(key)
+        yield node, key
+        if isinstance(value, DictConfig):
+            yield from _nodes(value)
+
+
+def _flat(values: dict, prefix: str = "") -> dict:
+    """{"model": {"z_dim": 32}} -> {"model.z_dim": 32}."""
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 _PLAIN = re.compile(r"[A-Za-z_/][\w./-]*")  # a string Hydra reads back as that string, unquoted
