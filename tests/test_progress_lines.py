@@ -50,7 +50,7 @@ def test_progress_lines_come_at_the_set_pace_with_rate_eta_and_the_training_boun
                                           "(training.log_every_seconds)"]
     # readings at t = 20, 30, ...: a line where 30 s have passed since the last one (iterations 3, 6, 9, 12)
     assert lines(caplog, "progress:") == [
-        f"progress: iteration {i}/12 ({i / 12:.0%}), 0.1 it/s, ETA {eta}; training ELBO -1.500, rec 1.250, KL 0.250 "
+        f"progress: iteration {i}/12 ({i / 12:.0%}), 0.1 it/s, ETA {eta}; last batch: ELBO -1.500, rec 1.250, KL 0.250 "
         "nats/timestep" for i, eta in ((3, "1m30s"), (6, "1m00s"), (9, "30s"), (12, "0s"))]
 
 
@@ -83,7 +83,7 @@ def test_only_rank_zero_writes(caplog, rank_zero):
 
 def test_each_validation_gets_a_line_saying_whether_it_is_the_best_so_far(caplog):
     caplog.set_level(logging.INFO, logger="avrnn.training")
-    trainer, module = stub_run(best=torch.tensor(-2.0))  # resumed: the checkpoint callback's best so far
+    trainer, module = stub_run(best=torch.tensor(-2.0))  # resumed: the checkpoint callback's best checkpoint so far
     callback = ProgressLines(30, clock=FakeClock(1))
     callback.on_train_start(trainer, module)
     for iteration, elbo in ((10, -2.5), (20, -1.75), (30, -1.9), (40, float("nan"))):
@@ -95,12 +95,12 @@ def test_each_validation_gets_a_line_saying_whether_it_is_the_best_so_far(caplog
     trainer.sanity_checking = True  # Lightning's sanity check is not a validation of the run
     callback.on_validation_end(trainer, module)
     assert lines(caplog, "validation") == [
-        "validation after iteration 10: ELBO -2.500, rec 1.500, KL 0.250 nats/timestep (not the best; best so far "
+        "validation after iteration 10: ELBO -2.500, rec 1.500, KL 0.250 nats/timestep (not the best; best checkpoint so far "
         "-2.000)",
-        "validation after iteration 20: ELBO -1.750, rec 1.500, KL 0.250 nats/timestep (best so far)",
-        "validation after iteration 30: ELBO -1.900, rec 1.500, KL 0.250 nats/timestep (not the best; best so far "
+        "validation after iteration 20: ELBO -1.750, rec 1.500, KL 0.250 nats/timestep (best checkpoint so far)",
+        "validation after iteration 30: ELBO -1.900, rec 1.500, KL 0.250 nats/timestep (not the best; best checkpoint so far "
         "-1.750)",
-        "validation after iteration 40: ELBO nan, rec 1.500, KL 0.250 nats/timestep (not the best; best so far -1.750)",
+        "validation after iteration 40: ELBO nan, rec 1.500, KL 0.250 nats/timestep (not the best; best checkpoint so far -1.750)",
     ]
 
 
@@ -118,7 +118,7 @@ def test_the_untrained_models_validation_is_reported_apart_and_sets_no_best(capl
     callback.on_validation_end(trainer, module)
     assert [line.split(" nats")[0] for line in lines(caplog, "validation")] == [
         "validation before training (iteration 0): ELBO -1.000", "validation after iteration 5: ELBO -3.000"]
-    assert lines(caplog, "validation after")[0].endswith("(best so far)")
+    assert lines(caplog, "validation after")[0].endswith("(best checkpoint so far)")
 
 
 @pytest.mark.parametrize("terminal, requested, every, want_lines, want_bar", [
@@ -146,7 +146,7 @@ def test_a_run_whose_stdout_is_a_file_logs_progress_and_validations(make_cfg, ca
                    "trainer.enable_progress_bar=null"))
     progress = lines(caplog, "progress:")
     assert [line.split(",")[0] for line in progress] == [f"progress: iteration {i}/4 ({i / 4:.0%})" for i in (1, 2, 3, 4)]
-    assert all("training ELBO" in line and line.endswith("nats/timestep") for line in progress)
+    assert all("; last batch: ELBO" in line and line.endswith("nats/timestep") for line in progress)
     assert [line.split(":")[0] for line in lines(caplog, "validation")] == [
         "validation before training (iteration 0)", "validation after iteration 2", "validation after iteration 4"]
 

@@ -4,12 +4,12 @@ A progress bar redraws one line of a terminal; written to a file it shows nothin
 Where stdout is not a terminal, `ProgressLines` writes instead (rank 0 only, through the `avrnn.training`
 logger: stdout and the run folder's train.log):
 
-    progress: iteration 120/600 (20%), 3.21 it/s, ETA 2m30s; training ELBO -1.680, rec 1.230, KL 0.450 nats/...
-    validation after iteration 200: ELBO -1.520, rec 1.100, KL 0.420 nats/timestep (best so far)
-    validation after iteration 300: ELBO -1.610, rec 1.150, KL 0.460 nats/... (not the best; best so far -1.520)
+    progress: iteration 120/600 (20%), 3.21 it/s, ETA 2m30s; last batch: ELBO -1.680, rec 1.230, KL 0.450 nats/...
+    validation after iteration 200: ELBO -1.520, rec 1.100, KL 0.420 nats/timestep (best checkpoint so far)
+    validation after iteration 300: ELBO -1.610, rec 1.150, KL 0.460 nats/... (not the best; best checkpoint so far -1.520)
 
 a progress line at most every `training.log_every_seconds` seconds of training (checked at the end of each
-iteration), and one line per validation ("best so far" as the best checkpoint is chosen: among the
+iteration), and one line per validation ("best checkpoint so far" as the best checkpoint is chosen: among the
 validations of the fit; the untrained model's, before it, is reported apart). With a terminal the bar stays (avrnn.training.callbacks).
 """
 
@@ -78,7 +78,7 @@ class ProgressLines(pl.Callback):
             where = f"iteration {iteration}/{total} ({iteration / total:.0%}), {rate:.3g} it/s, ETA {duration(eta)}"
         else:
             where = f"iteration {iteration}, {rate:.3g} it/s"
-        log.info("progress: %s; training %s", where, bounds(trainer.callback_metrics, "train"))
+        log.info("progress: %s; last batch: %s", where, bounds(trainer.callback_metrics, "train"))
 
     def on_validation_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -94,9 +94,9 @@ class ProgressLines(pl.Callback):
         value = float(value)
         best = math.isfinite(value) and (self._best is None or value > self._best)
         if best:
-            verdict, self._best = "best so far", value
+            verdict, self._best = "best checkpoint so far", value
         else:
-            verdict = "not the best" + (f"; best so far {self._best:.3f}" if self._best is not None else "")
+            verdict = "not the best" + (f"; best checkpoint so far {self._best:.3f}" if self._best is not None else "")
         if trainer.is_global_zero:
             log.info("validation after iteration %d: %s (%s)", module.iteration,
                      bounds(trainer.callback_metrics, "val"), verdict)
