@@ -24,7 +24,7 @@ train: $(STAMP) ## Train A-VRNN (wgan critic) on the built-in synthetic corpus; 
 
 TEST_WORKERS ?= 2
 test: $(STAMP) ## Run the test suite (slow tests excluded), in TEST_WORKERS processes (pytest-xdist; 0: one)
-	$(PYTHON) -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS))
+	$(PYTHON) -m pytest -q -rs $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS))
 
 test-slow: $(STAMP) ## Run only the slow tests (multi-process, hardware emulation, statistical checks)
 	$(PYTHON) -m pytest -q -m slow || [ $$? -eq 5 ]
