@@ -90,8 +90,10 @@ def markdown(runs: list[dict], summary: list[dict], without: list[str] = ()) -> 
     header = "| config | seeds | " + " | ".join(COLUMNS[2:]) + " |"
     lines = []
     if without:
-        lines += [f"**Not every run of this sweep has results (below); the means are over the {counted(len(runs), 'run')} "
-                  f"that {'has' if len(runs) == 1 else 'have'}.**", "", "## Runs without results", "", *[f"- {line}" for line in without], ""]
+        have = "has" if len(runs) == 1 else "have"
+        lines += [f"**Not every run of this sweep has results (below); the means are over the "
+                  f"{counted(len(runs), 'run')} that {have}.**", "", "## Runs without results", "",
+                  *[f"- {line}" for line in without], ""]
     lines += ["## Mean +/- std over seeds (nats per timestep)", "", header, "|" + "---|" * len(COLUMNS)]
     for row in summary:
         cells = [f"{row[c][0]:.2f} +/- {row[c][1]:.2f}" if c in row else "" for c in COLUMNS[2:]]

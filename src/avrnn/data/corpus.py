@@ -162,8 +162,9 @@ def list_audio(folder: Path, layout: str = TIMIT_LAYOUT, hidden: list[Path] | No
     files = [p for p in every if p not in ignored and p.suffix.lower() in AUDIO_EXTENSIONS]
     if not files:
         others = [p for p in every if p not in ignored]
-        held = (f"its {counted(len(others), 'file')} {'is' if len(others) == 1 else 'are'} of no format libsndfile reads ({by_extension(others)})" if others
-                else "it holds no files" + (f" but {counted(len(ignored), 'hidden one')}" if ignored else ""))
+        are = "is" if len(others) == 1 else "are"
+        held = (f"its {counted(len(others), 'file')} {are} of no format libsndfile reads ({by_extension(others)})"
+                if others else "it holds no files" + (f" but {counted(len(ignored), 'hidden one')}" if ignored else ""))
         raise DataError(f"no audio files under {folder}: {held}; expected {layout}")
     return files
 
@@ -429,7 +430,8 @@ def split_listed_files(files: list[Path], root: Path, entries: dict[str, list[st
     for split in SPLITS:
         missing = [name for name in entries[split] if name not in by_name and root / name not in unreadable]
         if missing:
-            raise DataError(f"data.split_lists.{split} lists {counted(len(missing), 'file')} that {'is not an audio file' if len(missing) == 1 else 'are not audio files'} under "
+            what = "is not an audio file" if len(missing) == 1 else "are not audio files"
+            raise DataError(f"data.split_lists.{split} lists {counted(len(missing), 'file')} that {what} under "
                             f"{root}, e.g. {missing[0]}; fix the list or data.root")
         splits[split] = [by_name[name] for name in entries[split] if name in by_name]
         if not splits[split]:

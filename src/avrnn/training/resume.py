@@ -291,7 +291,7 @@ def _package_options() -> list[tuple[str, dict]]:
     return options
 
 
-def _nodes(node, parent=None):
+def _nodes(node):
     """(container, key) of every value in a DictConfig, nested ones entered."""
     from omegaconf import DictConfig
 

@@ -25,8 +25,8 @@ class NoSettings:
         if unknown:  # keys marked internal (set by the project, e.g. for earlier versions' checkpoints) are not offered
             takes = ", ".join(sorted(f.name for f in dataclasses.fields(cls) if not f.metadata.get("internal"))) \
                 or "no other key"
-            raise DataError(f"unknown data.representation {plural(len(unknown), 'key')} {', '.join(unknown)}; this representation takes "
-                            f"name and {takes}")
+            raise DataError(f"unknown data.representation {plural(len(unknown), 'key')} {', '.join(unknown)}; this "
+                            f"representation takes name and {takes}")
         return cls(**values).check()
 
     def check(self):
