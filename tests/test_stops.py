@@ -3,6 +3,7 @@
 says which jobs finished."""
 
 import json
+import logging
 import os
 import re
 import shlex
@@ -126,7 +127,7 @@ def test_a_signal_before_the_first_iteration_saves_nothing_and_keeps_what_is_the
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
-def test_a_signal_during_the_final_test_keeps_training_and_writes_no_metrics(make_cfg, tmp_path, monkeypatch):
+def test_a_signal_during_the_final_test_keeps_training_and_writes_no_metrics(make_cfg, tmp_path, monkeypatch, caplog):
     send_after(monkeypatch, "test_step")
     with pytest.raises(RunStopped, match=r"during the final test: training finished \(6 iterations\) .*metrics.json was "
                                          r"not written; score it with python src/evaluate.py"):
@@ -139,8 +140,13 @@ def test_a_signal_during_the_final_test_keeps_training_and_writes_no_metrics(mak
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["iterations"] == 6
     assert "test/elbo_per_timestep" in metrics
     before = (tmp_path / "run" / "metrics.json").read_bytes()
-    assert train(make_cfg(*RUN))["iterations"] == 6  # finished: nothing to do, its metrics
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert train(make_cfg(*RUN))["iterations"] == 6  # finished: nothing to do, its metrics
     assert (tmp_path / "run" / "metrics.json").read_bytes() == before
+    said = [message for message in caplog.messages if str(tmp_path / "run") in message]
+    assert said == [f"{tmp_path / 'run'} holds this run, finished (6 iterations, metrics.json): nothing to do"]  # not
+    # also "resuming from it" (a fresh-user trial read the two as a contradiction)
 
 
 def test_a_folder_holding_another_runs_checkpoint_is_refused_untouched(make_cfg, tmp_path):

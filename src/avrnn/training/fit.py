@@ -36,7 +36,7 @@ from avrnn.training.phases import batches_per_iteration
 from avrnn.training.progress_lines import ProgressLines
 from avrnn.training import run_folder
 from avrnn.training.resume import (check_resume, check_same_corpus, check_same_splits, earlier_file, run_differences,
-                                     run_folder_checkpoint)
+                                     run_folder_checkpoint, say_resuming)
 from avrnn.training.stops import RunStopped, StopAtBoundary, StopSignals
 from avrnn.training.run_summary import summarize_run
 from avrnn.training.precision import bf16_hint, supported_precision
@@ -229,6 +229,8 @@ def _train(cfg: DictConfig, callbacks: Sequence[pl.Callback], signals: StopSigna
                      counted(checkpoint["avrnn_iteration"], "iteration"))
             return {key: value for key, value in json.loads((output_dir / "metrics.json").read_text()).items()
                     if isinstance(value, (int, float))}
+        if checkpoint is not None:
+            say_resuming(output_dir, checkpoint.get("avrnn_iteration", 0))
     else:
         checkpoint = load_checkpoint(ckpt_path)  # refuse unsafe or corrupt files with one line, before Lightning
         check_resume(stored_config(checkpoint), plain(cfg), ckpt_path, checkpoint.get("avrnn_iteration", 0))

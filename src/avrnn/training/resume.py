@@ -213,9 +213,14 @@ def run_folder_checkpoint(output_dir: Path, current: dict, stored_config) -> tup
         more = f" and {len(changes) - 4} more" if len(changes) > 4 else ""
         raise ConfigError(f"{output_dir} already holds another run (last.ckpt at iteration {iteration}) whose settings "
                           f"differ: {shown}{more}; {ways}")
+    return path, checkpoint
+
+
+def say_resuming(output_dir: Path, iteration: int) -> None:
+    """The line of a run that resumes from its own folder's last.ckpt (run_folder_checkpoint found it), said once
+    the run is known to have something left to do (a finished one says "nothing to do" instead)."""
     log.info("resume: %s holds this run's last.ckpt (iteration %d, the same settings): resuming from it", output_dir,
              iteration)
-    return path, checkpoint
 
 
 def run_differences(stored: dict, current: dict) -> dict[str, tuple]:
