@@ -92,10 +92,18 @@ def progress(iterable: Iterable[T], what: str, log: logging.Logger, unit: str = 
         done, now = done + 1, clock()
         first = now if done == 1 else first
         if now - last >= every_seconds and done != total:
-            last, each = now, (now - start) / done
+            last = now
             where = f"{unit} {done}/{total} ({100 * done // total}%)" if total else f"{unit} {done}"
             # from the items after the first: the first carries the loop's one-off costs (imports, caches)
             eta = f", ETA {duration((now - first) / (done - 1) * (total - done))}" if total and done > 1 else ""
-            log.info("%s: %s, %.2f s/%s%s", what, where, each, unit, eta)
+            log.info("%s: %s, %s%s", what, where, pace(now - start, done, unit), eta)
     elapsed = clock() - start
-    log.info("%s: %s in %s (%.2f s/%s)", what, counted(done, unit), duration(elapsed), elapsed / max(done, 1), unit)
+    log.info("%s: %s in %s (%s)", what, counted(done, unit), duration(elapsed), pace(elapsed, done, unit))
+
+
+def pace(seconds: float, done: int, unit: str) -> str:
+    """`2.00 s/batch`, or `375 files/s` where each takes under 0.1 s (`0.00 s/file` said nothing)."""
+    each = seconds / max(done, 1)
+    if each >= 0.1 or seconds <= 0:
+        return f"{each:.2f} s/{unit}"
+    return f"{done / seconds:.3g} {plural(2, unit)}/s"
