@@ -287,24 +287,14 @@ def _package_options() -> list[tuple[str, dict]]:
         if not first or not first[0].startswith("# @package"):
             continue
         package = first[0].removeprefix("# @package").strip()
-        node = OmegaConf.load(file)
-        if "defaults" in node or any(OmegaConf.is_interpolation(parent, key) for parent, key in _nodes(node)):
+        values = OmegaConf.to_container(OmegaConf.load(file))  # interpolations unresolved: "${...}" strings
+        leaves = _flat(values)
+        if "defaults" in values or any(isinstance(value, str) and "${" in value for value in leaves.values()):
             continue
         prefix = "" if package == "_global_" else f"{package}."
-        leaves = {f"{prefix}{path}": value for path, value in _flat(OmegaConf.to_container(node)).items()}
+        leaves = {f"{prefix}{path}": value for path, value in leaves.items()}
         options.append((f"{file.parent.relative_to(CONF_DIR).as_posix()}={file.stem}", leaves))
     return options
-
-
-def _nodes(node):
-    """(container, key) of every value in a DictConfig, nested ones entered."""
-    from omegaconf import DictConfig
-
-    for key in node:
-        value = node._get_node(key)
-        yield node, key
-        if isinstance(value, DictConfig):
-            yield from _nodes(value)
 
 
 def _flat(values: dict, prefix: str = "") -> dict:
