@@ -8,6 +8,7 @@ import signal
 import pytest
 import torch
 
+from avrnn.analysis.figures import read_scalars
 from avrnn.training.checkpoints import CheckpointError, load_checkpoint
 from avrnn.training.module import AVRNNModule, TrainingFault
 from avrnn.training.fit import train
@@ -23,10 +24,8 @@ def final_state(run_dir):
 
 
 def losses_logged(run_dir):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    events = EventAccumulator(str(run_dir / "tensorboard"))
-    events.Reload()
-    return {e.step: e.value for e in events.Scalars("train/rec_per_timestep")}
+    steps, values = read_scalars(run_dir)["train/rec_per_timestep"]
+    return dict(zip(steps.tolist(), values.tolist()))
 
 
 class SimulatedKill(Exception):

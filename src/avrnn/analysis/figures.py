@@ -21,7 +21,13 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 
 def read_scalars(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """tag -> (steps, values) from the run's tensorboard/ folder."""
+    """tag -> (steps, values) from the run's tensorboard/ folder: ascending steps, one value per step, the
+    last written (by the event's wall time) where a step was logged twice.
+
+    A run leaves several event files (one per trainer: sanity check, fit, test; more on each resume), read
+    by name, and names do not sort by time: ``<second>.<host>.<pid>.10`` sorts before ``.9`` of the same
+    second. A resume from a checkpoint older than the stop logs the lost iterations again; the values kept
+    are those of the attempt that went on. Raises FileNotFoundError when run_dir has no tensorboard/."""
     folder = Path(run_dir) / "tensorboard"
     if not folder.is_dir():
         raise FileNotFoundError(f"no tensorboard/ folder in {run_dir}; pass a run folder such as logs/runs/<date>/<time>")
@@ -33,8 +39,12 @@ def read_scalars(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         events.Reload()
     finally:
         reader_log.setLevel(level)
-    return {tag: (np.array([e.step for e in events.Scalars(tag)]), np.array([e.value for e in events.Scalars(tag)]))
-            for tag in events.Tags()["scalars"]}
+    scalars = {}
+    for tag in events.Tags()["scalars"]:
+        by_step = {e.step: e.value for e in sorted(events.Scalars(tag), key=lambda e: e.wall_time)}
+        steps = sorted(by_step)
+        scalars[tag] = (np.array(steps, dtype=np.int64), np.array([by_step[s] for s in steps], dtype=np.float64))
+    return scalars
 
 
 def block_average(steps: np.ndarray, values: np.ndarray, every: int) -> tuple[np.ndarray, np.ndarray]:
