@@ -433,32 +433,44 @@ def test_evaluation_reads_the_corpus_given_at_evaluation_not_the_checkpoints(mak
         build_eval_data(module, None, "test", batch_size=3)
 
 
-def test_the_speech_quality_lines_give_each_measure_with_its_unit_and_why_some_were_not_scored(capsys):
-    from avrnn.evaluation.scoring import print_speech_quality
-
+def quality_metrics(scored: dict[str, int], left_out: dict[str, int], own: dict[str, dict[str, int]]) -> dict:
+    """evaluate's speech-quality keys of the test split: `scored` utterances per measure, `left_out` of
+    every measure (reason -> count), a measure's `own` gaps."""
     metrics = {"test/speech_quality_seconds": 2.04,
                "test/reconstructions_rebuilt_from": "the predicted power with the original's phase"}
     for key, mean, unit in (("si_sdr", -2.5, "dB"), ("pesq", 1.25, "MOS-LQO (1 to 4.5)"),
-                             ("estoi", None, "score (-1 to 1; 1: fully intelligible)")):
-        metrics.update({f"test/{key}_mean": mean, f"test/{key}_std": 0.5, f"test/{key}_unit": unit,
-                        f"test/{key}_utterances": {"si_sdr": 4, "pesq": 1, "estoi": 0}[key],
-                        f"test/{key}_skipped": 0 if mean is not None else 4,
-                        f"test/{key}_skipped_because": {} if mean is not None else {"shorter than 0.25 s": 3,
-                                                                                          "digitally silent": 1}})
-    print_speech_quality(metrics, "test", 8000)
+                             ("estoi", 0.5, "score (-1 to 1; 1: fully intelligible)")):
+        because = {**left_out, **own.get(key, {})}
+        metrics.update({f"test/{key}_mean": mean if scored[key] else None, f"test/{key}_std": 0.5,
+                        f"test/{key}_unit": unit, f"test/{key}_utterances": scored[key],
+                        f"test/{key}_skipped": sum(because.values()), f"test/{key}_skipped_because": because})
+    return metrics
+
+
+def test_the_speech_quality_lines_give_each_measure_with_its_unit_and_why_some_were_not_scored(capsys):
+    from avrnn.evaluation.scoring import print_speech_quality
+
+    left_out = {"shorter than 0.25 s": 1, "digitally silent": 1}
+    no_pesq = {"pesq": {"PESQ needs 8 or 16 kHz audio, this corpus is at 44100 Hz": 4}}
+    print_speech_quality(quality_metrics({"si_sdr": 4, "pesq": 0, "estoi": 4}, left_out, no_pesq), "test", 44100)
     assert capsys.readouterr().out.splitlines() == [
-        "reconstruction quality (teacher-forced, 8000 Hz; reconstructions, not prior samples):",
+        "reconstruction quality (teacher-forced, 44100 Hz; reconstructions, not prior samples):",
         "  audio rebuilt from the predicted power with the original's phase, scored against the original",
-        "  SI-SDR      -2.500 +/- 0.500 dB over 4 utterances",
-        "  PESQ (nb)   1.250 +/- 0.500 MOS-LQO (1 to 4.5) over 1 utterance",
-        "  ESTOI       not computed; 4 not scored: shorter than 0.25 s (3), digitally silent (1)",
+        "  scored on 4 of 6 utterances; 2 left out of every measure: shorter than 0.25 s (1), digitally silent (1)",
+        "  SI-SDR      -2.500 +/- 0.500 dB",
+        "  PESQ (-)    not computed; 4 not scored: PESQ needs 8 or 16 kHz audio, this corpus is at 44100 Hz (4)",
+        "  ESTOI       0.500 +/- 0.500 score (-1 to 1; 1: fully intelligible)",
         "  scored in 2.0 s",
     ]
-    metrics.update({"test/estoi_skipped": 0, "test/estoi_skipped_because": {}})  # an empty split
-    print_speech_quality(metrics, "test", 8000)
+    print_speech_quality(quality_metrics({"si_sdr": 1, "pesq": 1, "estoi": 1}, {}, {}), "test", 8000)
+    assert capsys.readouterr().out.splitlines()[2:4] == ["  scored on 1 utterance",
+                                                         "  SI-SDR      -2.500 +/- 0.500 dB"]
+    print_speech_quality(quality_metrics({"si_sdr": 0, "pesq": 0, "estoi": 0}, left_out, {}), "test", 8000)
+    assert capsys.readouterr().out.splitlines()[2:4] == [
+        "  scored on 0 of 2 utterances; 2 left out of every measure: shorter than 0.25 s (1), digitally silent (1)",
+        "  SI-SDR      not computed"]
+    print_speech_quality(quality_metrics({"si_sdr": 0, "pesq": 0, "estoi": 0}, {}, {}), "test", 8000)  # an empty split
     assert "  ESTOI       not computed (no utterances to score)" in capsys.readouterr().out.splitlines()
-    print_speech_quality(metrics, "test", 44100)
-    assert "  PESQ (-)    1.250" in capsys.readouterr().out  # no PESQ mode at that rate
 
 
 def test_evaluation_resolves_the_given_corpus_config_and_names_a_split_it_lacks(make_cfg, tmp_path):
@@ -502,7 +514,7 @@ def test_the_evaluation_report_prints_every_bound_in_both_units_and_what_it_scor
     print_report({**metrics, "test/speech_quality_seconds": 1.0, "test/wasserstein": 0.01234,
                   "test/critic_distance": distance}, "test", 16000, tmp_path / "metrics.json")
     out = capsys.readouterr().out.splitlines()
-    assert "  PESQ (wb)   1.000 +/- 0.000 u over 4 utterances" in out
+    assert "  scored on 4 utterances" in out and "  PESQ (wb)   1.000 +/- 0.000 u" in out
     assert ("critic's wasserstein estimate, prior against posterior latent sequences: 0.01234 (in the critic's own "
             "scale: compare runs of one critic setting only)") in out
 

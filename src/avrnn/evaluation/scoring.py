@@ -199,21 +199,34 @@ def score(module: AVRNNModule, loader, iwae_k: list[int], fivo_k: list[int], pre
 
 
 def print_speech_quality(metrics: dict, split: str, sample_rate: int) -> None:
-    """The reconstructions' SI-SDR, PESQ and ESTOI as mean +/- std over utterances, with units."""
+    """The reconstructions' SI-SDR, PESQ and ESTOI as mean +/- std over utterances, with units. The
+    utterances left out of every measure (too short, silent, one measure cannot score them: see
+    avrnn.evaluation.speech_quality) are counted once, with their reasons, above the measures; a measure's
+    own gaps (PESQ at a rate it does not support) on its line."""
     names = {"si_sdr": "SI-SDR", "pesq": f"PESQ ({PESQ_MODES.get(sample_rate, '-')})", "estoi": "ESTOI"}
     print(f"reconstruction quality (teacher-forced, {sample_rate} Hz; reconstructions, not prior samples):")
     if f"{split}/reconstructions_rebuilt_from" in metrics:
         print(f"  audio rebuilt from {metrics[f'{split}/reconstructions_rebuilt_from']}, scored against the original")
+    reasons = {key: metrics.get(f"{split}/{key}_skipped_because") or {} for key in names}
+    every = {why: n for why, n in reasons["si_sdr"].items() if all(reasons[key].get(why) == n for key in names)}
+    total = metrics[f"{split}/si_sdr_utterances"] + metrics[f"{split}/si_sdr_skipped"]
+    left_out = sum(every.values())
+    print(f"  scored on {total - left_out} of {counted(total, 'utterance')}; {left_out} left out of every measure: "
+          + _listing(every) if left_out else f"  scored on {counted(total, 'utterance')}")
     for key, name in names.items():
         mean, count = metrics[f"{split}/{key}_mean"], metrics[f"{split}/{key}_utterances"]
-        skipped = metrics[f"{split}/{key}_skipped"]
-        reasons = metrics.get(f"{split}/{key}_skipped_because") or {}
-        why = f"; {skipped} not scored: " + ", ".join(f"{reason} ({n})" for reason, n in reasons.items()) \
-            if skipped else ""
-        value = ("not computed" + ("" if skipped else " (no utterances to score)")) if mean is None else \
-            f"{mean:.3f} +/- {metrics[f'{split}/{key}_std']:.3f} {metrics[f'{split}/{key}_unit']} over {counted(count, 'utterance')}"
+        own = {why: n for why, n in reasons[key].items() if why not in every}
+        why = f"; {sum(own.values())} not scored: {_listing(own)}" if own else ""
+        over = "" if count == total - left_out else f" over {counted(count, 'utterance')}"
+        value = ("not computed" + ("" if own or left_out else " (no utterances to score)")) if mean is None else \
+            f"{mean:.3f} +/- {metrics[f'{split}/{key}_std']:.3f} {metrics[f'{split}/{key}_unit']}{over}"
         print(f"  {name:<12}{value}{why}")
     print(f"  scored in {metrics[f'{split}/speech_quality_seconds']:.1f} s")
+
+
+def _listing(reasons: dict[str, int]) -> str:
+    """'shorter than 0.25 s (3), digitally silent (1)': each reason with how many utterances it left out."""
+    return ", ".join(f"{reason} ({n})" for reason, n in reasons.items())
 
 
 class LatentUse:
