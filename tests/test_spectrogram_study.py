@@ -62,6 +62,16 @@ def test_a_finished_grid_picks_the_best_validation_point_and_queues_its_finals_a
     assert not any(n in done for n in queued)  # finished runs are not queued again
 
 
+def test_the_arms_and_twins_are_queued_before_the_critic_strength_cells():
+    study = load()
+    done = {}
+    for arm in study.ARMS:
+        done |= finished_grid(study, "fsdd", arm, {f: (2, 2) if f == Fraction(1, 3) else (1, 1) for f in study.GRID})
+    queued = [name.rsplit("-s", 1)[0] for name in names(study.queue(done)) if "-x" not in name]
+    assert list(dict.fromkeys(queued)) == ["fsdd-vrnn", "fsdd-hybrid", "fsdd-hybrid_twin", "fsdd-conditional",
+                                           "fsdd-conditional_twin", "fsdd-hybrid_n5", "fsdd-conditional_n5"]
+
+
 def test_a_best_point_at_the_grids_edge_extends_it_before_anything_is_picked():
     study = load()
     done = finished_grid(study, "vcc", "conditional", {Fraction(1, 27): (5, 5), Fraction(1, 9): (1, 1),

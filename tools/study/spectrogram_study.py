@@ -69,6 +69,7 @@ AT_PICKED_RATE = {
     "conditional_twin": ("conditional", ARMS["vrnn"], 3),  # the VRNN at the critic-only arm's likelihood rate
     "conditional_n5": ("conditional", ARMS["conditional"] + ["critic.n_critic=5", "critic.clip_value=0.1"], 3),
 }
+CRITIC_STRENGTH = "_n5"  # the suffix of the runs with n_critic 5 and clip 0.1 (item 2's critic strength)
 EVALUATE = ["iwae_k=[64]", "fivo_k=[64]", "speech_quality=true", "num_threads=1"]
 PICK_METRIC = "val/best_elbo_per_timestep"
 
@@ -112,16 +113,19 @@ def pick(corpus: str, arm: str, done: dict[str, dict]) -> tuple[list[Fraction], 
 
 
 def queue(done: dict[str, dict]) -> list[str]:
-    """Every run that is ready and not done, corpus by corpus: grids first, then the runs at picked rates."""
+    """Every run that is ready and not done, corpus by corpus: grids first, then the runs at picked rates,
+    the arms and their twins (item 1) before the critic-strength cells (CRITIC_STRENGTH), so that a study
+    cut short has its main contrasts first."""
     lines = []
     for corpus in CORPORA:
         picks = {}
         for arm, overrides in ARMS.items():
             grid, picks[arm] = pick(corpus, arm, done)
             lines += [line(grid_name(corpus, arm, f, s), overrides, f, s) for f in grid for s in GRID_SEEDS]
-        for name, (rate_of, overrides, seeds) in AT_PICKED_RATE.items():
-            if picks[rate_of] is not None:
-                lines += [line(f"{corpus}-{name}-s{s}", overrides, picks[rate_of], s) for s in range(1, seeds + 1)]
+        ready = [name for name, (rate_of, _, _) in AT_PICKED_RATE.items() if picks[rate_of] is not None]
+        for name in sorted(ready, key=lambda name: name.endswith(CRITIC_STRENGTH)):  # stable: the table's order
+            rate_of, overrides, seeds = AT_PICKED_RATE[name]
+            lines += [line(f"{corpus}-{name}-s{s}", overrides, picks[rate_of], s) for s in range(1, seeds + 1)]
     return [entry for entry in lines if entry.split()[0] not in done]
 
 
