@@ -28,28 +28,45 @@ def test_run_figures_are_written(make_cfg, tmp_path, overrides, figures):
         plot_run(tmp_path / "nothing")
 
 
-def test_scalars_are_read_in_the_order_written_and_a_step_logged_again_keeps_its_last_value(tmp_path):
-    """Two event files of one second whose names sort against their writing order (the writer counter's 10
-    before its 9), the second re-logging step 2 as a resume from an older checkpoint does."""
+def write_events(folder, name: str, logged: dict[int, float]) -> None:
+    """One event file named `name` in `folder` holding train/elbo_per_timestep at the steps of `logged`."""
     import time
 
     from torch.utils.tensorboard import SummaryWriter
 
+    scratch = folder.parent / f"writing-{name}"
+    writer = SummaryWriter(str(scratch))
+    for step, value in logged.items():
+        writer.add_scalar("train/elbo_per_timestep", value, step)
+    writer.close()
+    folder.mkdir(parents=True, exist_ok=True)
+    (written,) = scratch.glob("events.out.tfevents.*")
+    written.rename(folder / name)
+    time.sleep(0.01)  # the next file's events carry a later wall time
+
+
+def test_scalars_are_read_in_the_order_written_and_a_step_logged_again_keeps_its_last_value(tmp_path):
+    """Two event files of one second whose names sort against their writing order (the writer counter's 10
+    before its 9), the second re-logging step 2 as a resume from an older checkpoint does."""
     from avrnn.analysis.figures import read_scalars
 
     folder = tmp_path / "run" / "tensorboard"
-    names = ("events.out.tfevents.1700000000.host.1.9", "events.out.tfevents.1700000000.host.1.10")  # written in this order
-    for name, logged in zip(names, ({1: 1.0, 2: 2.0}, {2: 5.0, 3: 3.0})):
-        writer = SummaryWriter(str(tmp_path / name))
-        for step, value in logged.items():
-            writer.add_scalar("train/elbo_per_timestep", value, step)
-        writer.close()
-        folder.mkdir(parents=True, exist_ok=True)
-        (written,) = (tmp_path / name).glob("events.out.tfevents.*")
-        written.rename(folder / name)
-        time.sleep(0.01)  # the second file's events carry a later wall time
+    write_events(folder, "events.out.tfevents.1700000000.host.1.9", {1: 1.0, 2: 2.0})
+    write_events(folder, "events.out.tfevents.1700000000.host.1.10", {2: 5.0, 3: 3.0})
     steps, values = read_scalars(tmp_path / "run")["train/elbo_per_timestep"]
     assert steps.tolist() == [1, 2, 3] and values.tolist() == [1.0, 5.0, 3.0]
+
+
+def test_a_resumed_attempt_that_has_not_caught_up_drops_the_first_attempts_later_points(tmp_path):
+    """The first attempt logged steps 1-5 and was stopped after saving at 2; the resumed one was stopped
+    again at 4: the curve is the one that went on, not the first attempt's 5 after the second's 4."""
+    from avrnn.analysis.figures import read_scalars
+
+    folder = tmp_path / "run" / "tensorboard"
+    write_events(folder, "events.out.tfevents.1700000000.host.1.1", {s: float(s) for s in range(1, 6)})
+    write_events(folder, "events.out.tfevents.1700000100.host.2.0", {3: 30.0, 4: 40.0})
+    steps, values = read_scalars(tmp_path / "run")["train/elbo_per_timestep"]
+    assert steps.tolist() == [1, 2, 3, 4] and values.tolist() == [1.0, 2.0, 30.0, 40.0]
 
 
 def test_a_finished_run_leaves_its_hparams_and_figures_in_tensorboard(make_cfg, tmp_path):

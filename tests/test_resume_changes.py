@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from avrnn.analysis.figures import read_scalars
 
+from avrnn.analysis.figures import read_scalars
 from avrnn.config import ConfigError
 from avrnn.training.resume import APPLIED_WITHIN, APPLY, REFUSE, RESUME_RULES, RULES, rule, schema_leaves
 from avrnn.training.fit import train
@@ -79,7 +79,8 @@ def test_a_changed_learning_rate_is_applied_on_resume_and_logged(make_cfg, tmp_p
     lrs = lr_logged(run)
     steps = sorted(lrs)
     assert [lrs[s] for s in steps[:2]] == pytest.approx([3e-4, 3e-4]) and lrs[steps[-1]] == pytest.approx(1e-5)
-    assert lr_logged(run, "critic")[max(lr_logged(run, "critic"))] == pytest.approx(2e-5)
+    critic_lrs = lr_logged(run, "critic")
+    assert critic_lrs[max(critic_lrs)] == pytest.approx(2e-5)
     lines = [r.getMessage() for r in caplog.records if r.name == "avrnn.resume"]
     assert "resume: model.optimizer.lr changed from 0.0003 to 1e-05 (applied from now on)" in lines
     assert "resume: training.max_iterations changed from 2 to 4 (applied from now on)" in lines

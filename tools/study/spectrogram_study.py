@@ -114,8 +114,8 @@ def pick(corpus: str, arm: str, done: dict[str, dict]) -> tuple[list[Fraction], 
 
 def queue(done: dict[str, dict]) -> list[str]:
     """Every run that is ready and not done, corpus by corpus: grids first, then the runs at picked rates,
-    the arms and their twins (item 1) before the critic-strength cells (CRITIC_STRENGTH), so that a study
-    cut short has its main contrasts first."""
+    within a corpus the arms and their twins (item 1) before the critic-strength cells (CRITIC_STRENGTH), so
+    that a corpus cut short has its main contrasts first."""
     lines = []
     for corpus in CORPORA:
         picks = {}

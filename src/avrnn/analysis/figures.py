@@ -21,13 +21,18 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 
 def read_scalars(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """tag -> (steps, values) from the run's tensorboard/ folder: ascending steps, one value per step, the
-    last written (by the event's wall time) where a step was logged twice.
+    """tag -> (steps, values) from the run's tensorboard/ folder, ascending steps, one value per step: the
+    curve of the attempt that went on. Each tag's events are taken in the order written (their wall time);
+    a step below one already seen starts a resumed attempt and drops the values at that step and above,
+    and a step logged again keeps its last value.
 
-    A run leaves several event files (one per trainer: sanity check, fit, test; more on each resume), read
-    by name, and names do not sort by time: ``<second>.<host>.<pid>.10`` sorts before ``.9`` of the same
-    second. A resume from a checkpoint older than the stop logs the lost iterations again; the values kept
-    are those of the attempt that went on. Raises FileNotFoundError when run_dir has no tensorboard/."""
+    A run leaves several event files (one per Trainer stage: the validation before training, fit, test;
+    the run summary's; more on each resume), which TensorBoard reads by name, and names do not sort by
+    time: ``<second>.<host>.<pid>.10`` sorts before ``.9`` of the same second. A resume from a checkpoint
+    older than the stop logs the lost iterations again, and a resume with another training.max_iterations
+    or iterations_per_epoch would leave the first attempt's later points between its own. (At
+    training.iterations_per_epoch=1 the validation before training and the first one in training share
+    step 0: the later is kept.) Raises FileNotFoundError when run_dir has no tensorboard/."""
     folder = Path(run_dir) / "tensorboard"
     if not folder.is_dir():
         raise FileNotFoundError(f"no tensorboard/ folder in {run_dir}; pass a run folder such as logs/runs/<date>/<time>")
@@ -39,12 +44,21 @@ def read_scalars(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         events.Reload()
     finally:
         reader_log.setLevel(level)
-    scalars = {}
-    for tag in events.Tags()["scalars"]:
-        by_step = {e.step: e.value for e in sorted(events.Scalars(tag), key=lambda e: e.wall_time)}
-        steps = sorted(by_step)
-        scalars[tag] = (np.array(steps, dtype=np.int64), np.array([by_step[s] for s in steps], dtype=np.float64))
-    return scalars
+    return {tag: _as_written(events.Scalars(tag)) for tag in events.Tags()["scalars"]}
+
+
+def _as_written(events) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of one tag's scalar events, by read_scalars' rule."""
+    kept: dict[int, float] = {}
+    top = None  # the highest step kept
+    for event in sorted(events, key=lambda e: e.wall_time):
+        if top is not None and event.step < top:  # a resumed attempt: what the last one logged from here on goes
+            kept = {step: value for step, value in kept.items() if step < event.step}
+            top = event.step
+        kept[event.step] = event.value
+        top = event.step if top is None else max(top, event.step)
+    steps = sorted(kept)
+    return np.array(steps, dtype=np.int64), np.array([kept[step] for step in steps], dtype=np.float64)
 
 
 def block_average(steps: np.ndarray, values: np.ndarray, every: int) -> tuple[np.ndarray, np.ndarray]:
