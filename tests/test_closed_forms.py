@@ -469,6 +469,8 @@ def test_the_speech_quality_lines_give_each_measure_with_its_unit_and_why_some_w
     assert capsys.readouterr().out.splitlines()[2:4] == [
         "  scored on 0 of 2 utterances; 2 left out of every measure: shorter than 0.25 s (1), digitally silent (1)",
         "  SI-SDR      not computed"]
+    print_speech_quality(quality_metrics({"si_sdr": 0, "pesq": 0, "estoi": 0}, left_out, {}), "test", 44100)
+    assert "  PESQ (-)    not computed at 44100 Hz (PESQ needs 8 or 16 kHz audio)" in capsys.readouterr().out
     print_speech_quality(quality_metrics({"si_sdr": 0, "pesq": 0, "estoi": 0}, {}, {}), "test", 8000)  # an empty split
     assert "  ESTOI       not computed (no utterances to score)" in capsys.readouterr().out.splitlines()
 

@@ -220,6 +220,8 @@ def print_speech_quality(metrics: dict, split: str, sample_rate: int) -> None:
         over = "" if count == total - left_out else f" over {counted(count, 'utterance')}"
         value = ("not computed" + ("" if own or left_out else " (no utterances to score)")) if mean is None else \
             f"{mean:.3f} +/- {metrics[f'{split}/{key}_std']:.3f} {metrics[f'{split}/{key}_unit']}{over}"
+        if key == "pesq" and sample_rate not in PESQ_MODES and not own:  # every utterance was left out anyway
+            value = f"not computed at {sample_rate} Hz (PESQ needs 8 or 16 kHz audio)"
         print(f"  {name:<12}{value}{why}")
     print(f"  scored in {metrics[f'{split}/speech_quality_seconds']:.1f} s")
 
