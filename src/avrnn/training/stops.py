@@ -153,6 +153,9 @@ class StopAtBoundary(pl.Callback):
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         signum = agreed_signal(trainer, self.signals.received)
         if signum:
+            # Lightning writes the iteration's logged values to the loggers only after this hook: write them
+            # now, at the step it would (else the saved iteration's losses are missing from TensorBoard)
+            trainer._logger_connector.update_train_step_metrics()
             self._save_and_stop(trainer, module, signum, "after")
 
     def on_validation_batch_end(self, trainer, module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
