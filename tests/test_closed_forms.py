@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from avrnn.evaluation.streams import EstimateStreams
 from avrnn.models import losses, phase_losses
 from avrnn.models.objectives import JensenShannon, WassersteinGradientPenalty
 
@@ -146,10 +147,9 @@ def test_scoring_two_batches_gives_the_pooled_totals_of_scoring_each(make_cfg):
     frame = module.hparams.model["input_size"]
     first = (torch.randn(2, 5, frame), torch.tensor([[1.0] * 5, [1.0] * 3 + [0.0] * 2]))
     second = (torch.randn(3, 4, frame), torch.ones(3, 4))
-    torch.manual_seed(0)
-    alone = [score(module, [batch], iwae_k=[2], fivo_k=[2], prefix="t") for batch in (first, second)]
-    torch.manual_seed(0)  # the same draws: the second batch's come after the first's, as in `alone`
-    pooled = score(module, [first, second], iwae_k=[2], fivo_k=[2], prefix="t")
+    streams = EstimateStreams(0)  # one set of streams: the second batch's draws come after the first's
+    alone = [score(module, [batch], iwae_k=[2], fivo_k=[2], prefix="t", streams=streams) for batch in (first, second)]
+    pooled = score(module, [first, second], iwae_k=[2], fivo_k=[2], prefix="t", streams=EstimateStreams(0))
     frames = [m["t/frames"] for m in alone]
     assert pooled["t/frames"] == sum(frames) == 8 + 12 and pooled["t/sequences"] == 5
     for name in ("rec", "kl", "elbo", "iwae_2", "fivo_2"):
@@ -160,6 +160,29 @@ def test_scoring_two_batches_gives_the_pooled_totals_of_scoring_each(make_cfg):
     # the critic's distance: a mean over sequences
     distance = sum(m["t/wasserstein"] * m["t/sequences"] for m in alone) / 5
     assert pooled["t/wasserstein"] == pytest.approx(distance, rel=1e-5)
+
+
+def test_each_estimate_is_the_same_whichever_others_are_asked_for_and_whatever_was_drawn_before(make_cfg):
+    """The field report: one checkpoint's ELBO was -95.123 with IWAE and FIVO beside it and -95.497
+    without; each estimate now draws from its own stream, seeded by evaluate's seed and its name."""
+    from avrnn.evaluation.scoring import score
+    from avrnn.training.fit import build_module
+
+    module = build_module(make_cfg()).eval()
+    frame = module.hparams.model["input_size"]
+    batches = [(torch.randn(2, 5, frame), torch.ones(2, 5)), (torch.randn(3, 4, frame), torch.ones(3, 4))]
+    everything = score(module, batches, iwae_k=[2, 3], fivo_k=[2], prefix="t")
+    torch.manual_seed(99)  # whatever the global stream holds
+    elbo_only = score(module, batches, iwae_k=[], fivo_k=[], prefix="t")
+    fivo_only = score(module, batches, iwae_k=[], fivo_k=[2], prefix="t")
+    iwae_3 = score(module, batches, iwae_k=[3], fivo_k=[], prefix="t")
+    for name in ("rec", "kl", "elbo", "wasserstein"):
+        key = f"t/{name}_per_timestep" if name != "wasserstein" else "t/wasserstein"
+        assert elbo_only[key] == everything[key], name
+    assert fivo_only["t/fivo_2_per_timestep"] == everything["t/fivo_2_per_timestep"]
+    assert iwae_3["t/iwae_3_per_timestep"] == everything["t/iwae_3_per_timestep"]
+    other_seed = score(module, batches, iwae_k=[], fivo_k=[], prefix="t", streams=EstimateStreams(1))
+    assert other_seed["t/elbo_per_timestep"] != everything["t/elbo_per_timestep"]  # the seed still matters
 
 
 # --- which parameters each phase's gradient reaches, per ablation ------------------------------------------

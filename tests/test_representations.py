@@ -318,6 +318,32 @@ def test_a_digitally_silent_file_is_reported_as_silent_not_by_a_metrics_reason(t
     assert metrics["test/si_sdr_skipped_because"] == {"digitally silent": 1}
 
 
+def test_the_reconstructions_scored_draw_from_their_own_stream(tmp_path):
+    """Their posterior samples do not depend on what was drawn before (the bounds scored first, and which)."""
+    from avrnn.data.datamodule import SpeechDataModule
+    from avrnn.evaluation.speech_quality import score_reconstructions
+    from avrnn.evaluation.streams import EstimateStreams
+    from avrnn.models.vrnn import VRNN
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for index in range(10):
+        sf.write(str(corpus / f"speech_{index}.wav"), speech_like(12000 + 37 * index, seed=index), 16000)
+    datamodule = SpeechDataModule({"root": str(corpus), "layout": "folder", "frame_size": 200, "cache_dir": None,
+                                   "val_fraction": 0.2, "test_fraction": 0.2, "split_seed": 0})
+    datamodule.setup()
+    vrnn = VRNN(input_size=200, z_dim=2, hidden_size=8, x_features=4, z_features=4, mlp_hidden=8).eval()
+
+    def scored(global_seed: int, streams=None) -> float:
+        torch.manual_seed(global_seed)
+        metrics = score_reconstructions(vrnn, datamodule.eval_dataloader("test", with_audio=True),
+                                        datamodule.representation, 16000, "test", streams)
+        assert metrics["test/si_sdr_utterances"] == 2
+        return metrics["test/si_sdr_mean"]
+
+    assert scored(1) == scored(2) != scored(1, EstimateStreams(5))
+
+
 def test_a_file_too_short_once_its_silence_is_trimmed_is_named_with_the_trimming(tmp_path):
     from avrnn.data.datamodule import SpeechDataModule
 

@@ -24,6 +24,7 @@ from avrnn.data.datamodule import SpeechDataModule
 from avrnn.data.errors import DataError
 from avrnn.data import representations
 from avrnn.evaluation.chunks import iwae_in_parts
+from avrnn.evaluation.streams import EstimateStreams
 from avrnn.data.progress import counted, progress
 from avrnn.models.bounds import vrnn_fivo
 from avrnn.models import phase_losses
@@ -152,10 +153,12 @@ def build_eval_data(module: AVRNNModule, data_override, split: str, batch_size: 
 
 @torch.no_grad()
 def score(module: AVRNNModule, loader, iwae_k: list[int], fivo_k: list[int], prefix: str,
-          max_particle_frames: int = MAX_PARTICLE_FRAMES) -> dict:
+          max_particle_frames: int = MAX_PARTICLE_FRAMES, streams: EstimateStreams | None = None) -> dict:
     """The bounds (ELBO and its terms, IWAE-k, FIVO-k, the critic's distance) and latent use of every
     utterance of `loader`, in nats per timestep and per sequence; IWAE-k within max_particle_frames
-    (avrnn.evaluation.chunks)."""
+    (avrnn.evaluation.chunks). Each estimate draws from its own stream of `streams` (seed 0 if None), so
+    none depends on which others are asked for."""
+    streams = streams if streams is not None else EstimateStreams()
     totals: dict[str, float] = {}
     frames = sequences = 0
     latent = LatentUse()
@@ -164,16 +167,19 @@ def score(module: AVRNNModule, loader, iwae_k: list[int], fivo_k: list[int], pre
         totals[name] = totals.get(name, 0.0) + float(per_sequence.sum())
 
     for x, mask in progress(loader, f"scoring {prefix}", log):
-        out = module.vrnn(x, mask, prior_samples=module.critic is not None)
+        with streams.drawing("elbo"):  # its terms, the critic's distance and latent use read these draws
+            out = module.vrnn(x, mask, prior_samples=module.critic is not None)
         rec = out.rec_log_lik.sum(1)
         kl = out.kl.sum((1, 2))
         add("rec", -rec)
         add("kl", kl)
         add("elbo", rec - kl)
         for k in iwae_k:
-            add(f"iwae_{k}", iwae_in_parts(module.vrnn, x, mask, k, max_particle_frames))
+            with streams.drawing(f"iwae_{k}"):
+                add(f"iwae_{k}", iwae_in_parts(module.vrnn, x, mask, k, max_particle_frames))
         for k in fivo_k:
-            add(f"fivo_{k}", vrnn_fivo(module.vrnn, x, mask, k))
+            with streams.drawing(f"fivo_{k}"):
+                add(f"fivo_{k}", vrnn_fivo(module.vrnn, x, mask, k))
         if module.critic is not None:
             name, distance = phase_losses.critic_distance(out, module.critic, module.objective)
             add(name, distance.expand(x.shape[0]))
@@ -274,11 +280,13 @@ def evaluate(cfg: DictConfig) -> dict:
     apply_num_threads(cfg.num_threads)
     denormals.apply(cfg.flush_denormal)
     torch.manual_seed(cfg.seed)
+    streams = EstimateStreams(cfg.seed)
     module = load_module(Path(cfg.ckpt_path).expanduser(), cfg.trusted_targets)
     datamodule = build_eval_data(module, cfg.data, cfg.split, cfg.batch_size)
     loader = datamodule.eval_dataloader(cfg.split)
     try:
-        metrics = score(module, loader, list(cfg.iwae_k), list(cfg.fivo_k), cfg.split, cfg.max_particle_frames)
+        metrics = score(module, loader, list(cfg.iwae_k), list(cfg.fivo_k), cfg.split, cfg.max_particle_frames,
+                        streams)
     except (torch.OutOfMemoryError, RuntimeError) as error:
         if not out_of_memory(error):
             raise
@@ -288,7 +296,7 @@ def evaluate(cfg: DictConfig) -> dict:
     sample_rate = int(datamodule.options.sample_rate)
     if cfg.speech_quality:
         metrics.update(score_reconstructions(module.vrnn, datamodule.eval_dataloader(cfg.split, with_audio=True),
-                                             datamodule.representation, sample_rate, cfg.split))
+                                             datamodule.representation, sample_rate, cfg.split, streams))
         metrics[f"{cfg.split}/reconstructions_rebuilt_from"] = datamodule.representation.decoded_how(True)
     # the frames this evaluation's data scored (data=... may change data.last_frame), in words
     frames_scored = datamodule.representation.frames_scored if datamodule.representation is not None else FRAMES_SCORED

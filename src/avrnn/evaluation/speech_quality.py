@@ -35,6 +35,7 @@ from torchmetrics.functional.audio.pesq import perceptual_evaluation_speech_qual
 from torchmetrics.functional.audio.stoi import short_time_objective_intelligibility
 
 from avrnn.data.progress import progress
+from avrnn.evaluation.streams import EstimateStreams
 
 
 log = logging.getLogger("avrnn.evaluation")
@@ -119,13 +120,17 @@ def summarize(per_utterance: list[dict], prefix: str) -> dict:
 
 
 @torch.no_grad()
-def score_reconstructions(vrnn, loader, representation, sample_rate: int, prefix: str) -> dict:
+def score_reconstructions(vrnn, loader, representation, sample_rate: int, prefix: str,
+                          streams: EstimateStreams | None = None) -> dict:
     """Every utterance of `loader` (batches (x, mask, the audio of each utterance): SpeechDataModule's
     eval_dataloader(split, with_audio=True)) reconstructed, decoded by `representation` and scored
-    against its audio (see the module's docstring); also the seconds the scoring took."""
+    against its audio (see the module's docstring); also the seconds the scoring took. The posterior
+    samples come from the "reconstructions" stream of `streams` (seed 0 if None)."""
+    streams = streams if streams is not None else EstimateStreams()
     start, per_utterance = time.perf_counter(), []
     for x, mask, audio in progress(loader, f"reconstructing and scoring {prefix}", log):
-        reconstruction = vrnn.reconstruct(x, mask)
+        with streams.drawing("reconstructions"):
+            reconstruction = vrnn.reconstruct(x, mask)
         for index in range(x.shape[0]):
             length = int(mask[index].sum())
             estimate = representation.decode(reconstruction[index, :length], audio[index])
