@@ -479,7 +479,7 @@ def test_the_speech_quality_lines_give_each_measure_with_its_unit_and_why_some_w
     assert capsys.readouterr().out.splitlines() == [
         "reconstruction quality (teacher-forced, 44100 Hz; reconstructions, not prior samples):",
         "  audio rebuilt from the predicted power with the original's phase, scored against the original",
-        "  scored on 4 of 6 utterances; 2 left out of every measure: shorter than 0.25 s (1), digitally silent (1)",
+        "  scored on 4 of 6 utterances; 2 left out of every measure: 1 shorter than 0.25 s, 1 digitally silent",
         "  SI-SDR      -2.500 +/- 0.500 dB",
         "  PESQ (-)    not computed; 4 not scored: PESQ needs 8 or 16 kHz audio, this corpus is at 44100 Hz (4)",
         "  ESTOI       0.500 +/- 0.500 score (-1 to 1; 1: fully intelligible)",
@@ -490,7 +490,7 @@ def test_the_speech_quality_lines_give_each_measure_with_its_unit_and_why_some_w
                                                          "  SI-SDR      -2.500 +/- 0.500 dB"]
     print_speech_quality(quality_metrics({"si_sdr": 0, "pesq": 0, "estoi": 0}, left_out, {}), "test", 8000)
     assert capsys.readouterr().out.splitlines()[2:4] == [
-        "  scored on 0 of 2 utterances; 2 left out of every measure: shorter than 0.25 s (1), digitally silent (1)",
+        "  scored on 0 of 2 utterances; 2 left out of every measure: 1 shorter than 0.25 s, 1 digitally silent",
         "  SI-SDR      not computed"]
     print_speech_quality(quality_metrics({"si_sdr": 0, "pesq": 0, "estoi": 0}, left_out, {}), "test", 44100)
     assert "  PESQ (-)    not computed at 44100 Hz (PESQ needs 8 or 16 kHz audio)" in capsys.readouterr().out

@@ -95,19 +95,19 @@ def test_every_metric_leaves_out_the_same_silent_utterances_and_counts_them(caps
     print_speech_quality({**summary, "test/speech_quality_seconds": 1.0}, "test", 16000)
     out = capsys.readouterr().out  # the reason once, above the measures it applies to
     assert out.count("digitally silent") == 1 and "  scored on 3 of 6 utterances; 3 left out of every measure: " \
-        "digitally silent (3)\n" in out and f"  SI-SDR      {expected:.3f} +/- " in out
+        "3 digitally silent\n" in out and f"  SI-SDR      {expected:.3f} +/- " in out
 
 
 def test_an_utterance_one_metric_cannot_score_is_scored_by_none(monkeypatch):
     from avrnn.evaluation import speech_quality
 
     def no_speech(*args):
-        raise speech_quality.Unscorable("PESQ: No utterances detected")
+        raise speech_quality.Unscorable("unscorable by PESQ (No utterances detected)")
 
     monkeypatch.setattr(speech_quality, "pesq", no_speech)
     clean = speech(seconds=1.0)
     assert score_utterance(clean, clean, 16000) == dict.fromkeys(("si_sdr", "pesq", "estoi"),
-                                                                 "PESQ: No utterances detected")
+                                                                 "unscorable by PESQ (No utterances detected)")
     monkeypatch.undo()
     monkeypatch.setattr(speech_quality, "estoi", lambda *args: float("nan"))
     assert score_utterance(clean, clean, 16000) == dict.fromkeys(("si_sdr", "pesq", "estoi"), "estoi not finite")
@@ -125,14 +125,14 @@ def test_estoi_is_the_extended_measure_and_each_reason_is_named(monkeypatch):
     assert value != pytest.approx(stoi(clean, noisy, 16000, extended=False), abs=1e-3)  # not the plain STOI
     briefly = np.zeros(16000, np.float32)
     briefly[:3200] = speech(seconds=0.2)  # 0.2 s of speech in 1 s: too few non-silent frames for ESTOI
-    with pytest.raises(speech_quality.Unscorable, match=r"^ESTOI: too few non-silent frames$"):
+    with pytest.raises(speech_quality.Unscorable, match=r"^unscorable by ESTOI \(under 0.4 s of non-silent speech\)$"):
         speech_quality.estoi(briefly, briefly, 16000)
 
     def no_utterance(*args):
         raise ValueError("No utterances detected")
 
     monkeypatch.setattr(speech_quality, "perceptual_evaluation_speech_quality", no_utterance)
-    with pytest.raises(speech_quality.Unscorable, match=r"^PESQ: No utterances detected$"):
+    with pytest.raises(speech_quality.Unscorable, match=r"^unscorable by PESQ \(No utterances detected\)$"):
         speech_quality.pesq(clean, clean, 16000)
 
 

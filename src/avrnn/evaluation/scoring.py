@@ -218,7 +218,7 @@ def print_speech_quality(metrics: dict, split: str, sample_rate: int) -> None:
     total = metrics[f"{split}/si_sdr_utterances"] + metrics[f"{split}/si_sdr_skipped"]
     left_out = sum(every.values())
     print(f"  scored on {total - left_out} of {counted(total, 'utterance')}; {left_out} left out of every measure: "
-          + _listing(every) if left_out else f"  scored on {counted(total, 'utterance')}")
+          + _listing(every, count_first=True) if left_out else f"  scored on {counted(total, 'utterance')}")
     for key, name in names.items():
         mean, count = metrics[f"{split}/{key}_mean"], metrics[f"{split}/{key}_utterances"]
         own = {why: n for why, n in reasons[key].items() if why not in every}
@@ -232,9 +232,12 @@ def print_speech_quality(metrics: dict, split: str, sample_rate: int) -> None:
     print(f"  scored in {metrics[f'{split}/speech_quality_seconds']:.1f} s")
 
 
-def _listing(reasons: dict[str, int]) -> str:
-    """'shorter than 0.25 s (3), digitally silent (1)': each reason with how many utterances it left out."""
-    return ", ".join(f"{reason} ({n})" for reason, n in reasons.items())
+def _listing(reasons: dict[str, int], count_first: bool = False) -> str:
+    """Each reason with how many utterances it left out, most first: 'shorter than 0.25 s (13)', or with
+    count_first '61 unscorable by ESTOI (under 0.4 s of non-silent speech), 13 shorter than 0.25 s' (the
+    utterances left out of every measure, whose reasons each read after a count)."""
+    ordered = sorted(reasons.items(), key=lambda item: -item[1])
+    return ", ".join(f"{n} {reason}" if count_first else f"{reason} ({n})" for reason, n in ordered)
 
 
 class LatentUse:

@@ -41,9 +41,10 @@ from avrnn.evaluation.streams import EstimateStreams
 log = logging.getLogger("avrnn.evaluation")
 PESQ_MODES = {16000: "wb", 8000: "nb"}
 MIN_SECONDS = 0.25  # shorter utterances are not scored (PESQ's analysis needs about this much speech)
-METRICS = {"si_sdr": "dB", "pesq": "MOS-LQO (1 to 4.5)", "estoi": "score (-1 to 1; 1: fully intelligible)"}
+METRICS = {"si_sdr": "dB", "pesq": "MOS-LQO (1 to 4.5 narrow band, 4.64 wide band)", "estoi": "score (-1 to 1; 1: fully intelligible)"}
 
 
+ESTOI_MIN_SPEECH_SECONDS = 0.4  # pystoi's 30 non-silent frames of 25.6 ms (a 256-sample window at 10 kHz)
 SILENT_PEAK = 2.0 ** -15  # one step of 16-bit audio: a reference below it holds no signal to score against
 
 
@@ -68,7 +69,7 @@ def pesq(estimate: np.ndarray, reference: np.ndarray, sample_rate: int) -> float
         return float(perceptual_evaluation_speech_quality(torch.from_numpy(estimate), torch.from_numpy(reference),
                                                           sample_rate, PESQ_MODES[sample_rate]))
     except Exception as error:  # the pesq package raises its own errors (no utterance found, ...)  # noqa: BLE001
-        raise Unscorable(f"PESQ: {error}") from error
+        raise Unscorable(f"unscorable by PESQ ({error})") from error
 
 
 def estoi(estimate: np.ndarray, reference: np.ndarray, sample_rate: int) -> float:
@@ -77,7 +78,7 @@ def estoi(estimate: np.ndarray, reference: np.ndarray, sample_rate: int) -> floa
         value = float(short_time_objective_intelligibility(torch.from_numpy(estimate), torch.from_numpy(reference),
                                                            sample_rate, extended=True))
     if any("Not enough STFT frames" in str(w.message) for w in caught):
-        raise Unscorable("ESTOI: too few non-silent frames")
+        raise Unscorable(f"unscorable by ESTOI (under {ESTOI_MIN_SPEECH_SECONDS} s of non-silent speech)")
     return value
 
 
