@@ -11,7 +11,9 @@ from avrnn.analysis.figures import plot_run
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("run_dir", help="a run folder (holding tensorboard/)")
-    parser.add_argument("--every", type=int, default=100, help="average training curves over this many iterations")
+    parser.add_argument("--every", type=int, default=None,
+                        help="average training curves over this many iterations (default: as the run's own figures, "
+                             "100, or a tenth of a shorter run)")
     parser.add_argument("--output-dir", default=None, help="default: <run_dir>/plots")
     args = one_line_errors(parser, "python src/plot.py --help").parse_args()
     try:

@@ -21,6 +21,8 @@ def test_run_figures_are_written(make_cfg, tmp_path, overrides, figures):
     run = tmp_path / "run"
     train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=3", "training.figures=true", *overrides))
     assert sorted(p.name for p in (run / "plots").iterdir()) == figures  # drawn by the run itself
+    drawn = {p.name: p.read_bytes() for p in (run / "plots").iterdir()}
+    assert {p.name: p.read_bytes() for p in plot_run(run)} == drawn  # plot.py's default redraws the same figures
     written = plot_run(run, every=2)
     assert sorted(p.name for p in written) == figures
     assert all(p.read_bytes().startswith(b"\x89PNG") and p.stat().st_size > 10_000 for p in written)

@@ -105,7 +105,7 @@ def _panel(axis, scalars, tags: dict[str, str], every: int, ylabel: str) -> bool
     limits = converged_limits(curves, max((float(s.max()) for s, _ in curves if s.size), default=0.0))
     if limits is not None:
         axis.set_ylim(*limits)
-        ylabel += " (zoomed to the 2nd half)"
+        ylabel += " (2nd half's range)"
     axis.set_xlabel("training iteration")
     axis.set_ylabel(ylabel)
     axis.grid(alpha=0.3)
@@ -114,15 +114,26 @@ def _panel(axis, scalars, tags: dict[str, str], every: int, ylabel: str) -> bool
     return drawn
 
 
-def plot_run(run_dir: Path, every: int = 100, output_dir: Path | None = None) -> list[Path]:
+def default_every(iterations: int) -> int:
+    """The block of iterations the training curves are averaged over: the paper's 100, at most a tenth of the
+    run (a short run keeps ten points)."""
+    return min(100, max(1, iterations // 10))
+
+
+def plot_run(run_dir: Path, every: int | None = None, output_dir: Path | None = None) -> list[Path]:
+    """The figures of a run folder, as PNGs in output_dir (default <run_dir>/plots); every=None averages the
+    training curves as the run's own figures do (default_every of the iterations it logged)."""
     scalars = read_scalars(run_dir)
+    if every is None:  # a training step k is iteration k + 1
+        logged = [int(steps.max()) + 1 for tag, (steps, _) in scalars.items() if tag.startswith("train/") and steps.size]
+        every = default_every(max(logged, default=1000))
     output_dir = Path(output_dir or Path(run_dir) / "plots")
     output_dir.mkdir(parents=True, exist_ok=True)
     figures = {
         "fig2_bounds.png": ({"train/elbo_per_timestep": "ELBO", "train/rec_per_timestep": "-reconstruction",
                              "val/elbo_per_timestep": "ELBO"}, "nats per timestep"),
         "fig3_critic.png": ({"train/critic_loss": "discriminator loss", "train/adversarial_loss": "adversarial loss"},
-                            "loss (nats for gan; critic units for wgan)"),
+                            "loss (gan: nats; wgan: critic units)"),
         "kl.png": ({"train/kl_per_timestep": "KL(q||p)", "val/kl_per_timestep": "KL(q||p)"}, "nats per timestep"),
     }
     written = []

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from avrnn.training.phases import builds_critic
-from avrnn.analysis.figures import plot_run
+from avrnn.analysis.figures import default_every, plot_run
 
 log = logging.getLogger("avrnn.run_summary")  # the name before the layout change: log lines and users' logging settings keep it
 
@@ -45,7 +45,6 @@ def summarize_run(logger: TensorBoardLogger, config: dict, metrics: dict, output
     logger.experiment.flush()  # the figures are drawn from the event files written so far
     if not config["training"].get("figures", True):
         return
-    every = min(100, max(1, iterations // 10))  # the paper averages training curves over 100 iterations
-    for path in plot_run(output_dir, every=every):
+    for path in plot_run(output_dir, every=default_every(iterations)):
         logger.experiment.add_image(f"figures/{path.stem}", plt.imread(path)[..., :3], iterations, dataformats="HWC")
     logger.experiment.flush()
