@@ -187,9 +187,15 @@ def test_a_corpus_given_at_evaluation_is_read_as_the_model_was_trained(make_cfg,
     for name, data in (("own", []), ("given", ["data=audio_dir", f"data.root={copy}", "data.cache_dir=null",
                                                "data.val_fraction=0.2", "data.test_fraction=0.2"])):
         result = run_in_process("evaluate.py", f"ckpt_path={ckpt}", *data, "iwae_k=[]", "fivo_k=[]",
-                                "speech_quality=false", f"output_dir={tmp_path / name}")
+                                "speech_quality=false", f"output_dir={tmp_path / name}",
+                                f"hydra.run.dir={tmp_path / name / 'job'}")
         assert result.returncode == 0, result.stderr[-2000:]
         scored[name] = json.loads((tmp_path / name / "metrics.json").read_text())
+        (job_log,) = [path.read_text() for path in (tmp_path / name / "job").glob("*.log")]  # evaluate.log from src/
+        # the printed report, also in the job's log
+        assert "results:\nbound" in job_log and f"wrote {tmp_path / name / 'metrics.json'}" in job_log
+        assert [line for line in result.stdout.splitlines() if line.startswith("elbo ")] == \
+            [line for line in job_log.splitlines() if line.startswith("elbo ")]
     assert scored["given"]["test/frames"] == scored["own"]["test/frames"]
     assert scored["given"]["test/sequences"] == scored["own"]["test/sequences"] == 2
     refused = run_in_process("evaluate.py", f"ckpt_path={ckpt}", "data=audio_dir", f"data.root={copy}",
