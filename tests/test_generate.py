@@ -28,6 +28,17 @@ def test_samples_and_reconstructions_are_written_as_audio(make_cfg, compose_conf
     assert 0.05 < np.abs(original).max() <= 1.0
 
 
+def test_what_generation_wrote_is_also_in_its_jobs_log(make_cfg, run_in_process, tmp_path):
+    run = tmp_path / "run"
+    train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=2"))
+    result = run_in_process("generate.py", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "n=1", "seconds=0.2",
+                            "reconstructions=0", f"output_dir={tmp_path / 'wav'}", f"hydra.run.dir={tmp_path / 'job'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    (job_log,) = [path.read_text() for path in (tmp_path / "job").glob("*.log")]
+    assert f"results:\nwrote 1 WAV file (16000 Hz) to {tmp_path / 'wav'}: 1 prior sample" in job_log
+    assert f"wrote 1 WAV file (16000 Hz) to {tmp_path / 'wav'}: 1 prior sample" in result.stdout
+
+
 def test_validation_logs_prior_samples_as_audio(make_cfg, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -19,6 +19,7 @@ from avrnn.data.progress import counted
 from avrnn.training import denormals
 from avrnn.evaluation.scoring import build_eval_data, load_module
 from avrnn.evaluation.settings import check_generate
+from avrnn.training.run_folder import print_and_log
 
 SAMPLE_BATCH_BYTES = 256 * 2**20  # the prior's frames held at once (float32); more samples are drawn in batches
 
@@ -89,11 +90,12 @@ def generate(cfg: DictConfig) -> list[Path]:
     (output / "generated.json").write_text(json.dumps({"sample_rate": sample_rate, "files": manifest}, indent=1))
     samples = sum(entry["kind"] == "prior sample" for entry in manifest.values())
     pairs = (len(written) - samples) // 2
-    print(f"wrote {counted(len(written), 'WAV file')} ({sample_rate} Hz) to {output}: "
-          f"{counted(samples, 'prior sample')} and {counted(pairs, 'original + reconstruction pair')}; "
-          "generated.json says what each is")
+    lines = [f"wrote {counted(len(written), 'WAV file')} ({sample_rate} Hz) to {output}: "
+             f"{counted(samples, 'prior sample')} and {counted(pairs, 'original + reconstruction pair')}; "
+             "generated.json says what each is"]
     if cfg.n:
-        print(f"  prior samples: {representation.decoded_how(with_original=False)}")
+        lines.append(f"  prior samples: {representation.decoded_how(with_original=False)}")
     if datamodule is not None:
-        print(f"  reconstructions: {representation.decoded_how(with_original=True)}")
+        lines.append(f"  reconstructions: {representation.decoded_how(with_original=True)}")
+    print_and_log("\n".join(lines))
     return written

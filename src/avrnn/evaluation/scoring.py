@@ -31,7 +31,7 @@ from avrnn.data.progress import counted, progress
 from avrnn.models.bounds import vrnn_fivo
 from avrnn.models import phase_losses
 from avrnn.training.module import AVRNNModule
-from avrnn.training.run_folder import write_to_log_files
+from avrnn.training.run_folder import print_and_log
 from avrnn.evaluation.settings import check_evaluate
 from avrnn.evaluation.speech_quality import PESQ_MODES, score_reconstructions
 
@@ -313,18 +313,8 @@ def evaluate(cfg: DictConfig) -> dict:
     report = io.StringIO()
     with contextlib.redirect_stdout(report):
         print_report(metrics, cfg.split, sample_rate if cfg.speech_quality else None, written)
-    print(report.getvalue(), end="")
-    _into_the_job_log(report.getvalue().rstrip("\n"))
+    print_and_log(report.getvalue().rstrip("\n"))
     return metrics
-
-
-def _into_the_job_log(report: str) -> None:
-    """The printed report into this Hydra job's evaluate.log too (a job without a terminal keeps its results
-    beside its progress lines); nothing outside a Hydra job (evaluate called from Python)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized():
-        write_to_log_files("results:\n" + report, Path(HydraConfig.get().runtime.output_dir), logging.INFO)
 
 
 def out_of_memory(error: BaseException) -> bool:

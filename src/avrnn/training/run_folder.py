@@ -50,6 +50,17 @@ def write_to_log_files(line: str, folder: Path, level: int = logging.ERROR) -> N
             handler.flush()
 
 
+def print_and_log(text: str) -> None:
+    """A script's results (evaluate's table, generate's files): printed, and inside a Hydra job written into
+    its log file too, under "results:", so that a job without a terminal keeps them beside its progress
+    lines; outside a Hydra job (called from Python) printed only."""
+    from hydra.core.hydra_config import HydraConfig
+
+    print(text)
+    if HydraConfig.initialized():
+        write_to_log_files("results:\n" + text, Path(HydraConfig.get().runtime.output_dir), logging.INFO)
+
+
 def earlier_outputs(output_dir: Path) -> dict[str, list[Path]]:
     """{"checkpoints": [...], "events": [...], "metrics": [...]}: the outputs of a run already in output_dir."""
     output_dir = Path(output_dir)
