@@ -103,6 +103,27 @@ def test_evaluation_takes_num_threads_like_training_and_refuses_a_bad_count(make
         torch.set_num_threads(before)
 
 
+def test_a_call_from_python_after_hydras_help_in_this_process_is_outside_any_hydra_job(make_cfg, compose_config,
+                                                                                       run_in_process, tmp_path):
+    """Hydra's --cfg, --help and --info leave its record of a job behind (it names no output folder): evaluation
+    then crashed reading that folder (make test, order-dependent), and a stop line would have resumed with that
+    record's overrides."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from avrnn import hydra_job
+    from avrnn.training.stops import resume_command
+
+    run = tmp_path / "run"
+    train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=2"))
+    assert run_in_process("evaluate.py", "--cfg", "job", "iwae_k=[1]").returncode == 0
+    assert HydraConfig.initialized()  # what Hydra leaves behind
+    assert hydra_job.running() is None and hydra_job.overrides() is None and not hydra_job.in_multirun()
+    assert resume_command(run).startswith("python src/train.py <the same overrides> ")
+    metrics = evaluate(compose_config("evaluate", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "iwae_k=[]",
+                                      "fivo_k=[]", "speech_quality=false", f"output_dir={tmp_path / 'eval'}"))
+    assert metrics["test/sequences"] == 4
+
+
 @pytest.mark.parametrize("value, message", [
     ("0", "error: num_threads must be positive, got 0"),  # the words train's validate uses
     ("-2", "error: num_threads must be positive, got -2"),

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from avrnn import registry
+from avrnn import hydra_job, registry
 from avrnn.data import files
 from avrnn.training import denormals
 from avrnn.training.checkpoints import CheckpointError, load_checkpoint, upgrade_data_and_model
@@ -114,11 +114,8 @@ def fit_to_model(data: dict, trained: dict, given: set[str] = frozenset()) -> di
 
 def given_data_keys() -> set[str]:
     """The data.* keys set on the command line of this Hydra run (none outside one)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return set()
-    return data_keys(HydraConfig.get().overrides.task)
+    given = hydra_job.overrides()
+    return data_keys(given) if given is not None else set()
 
 
 def data_keys(overrides) -> set[str]:

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.loggers import TensorBoardLogger
 
+from avrnn import hydra_job
 from avrnn.data import files
 from avrnn.training.checkpoints import AtomicCheckpointIO, describe_kept, load_checkpoint, resolve_ckpt_path, upgrade_data_and_model, upgrade_hyper_parameters
 from avrnn.config import ConfigError, apply_num_threads, check_synthetic_root, validate
@@ -150,16 +151,11 @@ METRICS_UNITS = ("nats per timestep: *_per_timestep, train/elbo, log_jacobian; n
 
 def hydra_overrides() -> list[str] | None:
     """This Hydra job's command-line overrides (None outside Hydra: a config composed in Python)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None
+    return hydra_job.overrides()
 
 
 def in_multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    return hydra_job.in_multirun()
 
 
 def check_launch(trainer: pl.Trainer) -> None:

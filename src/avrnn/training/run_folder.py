@@ -28,6 +28,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from avrnn import hydra_job
 from avrnn.config import ConfigError
 from avrnn.data import files
 from avrnn.data.progress import counted, is_rank_zero
@@ -54,11 +55,18 @@ def print_and_log(text: str) -> None:
     """A script's results (evaluate's table, generate's files): printed, and inside a Hydra job written into
     its log file too, under "results:", so that a job without a terminal keeps them beside its progress
     lines; outside a Hydra job (called from Python) printed only."""
-    from hydra.core.hydra_config import HydraConfig
-
     print(text)
-    if HydraConfig.initialized():
-        write_to_log_files("results:\n" + text, Path(HydraConfig.get().runtime.output_dir), logging.INFO)
+    folder = hydra_job_folder()
+    if folder is not None:
+        write_to_log_files("results:\n" + text, folder, logging.INFO)
+
+
+def hydra_job_folder() -> Path | None:
+    """The running Hydra job's output folder; None outside a Hydra job, and where Hydra's record of a job is
+    one that its --cfg, --help or --info left behind in this process (they set it and never clear it; it
+    names no output folder)."""
+    record = hydra_job.running()
+    return Path(record.runtime.output_dir) if record is not None else None
 
 
 def earlier_outputs(output_dir: Path) -> dict[str, list[Path]]:
@@ -135,12 +143,10 @@ def earlier_config(output_dir: Path, earlier_file) -> dict | None:
     resume.KeepEarlierRunConfig kept before Hydra overwrote it (`earlier_file(output_dir)`: its bytes, or None;
     in multirun, the copy taken when the sweep started), elsewhere the file itself. None where there is none or it
     cannot be resolved."""
-    from hydra.core.hydra_config import HydraConfig
-
     path = Path(output_dir) / ".hydra" / "config.yaml"
     if (Path(output_dir) / SETTINGS).is_file():
         content = (Path(output_dir) / SETTINGS).read_bytes()
-    elif HydraConfig.initialized():
+    elif hydra_job.running() is not None:
         content = earlier_file(Path(output_dir))
     else:
         content = path.read_bytes() if path.is_file() else None
@@ -154,11 +160,7 @@ def earlier_config(output_dir: Path, earlier_file) -> dict | None:
 
 def folder_setting() -> str:
     """The setting that names a run's folder: hydra.sweep.dir in a multirun job, else hydra.run.dir."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    return "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    return "hydra.sweep.dir" if hydra_job.in_multirun() else "hydra.run.dir"
 
 
 def _show(value) -> str:

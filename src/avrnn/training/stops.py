@@ -30,6 +30,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.trainer.states import TrainerFn
 
+from avrnn import hydra_job
 from avrnn.data.progress import counted
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
@@ -118,9 +119,7 @@ def resume_command(output_dir: Path, overrides: list[str] | None = None) -> str:
     """The command that resumes this run: its own command-line overrides (Hydra's record of them, shell-quoted;
     `<the same overrides>` outside a Hydra run), its folder and ckpt_path=last."""
     if overrides is None:
-        from hydra.core.hydra_config import HydraConfig
-
-        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None
+        overrides = hydra_job.overrides()
     given = ("<the same overrides>" if overrides is None else
              " ".join(shlex.quote(item) for item in overrides if not item.startswith(("hydra.run.dir=", "ckpt_path="))))
     return " ".join(part for part in ("python src/train.py", given, f"hydra.run.dir={output_dir} ckpt_path=last") if part)

@@ -22,6 +22,7 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from avrnn import hydra_job
 from avrnn.analysis.sweep_jobs import JOB_RECORDS, job_records, sweep_size
 from avrnn.data import files
 from avrnn.data.progress import counted
@@ -39,13 +40,8 @@ class AllTrialsFailed(RuntimeError):
 
 def in_optuna_search() -> bool:
     """Whether this run is a trial of an Optuna search (a multirun whose sweeper is Optuna's)."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if not HydraConfig.initialized():
-        return False
-    hydra = HydraConfig.get()
-    return hydra.mode == RunMode.MULTIRUN and "optuna" in str(hydra.sweeper.get("_target_", "")).lower()
+    record = hydra_job.running()
+    return hydra_job.in_multirun() and "optuna" in str(record.sweeper.get("_target_", "")).lower()
 
 
 def check_search_validates(config: DictConfig) -> None:
