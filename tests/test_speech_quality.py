@@ -129,7 +129,7 @@ def test_estoi_is_the_extended_measure_and_each_reason_is_named(monkeypatch):
         speech_quality.estoi(briefly, briefly, 16000)
 
     def no_utterance(*args):
-        raise ValueError("No utterances detected")
+        raise ValueError(b"No utterances detected")  # as the pesq package's C library says it
 
     monkeypatch.setattr(speech_quality, "perceptual_evaluation_speech_quality", no_utterance)
     with pytest.raises(speech_quality.Unscorable, match=r"^unscorable by PESQ \(No utterances detected\)$"):

@@ -69,7 +69,8 @@ def pesq(estimate: np.ndarray, reference: np.ndarray, sample_rate: int) -> float
         return float(perceptual_evaluation_speech_quality(torch.from_numpy(estimate), torch.from_numpy(reference),
                                                           sample_rate, PESQ_MODES[sample_rate]))
     except Exception as error:  # the pesq package raises its own errors (no utterance found, ...)  # noqa: BLE001
-        raise Unscorable(f"unscorable by PESQ ({error})") from error
+        said = error.args[0] if len(error.args) == 1 else error  # its C library's message comes as bytes
+        raise Unscorable(f"unscorable by PESQ ({said.decode() if isinstance(said, bytes) else said})") from error
 
 
 def estoi(estimate: np.ndarray, reference: np.ndarray, sample_rate: int) -> float:
