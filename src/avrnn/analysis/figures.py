@@ -105,7 +105,7 @@ def _panel(axis, scalars, tags: dict[str, str], every: int, ylabel: str) -> bool
     limits = converged_limits(curves, max((float(s.max()) for s, _ in curves if s.size), default=0.0))
     if limits is not None:
         axis.set_ylim(*limits)
-        ylabel += " (2nd half's range)"
+        ylabel += "\n(2nd half's range)"
     axis.set_xlabel("training iteration")
     axis.set_ylabel(ylabel)
     axis.grid(alpha=0.3)
