@@ -185,6 +185,22 @@ def test_each_estimate_is_the_same_whichever_others_are_asked_for_and_whatever_w
     assert other_seed["t/elbo_per_timestep"] != everything["t/elbo_per_timestep"]  # the seed still matters
 
 
+def test_a_stream_seeds_only_the_cpu_generator_and_a_model_elsewhere_is_refused(monkeypatch):
+    """torch.manual_seed would re-seed every device's generator too, behind the caller's back."""
+    from avrnn.evaluation.streams import require_cpu
+
+    seeded = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: seeded.append(seed))
+    with EstimateStreams(0).drawing("elbo"):
+        torch.randn(3)
+    assert seeded == []
+    model = torch.nn.Linear(2, 2)
+    require_cpu(model)
+    model.weight = torch.nn.Parameter(torch.empty(2, 2, device="meta"))
+    with pytest.raises(ValueError, match=r"needs the model on the CPU; it is on cpu, meta: move it with \.cpu\(\) first"):
+        require_cpu(model)
+
+
 # --- which parameters each phase's gradient reaches, per ablation ------------------------------------------
 def group_gradients(module, loss_of) -> dict[str, bool]:
     """Which parameter groups (theta, phi, omega = TR, tau = PS, encoders) get a non-zero gradient from

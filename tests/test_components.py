@@ -1,6 +1,7 @@
 """Components chosen by `_target_` (critic objectives, the critic network), the registry that keeps
 a checkpoint from naming code to run, and checkpoints written before these were config objects."""
 
+import contextlib
 import json
 import math
 import shutil
@@ -127,7 +128,17 @@ def with_root(legacy: Path, corpus_dir: Path, tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("name", ["363845d-vrnn", "363845d-avrnn-wgan_gp-hybrid-lstm"])
-def test_checkpoints_of_earlier_versions_score_as_they_did(compose_config, corpus_dir, tmp_path, name):
+def test_checkpoints_of_earlier_versions_score_as_they_did(compose_config, corpus_dir, tmp_path, monkeypatch, name):
+    """As 363845d scored them: its evaluate.py drew every estimate from one stream, so this one does too."""
+    from avrnn.evaluation import scoring
+    from avrnn.evaluation.streams import EstimateStreams
+
+    class OneStream(EstimateStreams):
+        @contextlib.contextmanager
+        def drawing(self, name):
+            yield
+
+    monkeypatch.setattr(scoring, "EstimateStreams", OneStream)
     ckpt = with_root(LEGACY / f"{name}.ckpt", corpus_dir, tmp_path)
     metrics = evaluate(compose_config("evaluate", f"ckpt_path={ckpt}", "iwae_k=[4]", "fivo_k=[4]", "batch_size=4",
                                       f"output_dir={tmp_path / 'eval'}"))

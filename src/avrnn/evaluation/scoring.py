@@ -26,7 +26,7 @@ from avrnn.data.datamodule import SpeechDataModule
 from avrnn.data.errors import DataError
 from avrnn.data import representations
 from avrnn.evaluation.chunks import iwae_in_parts
-from avrnn.evaluation.streams import EstimateStreams
+from avrnn.evaluation.streams import EstimateStreams, require_cpu
 from avrnn.data.progress import counted, progress
 from avrnn.models.bounds import vrnn_fivo
 from avrnn.models import phase_losses
@@ -158,6 +158,7 @@ def score(module: AVRNNModule, loader, iwae_k: list[int], fivo_k: list[int], pre
     utterance of `loader`, in nats per timestep and per sequence; IWAE-k within max_particle_frames
     (avrnn.evaluation.chunks). Each estimate draws from its own stream of `streams` (seed 0 if None), so
     none depends on which others are asked for."""
+    require_cpu(module)
     streams = streams if streams is not None else EstimateStreams()
     totals: dict[str, float] = {}
     frames = sequences = 0

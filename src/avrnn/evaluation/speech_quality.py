@@ -35,13 +35,13 @@ from torchmetrics.functional.audio.pesq import perceptual_evaluation_speech_qual
 from torchmetrics.functional.audio.stoi import short_time_objective_intelligibility
 
 from avrnn.data.progress import progress
-from avrnn.evaluation.streams import EstimateStreams
+from avrnn.evaluation.streams import EstimateStreams, require_cpu
 
 
 log = logging.getLogger("avrnn.evaluation")
 PESQ_MODES = {16000: "wb", 8000: "nb"}
 MIN_SECONDS = 0.25  # shorter utterances are not scored (PESQ's analysis needs about this much speech)
-METRICS = {"si_sdr": "dB", "pesq": "MOS-LQO (1 to 4.5 narrow band, 4.64 wide band)", "estoi": "score (-1 to 1; 1: fully intelligible)"}
+METRICS = {"si_sdr": "dB", "pesq": "MOS-LQO (about 1 to 4.55 narrow band, 4.64 wide band)", "estoi": "score (-1 to 1; 1: fully intelligible)"}
 
 
 ESTOI_MIN_SPEECH_SECONDS = 0.4  # pystoi's 30 non-silent frames of 25.6 ms (a 256-sample window at 10 kHz)
@@ -128,6 +128,7 @@ def score_reconstructions(vrnn, loader, representation, sample_rate: int, prefix
     eval_dataloader(split, with_audio=True)) reconstructed, decoded by `representation` and scored
     against its audio (see the module's docstring); also the seconds the scoring took. The posterior
     samples come from the "reconstructions" stream of `streams` (seed 0 if None)."""
+    require_cpu(vrnn)
     streams = streams if streams is not None else EstimateStreams()
     start, per_utterance = time.perf_counter(), []
     for x, mask, audio in progress(loader, f"reconstructing and scoring {prefix}", log):

@@ -4,7 +4,8 @@ reconstructions scored for speech quality), each seeded from evaluate's `seed` a
 With one shared stream, each estimate's draws for a batch came after the other estimates' draws for the
 batches before it, so the ELBO of a checkpoint changed with the iwae_k / fivo_k asked for beside it, and
 the reconstructions' SI-SDR with speech_quality's place after the bounds. Evaluation runs on the CPU: the
-streams are torch's CPU generator, forked (torch.random.fork_rng) and given back untouched."""
+streams are torch's CPU generator, forked (torch.random.fork_rng) and given back untouched; a model on
+another device is refused (require_cpu), since its draws would come from that device's generator."""
 
 from __future__ import annotations
 
@@ -33,7 +34,15 @@ class EstimateStreams:
         with torch.random.fork_rng(devices=[]):
             if name in self._states:
                 torch.set_rng_state(self._states[name])
-            else:
-                torch.manual_seed(self.seed_of(name))
+            else:  # the CPU generator only: torch.manual_seed would re-seed every device's too
+                torch.default_generator.manual_seed(self.seed_of(name))
             yield
             self._states[name] = torch.get_rng_state()
+
+
+def require_cpu(model: torch.nn.Module) -> None:
+    """ValueError unless `model`'s parameters are on the CPU, whose generator the streams fork."""
+    devices = {parameter.device.type for parameter in model.parameters()}
+    if devices - {"cpu"}:
+        raise ValueError(f"evaluation draws from the CPU's random streams and needs the model on the CPU; it is "
+                         f"on {', '.join(sorted(devices))}: move it with .cpu() first")
