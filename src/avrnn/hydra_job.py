@@ -7,6 +7,8 @@ job's record always names its output folder; theirs does not."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from omegaconf import DictConfig, OmegaConf
 
 
@@ -25,6 +27,12 @@ def overrides() -> list[str] | None:
     """The running job's command-line overrides; None outside a Hydra job (a config composed in Python)."""
     record = running()
     return list(record.overrides.task) if record is not None else None
+
+
+def output_folder() -> Path | None:
+    """The running job's output folder (its log file is there); None outside a Hydra job."""
+    record = running()
+    return Path(record.runtime.output_dir) if record is not None else None
 
 
 def in_multirun() -> bool:

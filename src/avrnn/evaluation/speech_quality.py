@@ -41,7 +41,8 @@ from avrnn.evaluation.streams import EstimateStreams, require_cpu
 log = logging.getLogger("avrnn.evaluation")
 PESQ_MODES = {16000: "wb", 8000: "nb"}
 MIN_SECONDS = 0.25  # shorter utterances are not scored (PESQ's analysis needs about this much speech)
-METRICS = {"si_sdr": "dB", "pesq": "MOS-LQO (about 1 to 4.55 narrow band, 4.64 wide band)", "estoi": "score (-1 to 1; 1: fully intelligible)"}
+METRICS = {"si_sdr": "dB", "pesq": "MOS-LQO (about 1 to 4.55 narrow band, 4.64 wide band)",
+           "estoi": "score (-1 to 1; 1: fully intelligible)"}
 
 
 ESTOI_MIN_SPEECH_SECONDS = 0.4  # pystoi's 30 non-silent frames of 25.6 ms (a 256-sample window at 10 kHz)

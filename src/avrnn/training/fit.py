@@ -149,15 +149,6 @@ METRICS_UNITS = ("nats per timestep: *_per_timestep, train/elbo, log_jacobian; n
                  "test_checkpoint_iteration: training iterations")
 
 
-def hydra_overrides() -> list[str] | None:
-    """This Hydra job's command-line overrides (None outside Hydra: a config composed in Python)."""
-    return hydra_job.overrides()
-
-
-def in_multirun() -> bool:
-    return hydra_job.in_multirun()
-
-
 def check_launch(trainer: pl.Trainer) -> None:
     """Lightning's DDP starts the other processes by re-running the command line; inside a Hydra
     multirun that line is the whole sweep, so each extra process would start a sweep of its own and
@@ -165,7 +156,7 @@ def check_launch(trainer: pl.Trainer) -> None:
     strategy = trainer.strategy
     relaunches = (isinstance(getattr(strategy, "launcher", None), _SubprocessScriptLauncher)
                   and not strategy.cluster_environment.creates_processes_externally)
-    if trainer.world_size > 1 and relaunches and in_multirun():
+    if trainer.world_size > 1 and relaunches and hydra_job.in_multirun():
         raise ConfigError(
             f"trainer.devices x trainer.num_nodes = {trainer.world_size} processes cannot start inside a local "
             "multirun (-m): Lightning would re-run the whole sweep in each process; run each job without -m, or "
@@ -178,7 +169,7 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> dict[str, f
     A stop signal ends it with RunStopped (avrnn.training.stops) after saving at an iteration boundary; its
     one-line message goes into the run's log file (Hydra's) and is the exception's, which src/train.py prints."""
     validate(cfg)
-    check_synthetic_root(cfg, hydra_overrides())
+    check_synthetic_root(cfg, hydra_job.overrides())
     for idle in VRNNConfig.from_dict(plain(cfg.model)).sizes_without_effect() if run_folder.is_rank_zero() else []:
         log.warning("%s", idle)
     trainer_settings.check(plain(cfg.trainer), cfg.training.test_after_training)

@@ -56,17 +56,9 @@ def print_and_log(text: str) -> None:
     its log file too, under "results:", so that a job without a terminal keeps them beside its progress
     lines; outside a Hydra job (called from Python) printed only."""
     print(text)
-    folder = hydra_job_folder()
+    folder = hydra_job.output_folder()
     if folder is not None:
         write_to_log_files("results:\n" + text, folder, logging.INFO)
-
-
-def hydra_job_folder() -> Path | None:
-    """The running Hydra job's output folder; None outside a Hydra job, and where Hydra's record of a job is
-    one that its --cfg, --help or --info left behind in this process (they set it and never clear it; it
-    names no output folder)."""
-    record = hydra_job.running()
-    return Path(record.runtime.output_dir) if record is not None else None
 
 
 def earlier_outputs(output_dir: Path) -> dict[str, list[Path]]:
