@@ -26,6 +26,15 @@ def test_checkpoint_is_scored_with_bounds_in_the_stated_units(make_cfg, compose_
         assert key in metrics, key
     # IWAE tightens with k: single draws are noisy, so only a clear violation would fail
     assert metrics["test/iwae_8_per_timestep"] > per_timestep - 0.5
+    for key, value in saved.items():  # every number's family is named in units, or has a <name>_unit of its own
+        if isinstance(value, (int, float, list)) and key != "checkpoint_iteration":
+            family = key.rsplit("/", 1)[-1]
+            if family == saved["test/critic_distance"]["name"]:
+                continue  # the critic's estimate: its unit is in critic_distance
+            named = next((text for end, text in (("_per_timestep", "per timestep ="), ("_per_sequence", "per sequence ="),
+                                                 ("_bits_per_sample", "*_bits_per_sample")) if family.endswith(end)),
+                         f"{family}:")
+            assert named in saved["units"] or f"test/{family.rsplit('_', 1)[0]}_unit" in saved, key
 
 
 def test_evaluation_refuses_an_unsafe_checkpoint(compose_config, tmp_path):

@@ -267,13 +267,17 @@ class LatentUse:
 
 
 FRAMES_SCORED = "all frames of each utterance, including the first and a zero-padded last frame"
-UNITS = ("nats (per timestep = total / frames; per sequence = mean over utterances); log_jacobian: nats per timestep "
+UNITS = ("nats (per timestep = total / frames; per sequence = mean over utterances); frames: the timesteps "
+         "scored; sequences: the utterances scored; *_bits_per_sample (waveform only): minus the bound in bits per audio sample "
+         "of the z-scored waveform, -(nats per timestep) / (samples per timestep) / ln 2, lower is better; a density's, "
+         "so it can be below 0; log_jacobian: nats per timestep "
          "to add to a bound for the bound on the unnormalised features (bounds_are_on says what they are); "
          "critic_distance: the name and unit of the critic's distance estimate (its value is <split>/<name>, a "
          "mean per sequence, not a bound); "
-         "kl_by_dimension: nats per "
-         "timestep per latent dimension; active_units: dimensions whose posterior mean varies over frames by more "
-         f"than {LatentUse.ACTIVE_VARIANCE}")
+         "kl_by_dimension: nats per timestep per latent dimension; posterior_mean_variance_by_dimension: the variance "
+         "over frames of each dimension's posterior mean (latent units squared); active_units: dimensions whose "
+         f"posterior mean varies over frames by more than {LatentUse.ACTIVE_VARIANCE}; speech_quality_seconds: wall "
+         "seconds spent scoring the reconstructions (each speech-quality measure gives its own <name>_unit)")
 
 
 def evaluate(cfg: DictConfig) -> dict:

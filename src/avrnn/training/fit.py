@@ -32,7 +32,7 @@ from avrnn.training import denormals, lightning_noise, trainer_settings
 from avrnn.training.callbacks import (DenormalPolicy, PriorAudioSamples, RandomState, SaveEveryMinutes, StoreConfig,
                                       progress_bar)
 from avrnn.models.vrnn import VRNNConfig
-from avrnn.training.module import AVRNNModule
+from avrnn.training.module import PROGRESS_BAR_ELBO, AVRNNModule
 from avrnn.training.phases import batches_per_iteration
 from avrnn.training.progress_lines import ProgressLines
 from avrnn.training import run_folder
@@ -140,7 +140,7 @@ def cluster_plugins() -> list:
     return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
 
 
-METRICS_UNITS = ("nats per timestep: *_per_timestep, train/elbo, log_jacobian; nats: js_divergence, and critic_loss, "
+METRICS_UNITS = ("nats per timestep: *_per_timestep, log_jacobian; nats: js_divergence, and critic_loss, "
                  "adversarial_loss under critic=gan; the critic's own scale: wasserstein, and critic_loss, "
                  "adversarial_loss, gradient_penalty under the WGAN critics; critic_distance: the name and unit of "
                  "the critic's distance estimate (its objective's own, where it is a user's; a mean over sequences); L2 norms: grad_norm/<phase>/<block> "
@@ -258,7 +258,8 @@ def _train(cfg: DictConfig, callbacks: Sequence[pl.Callback], signals: StopSigna
         if ckpt_path is not None:  # in its own folder its checkpoints are expected; elsewhere Lightning says so
             lightning_noise.resuming(own_folder=Path(ckpt_path).resolve().parent == output_dir / "checkpoints")
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-    metrics = {key: float(value) for key, value in trainer.callback_metrics.items()}
+    metrics = {key: float(value) for key, value in trainer.callback_metrics.items()
+               if key != PROGRESS_BAR_ELBO}  # the progress bar's copy of train/elbo_per_timestep
     best_score = trainer.checkpoint_callback.best_model_score
     if best_score is not None:
         metrics[BEST] = float(best_score)

@@ -25,6 +25,7 @@ from avrnn.training.step_guard import NonFiniteGuard, TrainingFault, guarded_ste
 from avrnn.training.step_sizes import StepSizes
 
 __all__ = ["AVRNNModule", "TrainingFault"]
+PROGRESS_BAR_ELBO = "train/elbo"  # the progress bar's name for train/elbo_per_timestep, logged to no logger
 
 
 class AVRNNModule(pl.LightningModule):
@@ -149,7 +150,7 @@ class AVRNNModule(pl.LightningModule):
     def _log_iteration(self, logs: dict, optimizers: dict, frames: int) -> None:
         sync = self.trainer.world_size > 1  # DDP: log the mean over processes
         self.log_dict({f"train/{k}": v for k, v in logs.items()}, batch_size=frames, prog_bar=False, sync_dist=sync)
-        self.log("train/elbo", logs["elbo_per_timestep"], prog_bar=True, batch_size=frames, logger=False,
+        self.log(PROGRESS_BAR_ELBO, logs["elbo_per_timestep"], prog_bar=True, batch_size=frames, logger=False,
                  sync_dist=sync)
         self.log_dict({f"lr/{phase}": opt.param_groups[0]["lr"] for phase, opt in optimizers.items()},
                       batch_size=frames)
