@@ -293,3 +293,17 @@ def test_a_stop_that_comes_while_a_run_is_being_started_still_reaches_it_once(tm
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
     assert seen.read_text().split() == ["TERM"]
+
+
+def test_every_table_of_the_spectrogram_section_of_results_md_is_the_report_of_runs_csv():
+    """docs/results.md promises that one command prints its spectrogram tables: a hand edit, a row left
+    out or a change to the report shows here."""
+    import io
+    root = SCRIPT.parents[2]
+    printed = io.StringIO()
+    load().report(root / "docs" / "spectrogram-study" / "runs.csv", out=printed)
+    tables = [block for block in printed.getvalue().split("\n\n") if block.startswith("|")]
+    section = (root / "docs" / "results.md").read_text().split("## The spectrogram representation")[1]
+    assert len(tables) == 6  # per corpus: the rate grid, the runs at the picked rates, the paired differences
+    for table in tables:
+        assert table.strip() in section, table.splitlines()[0]
