@@ -1,6 +1,7 @@
 """src/evaluate.py: a trained checkpoint scored with ELBO, IWAE-k and FIVO-k into metrics.json."""
 
 import json
+import re
 
 import pytest
 
@@ -26,15 +27,43 @@ def test_checkpoint_is_scored_with_bounds_in_the_stated_units(make_cfg, compose_
         assert key in metrics, key
     # IWAE tightens with k: single draws are noisy, so only a clear violation would fail
     assert metrics["test/iwae_8_per_timestep"] > per_timestep - 0.5
-    for key, value in saved.items():  # every number's family is named in units, or has a <name>_unit of its own
-        if isinstance(value, (int, float, list)) and key != "checkpoint_iteration":
-            family = key.rsplit("/", 1)[-1]
-            if family == saved["test/critic_distance"]["name"]:
-                continue  # the critic's estimate: its unit is in critic_distance
-            named = next((text for end, text in (("_per_timestep", "per timestep ="), ("_per_sequence", "per sequence ="),
-                                                 ("_bits_per_sample", "*_bits_per_sample")) if family.endswith(end)),
-                         f"{family}:")
-            assert named in saved["units"] or f"test/{family.rsplit('_', 1)[0]}_unit" in saved, key
+    assert_every_number_is_named_in_units(saved)
+
+
+def named_in_units(units: str) -> set[str]:
+    """The key families a units string names: each "; "-separated entry's names before its ":"."""
+    names = set()
+    for entry in units.split("; "):
+        head = re.sub(r" \(.*?\)", "", entry.split(":", 1)[0])
+        names.update(head.split(", "))
+    return names
+
+
+def assert_every_number_is_named_in_units(saved: dict) -> None:
+    named = named_in_units(saved["units"])
+    measures = {key.removesuffix("_unit").split("/")[-1] for key in saved if key.endswith("_unit")}
+    for key, value in saved.items():
+        if not isinstance(value, (int, float, list)) or key == "checkpoint_iteration":
+            continue
+        family = key.rsplit("/", 1)[-1]
+        if family == saved["test/critic_distance"]["name"]:
+            continue  # the critic's estimate: its name and unit are critic_distance's
+        suffix = next((end for end in ("_per_timestep", "_per_sequence", "_bits_per_sample") if family.endswith(end)),
+                      None)
+        measure = next((m for m in measures if family.startswith(m + "_")), None)
+        generic = (f"*{suffix}" if suffix else
+                   f"<measure>{family.removeprefix(measure)}" if measure else family)
+        assert generic in named, key
+
+
+def test_the_units_check_refuses_a_number_it_does_not_name():
+    saved = {"units": "kl_by_dimension: nats; speech_quality_seconds: s; <measure>_mean: in <measure>_unit",
+             "test/critic_distance": {"name": "wasserstein"}, "test/si_sdr_unit": "dB", "test/si_sdr_mean": 1.0,
+             "test/kl_by_dimension": [0.5], "test/wasserstein": 0.1, "test/speech_quality_seconds": 1.0}
+    assert_every_number_is_named_in_units(saved)
+    for unnamed in ("test/dimension", "test/seconds", "test/si_sdr_whatever", "test/elbo_per_timestep"):
+        with pytest.raises(AssertionError, match=unnamed):
+            assert_every_number_is_named_in_units({**saved, unnamed: 1.0})
 
 
 def test_evaluation_refuses_an_unsafe_checkpoint(compose_config, tmp_path):

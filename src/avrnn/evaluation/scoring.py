@@ -267,17 +267,19 @@ class LatentUse:
 
 
 FRAMES_SCORED = "all frames of each utterance, including the first and a zero-padded last frame"
-UNITS = ("nats (per timestep = total / frames; per sequence = mean over utterances); frames: the timesteps "
-         "scored; sequences: the utterances scored; *_bits_per_sample (waveform only): minus the bound in bits per audio sample "
-         "of the z-scored waveform, -(nats per timestep) / (samples per timestep) / ln 2, lower is better; a density's, "
-         "so it can be below 0; log_jacobian: nats per timestep "
-         "to add to a bound for the bound on the unnormalised features (bounds_are_on says what they are); "
-         "critic_distance: the name and unit of the critic's distance estimate (its value is <split>/<name>, a "
-         "mean per sequence, not a bound); "
-         "kl_by_dimension: nats per timestep per latent dimension; posterior_mean_variance_by_dimension: the variance "
-         "over frames of each dimension's posterior mean (latent units squared); active_units: dimensions whose "
-         f"posterior mean varies over frames by more than {LatentUse.ACTIVE_VARIANCE}; speech_quality_seconds: wall "
-         "seconds spent scoring the reconstructions (each speech-quality measure gives its own <name>_unit)")
+UNITS = ("*_per_timestep: nats per timestep (the total over the split / its frames); *_per_sequence: nats per "
+         "sequence (the mean over utterances); *_bits_per_sample (waveform only): minus the bound in bits per audio "
+         "sample of the z-scored waveform, -(nats per timestep) / (samples per timestep) / ln 2, lower is better "
+         "(a density's, so it can be below 0); frames: the timesteps scored; sequences: the utterances scored; "
+         "log_jacobian: nats per timestep to add to a bound for the bound on the unnormalised features "
+         "(bounds_are_on says what they are); critic_distance: the name and unit of the critic's distance estimate "
+         "(its value is <split>/<name>, a mean per sequence, not a bound); kl_by_dimension: nats per timestep per "
+         "latent dimension; posterior_mean_variance_by_dimension: the variance over frames of each dimension's "
+         "posterior mean (latent units squared); active_units: dimensions whose posterior mean varies over frames "
+         f"by more than {LatentUse.ACTIVE_VARIANCE}; <measure>_mean, <measure>_std: a speech-quality measure of the "
+         "reconstructions (si_sdr, pesq, estoi) over utterances, in <measure>_unit; <measure>_utterances, "
+         "<measure>_skipped: the utterances it scored and those it left out; speech_quality_seconds: wall seconds "
+         "spent reconstructing, decoding and scoring them")
 
 
 def evaluate(cfg: DictConfig) -> dict:
