@@ -146,7 +146,8 @@ METRICS_UNITS = ("nats per timestep: *_per_timestep, log_jacobian; nats: js_dive
                  "the critic's distance estimate (its objective's own, where it is a user's; a mean over sequences); L2 norms: grad_norm/<phase>/<block> "
                  "(its gradient), update_norm (its optimizer step); lr/<phase>: learning rates; kl_weight: the KL "
                  "term's weight (0 to 1); faults/: counts of skipped steps; iteration, iterations, "
-                 "test_checkpoint_iteration: training iterations")
+                 "test_checkpoint_iteration: training iterations; train/*: the last iteration's values; val/*: the "
+                 "last validation's (val/best_*: the best checkpoint's)")
 
 
 def check_launch(trainer: pl.Trainer) -> None:
