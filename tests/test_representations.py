@@ -64,24 +64,32 @@ def test_dropping_the_last_partial_frame_decodes_what_the_frames_hold():
     assert decoded.shape == (400,) and snr_db(wave[:400], decoded) >= 60
 
 
-def test_the_power_spectrogram_equals_an_independent_dft_of_sine_windowed_reflect_padded_frames():
-    """The benchmark's settings by hand (numpy): frames centred on t * hop of the signal reflect-padded by
-    n_fft / 2, windowed by sin(pi (n + 1/2) / N), |rfft|^2, divided by the training split's mean power."""
-    n_fft, hop = 256, 64
+# the benchmark's settings, then a hop that is not the window's quarter (torch.stft's default), zero padding,
+# and uncentred frames
+@pytest.mark.parametrize("hop,pad_mode,center", [(64, "reflect", True), (100, "constant", True), (100, "reflect", False)])
+def test_the_power_spectrogram_equals_an_independent_dft_of_sine_windowed_frames(hop, pad_mode, center):
+    """By hand (numpy): frames on t * hop of the signal (centred: padded by n_fft / 2 as pad_mode says),
+    windowed by sin(pi (n + 1/2) / N), |rfft|^2, divided by the training split's mean power; the original's
+    phase gives the waveform back at the same settings."""
+    n_fft = 256
     wave, train = speech_like(1000), [speech_like(3000, seed=1), speech_like(1700, seed=2)]
-    representation = build(STFT)
+    representation = build({**STFT, "hop": hop, "representation": {**STFT["representation"], "pad_mode": pad_mode,
+                                                                   "center": center}})
     representation.fit(train)
 
     def power(signal):
-        padded = np.pad(signal.astype(np.float64), n_fft // 2, mode="reflect")
+        padded = np.pad(signal.astype(np.float64), n_fft // 2 if center else 0, mode=pad_mode)
         window = np.sin(np.pi * (np.arange(n_fft) + 0.5) / n_fft)
-        frames = np.stack([padded[t * hop:t * hop + n_fft] for t in range(1 + len(signal) // hop)])
+        frames = np.stack([padded[t * hop:t * hop + n_fft] for t in range(1 + (len(padded) - n_fft) // hop)])
         return np.abs(np.fft.rfft(frames * window, axis=1)) ** 2
 
     scale = np.concatenate([power(w).ravel() for w in train]).mean()
     assert representation.statistics["scale"] == pytest.approx(scale, rel=1e-6)
     np.testing.assert_allclose(representation.encode(wave).numpy(), power(wave) / scale, rtol=1e-4, atol=1e-6)
     assert representation.log_jacobian_per_timestep() == pytest.approx(-129 * math.log(scale))
+    covered = wave if center else wave[:(len(power(wave)) - 1) * hop + n_fft]  # uncentred: whole windows only
+    decoded = representation.decode(representation.encode(covered), covered)
+    assert snr_db(covered, decoded) >= 60
 
 
 def test_the_waveform_statistics_are_the_training_splits_mean_and_std():
@@ -106,8 +114,49 @@ def test_prior_samples_are_rebuilt_by_griffin_lim_to_the_length_their_frames_cov
     features = representation.encode(speech_like(4000, seed=3))
     wave = representation.decode(features)
     assert wave.shape == ((len(features) - 1) * 64,) and np.isfinite(wave).all() and np.abs(wave).max() <= 1
-    assert "Griffin-Lim" in representation.decoded_how(with_original=False)
+    assert representation.decoded_how(with_original=False) == ("the predicted power with a phase estimated by "
+                                                                "Griffin-Lim (32 iterations; prior samples have no "
+                                                                "phase)")
     assert "original's phase" in representation.decoded_how(with_original=True)
+
+
+def test_griffin_lim_rebuilds_a_waveform_whose_spectrogram_is_the_one_asked_for_the_same_each_time():
+    representation = build({**STFT, "hop": 100})
+    representation.fit([speech_like(4000)])
+    features = representation.encode(speech_like(4000, seed=3))
+    wave = representation.decode(features)
+    assert np.array_equal(wave, representation.decode(features))  # no random initial phase
+    rebuilt = representation.encode(wave)[:len(features) - 1]  # the last frame covers samples past the end
+    target = features[:len(features) - 1]
+    convergence = float((rebuilt.sqrt() - target.sqrt()).norm() / target.sqrt().norm())  # spectral convergence
+    assert convergence < 0.35
+
+
+def test_decoded_audio_is_clipped_to_full_scale_at_both_ends():
+    representation = build(STFT)
+    loud = 1.5 * np.sin(2 * np.pi * 140 * np.arange(4000) / 16000).astype(np.float32)
+    representation.fit([loud])
+    decoded = representation.decode(representation.encode(loud), loud)
+    assert decoded.max() == 1.0 and decoded.min() == -1.0 and decoded.dtype == np.float32
+
+
+def test_the_scale_is_fitted_on_something_or_refused():
+    representation = build(STFT)
+    with pytest.raises(DataError, match="^cannot fit the spectrogram's scale on an empty training split$"):
+        representation.fit([])
+    representation.use({"scale": 0.5}, "given")  # any finite positive scale, below 1 too
+    with pytest.raises(DataError, match=r"^the spectrogram's scale from a test is unusable \(0; it must be finite "
+                                        r"and positive\): the training audio is silent or corrupt; check the files "
+                                        r"or retrain$"):
+        representation.use({"scale": 0.0}, "from a test")
+
+
+def test_the_edges_of_what_a_spectrogram_accepts_are_accepted():
+    from avrnn.data.options import DataOptions
+
+    for representation in ({"name": "stft", "griffin_lim_iterations": 1}, {"name": "stft", "trim_top_db": 0.5}):
+        DataOptions.from_dict({"root": "/nowhere", "frame_size": 256, "hop": 256, "representation": representation}).check()
+    build({"frame_size": 256, "hop": 256, "representation": {"name": "stft"}})  # a hop of the whole window
 
 
 def test_features_of_another_length_cannot_take_an_originals_phase():
@@ -135,6 +184,11 @@ def test_silence_is_trimmed_where_asked_and_kept_otherwise():
     # librosa's trim: RMS of 2048-sample frames every 512 samples; every sample of the speech kept
     assert 3000 <= len(trimmed) <= 3000 + 2048 + 512
     assert np.sum(trimmed.astype(np.float64) ** 2) == pytest.approx(np.sum(wave.astype(np.float64) ** 2))
+    # the threshold asked for, not librosa's default (60 dB): a lead 40 dB below the speech goes at 30 dB, stays at 50
+    quiet = np.concatenate([0.01 * speech_like(4000, seed=4), speech_like(3000)])
+    at = {db: len(build({**STFT, "representation": {"name": "stft", "trim_top_db": db}}).prepare(quiet))
+          for db in (30, 50)}
+    assert at[30] < len(quiet) - 2048 and at[50] == len(quiet)
 
 
 @pytest.mark.parametrize("options,message", [
@@ -153,11 +207,20 @@ def test_silence_is_trimmed_where_asked_and_kept_otherwise():
                                                                r"allowed; choose one of sine, hann$"),
     ({"representation": {"name": "stft", "trim_top_db": 0}}, r"^data.representation.trim_top_db must be positive"),
     ({"frame_size": 256, "hop": 512, "representation": {"name": "stft"}},
-     r"^data.hop=512 is longer than the window, data.frame_size=256: .*use a hop of at most the window"),
+     r"^data.hop=512 is longer than the window, data.frame_size=256: samples between windows would be lost and no "
+     r"waveform rebuilt; use a hop of at most the window$"),
+    ({"representation": {"name": "stft", "pad_mode": "zeros"}}, r"^data.representation.pad_mode='zeros' is not "
+                                                                r"allowed; choose one of reflect, constant, "
+                                                                r"replicate, circular$"),
+    ({"representation": {"name": "stft", "griffin_lim_iterations": 0}},
+     r"^data.representation.griffin_lim_iterations must be a positive integer, got 0$"),
     ({"frame_size": 256, "hop": 64, "representation": {"name": "stft", "window": "hann", "center": False}},
-     r"^data.representation.window=hann is zero at its edge, so with data.representation.center=false"),
+     r"^data.representation.window=hann is zero at its edge, so with data.representation.center=false the first "
+     r"sample is in no frame and no waveform can be rebuilt; use center=true or window=sine$"),
     ({"frame_size": 256, "hop": 64, "last_frame": "drop", "representation": {"name": "stft"}},
-     r"^data.last_frame=drop applies to waveform frames; .*: drop data.last_frame$"),
+     r"^data.last_frame=drop applies to waveform frames; the spectrogram's edges are set by "
+     r"data.representation.center \(true: every sample is in a frame; false: samples after the last whole window "
+     r"are in none\): drop data.last_frame$"),
 ])
 def test_a_representation_that_cannot_work_is_refused_in_one_line(options, message):
     from avrnn.data.options import DataOptions
