@@ -142,6 +142,11 @@ def test_decoded_audio_is_clipped_to_full_scale_at_both_ends():
 
 def test_the_scale_is_fitted_on_something_or_refused():
     representation = build(STFT)
+    with pytest.raises(RuntimeError, match="^the stft representation has no statistics yet: fit it on the training "
+                                           "split or give a checkpoint's$"):
+        representation.encode(speech_like(1000))
+    with pytest.raises(DataError, match=r"^the spectrogram's scale fitted on the training split is unusable \(0;"):
+        representation.fit([np.zeros(1000, dtype=np.float32)])  # silent audio
     with pytest.raises(DataError, match="^cannot fit the spectrogram's scale on an empty training split$"):
         representation.fit([])
     representation.use({"scale": 0.5}, "given")  # any finite positive scale, below 1 too
