@@ -250,6 +250,10 @@ def test_statistics_of_another_representation_are_refused_by_name():
     with pytest.raises(DataError, match=r"^the stft representation's statistics stored in x lack scale \(they hold "
                                         r"mean, std\)"):
         build(STFT).use({"mean": 0.0, "std": 1.0}, "stored in x")
+    with pytest.raises(DataError, match=r"^the waveform representation's statistics stored in y lack mean, std \(they "
+                                        r"hold nothing\): written for another representation; use the data config it "
+                                        r"was written with, or retrain$"):
+        build(WAVEFORM).use({}, "stored in y")
     with pytest.raises(DataError, match="scale given is unusable"):
         build(STFT, {"scale": 0.0})
 
