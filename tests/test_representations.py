@@ -473,3 +473,35 @@ def test_the_earlier_version_overlap_mark_cannot_train(make_cfg):
 
     with pytest.raises(ConfigError, match="marks checkpoints of earlier versions"):
         validate(make_cfg("data.hop=100", "+data.representation.earlier_version_overlap=true"))
+
+
+def test_the_earlier_version_overlap_warns_in_full_and_only_where_frames_overlap(caplog):
+    from avrnn.data.representations import of_earlier_version
+
+    for hop, warned in ((150, True), (200, False)):
+        earlier = {"frame_size": 200, "hop": hop}
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="avrnn.data.representations.waveform"):
+            build({**earlier, "representation": {**of_earlier_version(earlier), "earlier_version_overlap": True}})
+        expected = ([f"waveform frames of 200 samples every {hop}: a checkpoint of an earlier version, which accepted "
+                     "overlapping frames; it evaluates, but its bounds count the overlapping samples more than once "
+                     f"(and its reconstructions keep each frame's first {hop} samples)"] if warned else [])
+        assert [r.getMessage() for r in caplog.records] == expected
+
+
+def test_waveform_frames_decode_clipped_to_full_scale_in_float32_and_say_how():
+    loud = 1.5 * np.sin(2 * np.pi * 140 * np.arange(1000) / 16000).astype(np.float32)
+    representation = build(WAVEFORM, {"mean": 0.0, "std": 1.0})
+    features = representation.encode(loud)
+    for decoded in (representation.decode(features, loud), representation.decode(features)):
+        assert decoded.max() == 1.0 and decoded.min() == -1.0 and decoded.dtype == np.float32
+    assert representation.decoded_how(with_original=True) == "the frames one after another, de-normalised"
+
+
+def test_a_representation_built_without_settings_takes_its_defaults_and_names_where_bad_statistics_came_from():
+    from avrnn.data.representations.stft import PowerSpectrogram, StftSettings
+    from avrnn.data.representations.waveform import Waveform
+
+    assert PowerSpectrogram(256, 64, "pad").settings == StftSettings()
+    with pytest.raises(DataError, match=r"^normalisation statistics given are unusable \(mean 0, std 0;"):
+        Waveform(200, None, "pad", statistics={"mean": 0.0, "std": 0.0})
