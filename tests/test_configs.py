@@ -175,4 +175,4 @@ def test_threads_that_would_wait_for_busy_cores_get_one_warning_with_the_number_
         assert line is None
     else:
         assert line.startswith(f"this machine is busy (load average {load:.1f} on {cores} cores) and torch computes on "
-                               f"{threads} threads: ") and line.endswith(expected)
+                               f"{threads} threads: ") and line.endswith(f"{expected} (through make: ARGS='{expected[4:]}')")

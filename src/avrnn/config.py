@@ -309,7 +309,8 @@ def thread_contention(threads: int, cores: int, load: float) -> str | None:
         return None
     return (f"this machine is busy (load average {load:.1f} on {counted(cores, 'core')}) and torch computes on "
             f"{counted(threads, 'thread')}: threads that wait for cores other processes hold run several times slower "
-            f"(12x measured on 2 busy cores); set num_threads={max(1, int(idle))}")
+            f"(12x measured on 2 busy cores); set num_threads={max(1, int(idle))} (through make: "
+            f"ARGS='num_threads={max(1, int(idle))}')")
 
 
 def check_choices(model, critic) -> None:
