@@ -466,6 +466,7 @@ def test_overlapping_frames_of_an_earlier_version_decode_to_the_waveform_they_we
     frames = old.encode(wave)
     assert frames.shape == (7, 200)  # 0, 150, ..., 900: the last one padded
     np.testing.assert_allclose(old.decode(frames, wave), np.clip(wave, -1, 1), atol=1e-6)
+    assert old.decode(torch.zeros(0, 200)).shape == (0,)  # no frames (an utterance shorter than one): no audio
 
 
 def test_the_earlier_version_overlap_mark_cannot_train(make_cfg):
