@@ -10,6 +10,7 @@ import contextlib
 import importlib.util
 import io
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -74,6 +75,21 @@ class CliResult:
     def last_line(self) -> str:
         lines = [line for line in self.stderr.splitlines() if line.strip()]
         return lines[-1] if lines else ""
+
+
+def units_names(units: str) -> set[str]:
+    """The key families a metrics.json units string names: each "; "-separated entry's names before its ":"
+    (a parenthesis there is a qualifier, not a name)."""
+    names = set()
+    for entry in units.split("; "):
+        head = re.sub(r" \(.*?\)", "", entry.split(":", 1)[0])
+        names.update(head.split(", "))
+    return names
+
+
+@pytest.fixture(scope="session")
+def named_in_units():
+    return units_names
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,6 @@
 """src/evaluate.py: a trained checkpoint scored with ELBO, IWAE-k and FIVO-k into metrics.json."""
 
 import json
-import re
 
 import pytest
 
@@ -10,7 +9,7 @@ from avrnn.evaluation.scoring import evaluate
 from avrnn.training.fit import train
 
 
-def test_checkpoint_is_scored_with_bounds_in_the_stated_units(make_cfg, compose_config, tmp_path):
+def test_checkpoint_is_scored_with_bounds_in_the_stated_units(make_cfg, compose_config, tmp_path, named_in_units):
     run = tmp_path / "run"
     train(make_cfg(f"paths.output_dir={run}", "training.max_iterations=2"))
     out = tmp_path / "eval"
@@ -27,19 +26,10 @@ def test_checkpoint_is_scored_with_bounds_in_the_stated_units(make_cfg, compose_
         assert key in metrics, key
     # IWAE tightens with k: single draws are noisy, so only a clear violation would fail
     assert metrics["test/iwae_8_per_timestep"] > per_timestep - 0.5
-    assert_every_number_is_named_in_units(saved)
+    assert_every_number_is_named_in_units(saved, named_in_units)
 
 
-def named_in_units(units: str) -> set[str]:
-    """The key families a units string names: each "; "-separated entry's names before its ":"."""
-    names = set()
-    for entry in units.split("; "):
-        head = re.sub(r" \(.*?\)", "", entry.split(":", 1)[0])
-        names.update(head.split(", "))
-    return names
-
-
-def assert_every_number_is_named_in_units(saved: dict) -> None:
+def assert_every_number_is_named_in_units(saved: dict, named_in_units) -> None:
     named = named_in_units(saved["units"])
     measures = {key.removesuffix("_unit").split("/")[-1] for key in saved if key.endswith("_unit")}
     for key, value in saved.items():
@@ -56,14 +46,14 @@ def assert_every_number_is_named_in_units(saved: dict) -> None:
         assert generic in named, key
 
 
-def test_the_units_check_refuses_a_number_it_does_not_name():
+def test_the_units_check_refuses_a_number_it_does_not_name(named_in_units):
     saved = {"units": "kl_by_dimension: nats; speech_quality_seconds: s; <measure>_mean: in <measure>_unit",
              "test/critic_distance": {"name": "wasserstein"}, "test/si_sdr_unit": "dB", "test/si_sdr_mean": 1.0,
              "test/kl_by_dimension": [0.5], "test/wasserstein": 0.1, "test/speech_quality_seconds": 1.0}
-    assert_every_number_is_named_in_units(saved)
+    assert_every_number_is_named_in_units(saved, named_in_units)
     for unnamed in ("test/dimension", "test/seconds", "test/si_sdr_whatever", "test/elbo_per_timestep"):
         with pytest.raises(AssertionError, match=unnamed):
-            assert_every_number_is_named_in_units({**saved, unnamed: 1.0})
+            assert_every_number_is_named_in_units({**saved, unnamed: 1.0}, named_in_units)
 
 
 def test_evaluation_refuses_an_unsafe_checkpoint(compose_config, tmp_path):

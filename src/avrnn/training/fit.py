@@ -140,14 +140,17 @@ def cluster_plugins() -> list:
     return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
 
 
-METRICS_UNITS = ("nats per timestep: *_per_timestep, log_jacobian; nats: js_divergence, and critic_loss, "
-                 "adversarial_loss under critic=gan; the critic's own scale: wasserstein, and critic_loss, "
-                 "adversarial_loss, gradient_penalty under the WGAN critics; critic_distance: the name and unit of "
-                 "the critic's distance estimate (its objective's own, where it is a user's; a mean over sequences); L2 norms: grad_norm/<phase>/<block> "
-                 "(its gradient), update_norm (its optimizer step); lr/<phase>: learning rates; kl_weight: the KL "
-                 "term's weight (0 to 1); faults/: counts of skipped steps; iteration, iterations, "
-                 "test_checkpoint_iteration: training iterations; train/*: the last iteration's values; val/*: the "
-                 "last validation's (val/best_*: the best checkpoint's)")
+METRICS_UNITS = ("*_per_timestep: nats per timestep (train/: the last iteration's; val/: the last validation's; "
+                 "val/best_*: the best checkpoint's; test/: the tested checkpoint's); log_jacobian: nats per timestep "
+                 "to add to a bound for the bound on the unnormalised features (bounds_are_on says what they are); "
+                 "js_divergence: nats; critic_loss, adversarial_loss: nats under critic=gan, the critic's own scale "
+                 "under the WGAN critics; wasserstein, gradient_penalty: the critic's own scale; critic_distance: the "
+                 "name and unit of the critic's distance estimate (its objective's own, where it is a user's; a mean "
+                 "over sequences); grad_norm/<phase>/<block>: the L2 norm of the block's gradient in that phase; "
+                 "update_norm/<phase>/<block>: the L2 norm of its optimizer step; lr/<phase>: the phase's learning "
+                 "rate; kl_weight: the KL term's weight (0 to 1); faults/skipped_<phase>_steps: steps skipped for a "
+                 "non-finite loss or gradient; iteration, iterations: the training iterations done; "
+                 "test_checkpoint_iteration: the iteration of the checkpoint tested")
 
 
 def check_launch(trainer: pl.Trainer) -> None:
