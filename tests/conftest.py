@@ -78,12 +78,11 @@ class CliResult:
 
 
 def units_names(units: str) -> set[str]:
-    """The key families a metrics.json units string names: each "; "-separated entry's names before its ":"
-    (a parenthesis there is a qualifier, not a name)."""
+    """The key families a metrics.json units string names: the names before the ":" of each "; "-separated
+    entry, parentheses (qualifiers, which may hold "; " themselves) left out."""
     names = set()
-    for entry in units.split("; "):
-        head = re.sub(r" \(.*?\)", "", entry.split(":", 1)[0])
-        names.update(head.split(", "))
+    for entry in re.sub(r" ?\([^()]*\)", "", units).split("; "):
+        names.update(entry.split(":", 1)[0].split(", "))
     return names
 
 
