@@ -86,9 +86,18 @@ def units_names(units: str) -> set[str]:
     return names
 
 
+def check_units_name_every_number(saved: dict, family_of) -> None:
+    """AssertionError naming the first number of a metrics.json (`saved`) whose family, `family_of(key,
+    saved)` (None: not checked), its units string does not name."""
+    named = units_names(saved["units"])
+    for key, value in saved.items():
+        family = family_of(key, saved) if isinstance(value, (int, float, list)) else None
+        assert family is None or family in named, key
+
+
 @pytest.fixture(scope="session")
-def named_in_units():
-    return units_names
+def units_check():
+    return check_units_name_every_number
 
 
 @pytest.fixture(scope="session")
